@@ -1,0 +1,204 @@
+// Package appliance is the box as a whole: it loads the settings, owns the
+// store and the chat core, starts and stops the services in order, holds
+// the box's state (booting, ready, degraded, pairing, shutting down) and
+// publishes events that hw and webadmin observe.
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"chatbox/services/chat"
+	"chatbox/services/store"
+)
+
+// DBFile is the database's name inside the data directory.
+const DBFile = "chatbox.db"
+
+// Options open a Box.
+type Options struct {
+	Config     Config
+	ConfigPath string // the settings file in use, "" for built-in defaults
+	Log        *slog.Logger
+	Now        func() time.Time
+	// Services run after the built-in ones, in order (tests, extensions).
+	Services []Service
+}
+
+// Box is a running chatbox.
+type Box struct {
+	cfg        Config
+	configPath string
+	log        *slog.Logger
+	hub        *hub
+	sup        *supervisor
+	lock       *dirLock
+	store      *store.Store
+	core       *chat.Core
+	tls        *BoxTLS
+	services   []Service
+	started    time.Time
+	stopEvents func()
+}
+
+// Open prepares the box: data directory, lock, certificate, store, core,
+// default rooms. Nothing listens until Run.
+func Open(ctx context.Context, o Options) (*Box, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	b := &Box{cfg: o.Config, configPath: o.ConfigPath, log: o.Log, hub: newHub(o.Now), started: o.Now()}
+	b.sup = newSupervisor(o.Log, b.hub)
+	dir := o.Config.DataDir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory %s: %w (choose another with --data)", dir, err)
+	}
+	lock, err := lockDataDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	b.lock = lock
+	ok := false
+	defer func() {
+		if !ok {
+			b.closeStore()
+			b.lock.Unlock()
+		}
+	}()
+	if o.Config.TLS.CertFile != "" {
+		b.tls, err = LoadTLSFiles(o.Config.TLS.CertFile, o.Config.TLS.KeyFile)
+	} else {
+		b.tls, err = LoadOrCreateTLS(filepath.Join(dir, "tls"), o.Config.Domain, o.Config.TLS.ExtraNames, o.Now(), o.Log)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.log.Info("certificate authority", "sha256", b.tls.CAFingerprint)
+	b.store, b.core, err = OpenCore(ctx, o.Config, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range o.Config.Rooms.Default {
+		err := b.core.CreateRoom(ctx, name, "", chat.DefaultRoomSettings())
+		if err != nil && !errors.Is(err, chat.ErrExists) {
+			return nil, fmt.Errorf("create default room %q: %w", name, err)
+		}
+	}
+	b.services = append(b.builtinServices(), o.Services...)
+	ok = true
+	return b, nil
+}
+
+// OpenCore opens the store in cfg's data directory and a chat core over it,
+// without taking the box's lock: the command-line tools use it while the
+// server runs (SQLite arbitrates).
+func OpenCore(ctx context.Context, cfg Config, log *slog.Logger) (*store.Store, *chat.Core, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create data directory %s: %w (choose another with --data)", cfg.DataDir, err)
+	}
+	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, DBFile), log)
+	if err != nil {
+		return nil, nil, err
+	}
+	core, err := chat.New(chat.Options{
+		Store: st,
+		Log:   log,
+		Limits: chat.Limits{
+			MessagesPerSecond:     float64(cfg.Limits.MessagesPerSecond),
+			MessageBurst:          cfg.Limits.MessageBurst,
+			FailedLoginsPerMinute: cfg.Limits.FailedLoginsPerMinute,
+			MaxMessageBytes:       cfg.Limits.MaxMessageBytes,
+			SessionsPerAccount:    cfg.Limits.SessionsPerAccount,
+		},
+		UsersMayCreateRooms: cfg.Rooms.UsersMayCreate,
+		DefaultHistory:      cfg.Rooms.DefaultHistory,
+	})
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return st, core, nil
+}
+
+// builtinServices are the services the settings switch on. The doors
+// (IRC, XMPP), mDNS and the web admin register here as they are built.
+func (b *Box) builtinServices() []Service { return nil }
+
+// Core is the chat core.
+func (b *Box) Core() *chat.Core { return b.core }
+
+// TLS is the box's certificate material.
+func (b *Box) TLS() *BoxTLS { return b.tls }
+
+// Config is the settings the box runs with.
+func (b *Box) Config() Config { return b.cfg }
+
+// State is the box's state now.
+func (b *Box) State() State { return b.hub.State() }
+
+// Uptime is how long the box has been open.
+func (b *Box) Uptime() time.Duration { return time.Since(b.started) }
+
+// Subscribe returns the box's events (state changes, service failures and
+// the chat's events) and a function that ends the subscription.
+func (b *Box) Subscribe(buffer int) (<-chan Event, func()) { return b.hub.Subscribe(buffer) }
+
+// Run starts the services in order, reports ready, and runs until ctx is
+// done; then it stops accepting, tells every session the box is going
+// down, stops the services in reverse order and closes the store, all
+// within stopTimeout.
+func (b *Box) Run(ctx context.Context, stopTimeout time.Duration) error {
+	chatEvents, stop := b.core.Events().Subscribe(256)
+	b.stopEvents = stop
+	go func() {
+		for ev := range chatEvents {
+			b.hub.publish(Event{Kind: string(ev.Type), Detail: ev.Room})
+		}
+	}()
+	err := b.sup.start(ctx, b.services)
+	if err == nil {
+		b.hub.setState(StateReady, "")
+		b.log.Info("chatbox ready", "domain", b.cfg.Domain, "data", b.cfg.DataDir, "services", len(b.services))
+		<-ctx.Done()
+	}
+	b.hub.setState(StateShuttingDown, "")
+	b.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+	defer cancel()
+	b.core.Shutdown("the server is shutting down")
+	stopErr := b.sup.stop(sctx)
+	closeErr := b.Close()
+	if err != nil {
+		return err
+	}
+	return errors.Join(stopErr, closeErr)
+}
+
+func (b *Box) closeStore() error {
+	if b.store == nil {
+		return nil
+	}
+	err := b.store.Close()
+	b.store = nil
+	return err
+}
+
+// Close flushes and closes the store and releases the data directory.
+// Run calls it; call it yourself only for a Box that never ran.
+func (b *Box) Close() error {
+	if b.stopEvents != nil {
+		b.stopEvents()
+		b.stopEvents = nil
+	}
+	err := b.closeStore()
+	b.lock.Unlock()
+	return err
+}

@@ -1,0 +1,140 @@
+package appliance
+
+import "time"
+
+// Config is the box's settings: one TOML file, every key documented in
+// chatbox.example.toml at the repository root, defaults built in
+// (Defaults). Listener lists name host:port addresses; an empty list turns
+// that listener off.
+type Config struct {
+	// Domain is the XMPP domain and the name in the certificate.
+	// Default: the host's name + ".local".
+	Domain string `toml:"domain"`
+	// Name is the box's display name (web admin, mDNS instance name).
+	Name string `toml:"name"`
+	// DataDir holds the database, certificates and uploads.
+	// --data and CHATBOX_DATA override it. Default "./chatbox-data".
+	DataDir string `toml:"data_dir"`
+
+	Log          LogConfig          `toml:"log"`
+	TLS          TLSConfig          `toml:"tls"`
+	XMPP         XMPPConfig         `toml:"xmpp"`
+	IRC          IRCConfig          `toml:"irc"`
+	Web          WebConfig          `toml:"web"`
+	Federation   FederationConfig   `toml:"federation"`
+	Registration RegistrationConfig `toml:"registration"`
+	Rooms        RoomsConfig        `toml:"rooms"`
+	Limits       LimitsConfig       `toml:"limits"`
+	History      HistoryConfig      `toml:"history"`
+}
+
+// LogConfig sets logging.
+type LogConfig struct {
+	Level  string `toml:"level"`  // debug, info, warn, error
+	Format string `toml:"format"` // text or json
+}
+
+// TLSConfig chooses the certificate. With CertFile and KeyFile empty the
+// box uses its own CA (made on first start in <data>/tls).
+type TLSConfig struct {
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+	// ExtraNames are more DNS names or IP addresses for the box's own
+	// server certificate.
+	ExtraNames []string `toml:"extra_names"`
+}
+
+// XMPPConfig sets the XMPP client door.
+type XMPPConfig struct {
+	Listen         []string `toml:"listen"`          // c2s with STARTTLS (5222)
+	TLSListen      []string `toml:"tls_listen"`      // c2s direct TLS, XEP-0368 (5223)
+	AllowPlaintext bool     `toml:"allow_plaintext"` // allow c2s without STARTTLS
+	MaxStanzaBytes int      `toml:"max_stanza_bytes"`
+}
+
+// IRCConfig sets the IRC door.
+type IRCConfig struct {
+	TLSListen   []string `toml:"tls_listen"`   // 6697
+	PlainListen []string `toml:"plain_listen"` // 6667
+	MOTD        string   `toml:"motd"`
+}
+
+// WebConfig sets the web admin.
+type WebConfig struct {
+	Listen string `toml:"listen"` // "" turns the web admin off
+	HTTPS  bool   `toml:"https"`
+}
+
+// FederationConfig sets XMPP server-to-server.
+type FederationConfig struct {
+	Enabled bool     `toml:"enabled"`
+	Listen  []string `toml:"listen"` // 5269, used only when Enabled
+}
+
+// RegistrationConfig sets who may create an account.
+type RegistrationConfig struct {
+	Policy        string        `toml:"policy"` // closed, invite or open
+	PairingWindow time.Duration `toml:"pairing_window"`
+}
+
+// RoomsConfig sets rooms.
+type RoomsConfig struct {
+	Default         []string `toml:"default"`          // created at start if missing
+	UsersMayCreate  bool     `toml:"users_may_create"` // joining a missing room creates it
+	DefaultHistory  int      `toml:"default_history"`  // lines sent on join
+	MaxRoomsPerUser int      `toml:"max_rooms_per_user"`
+}
+
+// LimitsConfig bounds every input.
+type LimitsConfig struct {
+	ConnectionsPerAddress int `toml:"connections_per_address"`
+	MessagesPerSecond     int `toml:"messages_per_second"` // per account, sustained
+	MessageBurst          int `toml:"message_burst"`
+	FailedLoginsPerMinute int `toml:"failed_logins_per_minute"` // per address
+	MaxMessageBytes       int `toml:"max_message_bytes"`
+	SessionsPerAccount    int `toml:"sessions_per_account"`
+}
+
+// HistoryConfig sets what is kept.
+type HistoryConfig struct {
+	RetentionDays int `toml:"retention_days"` // 0 keeps everything
+	OfflineMax    int `toml:"offline_max"`    // queued direct messages per account
+}
+
+// Defaults returns the built-in settings for a host called hostname.
+func Defaults(hostname string) Config {
+	return Config{
+		Domain:  defaultDomain(hostname),
+		Name:    "chatbox",
+		DataDir: "chatbox-data",
+		Log:     LogConfig{Level: "info", Format: "text"},
+		XMPP: XMPPConfig{
+			Listen:         []string{"127.0.0.1:5222"},
+			TLSListen:      []string{"127.0.0.1:5223"},
+			MaxStanzaBytes: 256 << 10,
+		},
+		IRC: IRCConfig{
+			TLSListen:   []string{"127.0.0.1:6697"},
+			PlainListen: []string{"127.0.0.1:6667"},
+			MOTD:        "Welcome to chatbox.",
+		},
+		Web:          WebConfig{Listen: "127.0.0.1:8080"},
+		Federation:   FederationConfig{Listen: []string{"127.0.0.1:5269"}},
+		Registration: RegistrationConfig{Policy: "closed", PairingWindow: 5 * time.Minute},
+		Rooms: RoomsConfig{
+			Default:         []string{"general"},
+			UsersMayCreate:  true,
+			DefaultHistory:  20,
+			MaxRoomsPerUser: 50,
+		},
+		Limits: LimitsConfig{
+			ConnectionsPerAddress: 20,
+			MessagesPerSecond:     5,
+			MessageBurst:          20,
+			FailedLoginsPerMinute: 10,
+			MaxMessageBytes:       64 << 10,
+			SessionsPerAccount:    10,
+		},
+		History: HistoryConfig{OfflineMax: 1000},
+	}
+}

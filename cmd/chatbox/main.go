@@ -1,0 +1,436 @@
+// Command chatbox is the whole chat server in a box: run with no command
+// it serves with its settings; its commands manage accounts, rooms,
+// backups and the certificate, also while the server runs.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"chatbox/appliance"
+	"chatbox/services/chat"
+)
+
+// version is set at build time with -ldflags "-X main.version=…"; without
+// it the VCS revision the binary was built from is shown.
+var version = ""
+
+const usage = `chatbox — a private chat server in a box (XMPP and IRC, one set of accounts and rooms)
+
+Usage:
+  chatbox [flags]                    run the server
+  chatbox [flags] user add NAME      create an account (password from stdin)
+  chatbox [flags] user passwd NAME   change an account's password (from stdin)
+  chatbox [flags] user del NAME      delete an account
+  chatbox [flags] user list          list accounts
+  chatbox [flags] room add NAME      create a room (#NAME on IRC, NAME@rooms.<domain> on XMPP)
+  chatbox [flags] room list          list rooms
+  chatbox [flags] backup FILE        write a backup archive (works while the server runs)
+  chatbox [flags] restore FILE       restore a backup (stop the server first)
+  chatbox [flags] tls                print the certificate authority's fingerprint
+  chatbox version                    print the version
+  chatbox check-config FILE          check a settings file and exit
+
+Flags (anywhere on the line):
+  --config FILE      settings file (also CHATBOX_CONFIG; default <data>/chatbox.toml if present)
+  --data DIR         data directory (also CHATBOX_DATA; default ./chatbox-data)
+  --set KEY=VALUE    override one setting for this run, repeatable (e.g. --set web.listen=127.0.0.1:0)
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// globals are the flags every command takes.
+type globals struct {
+	config string
+	data   string
+	sets   []string
+}
+
+// splitFlags pulls the global flags out of args, wherever they stand.
+func splitFlags(args []string) (globals, []string, error) {
+	var g globals
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			rest = append(rest, a)
+			continue
+		}
+		if a == "--" {
+			rest = append(rest, args[i+1:]...)
+			break
+		}
+		switch name {
+		case "config", "data", "set":
+		case "h", "help":
+			return g, nil, errHelp
+		default:
+			return g, nil, fmt.Errorf("unknown flag %s (see chatbox --help)", a)
+		}
+		if !hasVal {
+			if i+1 >= len(args) {
+				return g, nil, fmt.Errorf("flag %s needs a value", a)
+			}
+			i++
+			val = args[i]
+		}
+		switch name {
+		case "config":
+			g.config = val
+		case "data":
+			g.data = val
+		case "set":
+			g.sets = append(g.sets, val)
+		}
+	}
+	return g, rest, nil
+}
+
+var errHelp = errors.New("help")
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	g, rest, err := splitFlags(args)
+	if errors.Is(err, errHelp) {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "chatbox:", err)
+		return 2
+	}
+	cmd := ""
+	if len(rest) > 0 {
+		cmd = rest[0]
+	}
+	switch cmd {
+	case "version":
+		fmt.Fprintln(stdout, "chatbox", versionString())
+		return 0
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "check-config":
+		if len(rest) != 2 {
+			fmt.Fprintln(stderr, "chatbox: usage: chatbox check-config FILE")
+			return 2
+		}
+		if err := appliance.CheckConfigFile(rest[1], hostname()); err != nil {
+			fmt.Fprintln(stderr, "chatbox:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", rest[1])
+		return 0
+	}
+	cfg, cfgPath, err := loadConfig(g)
+	if err != nil {
+		fmt.Fprintln(stderr, "chatbox:", err)
+		return 1
+	}
+	log := newLogger(cfg.Log, stderr)
+	ctx := context.Background()
+	switch cmd {
+	case "", "run":
+		err = serve(ctx, cfg, cfgPath, log)
+	case "user":
+		err = userCmd(ctx, cfg, rest[1:], stdin, stdout, log)
+	case "room":
+		err = roomCmd(ctx, cfg, rest[1:], stdout, log)
+	case "backup":
+		if len(rest) != 2 {
+			return usageErr(stderr, "chatbox backup FILE")
+		}
+		if err = appliance.Backup(ctx, cfg, cfgPath, rest[1], log); err == nil {
+			fmt.Fprintf(stdout, "backup written to %s\n", rest[1])
+		}
+	case "restore":
+		if len(rest) != 2 {
+			return usageErr(stderr, "chatbox restore FILE")
+		}
+		if err = appliance.Restore(ctx, cfg, cfgPath, rest[1], log); err == nil {
+			fmt.Fprintf(stdout, "restored %s into %s\n", rest[1], cfg.DataDir)
+		}
+	case "tls":
+		err = tlsCmd(cfg, stdout, log)
+	default:
+		fmt.Fprintf(stderr, "chatbox: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "chatbox:", err)
+		return 1
+	}
+	return 0
+}
+
+func usageErr(stderr io.Writer, u string) int {
+	fmt.Fprintln(stderr, "chatbox: usage:", u)
+	return 2
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	v := "dev"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v = "dev-" + s.Value[:12]
+			}
+		}
+	}
+	return v
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
+}
+
+// loadConfig finds the settings file and data directory: --config, then
+// CHATBOX_CONFIG, then <data>/chatbox.toml if it exists; --data, then
+// CHATBOX_DATA, then the file's data_dir, then ./chatbox-data.
+func loadConfig(g globals) (appliance.Config, string, error) {
+	path := g.config
+	if path == "" {
+		path = os.Getenv("CHATBOX_CONFIG")
+	}
+	data := g.data
+	if data == "" {
+		data = os.Getenv("CHATBOX_DATA")
+	}
+	if path == "" {
+		dir := data
+		if dir == "" {
+			dir = appliance.Defaults("").DataDir
+		}
+		if p := filepath.Join(dir, "chatbox.toml"); fileExists(p) {
+			path = p
+		}
+	}
+	cfg, err := appliance.Load(path, g.sets, hostname())
+	if err != nil {
+		return cfg, "", err
+	}
+	if data != "" {
+		cfg.DataDir = data
+	}
+	return cfg, path, nil
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+func newLogger(c appliance.LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// stopTimeout bounds a shutdown: services get this long to close their
+// connections politely, within the 10 s a service manager allows.
+const stopTimeout = 8 * time.Second
+
+func serve(ctx context.Context, cfg appliance.Config, cfgPath string, log *slog.Logger) error {
+	log.Info("chatbox starting", "version", versionString(), "config", cmpOr(cfgPath, "(built-in defaults)"), "data", cfg.DataDir)
+	box, err := appliance.Open(ctx, appliance.Options{Config: cfg, ConfigPath: cfgPath, Log: log})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal ends the process at once
+	}()
+	if err := box.Run(ctx, stopTimeout); err != nil {
+		return err
+	}
+	log.Info("chatbox stopped")
+	return nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func tlsCmd(cfg appliance.Config, stdout io.Writer, log *slog.Logger) error {
+	var t *appliance.BoxTLS
+	var err error
+	if cfg.TLS.CertFile != "" {
+		t, err = appliance.LoadTLSFiles(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+	} else {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return err
+		}
+		t, err = appliance.LoadOrCreateTLS(filepath.Join(cfg.DataDir, "tls"), cfg.Domain, cfg.TLS.ExtraNames, time.Now(), log)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "domain:          %s\n", cfg.Domain)
+	fmt.Fprintf(stdout, "CA SHA-256:      %s\n", t.CAFingerprint)
+	if cfg.TLS.CertFile == "" {
+		fmt.Fprintf(stdout, "CA certificate:  %s\n", filepath.Join(cfg.DataDir, "tls", "ca.pem"))
+	}
+	return nil
+}
+
+// readPassword reads a password: from the terminal without echo (asked
+// twice), or the first line of stdin when it is piped.
+func readPassword(stdin io.Reader, stdout io.Writer) (string, error) {
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(stdout, "Password: ")
+		p1, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stdout)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprint(stdout, "Again: ")
+		p2, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stdout)
+		if err != nil {
+			return "", err
+		}
+		if string(p1) != string(p2) {
+			return "", errors.New("the two passwords differ")
+		}
+		return string(p1), nil
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password from stdin: %w", err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("no password on stdin (pipe it in: echo 'secret-pass' | chatbox user add NAME)")
+	}
+	return line, nil
+}
+
+func userCmd(ctx context.Context, cfg appliance.Config, args []string, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
+	if len(args) == 0 {
+		return errors.New("usage: chatbox user add|passwd|del|list [NAME]")
+	}
+	if (args[0] == "list") != (len(args) == 1) || len(args) > 2 {
+		return fmt.Errorf("usage: chatbox user %s", map[bool]string{true: "list", false: args[0] + " NAME"}[args[0] == "list"])
+	}
+	st, core, err := appliance.OpenCore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	switch args[0] {
+	case "list":
+		accts, err := core.Accounts(ctx)
+		if err != nil {
+			return err
+		}
+		for _, a := range accts {
+			admin := ""
+			if a.Admin {
+				admin = "\tadmin"
+			}
+			fmt.Fprintf(stdout, "%s\t%s%s\n", a.Name, a.Created.Local().Format("2006-01-02 15:04"), admin)
+		}
+		return nil
+	case "add", "passwd":
+		name := chat.Fold(args[1])
+		if err := chat.ValidName(name); err != nil {
+			return err
+		}
+		if args[0] == "passwd" {
+			if _, err := core.Account(ctx, name); err != nil {
+				return fmt.Errorf("no account %q (see chatbox user list)", name)
+			}
+		}
+		pw, err := readPassword(stdin, stdout)
+		if err != nil {
+			return err
+		}
+		if args[0] == "add" {
+			if err := core.CreateAccount(ctx, name, pw, false); err != nil {
+				if errors.Is(err, chat.ErrExists) {
+					return fmt.Errorf("account %q already exists (change its password with chatbox user passwd %s)", name, name)
+				}
+				return err
+			}
+			fmt.Fprintf(stdout, "account %s created: %s@%s on XMPP, nick %s on IRC\n", name, name, cfg.Domain, name)
+			return nil
+		}
+		if err := core.SetPassword(ctx, name, pw); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "password of %s changed\n", name)
+		return nil
+	case "del":
+		name := chat.Fold(args[1])
+		if err := core.DeleteAccount(ctx, name); err != nil {
+			if errors.Is(err, chat.ErrNotFound) {
+				return fmt.Errorf("no account %q (see chatbox user list)", name)
+			}
+			return err
+		}
+		fmt.Fprintf(stdout, "account %s deleted, with its direct messages; what it wrote in rooms stays\n", name)
+		return nil
+	}
+	return fmt.Errorf("unknown user command %q: use add, passwd, del or list", args[0])
+}
+
+func roomCmd(ctx context.Context, cfg appliance.Config, args []string, stdout io.Writer, log *slog.Logger) error {
+	if len(args) == 0 || (args[0] == "add" && len(args) != 2) || (args[0] == "list" && len(args) != 1) {
+		return errors.New("usage: chatbox room add NAME | chatbox room list")
+	}
+	st, core, err := appliance.OpenCore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	switch args[0] {
+	case "list":
+		rooms, err := core.Rooms(ctx)
+		if err != nil {
+			return err
+		}
+		for _, r := range rooms {
+			fmt.Fprintf(stdout, "#%s\t%s\n", r.Name, r.Topic)
+		}
+		return nil
+	case "add":
+		name := chat.Fold(strings.TrimPrefix(args[1], "#"))
+		if err := core.CreateRoom(ctx, name, "", chat.DefaultRoomSettings()); err != nil {
+			if errors.Is(err, chat.ErrExists) {
+				return fmt.Errorf("room %q already exists", name)
+			}
+			return err
+		}
+		fmt.Fprintf(stdout, "room created: #%s on IRC, %s@rooms.%s on XMPP\n", name, name, cfg.Domain)
+		return nil
+	}
+	return fmt.Errorf("unknown room command %q: use add or list", args[0])
+}

@@ -1,0 +1,406 @@
+package chat
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Limits bound what one account or address may do.
+type Limits struct {
+	MessagesPerSecond     float64 // per account, sustained
+	MessageBurst          int
+	FailedLoginsPerMinute int // per remote address
+	MaxMessageBytes       int
+	SessionsPerAccount    int
+}
+
+// Options configure a Core.
+type Options struct {
+	Store  Store
+	Log    *slog.Logger
+	Now    func() time.Time // default time.Now
+	Limits Limits
+	// UsersMayCreateRooms lets a join of a missing room create it, the
+	// joiner becoming its owner.
+	UsersMayCreateRooms bool
+	// DefaultHistory is how many lines a join replays when the room sets
+	// no MaxHistory.
+	DefaultHistory int
+	// Iterations is the PBKDF2 count for new credentials (default 4096).
+	Iterations int
+}
+
+// Core is the chat: sessions, rooms, routing. It is safe for concurrent
+// use by every door.
+type Core struct {
+	store  Store
+	log    *slog.Logger
+	now    func() time.Time
+	opts   Options
+	events *Events
+
+	sendLimit  *limiter
+	loginLimit *limiter
+
+	mu       sync.Mutex
+	nextID   uint64
+	sessions map[uint64]*Session
+	byAcct   map[string]map[uint64]*Session
+	rooms    map[string]*roomState
+	watchers map[string]map[uint64]*Session // account -> sessions watching its presence
+	closed   bool
+}
+
+// New makes a core over a store.
+func New(o Options) (*Core, error) {
+	if o.Store == nil {
+		return nil, errors.New("chat: no store")
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	l := &o.Limits
+	if l.MessagesPerSecond <= 0 {
+		l.MessagesPerSecond = 5
+	}
+	if l.MessageBurst <= 0 {
+		l.MessageBurst = 20
+	}
+	if l.FailedLoginsPerMinute <= 0 {
+		l.FailedLoginsPerMinute = 10
+	}
+	if l.MaxMessageBytes <= 0 {
+		l.MaxMessageBytes = 64 << 10
+	}
+	if l.SessionsPerAccount <= 0 {
+		l.SessionsPerAccount = 10
+	}
+	if o.DefaultHistory < 0 {
+		o.DefaultHistory = 0
+	}
+	return &Core{
+		store:      o.Store,
+		log:        o.Log,
+		now:        o.Now,
+		opts:       o,
+		events:     newEvents(),
+		sendLimit:  newLimiter(l.MessagesPerSecond, float64(l.MessageBurst), o.Now),
+		loginLimit: newLimiter(float64(l.FailedLoginsPerMinute)/60, float64(l.FailedLoginsPerMinute), o.Now),
+		sessions:   map[uint64]*Session{},
+		byAcct:     map[string]map[uint64]*Session{},
+		rooms:      map[string]*roomState{},
+		watchers:   map[string]map[uint64]*Session{},
+	}, nil
+}
+
+// Events is the core's event stream.
+func (c *Core) Events() *Events { return c.events }
+
+func (c *Core) publish(ev Event) {
+	ev.Time = c.now()
+	c.events.publish(ev)
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// newID returns a random message id (128 bits, 26 characters).
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
+	return idEncoding.EncodeToString(b[:])
+}
+
+// --- accounts ---
+
+// CreateAccount makes an account. The name is folded to lower case.
+func (c *Core) CreateAccount(ctx context.Context, name, password string, admin bool) error {
+	name = Fold(name)
+	if err := ValidName(name); err != nil {
+		return err
+	}
+	cred, err := NewCredentials(password, c.opts.Iterations)
+	if err != nil {
+		return err
+	}
+	if err := c.store.CreateAccount(ctx, Account{Name: name, Created: c.now().UTC(), Admin: admin}, cred); err != nil {
+		return err
+	}
+	c.publish(Event{Type: EventAccountCreated, Account: name})
+	return nil
+}
+
+// SetPassword replaces an account's password.
+func (c *Core) SetPassword(ctx context.Context, name, password string) error {
+	cred, err := NewCredentials(password, c.opts.Iterations)
+	if err != nil {
+		return err
+	}
+	return c.store.SetCredentials(ctx, Fold(name), cred)
+}
+
+// DeleteAccount removes an account: its sessions are ended, its
+// credentials, vCard, offline queue, room affiliations and one-to-one
+// history are deleted; what it wrote in rooms stays in the rooms' history.
+func (c *Core) DeleteAccount(ctx context.Context, name string) error {
+	name = Fold(name)
+	if err := c.store.DeleteAccount(ctx, name); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	for _, s := range c.byAcct[name] {
+		s.sink.Deliver(Delivery{Kind: DelDisconnect, Reason: "account deleted"})
+	}
+	for _, r := range c.rooms {
+		delete(r.room.Affiliations, name)
+	}
+	c.mu.Unlock()
+	c.publish(Event{Type: EventAccountDeleted, Account: name})
+	return nil
+}
+
+// Accounts lists the accounts.
+func (c *Core) Accounts(ctx context.Context) ([]Account, error) { return c.store.Accounts(ctx) }
+
+// Account returns one account.
+func (c *Core) Account(ctx context.Context, name string) (Account, error) {
+	a, _, err := c.store.Account(ctx, Fold(name))
+	return a, err
+}
+
+// LoginAllowed says whether addr may try to log in now (ErrTooManyAttempts
+// once it failed FailedLoginsPerMinute times within about a minute).
+func (c *Core) LoginAllowed(addr string) error {
+	if c.loginLimit.Blocked(addr) {
+		return ErrTooManyAttempts
+	}
+	return nil
+}
+
+// LoginFailed records a failed login from addr (doors doing SCRAM call it).
+func (c *Core) LoginFailed(addr, account, door string) {
+	c.loginLimit.Take(addr)
+	c.publish(Event{Type: EventLoginFailed, Addr: addr, Account: account, Door: door})
+	c.log.Info("login failed", "addr", addr, "account", account, "door", door)
+}
+
+// Credentials returns an account's stored SCRAM keys, for doors running a
+// SCRAM exchange. ErrBadPassword hides whether the account exists.
+func (c *Core) Credentials(ctx context.Context, name, addr string) (Credentials, error) {
+	if err := c.LoginAllowed(addr); err != nil {
+		return Credentials{}, err
+	}
+	_, cred, err := c.store.Account(ctx, Fold(name))
+	if errors.Is(err, ErrNotFound) {
+		return Credentials{}, ErrBadPassword
+	}
+	return cred, err
+}
+
+// Authenticate checks a name and plain-text password (SASL PLAIN, IRC
+// PASS) from addr, with the failed-login bound per address.
+func (c *Core) Authenticate(ctx context.Context, name, password, addr, door string) (Account, error) {
+	if err := c.LoginAllowed(addr); err != nil {
+		return Account{}, err
+	}
+	name = Fold(name)
+	a, cred, err := c.store.Account(ctx, name)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Account{}, err
+	}
+	if err != nil || !VerifyPassword(cred, password) {
+		c.LoginFailed(addr, name, door)
+		return Account{}, ErrBadPassword
+	}
+	return a, nil
+}
+
+// --- sessions ---
+
+// SessionInfo describes a new session.
+type SessionInfo struct {
+	Account  string // authenticated account
+	Door     string // "irc", "xmpp", …
+	Resource string // XMPP resource or IRC nick; informational
+	Mask     string // door's full mask, matched by room masks
+	Addr     string // remote address
+}
+
+// Session is one connection of an account, through one door.
+type Session struct {
+	c    *Core
+	id   uint64
+	info SessionInfo
+	sink Sink
+
+	// guarded by c.mu
+	presence Presence
+	rooms    map[string]string // room -> nick
+	watching map[string]bool
+	closed   bool
+}
+
+// ID is the session's number, unique for the core's life.
+func (s *Session) ID() uint64 { return s.id }
+
+// Account is the session's account name.
+func (s *Session) Account() string { return s.info.Account }
+
+// Info returns what the session was opened with.
+func (s *Session) Info() SessionInfo { return s.info }
+
+func (s *Session) ref() SessionRef {
+	return SessionRef{ID: s.id, Account: s.info.Account, Door: s.info.Door, Resource: s.info.Resource}
+}
+
+// Open starts a session for an authenticated account. Its presence is
+// unavailable until SetPresence.
+func (c *Core) Open(ctx context.Context, info SessionInfo, sink Sink) (*Session, error) {
+	info.Account = Fold(info.Account)
+	if sink == nil {
+		return nil, errors.New("chat: session needs a sink")
+	}
+	if _, _, err := c.store.Account(ctx, info.Account); err != nil {
+		return nil, fmt.Errorf("open session for %q: %w", info.Account, err)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrSessionClosed
+	}
+	if len(c.byAcct[info.Account]) >= c.opts.Limits.SessionsPerAccount {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%w (%d)", ErrTooManySessions, c.opts.Limits.SessionsPerAccount)
+	}
+	c.nextID++
+	s := &Session{c: c, id: c.nextID, info: info, sink: sink,
+		presence: Presence{Show: ShowOffline}, rooms: map[string]string{}, watching: map[string]bool{}}
+	c.sessions[s.id] = s
+	if c.byAcct[info.Account] == nil {
+		c.byAcct[info.Account] = map[uint64]*Session{}
+	}
+	c.byAcct[info.Account][s.id] = s
+	c.mu.Unlock()
+	c.publish(Event{Type: EventSessionOpened, Account: info.Account, Door: info.Door, Addr: info.Addr})
+	return s, nil
+}
+
+// Close ends the session: it leaves every room (occupants see a quit
+// unless another session of the account holds the nick), its presence goes
+// offline, and it receives nothing more.
+func (s *Session) Close(reason string) {
+	c := s.c
+	c.mu.Lock()
+	if s.closed {
+		c.mu.Unlock()
+		return
+	}
+	s.closed = true
+	var gone []string
+	notify := map[uint64]*Session{}
+	for room := range s.rooms {
+		r := c.rooms[room]
+		if r == nil {
+			continue
+		}
+		occ, left := r.removeSession(s)
+		if !left {
+			continue
+		}
+		gone = append(gone, room)
+		for _, o := range r.occupants {
+			for id, os := range o.sessions {
+				notify[id] = os
+			}
+		}
+		_ = occ
+	}
+	quitOcc := Occupant{Nick: s.info.Resource, Account: s.info.Account}
+	for _, os := range notify {
+		var rooms []string
+		for _, room := range gone {
+			if _, in := os.rooms[room]; in {
+				rooms = append(rooms, room)
+			}
+		}
+		if len(rooms) > 0 {
+			occ := quitOcc
+			occ.Nick = s.rooms[rooms[0]]
+			os.sink.Deliver(Delivery{Kind: DelQuit, Rooms: rooms, Occupant: occ, Reason: reason, From: s.ref()})
+		}
+	}
+	if s.presence.Show != ShowOffline {
+		s.presence = Presence{Show: ShowOffline, Status: reason}
+		c.broadcastPresence(s)
+	}
+	for acct := range s.watching {
+		delete(c.watchers[acct], s.id)
+		if len(c.watchers[acct]) == 0 {
+			delete(c.watchers, acct)
+		}
+	}
+	delete(c.sessions, s.id)
+	delete(c.byAcct[s.info.Account], s.id)
+	if len(c.byAcct[s.info.Account]) == 0 {
+		delete(c.byAcct, s.info.Account)
+	}
+	s.rooms = nil
+	c.mu.Unlock()
+	c.publish(Event{Type: EventSessionClosed, Account: s.info.Account, Door: s.info.Door, Addr: s.info.Addr})
+}
+
+// Sessions returns references to every open session of account.
+func (c *Core) Sessions(account string) []SessionRef {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var refs []SessionRef
+	for _, s := range c.byAcct[Fold(account)] {
+		refs = append(refs, s.ref())
+	}
+	return refs
+}
+
+// SessionCount returns the number of open sessions per door.
+func (c *Core) SessionCount() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := map[string]int{}
+	for _, s := range c.sessions {
+		n[s.info.Door]++
+	}
+	return n
+}
+
+// Shutdown tells every session to disconnect with reason and refuses new
+// ones. The doors close their connections and call Session.Close.
+func (c *Core) Shutdown(reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	for _, s := range c.sessions {
+		s.sink.Deliver(Delivery{Kind: DelDisconnect, Reason: reason})
+	}
+}
+
+// checkBody applies the message-size bound and the per-account rate limit.
+func (c *Core) checkBody(s *Session, body string) error {
+	if len(body) > c.opts.Limits.MaxMessageBytes {
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrTooLong, len(body), c.opts.Limits.MaxMessageBytes)
+	}
+	if strings.TrimSpace(body) == "" {
+		return ErrEmptyMessage
+	}
+	if !c.sendLimit.Allow(s.info.Account) {
+		return ErrRateLimited
+	}
+	return nil
+}

@@ -1,0 +1,81 @@
+package chat
+
+// DeliveryKind says what a Delivery tells a session.
+type DeliveryKind string
+
+// Delivery kinds.
+const (
+	DelMessage     DeliveryKind = "message"      // Message is set
+	DelJoin        DeliveryKind = "join"         // Room, Occupant joined
+	DelLeave       DeliveryKind = "leave"        // Room, Occupant left (Reason)
+	DelQuit        DeliveryKind = "quit"         // Occupant's account left every room in Rooms (session closed)
+	DelKick        DeliveryKind = "kick"         // Room, Occupant kicked by Actor (Reason)
+	DelNick        DeliveryKind = "nick"         // Room, Occupant renamed from OldNick
+	DelTopic       DeliveryKind = "topic"        // Room's topic changed by Actor (Topic)
+	DelRole        DeliveryKind = "role"         // Room, Occupant's role or affiliation changed by Actor
+	DelSettings    DeliveryKind = "settings"     // Room's settings changed by Actor (Settings)
+	DelMask        DeliveryKind = "mask"         // Room's mask list changed by Actor (Mask, Removed)
+	DelPresence    DeliveryKind = "presence"     // Presence of From (a session) and its account
+	DelInvite      DeliveryKind = "invite"       // Actor invites this session's account to Room
+	DelRoomDestroy DeliveryKind = "room-destroy" // Room was destroyed (Reason)
+	DelDisconnect  DeliveryKind = "disconnect"   // the core ends this session (Reason): the door closes it
+)
+
+// Occupant is one nick in a room: an account, present through one or more
+// sessions.
+type Occupant struct {
+	Nick        string
+	Account     string
+	Role        Role
+	Affiliation Affiliation
+	// Sessions present under this nick (an account may join from several).
+	Sessions []SessionRef
+}
+
+// SessionRef identifies a session to other sessions.
+type SessionRef struct {
+	ID       uint64
+	Account  string
+	Door     string
+	Resource string // XMPP resource, IRC nick
+}
+
+// Delivery is what the core routes to a session. Fields beyond Kind are
+// set as that kind's comment says.
+type Delivery struct {
+	Kind     DeliveryKind
+	Message  *Message
+	Room     string
+	Rooms    []string
+	Occupant Occupant
+	OldNick  string
+	Actor    string // nick (or account) of whoever did it
+	Reason   string
+	Topic    string
+	Settings RoomSettings
+	Mask     MaskEntry
+	Removed  bool
+	Banned   bool // with DelKick: the account is now an outcast
+	From     SessionRef
+	Presence Presence
+	Account  Presence // aggregated presence of From.Account
+	// Echo marks a delivery to the session that caused it (IRC
+	// echo-message); Carbon a direct message sent by another session of
+	// the same account (XEP-0280).
+	Echo   bool
+	Carbon bool
+}
+
+// Sink receives deliveries for one session. Deliver must not block: a door
+// queues the delivery for the connection's writer and, when that queue is
+// full, ends the connection (the message is in history; nothing is lost).
+// Deliver is called with the core's lock held: it must not call the core.
+type Sink interface {
+	Deliver(Delivery)
+}
+
+// SinkFunc adapts a function to a Sink.
+type SinkFunc func(Delivery)
+
+// Deliver calls f(d).
+func (f SinkFunc) Deliver(d Delivery) { f(d) }

@@ -1,0 +1,800 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// MaxTopicBytes bounds a room topic.
+const MaxTopicBytes = 1000
+
+// roomState is a room in memory: its stored record and who is in it.
+// Fields are guarded by Core.mu; write serialises this room's store writes
+// so that store and memory change in the same order.
+type roomState struct {
+	write     sync.Mutex
+	room      Room
+	occupants map[string]*occupant // foldNick(nick) -> occupant
+	invited   map[string]bool      // accounts invited until they join
+}
+
+type occupant struct {
+	nick     string
+	account  string
+	role     Role
+	voiced   bool // given voice explicitly (IRC +v, MUC role participant)
+	sessions map[uint64]*Session
+}
+
+func (r *roomState) affiliation(account string) Affiliation {
+	if a, ok := r.room.Affiliations[account]; ok {
+		return a
+	}
+	return AffNone
+}
+
+// defaultRole is the role an occupant has by affiliation (XEP-0045 §5.1).
+func (r *roomState) defaultRole(account string, voiced bool) Role {
+	switch aff := r.affiliation(account); {
+	case aff == AffOwner || aff == AffAdmin:
+		return RoleModerator
+	case aff == AffMember || voiced || !r.room.Settings.Moderated:
+		return RoleParticipant
+	}
+	return RoleVisitor
+}
+
+func (r *roomState) public(o *occupant) Occupant {
+	occ := Occupant{Nick: o.nick, Account: o.account, Role: o.role, Affiliation: r.affiliation(o.account)}
+	for _, s := range o.sessions {
+		occ.Sessions = append(occ.Sessions, s.ref())
+	}
+	slices.SortFunc(occ.Sessions, func(a, b SessionRef) int { return int(a.ID) - int(b.ID) })
+	return occ
+}
+
+// removeSession takes s out of the room; left reports whether its
+// occupant is gone (no other session of the account holds the nick).
+func (r *roomState) removeSession(s *Session) (occupant *occupant, left bool) {
+	nick, ok := s.rooms[r.room.Name]
+	if !ok {
+		return nil, false
+	}
+	key := foldNick(nick)
+	o := r.occupants[key]
+	if o == nil {
+		return nil, false
+	}
+	delete(o.sessions, s.id)
+	if len(o.sessions) > 0 {
+		return o, false
+	}
+	delete(r.occupants, key)
+	return o, true
+}
+
+// each calls f for every session in the room.
+func (r *roomState) each(f func(*Session)) {
+	for _, o := range r.occupants {
+		for _, s := range o.sessions {
+			if !s.closed {
+				f(s)
+			}
+		}
+	}
+}
+
+func copyRoom(r Room) Room {
+	r.Affiliations = maps.Clone(r.Affiliations)
+	r.Masks = slices.Clone(r.Masks)
+	return r
+}
+
+// matchMask reports whether a mask list entry matches a session: the mask
+// is an account name or a glob over the account name or the door's mask.
+func matchMask(mask string, s *Session) bool {
+	m := strings.ToLower(mask)
+	for _, subject := range []string{s.info.Account, strings.ToLower(s.info.Mask)} {
+		if subject == "" {
+			continue
+		}
+		if m == subject {
+			return true
+		}
+		if ok, err := path.Match(m, subject); err == nil && ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *roomState) onList(list MaskList, s *Session) bool {
+	for _, e := range r.room.Masks {
+		if e.List == list && matchMask(e.Mask, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *roomState) banned(s *Session) bool {
+	if r.affiliation(s.info.Account) == AffOutcast {
+		return true
+	}
+	return r.onList(ListBan, s) && !r.onList(ListBanExcept, s)
+}
+
+// loadRoom returns the room's state, reading it from the store on first
+// use.
+func (c *Core) loadRoom(ctx context.Context, name string) (*roomState, error) {
+	c.mu.Lock()
+	r := c.rooms[name]
+	c.mu.Unlock()
+	if r != nil {
+		return r, nil
+	}
+	room, err := c.store.Room(ctx, name)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%w: %q", ErrNoSuchRoom, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if room.Affiliations == nil {
+		room.Affiliations = map[string]Affiliation{}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r := c.rooms[name]; r != nil {
+		return r, nil
+	}
+	r = &roomState{room: room, occupants: map[string]*occupant{}, invited: map[string]bool{}}
+	c.rooms[name] = r
+	return r, nil
+}
+
+// DefaultRoomSettings are the settings of a new room: persistent, open,
+// topic set by moderators, messages only from occupants (IRC +nt).
+func DefaultRoomSettings() RoomSettings {
+	return RoomSettings{Persistent: true, TopicLocked: true, NoExternal: true}
+}
+
+// CreateRoom makes a room; owner (an account, may be empty) becomes its
+// owner.
+func (c *Core) CreateRoom(ctx context.Context, name, owner string, settings RoomSettings) error {
+	name = Fold(name)
+	if err := ValidName(name); err != nil {
+		return err
+	}
+	r := Room{Name: name, Created: c.now().UTC(), Settings: settings, Affiliations: map[string]Affiliation{}}
+	if owner != "" {
+		r.Affiliations[Fold(owner)] = AffOwner
+	}
+	if err := c.store.CreateRoom(ctx, r); err != nil {
+		return err
+	}
+	c.publish(Event{Type: EventRoomCreated, Room: name, Account: owner})
+	return nil
+}
+
+// Rooms lists every room (stored; the hidden ones too).
+func (c *Core) Rooms(ctx context.Context) ([]Room, error) { return c.store.Rooms(ctx) }
+
+// RoomInfo returns a room's record and its occupants now.
+func (c *Core) RoomInfo(ctx context.Context, name string) (Room, []Occupant, error) {
+	r, err := c.loadRoom(ctx, Fold(name))
+	if err != nil {
+		return Room{}, nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return copyRoom(r.room), c.occupantsLocked(r), nil
+}
+
+func (c *Core) occupantsLocked(r *roomState) []Occupant {
+	occ := make([]Occupant, 0, len(r.occupants))
+	for _, o := range r.occupants {
+		occ = append(occ, r.public(o))
+	}
+	slices.SortFunc(occ, func(a, b Occupant) int { return strings.Compare(foldNick(a.Nick), foldNick(b.Nick)) })
+	return occ
+}
+
+// RoomsOf returns the rooms a session is in, with its nick in each.
+func (s *Session) RoomsOf() map[string]string {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return maps.Clone(s.rooms)
+}
+
+// JoinResult is what a joining session needs to show the room.
+type JoinResult struct {
+	Room      Room
+	Self      Occupant
+	Occupants []Occupant // everyone, Self included, sorted by nick
+	History   []Message  // recent lines, oldest first
+	Created   bool       // the join created the room
+	Already   bool       // the session was already in the room
+}
+
+// Join puts the session in a room under nick. A missing room is created
+// when the box allows it (the joiner becomes owner). key is the room
+// password, if any.
+func (c *Core) Join(ctx context.Context, s *Session, room, nick, key string) (JoinResult, error) {
+	name := Fold(room)
+	if err := ValidName(name); err != nil {
+		return JoinResult{}, fmt.Errorf("%w: %v", ErrNoSuchRoom, err)
+	}
+	if nick = strings.TrimSpace(nick); nick == "" {
+		nick = s.info.Account
+	}
+	var res JoinResult
+	r, err := c.loadRoom(ctx, name)
+	if errors.Is(err, ErrNoSuchRoom) {
+		if !c.opts.UsersMayCreateRooms {
+			return JoinResult{}, err
+		}
+		err = c.CreateRoom(ctx, name, s.info.Account, DefaultRoomSettings())
+		if err != nil && !errors.Is(err, ErrExists) {
+			return JoinResult{}, err
+		}
+		res.Created = err == nil
+		r, err = c.loadRoom(ctx, name)
+	}
+	if err != nil {
+		return JoinResult{}, err
+	}
+	if err := c.checkNickOwner(ctx, s, nick); err != nil {
+		return JoinResult{}, err
+	}
+
+	c.mu.Lock()
+	if s.closed {
+		c.mu.Unlock()
+		return JoinResult{}, ErrSessionClosed
+	}
+	if cur, in := s.rooms[name]; in {
+		res.Already = true
+		res.Room = copyRoom(r.room)
+		res.Self = r.public(r.occupants[foldNick(cur)])
+		res.Occupants = c.occupantsLocked(r)
+		c.mu.Unlock()
+		return res, nil
+	}
+	key1 := foldNick(nick)
+	o := r.occupants[key1]
+	if o != nil && o.account != s.info.Account {
+		c.mu.Unlock()
+		return JoinResult{}, fmt.Errorf("%w: %q", ErrNickInUse, nick)
+	}
+	aff := r.affiliation(s.info.Account)
+	privileged := aff == AffOwner || aff == AffAdmin || c.isBoxAdmin(ctx, s)
+	switch {
+	case r.banned(s) && !privileged:
+		c.mu.Unlock()
+		return JoinResult{}, fmt.Errorf("%w: %s", ErrBanned, name)
+	case r.room.Settings.MembersOnly && aff == AffNone && !r.invited[s.info.Account] && !r.onList(ListInvite, s) && !privileged:
+		c.mu.Unlock()
+		return JoinResult{}, fmt.Errorf("%w: %s", ErrInviteOnly, name)
+	case r.room.Settings.Password != "" && key != r.room.Settings.Password && !privileged:
+		c.mu.Unlock()
+		return JoinResult{}, fmt.Errorf("%w: %s", ErrRoomKey, name)
+	case o == nil && r.room.Settings.MaxUsers > 0 && len(r.occupants) >= r.room.Settings.MaxUsers && !privileged:
+		c.mu.Unlock()
+		return JoinResult{}, fmt.Errorf("%w: %s", ErrRoomFull, name)
+	}
+	delete(r.invited, s.info.Account)
+	isNew := o == nil
+	if isNew {
+		o = &occupant{nick: nick, account: s.info.Account, sessions: map[uint64]*Session{}}
+		o.role = r.defaultRole(o.account, false)
+		r.occupants[key1] = o
+	}
+	o.sessions[s.id] = s
+	s.rooms[name] = o.nick
+	res.Self = r.public(o)
+	res.Room = copyRoom(r.room)
+	res.Occupants = c.occupantsLocked(r)
+	if isNew {
+		d := Delivery{Kind: DelJoin, Room: name, Occupant: res.Self, From: s.ref()}
+		r.each(func(os *Session) {
+			if os != s {
+				os.sink.Deliver(d)
+			}
+		})
+	}
+	limit := r.room.Settings.MaxHistory
+	c.mu.Unlock()
+
+	if limit <= 0 {
+		limit = c.opts.DefaultHistory
+	}
+	if limit > 0 {
+		h, err := c.store.History(ctx, HistoryQuery{Room: name, Limit: limit, Last: true})
+		if err != nil {
+			c.log.Warn("join history", "room", name, "err", err)
+		}
+		res.History = h
+	}
+	return res, nil
+}
+
+// checkNickOwner refuses a room nick that is another account's name.
+func (c *Core) checkNickOwner(ctx context.Context, s *Session, nick string) error {
+	k := foldNick(nick)
+	if k == s.info.Account || ValidName(k) != nil {
+		return nil
+	}
+	_, _, err := c.store.Account(ctx, k)
+	switch {
+	case err == nil:
+		return fmt.Errorf("%w: %q", ErrNickReserved, nick)
+	case errors.Is(err, ErrNotFound):
+		return nil
+	}
+	return err
+}
+
+func (c *Core) isBoxAdmin(ctx context.Context, s *Session) bool {
+	if s == nil {
+		return true // the box itself (CLI, web admin)
+	}
+	a, _, err := c.store.Account(ctx, s.info.Account)
+	return err == nil && a.Admin
+}
+
+// Part takes the session out of a room.
+func (c *Core) Part(ctx context.Context, s *Session, room, reason string) error {
+	name := Fold(room)
+	c.mu.Lock()
+	r := c.rooms[name]
+	if r == nil || s.rooms == nil {
+		c.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrNotInRoom, name)
+	}
+	nick, in := s.rooms[name]
+	if !in {
+		c.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrNotInRoom, name)
+	}
+	o, left := r.removeSession(s)
+	delete(s.rooms, name)
+	if left {
+		occ := r.public(o)
+		occ.Nick = nick
+		d := Delivery{Kind: DelLeave, Room: name, Occupant: occ, Reason: reason, From: s.ref()}
+		r.each(func(os *Session) { os.sink.Deliver(d) })
+		d.Echo = true
+		s.sink.Deliver(d)
+	}
+	empty := len(r.occupants) == 0 && !r.room.Settings.Persistent
+	if empty {
+		delete(c.rooms, name)
+	}
+	c.mu.Unlock()
+	if empty {
+		if err := c.store.DeleteRoom(ctx, name); err != nil && !errors.Is(err, ErrNotFound) {
+			c.log.Warn("delete empty temporary room", "room", name, "err", err)
+		}
+	}
+	return nil
+}
+
+// Occupants returns who is in a room now.
+func (c *Core) Occupants(ctx context.Context, room string) ([]Occupant, error) {
+	_, occ, err := c.RoomInfo(ctx, room)
+	return occ, err
+}
+
+// occupantOf returns the session's occupant in r; c.mu held.
+func (r *roomState) occupantOf(s *Session) *occupant {
+	nick, ok := s.rooms[r.room.Name]
+	if !ok {
+		return nil
+	}
+	return r.occupants[foldNick(nick)]
+}
+
+// actorRole returns the actor's role and affiliation in r, the box
+// itself (s == nil) and box admins acting as owner; c.mu held.
+func (c *Core) actorStanding(r *roomState, s *Session, boxAdmin bool) (Role, Affiliation) {
+	if s == nil || boxAdmin {
+		return RoleModerator, AffOwner
+	}
+	aff := r.affiliation(s.info.Account)
+	if o := r.occupantOf(s); o != nil {
+		return o.role, aff
+	}
+	if aff == AffOwner || aff == AffAdmin {
+		return RoleModerator, aff
+	}
+	return RoleNone, aff
+}
+
+func actorName(s *Session, r *roomState) string {
+	if s == nil {
+		return ""
+	}
+	if nick, ok := s.rooms[r.room.Name]; ok {
+		return nick
+	}
+	return s.info.Account
+}
+
+// mayActOn reports whether an actor of that standing may kick or change
+// the role of a target of that standing (XEP-0045 §8.2, §9.1): moderators
+// act on non-moderators below admin; admins and owners on anyone of a
+// lower affiliation.
+func mayActOn(role Role, aff Affiliation, tRole Role, tAff Affiliation) bool {
+	if aff.rank() > tAff.rank() && aff.rank() >= AffAdmin.rank() {
+		return true
+	}
+	return role == RoleModerator && tRole != RoleModerator && tAff.rank() < AffAdmin.rank()
+}
+
+// SetTopic changes the room's subject.
+func (c *Core) SetTopic(ctx context.Context, s *Session, room, topic string) error {
+	if len(topic) > MaxTopicBytes {
+		return fmt.Errorf("%w: topic of %d bytes, at most %d", ErrTooLong, len(topic), MaxTopicBytes)
+	}
+	r, err := c.loadRoom(ctx, Fold(room))
+	if err != nil {
+		return err
+	}
+	admin := c.isBoxAdmin(ctx, s)
+	r.write.Lock()
+	defer r.write.Unlock()
+	c.mu.Lock()
+	role, _ := c.actorStanding(r, s, admin)
+	if s != nil && r.occupantOf(s) == nil && !admin {
+		c.mu.Unlock()
+		return fmt.Errorf("%w: %s", ErrNotInRoom, r.room.Name)
+	}
+	if role == RoleVisitor || (r.room.Settings.TopicLocked && role != RoleModerator) {
+		c.mu.Unlock()
+		return fmt.Errorf("%w: only moderators may change the topic of %s", ErrForbidden, r.room.Name)
+	}
+	upd := copyRoom(r.room)
+	upd.Topic, upd.TopicBy, upd.TopicAt = topic, actorName(s, r), c.now().UTC()
+	c.mu.Unlock()
+	if err := c.store.UpdateRoom(ctx, upd); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r.room.Topic, r.room.TopicBy, r.room.TopicAt = upd.Topic, upd.TopicBy, upd.TopicAt
+	d := Delivery{Kind: DelTopic, Room: r.room.Name, Topic: topic, Actor: upd.TopicBy}
+	if s != nil {
+		d.From = s.ref()
+	}
+	r.each(func(os *Session) { os.sink.Deliver(d) })
+	return nil
+}
+
+// UpdateSettings changes a room's settings with change (which may refuse
+// by returning an error). Moderators may change settings (as IRC channel
+// operators set modes); doors may ask for more (XMPP: owners).
+func (c *Core) UpdateSettings(ctx context.Context, s *Session, room string, change func(*RoomSettings) error) (RoomSettings, error) {
+	r, err := c.loadRoom(ctx, Fold(room))
+	if err != nil {
+		return RoomSettings{}, err
+	}
+	admin := c.isBoxAdmin(ctx, s)
+	r.write.Lock()
+	defer r.write.Unlock()
+	c.mu.Lock()
+	role, _ := c.actorStanding(r, s, admin)
+	if role != RoleModerator {
+		c.mu.Unlock()
+		return RoomSettings{}, fmt.Errorf("%w: only moderators may change %s's settings", ErrForbidden, r.room.Name)
+	}
+	upd := copyRoom(r.room)
+	c.mu.Unlock()
+	if err := change(&upd.Settings); err != nil {
+		return RoomSettings{}, err
+	}
+	if err := c.store.UpdateRoom(ctx, upd); err != nil {
+		return RoomSettings{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r.room.Settings = upd.Settings
+	d := Delivery{Kind: DelSettings, Room: r.room.Name, Settings: upd.Settings, Actor: actorName(s, r)}
+	r.each(func(os *Session) { os.sink.Deliver(d) })
+	// A room that becomes moderated silences those without voice; one
+	// that stops being moderated gives everyone voice back.
+	for _, o := range r.occupants {
+		if o.role == RoleModerator {
+			continue
+		}
+		if want := r.defaultRole(o.account, o.voiced); want != o.role {
+			o.role = want
+			c.deliverRole(r, o, actorName(s, r), "")
+		}
+	}
+	return upd.Settings, nil
+}
+
+func (c *Core) deliverRole(r *roomState, o *occupant, actor, reason string) {
+	d := Delivery{Kind: DelRole, Room: r.room.Name, Occupant: r.public(o), Actor: actor, Reason: reason}
+	r.each(func(os *Session) { os.sink.Deliver(d) })
+}
+
+// Kick removes nick's occupant (every session under it) from the room.
+func (c *Core) Kick(ctx context.Context, s *Session, room, nick, reason string) error {
+	r, err := c.loadRoom(ctx, Fold(room))
+	if err != nil {
+		return err
+	}
+	admin := c.isBoxAdmin(ctx, s)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o := r.occupants[foldNick(nick)]
+	if o == nil {
+		return fmt.Errorf("%w: %q in %s", ErrNoSuchOccupant, nick, r.room.Name)
+	}
+	role, aff := c.actorStanding(r, s, admin)
+	if !mayActOn(role, aff, o.role, r.affiliation(o.account)) {
+		return fmt.Errorf("%w: you cannot kick %s from %s", ErrForbidden, o.nick, r.room.Name)
+	}
+	c.removeOccupant(r, o, actorName(s, r), reason, false)
+	return nil
+}
+
+// removeOccupant kicks o out of r and tells everyone (o included); c.mu held.
+func (c *Core) removeOccupant(r *roomState, o *occupant, actor, reason string, banned bool) {
+	d := Delivery{Kind: DelKick, Room: r.room.Name, Occupant: r.public(o), Actor: actor, Reason: reason, Banned: banned}
+	r.each(func(os *Session) { os.sink.Deliver(d) })
+	for _, ts := range o.sessions {
+		delete(ts.rooms, r.room.Name)
+	}
+	delete(r.occupants, foldNick(o.nick))
+}
+
+// SetRole changes the role of nick's occupant: RoleModerator (IRC +o),
+// RoleParticipant (voice, +v), RoleVisitor (no voice); RoleNone kicks.
+func (c *Core) SetRole(ctx context.Context, s *Session, room, nick string, role Role, reason string) error {
+	if role == RoleNone {
+		return c.Kick(ctx, s, room, nick, reason)
+	}
+	r, err := c.loadRoom(ctx, Fold(room))
+	if err != nil {
+		return err
+	}
+	admin := c.isBoxAdmin(ctx, s)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o := r.occupants[foldNick(nick)]
+	if o == nil {
+		return fmt.Errorf("%w: %q in %s", ErrNoSuchOccupant, nick, r.room.Name)
+	}
+	aRole, aAff := c.actorStanding(r, s, admin)
+	tAff := r.affiliation(o.account)
+	switch {
+	case aRole != RoleModerator:
+		return fmt.Errorf("%w: only moderators may change roles in %s", ErrForbidden, r.room.Name)
+	case tAff.rank() >= AffAdmin.rank() && aAff.rank() <= tAff.rank():
+		return fmt.Errorf("%w: %s is an %s of %s", ErrForbidden, o.nick, tAff, r.room.Name)
+	}
+	o.voiced = role == RoleParticipant
+	if o.role == role {
+		return nil
+	}
+	o.role = role
+	c.deliverRole(r, o, actorName(s, r), reason)
+	return nil
+}
+
+// SetAffiliation records account's affiliation (owner, admin, member,
+// none, outcast) in the room. Owners may set any; admins may set member,
+// none and outcast for accounts below admin; the box (s == nil) and box
+// admins may set anything. Outcasts present are removed.
+func (c *Core) SetAffiliation(ctx context.Context, s *Session, room, account string, aff Affiliation, reason string) error {
+	account = Fold(account)
+	if !aff.Valid() {
+		return fmt.Errorf("%w: unknown affiliation %q", ErrForbidden, aff)
+	}
+	if _, _, err := c.store.Account(ctx, account); err != nil {
+		return fmt.Errorf("affiliation for %q: %w", account, err)
+	}
+	r, err := c.loadRoom(ctx, Fold(room))
+	if err != nil {
+		return err
+	}
+	admin := c.isBoxAdmin(ctx, s)
+	r.write.Lock()
+	defer r.write.Unlock()
+	c.mu.Lock()
+	_, aAff := c.actorStanding(r, s, admin)
+	cur := r.affiliation(account)
+	ok := aAff == AffOwner ||
+		(aAff == AffAdmin && cur.rank() < AffAdmin.rank() && aff.rank() < AffAdmin.rank())
+	c.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: you cannot make %s %s of %s", ErrForbidden, account, aff, r.room.Name)
+	}
+	if err := c.store.SetAffiliation(ctx, r.room.Name, account, aff); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if aff == AffNone {
+		delete(r.room.Affiliations, account)
+	} else {
+		r.room.Affiliations[account] = aff
+	}
+	actor := actorName(s, r)
+	for _, o := range r.occupants {
+		if o.account != account {
+			continue
+		}
+		if aff == AffOutcast {
+			c.removeOccupant(r, o, actor, reason, true)
+			continue
+		}
+		o.role = r.defaultRole(o.account, o.voiced)
+		c.deliverRole(r, o, actor, reason)
+	}
+	return nil
+}
+
+// AddMask puts an entry on one of the room's mask lists (ban, exception,
+// invite exception). Moderators may. Bans do not remove anyone present
+// (as on IRC); a kick does.
+func (c *Core) AddMask(ctx context.Context, s *Session, room string, list MaskList, mask, reason string) error {
+	return c.changeMask(ctx, s, room, MaskEntry{List: list, Mask: mask, Reason: reason}, false)
+}
+
+// RemoveMask takes an entry off a mask list.
+func (c *Core) RemoveMask(ctx context.Context, s *Session, room string, list MaskList, mask string) error {
+	return c.changeMask(ctx, s, room, MaskEntry{List: list, Mask: mask}, true)
+}
+
+func (c *Core) changeMask(ctx context.Context, s *Session, room string, e MaskEntry, remove bool) error {
+	if e.List != ListBan && e.List != ListBanExcept && e.List != ListInvite {
+		return fmt.Errorf("%w: unknown list %q", ErrForbidden, e.List)
+	}
+	if e.Mask = strings.TrimSpace(e.Mask); e.Mask == "" || len(e.Mask) > 200 {
+		return fmt.Errorf("%w: a mask must have 1 to 200 characters", ErrBadName)
+	}
+	r, err := c.loadRoom(ctx, Fold(room))
+	if err != nil {
+		return err
+	}
+	admin := c.isBoxAdmin(ctx, s)
+	r.write.Lock()
+	defer r.write.Unlock()
+	c.mu.Lock()
+	role, _ := c.actorStanding(r, s, admin)
+	e.SetBy, e.SetAt = actorName(s, r), c.now().UTC()
+	c.mu.Unlock()
+	if role != RoleModerator {
+		return fmt.Errorf("%w: only moderators may change %s's lists", ErrForbidden, r.room.Name)
+	}
+	if remove {
+		err = c.store.RemoveMask(ctx, r.room.Name, e.List, e.Mask)
+	} else {
+		err = c.store.AddMask(ctx, r.room.Name, e)
+	}
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if remove {
+		r.room.Masks = slices.DeleteFunc(r.room.Masks, func(m MaskEntry) bool {
+			return m.List == e.List && strings.EqualFold(m.Mask, e.Mask)
+		})
+	} else {
+		r.room.Masks = append(r.room.Masks, e)
+	}
+	d := Delivery{Kind: DelMask, Room: r.room.Name, Mask: e, Removed: remove, Actor: e.SetBy}
+	r.each(func(os *Session) { os.sink.Deliver(d) })
+	return nil
+}
+
+// ChangeNick renames the session's occupant in a room (every session
+// sharing it follows).
+func (c *Core) ChangeNick(ctx context.Context, s *Session, room, newNick string) error {
+	newNick = strings.TrimSpace(newNick)
+	if newNick == "" {
+		return fmt.Errorf("%w: empty nickname", ErrBadName)
+	}
+	if err := c.checkNickOwner(ctx, s, newNick); err != nil {
+		return err
+	}
+	name := Fold(room)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.rooms[name]
+	if r == nil {
+		return fmt.Errorf("%w: %s", ErrNotInRoom, name)
+	}
+	o := r.occupantOf(s)
+	if o == nil {
+		return fmt.Errorf("%w: %s", ErrNotInRoom, name)
+	}
+	nk := foldNick(newNick)
+	if other := r.occupants[nk]; other != nil && other != o {
+		return fmt.Errorf("%w: %q", ErrNickInUse, newNick)
+	}
+	old := o.nick
+	delete(r.occupants, foldNick(old))
+	o.nick = newNick
+	r.occupants[nk] = o
+	for _, os := range o.sessions {
+		os.rooms[name] = newNick
+	}
+	d := Delivery{Kind: DelNick, Room: name, Occupant: r.public(o), OldNick: old, From: s.ref()}
+	r.each(func(os *Session) { os.sink.Deliver(d) })
+	return nil
+}
+
+// Invite lets account into a members-only room once and tells its
+// sessions. Occupants may invite when the room allows it; moderators
+// always.
+func (c *Core) Invite(ctx context.Context, s *Session, room, account string) error {
+	account = Fold(account)
+	if _, _, err := c.store.Account(ctx, account); err != nil {
+		return fmt.Errorf("invite %q: %w", account, err)
+	}
+	r, err := c.loadRoom(ctx, Fold(room))
+	if err != nil {
+		return err
+	}
+	admin := c.isBoxAdmin(ctx, s)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	role, _ := c.actorStanding(r, s, admin)
+	if role == RoleNone {
+		return fmt.Errorf("%w: %s", ErrNotInRoom, r.room.Name)
+	}
+	if r.room.Settings.MembersOnly && role != RoleModerator && !r.room.Settings.AnyoneInvite {
+		return fmt.Errorf("%w: only moderators may invite to %s", ErrForbidden, r.room.Name)
+	}
+	r.invited[account] = true
+	d := Delivery{Kind: DelInvite, Room: r.room.Name, Actor: actorName(s, r)}
+	if s != nil {
+		d.From = s.ref()
+	}
+	for _, ts := range c.byAcct[account] {
+		ts.sink.Deliver(d)
+	}
+	return nil
+}
+
+// DestroyRoom removes a room and its history. Only its owners (and the
+// box) may.
+func (c *Core) DestroyRoom(ctx context.Context, s *Session, room, reason string) error {
+	r, err := c.loadRoom(ctx, Fold(room))
+	if err != nil {
+		return err
+	}
+	admin := c.isBoxAdmin(ctx, s)
+	r.write.Lock()
+	defer r.write.Unlock()
+	c.mu.Lock()
+	_, aff := c.actorStanding(r, s, admin)
+	c.mu.Unlock()
+	if aff != AffOwner {
+		return fmt.Errorf("%w: only owners may destroy %s", ErrForbidden, r.room.Name)
+	}
+	if err := c.store.DeleteRoom(ctx, r.room.Name); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := Delivery{Kind: DelRoomDestroy, Room: r.room.Name, Reason: reason, Actor: actorName(s, r)}
+	r.each(func(os *Session) {
+		os.sink.Deliver(d)
+		delete(os.rooms, r.room.Name)
+	})
+	delete(c.rooms, r.room.Name)
+	return nil
+}

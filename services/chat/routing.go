@@ -1,0 +1,151 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// SendRoom stores a message to a room and routes it to every session in
+// the room, whichever door; the sender's session gets it with Echo set.
+// The returned message is durable.
+func (c *Core) SendRoom(ctx context.Context, s *Session, room string, kind MessageKind, body, extra string) (Message, error) {
+	r, err := c.loadRoom(ctx, Fold(room))
+	if err != nil {
+		return Message{}, err
+	}
+	c.mu.Lock()
+	if s.closed {
+		c.mu.Unlock()
+		return Message{}, ErrSessionClosed
+	}
+	nick := s.info.Account
+	switch o := r.occupantOf(s); {
+	case o == nil && (r.room.Settings.NoExternal || r.banned(s)):
+		c.mu.Unlock()
+		return Message{}, fmt.Errorf("%w: %s", ErrNotInRoom, r.room.Name)
+	case o != nil && o.role == RoleVisitor:
+		c.mu.Unlock()
+		return Message{}, fmt.Errorf("%w: %s", ErrModerated, r.room.Name)
+	case o != nil:
+		nick = o.nick
+	}
+	c.mu.Unlock()
+	if err := c.checkBody(s, body); err != nil {
+		return Message{}, err
+	}
+	m := Message{ID: newID(), Time: c.now().UTC(), From: s.info.Account, FromNick: nick,
+		Room: r.room.Name, Kind: kindOrNormal(kind), Body: body, Extra: extra}
+	if err := c.store.AppendMessage(ctx, &m, nil); err != nil {
+		return Message{}, fmt.Errorf("store message: %w", err)
+	}
+	n := 0
+	c.mu.Lock()
+	r.each(func(os *Session) {
+		os.sink.Deliver(Delivery{Kind: DelMessage, Room: r.room.Name, Message: &m, From: s.ref(), Echo: os == s})
+		n++
+	})
+	c.mu.Unlock()
+	c.publish(Event{Type: EventMessage, Account: m.From, Room: m.Room, Door: s.info.Door, Recipients: n})
+	return m, nil
+}
+
+func kindOrNormal(k MessageKind) MessageKind {
+	if k == "" {
+		return KindNormal
+	}
+	return k
+}
+
+// SendDirect stores a direct message and routes it to every session of
+// the recipient; when it has none, the message waits in its offline
+// queue. The sender's other sessions get a copy (Carbon) and the sending
+// session an Echo. The returned message is durable.
+func (c *Core) SendDirect(ctx context.Context, s *Session, to string, kind MessageKind, body, extra string) (Message, error) {
+	to = Fold(to)
+	if _, _, err := c.store.Account(ctx, to); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return Message{}, fmt.Errorf("no account %q: %w", to, ErrNotFound)
+		}
+		return Message{}, err
+	}
+	if err := c.checkBody(s, body); err != nil {
+		return Message{}, err
+	}
+	c.mu.Lock()
+	if s.closed {
+		c.mu.Unlock()
+		return Message{}, ErrSessionClosed
+	}
+	online := len(c.byAcct[to]) > 0
+	c.mu.Unlock()
+	m := Message{ID: newID(), Time: c.now().UTC(), From: s.info.Account, FromNick: s.info.Account,
+		To: to, Kind: kindOrNormal(kind), Body: body, Extra: extra}
+	var offline []string
+	if !online {
+		offline = []string{to}
+	}
+	if err := c.store.AppendMessage(ctx, &m, offline); err != nil {
+		return Message{}, fmt.Errorf("store message: %w", err)
+	}
+	n := 0
+	c.mu.Lock()
+	for _, os := range c.byAcct[to] {
+		if os != s {
+			os.sink.Deliver(Delivery{Kind: DelMessage, Message: &m, From: s.ref()})
+			n++
+		}
+	}
+	if to != s.info.Account {
+		for _, os := range c.byAcct[s.info.Account] {
+			if os != s {
+				os.sink.Deliver(Delivery{Kind: DelMessage, Message: &m, From: s.ref(), Carbon: true})
+			}
+		}
+	}
+	s.sink.Deliver(Delivery{Kind: DelMessage, Message: &m, From: s.ref(), Echo: true})
+	c.mu.Unlock()
+	c.publish(Event{Type: EventMessage, Account: m.From, Door: s.info.Door, Recipients: n})
+	return m, nil
+}
+
+// History answers a history query for a session: a room's history if it
+// may see the room (members-only rooms: members and occupants), or its
+// own direct conversation with q.Peer.
+func (c *Core) History(ctx context.Context, s *Session, q HistoryQuery) ([]Message, error) {
+	switch {
+	case q.Room != "":
+		r, err := c.loadRoom(ctx, Fold(q.Room))
+		if err != nil {
+			return nil, err
+		}
+		q.Room = r.room.Name
+		c.mu.Lock()
+		aff := r.affiliation(s.info.Account)
+		allowed := r.occupantOf(s) != nil ||
+			(!r.room.Settings.MembersOnly && !r.banned(s)) ||
+			aff.rank() >= AffMember.rank()
+		c.mu.Unlock()
+		if !allowed {
+			return nil, fmt.Errorf("%w: history of %s is for its members", ErrForbidden, r.room.Name)
+		}
+		q.Account, q.Peer = "", ""
+	case q.Peer != "":
+		q.Account, q.Peer = s.info.Account, Fold(q.Peer)
+	default:
+		return nil, fmt.Errorf("%w: a history query names a room or a peer", ErrForbidden)
+	}
+	return c.store.History(ctx, q)
+}
+
+// Offline returns up to limit direct messages that waited for the
+// session's account, oldest first. The door delivers them and then calls
+// AckOffline with the last Seq it delivered.
+func (c *Core) Offline(ctx context.Context, s *Session, limit int) ([]Message, error) {
+	return c.store.Offline(ctx, s.info.Account, limit)
+}
+
+// AckOffline drops the account's queued messages up to seq (inclusive).
+func (c *Core) AckOffline(ctx context.Context, s *Session, seq int64) error {
+	return c.store.AckOffline(ctx, s.info.Account, seq)
+}

@@ -1,0 +1,176 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"chatbox/services/chat"
+)
+
+const (
+	// DefaultLimit is how many messages History and Offline return when
+	// asked for 0.
+	DefaultLimit = 100
+	// MaxLimit caps the messages one History or Offline call returns.
+	MaxLimit = 1000
+)
+
+// messageColumns are the columns scanMessage reads, in its order.
+const messageColumns = `m.seq, m.id, m.time, m.from_account, m.from_nick,
+	coalesce(m.room, ''), coalesce(m.to_account, ''), m.kind, m.body, m.extra`
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+func scanMessage(row scanner) (chat.Message, error) {
+	var (
+		m    chat.Message
+		t    sql.NullInt64
+		kind string
+	)
+	err := row.Scan(&m.Seq, &m.ID, &t, &m.From, &m.FromNick, &m.Room, &m.To, &kind, &m.Body, &m.Extra)
+	m.Time = goTime(t)
+	m.Kind = chat.MessageKind(kind)
+	return m, err
+}
+
+// History implements chat.MessageStore. Messages are ordered by Seq, the
+// order they were stored in. A Limit of 0 means DefaultLimit; a Limit
+// above MaxLimit is cut to MaxLimit.
+func (s *Store) History(ctx context.Context, q chat.HistoryQuery) ([]chat.Message, error) {
+	where, args, err := historyFilter(q)
+	if err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	limit, err := clampLimit(q.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	order := "ASC"
+	if q.Last {
+		order = "DESC"
+	}
+	args = append(args, limit)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages m
+		WHERE `+where+` ORDER BY m.seq `+order+` LIMIT ?`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	msgs, err := collectMessages(rows)
+	if err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	if q.Last {
+		slices.Reverse(msgs)
+	}
+	return msgs, nil
+}
+
+// historyFilter turns q into a WHERE clause and its arguments.
+func historyFilter(q chat.HistoryQuery) (string, []any, error) {
+	var (
+		conds []string
+		args  []any
+	)
+	switch {
+	case q.Room != "" && (q.Account != "" || q.Peer != ""):
+		return "", nil, errors.New("query names both a room and a conversation")
+	case q.Room != "":
+		conds, args = append(conds, "m.room = ?"), append(args, q.Room)
+	case q.Account != "" && q.Peer != "":
+		conds, args = append(conds, "m.conv = ?"), append(args, convKey(q.Account, q.Peer))
+	default:
+		return "", nil, errors.New("query needs a room, or an account and a peer")
+	}
+	if q.AfterSeq > 0 {
+		conds, args = append(conds, "m.seq > ?"), append(args, q.AfterSeq)
+	}
+	if q.BeforeSeq > 0 {
+		conds, args = append(conds, "m.seq < ?"), append(args, q.BeforeSeq)
+	}
+	if !q.Start.IsZero() {
+		t, err := dbTime(q.Start)
+		if err != nil {
+			return "", nil, err
+		}
+		conds, args = append(conds, "m.time >= ?"), append(args, t)
+	}
+	if !q.End.IsZero() {
+		t, err := dbTime(q.End)
+		if err != nil {
+			return "", nil, err
+		}
+		conds, args = append(conds, "m.time <= ?"), append(args, t)
+	}
+	return strings.Join(conds, " AND "), args, nil
+}
+
+// clampLimit applies DefaultLimit and MaxLimit.
+func clampLimit(n int) (int, error) {
+	switch {
+	case n < 0:
+		return 0, fmt.Errorf("negative limit %d", n)
+	case n == 0:
+		return DefaultLimit, nil
+	}
+	return min(n, MaxLimit), nil
+}
+
+func collectMessages(rows *sql.Rows) ([]chat.Message, error) {
+	defer rows.Close()
+	var msgs []chat.Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, rows.Err()
+}
+
+// MessageByID implements chat.MessageStore.
+func (s *Store) MessageByID(ctx context.Context, id string) (chat.Message, error) {
+	m, err := scanMessage(s.db.QueryRowContext(ctx,
+		`SELECT `+messageColumns+` FROM messages m WHERE m.id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return chat.Message{}, fmt.Errorf("message %q: %w", id, chat.ErrNotFound)
+	}
+	if err != nil {
+		return chat.Message{}, fmt.Errorf("message %q: %w", id, err)
+	}
+	return m, nil
+}
+
+// Offline implements chat.MessageStore. A limit of 0 means DefaultLimit;
+// one above MaxLimit is cut to MaxLimit.
+func (s *Store) Offline(ctx context.Context, account string, limit int) ([]chat.Message, error) {
+	limit, err := clampLimit(limit)
+	if err != nil {
+		return nil, fmt.Errorf("offline messages of %q: %w", account, err)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+messageColumns+`
+		FROM offline o JOIN messages m ON m.seq = o.seq
+		WHERE o.account = ? ORDER BY o.seq LIMIT ?`, account, limit)
+	if err != nil {
+		return nil, fmt.Errorf("offline messages of %q: %w", account, err)
+	}
+	msgs, err := collectMessages(rows)
+	if err != nil {
+		return nil, fmt.Errorf("offline messages of %q: %w", account, err)
+	}
+	return msgs, nil
+}
+
+// AckOffline implements chat.MessageStore.
+func (s *Store) AckOffline(ctx context.Context, account string, upTo int64) error {
+	if _, err := s.db.ExecContext(ctx,
+		`DELETE FROM offline WHERE account = ? AND seq <= ?`, account, upTo); err != nil {
+		return fmt.Errorf("acknowledge offline messages of %q: %w", account, err)
+	}
+	return nil
+}
