@@ -6,11 +6,13 @@ package appliance
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"chatbox/services/chat"
@@ -40,7 +42,7 @@ type Box struct {
 	lock       *dirLock
 	store      *store.Store
 	core       *chat.Core
-	tls        *BoxTLS
+	tls        atomic.Pointer[BoxTLS]
 	services   []Service
 	started    time.Time
 	stopEvents func()
@@ -73,15 +75,21 @@ func Open(ctx context.Context, o Options) (*Box, error) {
 			b.lock.Unlock()
 		}
 	}()
+	var boxTLS *BoxTLS
 	if o.Config.TLS.CertFile != "" {
-		b.tls, err = LoadTLSFiles(o.Config.TLS.CertFile, o.Config.TLS.KeyFile)
+		boxTLS, err = LoadTLSFiles(o.Config.TLS.CertFile, o.Config.TLS.KeyFile)
 	} else {
-		b.tls, err = LoadOrCreateTLS(filepath.Join(dir, "tls"), o.Config.Domain, o.Config.TLS.ExtraNames, o.Now(), o.Log)
+		boxTLS, err = LoadOrCreateTLS(filepath.Join(dir, "tls"), o.Config.Domain, o.Config.TLS.ExtraNames, o.Now(), o.Log)
 	}
 	if err != nil {
 		return nil, err
 	}
-	b.log.Info("certificate authority", "sha256", b.tls.CAFingerprint)
+	b.tls.Store(boxTLS)
+	if boxTLS.CA != nil {
+		b.log.Info("certificate authority", "sha256", boxTLS.CAFingerprint)
+	} else {
+		b.log.Info("certificate from the settings", "sha256", boxTLS.CAFingerprint)
+	}
 	b.store, b.core, err = OpenCore(ctx, o.Config, o.Log)
 	if err != nil {
 		return nil, err
@@ -120,6 +128,7 @@ func OpenCore(ctx context.Context, cfg Config, log *slog.Logger) (*store.Store, 
 		},
 		UsersMayCreateRooms: cfg.Rooms.UsersMayCreate,
 		DefaultHistory:      cfg.Rooms.DefaultHistory,
+		MaxRoomsPerSession:  cfg.Rooms.MaxRoomsPerUser,
 	})
 	if err != nil {
 		st.Close()
@@ -135,8 +144,20 @@ func (b *Box) builtinServices() []Service { return nil }
 // Core is the chat core.
 func (b *Box) Core() *chat.Core { return b.core }
 
-// TLS is the box's certificate material.
-func (b *Box) TLS() *BoxTLS { return b.tls }
+// TLS is the box's certificate material now (it is renewed while the box
+// runs).
+func (b *Box) TLS() *BoxTLS { return b.tls.Load() }
+
+// ServerTLSConfig is a TLS configuration for the doors that always serves
+// the current certificate.
+func (b *Box) ServerTLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return &b.tls.Load().Cert, nil
+		},
+	}
+}
 
 // Config is the settings the box runs with.
 func (b *Box) Config() Config { return b.cfg }
@@ -163,6 +184,9 @@ func (b *Box) Run(ctx context.Context, stopTimeout time.Duration) error {
 			b.hub.publish(Event{Kind: string(ev.Type), Detail: ev.Room})
 		}
 	}()
+	maintCtx, stopMaint := context.WithCancel(ctx)
+	defer stopMaint()
+	go b.maintain(maintCtx, 24*time.Hour)
 	err := b.sup.start(ctx, b.services)
 	if err == nil {
 		b.hub.setState(StateReady, "")
@@ -180,6 +204,33 @@ func (b *Box) Run(ctx context.Context, stopTimeout time.Duration) error {
 		return err
 	}
 	return errors.Join(stopErr, closeErr)
+}
+
+// maintain runs the daily chores until ctx ends: history retention and
+// renewal of the box's own server certificate.
+func (b *Box) maintain(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if days := b.cfg.History.RetentionDays; days > 0 {
+			if _, err := b.core.PruneHistory(ctx, time.Duration(days)*24*time.Hour); err != nil && ctx.Err() == nil {
+				b.log.Error("history retention", "err", err)
+			}
+		}
+		if b.cfg.TLS.CertFile == "" {
+			t, err := LoadOrCreateTLS(filepath.Join(b.cfg.DataDir, "tls"), b.cfg.Domain, b.cfg.TLS.ExtraNames, time.Now(), b.log)
+			if err != nil {
+				b.log.Error("certificate renewal", "err", err)
+			} else {
+				b.tls.Store(t)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (b *Box) closeStore() error {

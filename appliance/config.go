@@ -79,10 +79,10 @@ type RegistrationConfig struct {
 
 // RoomsConfig sets rooms.
 type RoomsConfig struct {
-	Default         []string `toml:"default"`          // created at start if missing
-	UsersMayCreate  bool     `toml:"users_may_create"` // joining a missing room creates it
-	DefaultHistory  int      `toml:"default_history"`  // lines sent on join
-	MaxRoomsPerUser int      `toml:"max_rooms_per_user"`
+	Default         []string `toml:"default"`            // created at start if missing
+	UsersMayCreate  bool     `toml:"users_may_create"`   // joining a missing room creates it
+	DefaultHistory  int      `toml:"default_history"`    // lines sent on join
+	MaxRoomsPerUser int      `toml:"max_rooms_per_user"` // rooms one session may be in
 }
 
 // LimitsConfig bounds every input.
@@ -97,8 +97,9 @@ type LimitsConfig struct {
 
 // HistoryConfig sets what is kept.
 type HistoryConfig struct {
-	RetentionDays int `toml:"retention_days"` // 0 keeps everything
-	OfflineMax    int `toml:"offline_max"`    // queued direct messages per account
+	// RetentionDays is how long history is kept; 0 keeps everything.
+	// Direct messages waiting for an offline recipient are always kept.
+	RetentionDays int `toml:"retention_days"`
 }
 
 // Defaults returns the built-in settings for a host called hostname.
@@ -135,6 +136,5 @@ func Defaults(hostname string) Config {
 			MaxMessageBytes:       64 << 10,
 			SessionsPerAccount:    10,
 		},
-		History: HistoryConfig{OfflineMax: 1000},
 	}
 }

@@ -853,7 +853,6 @@ func (c *Config) Validate() error {
 	atLeast("limits.max_message_bytes", c.Limits.MaxMessageBytes, 1)
 	atLeast("limits.sessions_per_account", c.Limits.SessionsPerAccount, 1)
 	atLeast("history.retention_days", c.History.RetentionDays, 0)
-	atLeast("history.offline_max", c.History.OfflineMax, 0)
 	return errors.Join(errs...)
 }
 

@@ -323,7 +323,6 @@ func TestValidate(t *testing.T) {
 		{"message bytes", func(c *Config) { c.Limits.MaxMessageBytes = 0 }, "limits.max_message_bytes: must be at least 1, got 0"},
 		{"sessions", func(c *Config) { c.Limits.SessionsPerAccount = 0 }, "limits.sessions_per_account: must be at least 1, got 0"},
 		{"retention", func(c *Config) { c.History.RetentionDays = -1 }, "history.retention_days: must be at least 0, got -1"},
-		{"offline", func(c *Config) { c.History.OfflineMax = -1 }, "history.offline_max: must be at least 0, got -1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -33,6 +33,8 @@ type Options struct {
 	// DefaultHistory is how many lines a join replays when the room sets
 	// no MaxHistory.
 	DefaultHistory int
+	// MaxRoomsPerSession bounds the rooms one session is in (default 50).
+	MaxRoomsPerSession int
 	// Iterations is the PBKDF2 count for new credentials (default 4096).
 	Iterations int
 }
@@ -84,6 +86,9 @@ func New(o Options) (*Core, error) {
 	}
 	if l.SessionsPerAccount <= 0 {
 		l.SessionsPerAccount = 10
+	}
+	if o.MaxRoomsPerSession <= 0 {
+		o.MaxRoomsPerSession = 50
 	}
 	if o.DefaultHistory < 0 {
 		o.DefaultHistory = 0

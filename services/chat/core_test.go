@@ -540,8 +540,17 @@ func TestRateLimitAndBounds(t *testing.T) {
 	if _, err := f.core.SendDirect(f.ctx, a, "bob", chat.KindNormal, "far too long a line", ""); !errors.Is(err, chat.ErrTooLong) {
 		t.Fatalf("too long: %v", err)
 	}
+	var bob *chat.Session
 	for range 10 {
-		f.open("bob", "irc")
+		bob, _ = f.open("bob", "irc")
+	}
+	for i := range 50 {
+		if _, err := f.core.Join(f.ctx, bob, fmt.Sprintf("room%d", i), "", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.core.Join(f.ctx, bob, "onetoomany", "", ""); !errors.Is(err, chat.ErrTooManyRooms) {
+		t.Fatalf("51st room: %v", err)
 	}
 	if _, err := f.core.Open(f.ctx, chat.SessionInfo{Account: "bob", Door: "irc"}, &recorder{}); !errors.Is(err, chat.ErrTooManySessions) {
 		t.Fatalf("11th session: %v", err)
@@ -604,5 +613,33 @@ func TestEvents(t *testing.T) {
 	want := []chat.EventType{chat.EventAccountCreated, chat.EventSessionOpened, chat.EventRoomCreated, chat.EventMessage}
 	if fmt.Sprint(types) != fmt.Sprint(want) {
 		t.Fatalf("events %v, want %v", types, want)
+	}
+}
+
+func TestPruneHistoryKeepsQueued(t *testing.T) {
+	f := newFixture(t, nil)
+	f.account("alice", "bob")
+	a, _ := f.open("alice", "irc")
+	f.core.Join(f.ctx, a, "general", "", "")
+	old, _ := f.core.SendRoom(f.ctx, a, "general", chat.KindNormal, "old news", "")
+	queued, _ := f.core.SendDirect(f.ctx, a, "bob", chat.KindNormal, "waiting for bob", "")
+	f.now = f.now.Add(48 * time.Hour)
+	fresh, _ := f.core.SendRoom(f.ctx, a, "general", chat.KindNormal, "fresh", "")
+	n, err := f.core.PruneHistory(f.ctx, 24*time.Hour)
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d, %v; want 1", n, err)
+	}
+	if _, err := f.st.MessageByID(f.ctx, old.ID); !errors.Is(err, chat.ErrNotFound) {
+		t.Fatalf("old room message kept: %v", err)
+	}
+	for _, id := range []string{queued.ID, fresh.ID} {
+		if _, err := f.st.MessageByID(f.ctx, id); err != nil {
+			t.Fatalf("message %s lost: %v", id, err)
+		}
+	}
+	// Seqs are never reused after a prune.
+	m, _ := f.core.SendRoom(f.ctx, a, "general", chat.KindNormal, "after", "")
+	if m.Seq <= fresh.Seq {
+		t.Fatalf("seq %d reused (fresh was %d)", m.Seq, fresh.Seq)
 	}
 }

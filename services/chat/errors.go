@@ -21,6 +21,7 @@ var (
 	ErrInviteOnly       = errors.New("that room is members-only; ask for an invitation")
 	ErrRoomKey          = errors.New("wrong room password")
 	ErrRoomFull         = errors.New("room is full")
+	ErrTooManyRooms     = errors.New("in too many rooms; leave one first")
 	ErrForbidden        = errors.New("not allowed")
 	ErrModerated        = errors.New("the room is moderated and you have no voice")
 	ErrNoSuchOccupant   = errors.New("no such nickname in that room")

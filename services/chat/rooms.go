@@ -267,6 +267,10 @@ func (c *Core) Join(ctx context.Context, s *Session, room, nick, key string) (Jo
 		c.mu.Unlock()
 		return res, nil
 	}
+	if len(s.rooms) >= c.opts.MaxRoomsPerSession {
+		c.mu.Unlock()
+		return JoinResult{}, fmt.Errorf("%w (%d)", ErrTooManyRooms, c.opts.MaxRoomsPerSession)
+	}
 	key1 := foldNick(nick)
 	o := r.occupants[key1]
 	if o != nil && o.account != s.info.Account {

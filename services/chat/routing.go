@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // SendRoom stores a message to a room and routes it to every session in
@@ -148,4 +149,14 @@ func (c *Core) Offline(ctx context.Context, s *Session, limit int) ([]Message, e
 // AckOffline drops the account's queued messages up to seq (inclusive).
 func (c *Core) AckOffline(ctx context.Context, s *Session, seq int64) error {
 	return c.store.AckOffline(ctx, s.info.Account, seq)
+}
+
+// PruneHistory forgets messages older than keep (history retention),
+// except direct messages still waiting for their recipient.
+func (c *Core) PruneHistory(ctx context.Context, keep time.Duration) (int64, error) {
+	n, err := c.store.PruneHistory(ctx, c.now().Add(-keep))
+	if err == nil && n > 0 {
+		c.log.Info("history pruned", "messages", n, "older_than", keep)
+	}
+	return n, err
 }

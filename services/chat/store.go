@@ -84,6 +84,9 @@ type MessageStore interface {
 	Offline(ctx context.Context, account string, limit int) ([]Message, error)
 	// AckOffline removes account's queued messages with Seq <= upTo.
 	AckOffline(ctx context.Context, account string, upTo int64) error
+	// PruneHistory deletes messages older than before, except those still
+	// queued for offline delivery, and says how many it deleted.
+	PruneHistory(ctx context.Context, before time.Time) (int64, error)
 }
 
 // VCardStore keeps one opaque profile document (an XMPP vCard, avatar

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"chatbox/services/chat"
 )
@@ -173,4 +174,32 @@ func (s *Store) AckOffline(ctx context.Context, account string, upTo int64) erro
 		return fmt.Errorf("acknowledge offline messages of %q: %w", account, err)
 	}
 	return nil
+}
+
+// PruneHistory deletes messages older than before, except those still
+// waiting in an offline queue (an undelivered message is never dropped).
+// It returns how many it deleted.
+func (s *Store) PruneHistory(ctx context.Context, before time.Time) (int64, error) {
+	t, err := dbTime(before)
+	if err != nil {
+		return 0, fmt.Errorf("prune history: %w", err)
+	}
+	var n int64
+	err = s.withTx(ctx, func(tx *sql.Tx) error {
+		if err := raiseSeqFloor(ctx, tx); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `
+			DELETE FROM messages
+			WHERE time < ? AND seq NOT IN (SELECT seq FROM offline)`, t)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune history: %w", err)
+	}
+	return n, nil
 }
