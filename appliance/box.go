@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"chatbox/services/chat"
+	"chatbox/services/irc"
 	"chatbox/services/store"
 )
 
@@ -30,6 +31,8 @@ type Options struct {
 	Now        func() time.Time
 	// Services run after the built-in ones, in order (tests, extensions).
 	Services []Service
+	// Version is the running chatbox's version, shown to clients.
+	Version string
 }
 
 // Box is a running chatbox.
@@ -44,6 +47,7 @@ type Box struct {
 	core       *chat.Core
 	tls        atomic.Pointer[BoxTLS]
 	services   []Service
+	version    string
 	started    time.Time
 	stopEvents func()
 }
@@ -57,7 +61,7 @@ func Open(ctx context.Context, o Options) (*Box, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	b := &Box{cfg: o.Config, configPath: o.ConfigPath, log: o.Log, hub: newHub(o.Now), started: o.Now()}
+	b := &Box{cfg: o.Config, configPath: o.ConfigPath, log: o.Log, hub: newHub(o.Now), started: o.Now(), version: o.Version}
 	b.sup = newSupervisor(o.Log, b.hub)
 	dir := o.Config.DataDir
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -137,9 +141,34 @@ func OpenCore(ctx context.Context, cfg Config, log *slog.Logger) (*store.Store, 
 	return st, core, nil
 }
 
-// builtinServices are the services the settings switch on. The doors
-// (IRC, XMPP), mDNS and the web admin register here as they are built.
-func (b *Box) builtinServices() []Service { return nil }
+// builtinServices are the services the settings switch on, in start
+// order. XMPP, mDNS and the web admin register here as they are built.
+func (b *Box) builtinServices() []Service {
+	var svcs []Service
+	if c := b.cfg.IRC; len(c.TLSListen)+len(c.PlainListen) > 0 {
+		svcs = append(svcs, irc.New(irc.Config{
+			TLSListen:             c.TLSListen,
+			PlainListen:           c.PlainListen,
+			TLS:                   b.ServerTLSConfig(),
+			ServerName:            b.cfg.Domain,
+			Network:               b.cfg.Name,
+			Version:               b.version,
+			MOTD:                  c.MOTD,
+			ConnectionsPerAddress: b.cfg.Limits.ConnectionsPerAddress,
+			LinesPerSecond:        float64(b.cfg.Limits.MessagesPerSecond),
+			LineBurst:             b.cfg.Limits.MessageBurst,
+			HistoryOnJoin:         b.cfg.Rooms.DefaultHistory,
+			RegistrationOpen:      b.registrationOpen,
+		}, b.core, b.log))
+	}
+	return svcs
+}
+
+// registrationOpen says whether new accounts may be made from a chat
+// client now.
+func (b *Box) registrationOpen() bool {
+	return b.cfg.Registration.Policy == "open" || b.hub.State() == StatePairing
+}
 
 // Core is the chat core.
 func (b *Box) Core() *chat.Core { return b.core }

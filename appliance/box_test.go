@@ -12,6 +12,8 @@ import (
 func TestBoxRunAndStop(t *testing.T) {
 	cfg := Defaults("testhost")
 	cfg.DataDir = t.TempDir()
+	cfg.IRC.TLSListen = []string{"127.0.0.1:0"}
+	cfg.IRC.PlainListen = []string{"127.0.0.1:0"}
 	j := &journal{}
 	svc := &fakeService{name: "door", journal: j, failNow: make(chan error)}
 	ctx := context.Background()
@@ -49,7 +51,7 @@ func TestBoxRunAndStop(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if got := j.String(); got != "[start door stop door]" {
+	if got := j.String(); got != "[start door stop door]" { // after irc's start, before its stop
 		t.Fatalf("journal %s", got)
 	}
 	// The data directory is free again and the data is there.

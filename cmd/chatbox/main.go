@@ -255,7 +255,7 @@ const stopTimeout = 8 * time.Second
 
 func serve(ctx context.Context, cfg appliance.Config, cfgPath string, log *slog.Logger) error {
 	log.Info("chatbox starting", "version", versionString(), "config", cmpOr(cfgPath, "(built-in defaults)"), "data", cfg.DataDir)
-	box, err := appliance.Open(ctx, appliance.Options{Config: cfg, ConfigPath: cfgPath, Log: log})
+	box, err := appliance.Open(ctx, appliance.Options{Config: cfg, ConfigPath: cfgPath, Log: log, Version: versionString()})
 	if err != nil {
 		return err
 	}

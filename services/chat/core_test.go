@@ -258,6 +258,9 @@ func TestRoomRoutingAcrossDoors(t *testing.T) {
 	if err != nil || !res.Created || res.Self.Affiliation != chat.AffOwner || res.Self.Role != chat.RoleModerator {
 		t.Fatalf("first join: %+v %v", res, err)
 	}
+	if d := ra.take(); len(d) != 1 || d[0].Kind != chat.DelJoin || !d[0].Echo || d[0].RoomInfo == nil || len(d[0].Occupants) != 1 {
+		t.Fatalf("joiner's own join: %+v", d)
+	}
 	if _, err := f.core.Join(f.ctx, b, "general", "bobby", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -295,6 +298,7 @@ func TestRoomRoutingAcrossDoors(t *testing.T) {
 	if err != nil || len(res.Self.Sessions) != 2 {
 		t.Fatalf("second session join: %+v %v", res.Self, err)
 	}
+	rb2.take()
 	if len(res.History) != 1 || res.History[0].ID != m.ID {
 		t.Fatalf("join history %+v", res.History)
 	}

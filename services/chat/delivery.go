@@ -6,7 +6,7 @@ type DeliveryKind string
 // Delivery kinds.
 const (
 	DelMessage     DeliveryKind = "message"      // Message is set
-	DelJoin        DeliveryKind = "join"         // Room, Occupant joined
+	DelJoin        DeliveryKind = "join"         // Room, Occupant joined; with Echo, to the joiner: RoomInfo and Occupants too
 	DelLeave       DeliveryKind = "leave"        // Room, Occupant left (Reason)
 	DelQuit        DeliveryKind = "quit"         // Occupant's account left every room in Rooms (session closed)
 	DelKick        DeliveryKind = "kick"         // Room, Occupant kicked by Actor (Reason)
@@ -19,6 +19,7 @@ const (
 	DelInvite      DeliveryKind = "invite"       // Actor invites this session's account to Room
 	DelRoomDestroy DeliveryKind = "room-destroy" // Room was destroyed (Reason)
 	DelDisconnect  DeliveryKind = "disconnect"   // the core ends this session (Reason): the door closes it
+	DelSignal      DeliveryKind = "signal"       // an unstored signal (typing…) from From to Room or to this account: Tags
 )
 
 // Occupant is one nick in a room: an account, present through one or more
@@ -28,6 +29,7 @@ type Occupant struct {
 	Account     string
 	Role        Role
 	Affiliation Affiliation
+	Voice       bool // given voice explicitly (IRC +v)
 	// Sessions present under this nick (an account may join from several).
 	Sessions []SessionRef
 }
@@ -48,17 +50,24 @@ type Delivery struct {
 	Room     string
 	Rooms    []string
 	Occupant Occupant
-	OldNick  string
-	Actor    string // nick (or account) of whoever did it
-	Reason   string
-	Topic    string
-	Settings RoomSettings
-	Mask     MaskEntry
-	Removed  bool
-	Banned   bool // with DelKick: the account is now an outcast
-	From     SessionRef
-	Presence Presence
-	Account  Presence // aggregated presence of From.Account
+	// With an Echo DelJoin: the room as the joiner finds it.
+	RoomInfo  *Room
+	Occupants []Occupant
+	OldNick   string
+	Actor     string // nick (or account) of whoever did it
+	Reason    string
+	Topic     string
+	Settings  RoomSettings
+	Mask      MaskEntry
+	Removed   bool
+	Banned    bool // with DelKick: the account is now an outcast
+	From      SessionRef
+	Presence  Presence
+	Account   Presence // aggregated presence of From.Account
+	// Tags are a DelSignal's content: IRC client-only tags without their
+	// '+' ("typing" = "active", "paused", "done"), which the XMPP door maps
+	// to chat states.
+	Tags map[string]string
 	// Echo marks a delivery to the session that caused it (IRC
 	// echo-message); Carbon a direct message sent by another session of
 	// the same account (XEP-0280).

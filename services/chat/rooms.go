@@ -51,7 +51,7 @@ func (r *roomState) defaultRole(account string, voiced bool) Role {
 }
 
 func (r *roomState) public(o *occupant) Occupant {
-	occ := Occupant{Nick: o.nick, Account: o.account, Role: o.role, Affiliation: r.affiliation(o.account)}
+	occ := Occupant{Nick: o.nick, Account: o.account, Role: o.role, Affiliation: r.affiliation(o.account), Voice: o.voiced}
 	for _, s := range o.sessions {
 		occ.Sessions = append(occ.Sessions, s.ref())
 	}
@@ -313,6 +313,10 @@ func (c *Core) Join(ctx context.Context, s *Session, room, nick, key string) (Jo
 			}
 		})
 	}
+	// The joiner learns the room in the same order as everything after.
+	info := copyRoom(r.room)
+	s.sink.Deliver(Delivery{Kind: DelJoin, Room: name, Occupant: res.Self, From: s.ref(), Echo: true,
+		RoomInfo: &info, Occupants: res.Occupants})
 	limit := r.room.Settings.MaxHistory
 	c.mu.Unlock()
 

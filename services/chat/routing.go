@@ -160,3 +160,54 @@ func (c *Core) PruneHistory(ctx context.Context, keep time.Duration) (int64, err
 	}
 	return n, err
 }
+
+// Signal relays an unstored signal (a typing notification, an IRC
+// TAGMSG) to a room's occupants or to an account's sessions. Signals are
+// not history: they are lost if nobody is there.
+func (c *Core) Signal(ctx context.Context, s *Session, room, to string, tags map[string]string) error {
+	if len(tags) == 0 {
+		return nil
+	}
+	size := 0
+	for k, v := range tags {
+		size += len(k) + len(v)
+	}
+	if size > 4096 {
+		return fmt.Errorf("%w: signal of %d bytes", ErrTooLong, size)
+	}
+	if !c.sendLimit.Allow(s.info.Account) {
+		return ErrRateLimited
+	}
+	d := Delivery{Kind: DelSignal, From: s.ref(), Tags: tags}
+	if room != "" {
+		r, err := c.loadRoom(ctx, Fold(room))
+		if err != nil {
+			return err
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		o := r.occupantOf(s)
+		if o == nil {
+			return fmt.Errorf("%w: %s", ErrNotInRoom, r.room.Name)
+		}
+		d.Room = r.room.Name
+		r.each(func(os *Session) {
+			if os != s {
+				os.sink.Deliver(d)
+			}
+		})
+		return nil
+	}
+	to = Fold(to)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.byAcct[to]) == 0 {
+		return fmt.Errorf("%w: %s has no session", ErrNotFound, to)
+	}
+	for _, os := range c.byAcct[to] {
+		if os != s {
+			os.sink.Deliver(d)
+		}
+	}
+	return nil
+}

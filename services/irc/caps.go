@@ -1,0 +1,141 @@
+package irc
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/ergochat/irc-go/ircmsg"
+)
+
+// IRCv3 capability negotiation (https://ircv3.net/specs/extensions/capability-negotiation),
+// version 302 with cap-notify. STS is not offered: with the box's own CA
+// it would lock clients out.
+
+// capSet is the set of capabilities a client enabled.
+type capSet map[string]bool
+
+func (s capSet) has(name string) bool { return s[name] }
+
+// supportedCaps lists what the door offers, with the values shown to
+// clients that asked for CAP LS 302.
+func supportedCaps() map[string]string {
+	return map[string]string{
+		"account-notify":    "",
+		"account-tag":       "",
+		"away-notify":       "",
+		"batch":             "",
+		"cap-notify":        "",
+		"chghost":           "",
+		"echo-message":      "",
+		"extended-join":     "",
+		"invite-notify":     "",
+		"labeled-response":  "",
+		"message-tags":      "",
+		"multi-prefix":      "",
+		"sasl":              "PLAIN",
+		"server-time":       "",
+		"setname":           "",
+		"userhost-in-names": "",
+	}
+}
+
+func handleCap(r *request) {
+	c := r.c
+	sub := strings.ToUpper(r.msg.Params[0])
+	nick := c.currentNick()
+	server := c.srv.cfg.ServerName
+	supported := supportedCaps()
+	switch sub {
+	case "LS":
+		version := 301
+		if len(r.msg.Params) > 1 && r.msg.Params[1] >= "302" {
+			version = 302
+		}
+		c.mu.Lock()
+		if c.state < stateRegistered {
+			c.capBlocking = true
+		}
+		if version > c.capVersion {
+			c.capVersion = version
+		}
+		if version >= 302 {
+			c.caps["cap-notify"] = true // implied by 302
+		}
+		c.mu.Unlock()
+		names := make([]string, 0, len(supported))
+		for name, val := range supported {
+			if version >= 302 && val != "" {
+				name += "=" + val
+			}
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		// Split into lines that fit; 302 clients understand "*" continuations.
+		var lines []string
+		cur := ""
+		for _, n := range names {
+			if len(cur)+len(n)+1 > 350 {
+				lines = append(lines, cur)
+				cur = ""
+			}
+			if cur != "" {
+				cur += " "
+			}
+			cur += n
+		}
+		lines = append(lines, cur)
+		for i, l := range lines {
+			if i < len(lines)-1 && version >= 302 {
+				r.send(ircmsg.MakeMessage(nil, server, "CAP", nick, "LS", "*", l))
+			} else {
+				r.send(ircmsg.MakeMessage(nil, server, "CAP", nick, "LS", l))
+			}
+		}
+	case "LIST":
+		c.mu.Lock()
+		var on []string
+		for name := range c.caps {
+			on = append(on, name)
+		}
+		c.mu.Unlock()
+		sort.Strings(on)
+		r.send(ircmsg.MakeMessage(nil, server, "CAP", nick, "LIST", strings.Join(on, " ")))
+	case "REQ":
+		if len(r.msg.Params) < 2 {
+			r.numeric(ERR_NEEDMOREPARAMS, "CAP", "Not enough parameters")
+			return
+		}
+		want := strings.Fields(r.msg.Params[1])
+		ok := len(want) > 0
+		for _, w := range want {
+			if _, known := supported[strings.TrimPrefix(w, "-")]; !known {
+				ok = false
+			}
+		}
+		verb := "NAK"
+		c.mu.Lock()
+		if c.state < stateRegistered {
+			c.capBlocking = true
+		}
+		if ok {
+			verb = "ACK"
+			for _, w := range want {
+				if strings.HasPrefix(w, "-") {
+					delete(c.caps, w[1:])
+				} else {
+					c.caps[w] = true
+				}
+			}
+		}
+		c.mu.Unlock()
+		r.send(ircmsg.MakeMessage(nil, server, "CAP", nick, verb, r.msg.Params[1]))
+	case "END":
+		c.mu.Lock()
+		c.capBlocking = false
+		c.mu.Unlock()
+		r.finish()
+		c.tryRegister()
+	default:
+		r.numeric(ERR_INVALIDCAPCMD, r.msg.Params[0], "Invalid CAP command")
+	}
+}

@@ -1,0 +1,5 @@
+package irc
+
+// IRCv3 draft/chathistory and draft/multiline.
+
+var historyCommands = map[string]command{}

@@ -1,0 +1,462 @@
+package irc
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ergochat/irc-go/ircmsg"
+	"github.com/ergochat/irc-go/ircreader"
+
+	"chatbox/services/chat"
+)
+
+// Input bounds (Modern IRC, IRCv3 message-tags): 512 bytes of message
+// (CRLF included) after at most 4094 bytes of client tags. The reader
+// holds at most one such line; a longer one closes the connection.
+const (
+	maxLineBody = 512
+	maxReadLine = maxLineBody + ircmsg.MaxlenTagsFromClient + 2
+	regTimeout  = 60 * time.Second
+	writeWait   = 30 * time.Second
+)
+
+type connState int
+
+const (
+	stateNew        connState = iota // before NICK/USER/CAP END
+	stateRegistered                  // welcome sent
+)
+
+// conn is one client connection. Its reader goroutine runs the commands;
+// its writer goroutine writes the queue, translating the core's
+// deliveries into lines in the order the core made them.
+type conn struct {
+	srv   *Server
+	nc    net.Conn
+	ip    string
+	isTLS bool
+	rd    ircreader.Reader
+
+	// Line-rate bucket (reader goroutine only).
+	tokens   float64
+	lastLine time.Time
+
+	mu          sync.Mutex // guards the fields below
+	state       connState
+	nick        string
+	user        string
+	realname    string
+	gotUser     bool
+	caps        capSet
+	capBlocking bool
+	capVersion  int
+	pass        string
+	account     string
+	admin       bool // box admin: IRC operator
+	sess        *chat.Session
+	away        string
+	modes       map[byte]bool // user modes: i, w, B, o
+	monitor     map[string]bool
+	signon      time.Time
+	idleSince   time.Time
+	authBy      time.Time // deadline to prove an account's nick
+	saslMech    string
+	saslBuf     []byte
+	clientCert  []byte
+
+	qmu    sync.Mutex // guards the write queue
+	queue  []outItem
+	qBytes int
+	wake   chan struct{}
+	dead   bool
+	reason string
+	done   chan struct{} // closed when the writer ends
+
+	// Writer goroutine only: what the client has been told of each
+	// channel it is in.
+	chans map[string]*chanView
+}
+
+type outItem struct {
+	line []byte
+	d    *chat.Delivery
+}
+
+func newConn(s *Server, nc net.Conn, ip string) *conn {
+	now := s.cfg.Now()
+	c := &conn{srv: s, nc: nc, ip: ip, tokens: float64(s.cfg.LineBurst), lastLine: now,
+		caps: capSet{}, modes: map[byte]bool{}, monitor: map[string]bool{}, signon: now, idleSince: now,
+		wake: make(chan struct{}, 1), done: make(chan struct{}), chans: map[string]*chanView{}}
+	_, c.isTLS = nc.(*tls.Conn)
+	c.rd.Initialize(nc, 512, maxReadLine)
+	return c
+}
+
+// host is the client's host as others see it: its door and the domain.
+func (c *conn) host() string { return "irc." + c.srv.cfg.ServerName }
+
+func (c *conn) accountName() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.account
+}
+
+func (c *conn) session() *chat.Session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess
+}
+
+func (c *conn) currentNick() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.nick == "" {
+		return "*"
+	}
+	return c.nick
+}
+
+func (c *conn) hasCap(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.caps.has(name)
+}
+
+// capsCopy returns the client's capabilities now.
+func (c *conn) capsCopy() capSet {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	caps := make(capSet, len(c.caps))
+	for k, v := range c.caps {
+		caps[k] = v
+	}
+	return caps
+}
+
+// prefix is the client's nick!user@host.
+func (c *conn) prefix() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nick + "!" + c.userLocked() + "@" + c.host()
+}
+
+func (c *conn) userLocked() string {
+	if c.account != "" {
+		return c.account
+	}
+	if c.user != "" {
+		return "~" + c.user
+	}
+	return "~u"
+}
+
+// run serves the connection until it ends.
+func (c *conn) run() {
+	go c.writeLoop()
+	defer func() {
+		c.kill("")
+		<-c.done
+		if s := c.session(); s != nil {
+			c.mu.Lock()
+			reason := c.reason
+			c.mu.Unlock()
+			s.Close(reason)
+		}
+		c.nc.Close()
+	}()
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		tc.SetDeadline(time.Now().Add(regTimeout))
+		if err := tc.Handshake(); err != nil {
+			c.srv.log.Debug("tls handshake", "addr", c.ip, "err", err)
+			return
+		}
+		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+			c.clientCert = certs[0].Raw
+		}
+		tc.SetDeadline(time.Time{})
+	}
+	pinged := false
+	for {
+		c.mu.Lock()
+		registered := c.state >= stateRegistered
+		authBy := c.authBy
+		c.mu.Unlock()
+		wait := c.srv.cfg.PingInterval
+		if !registered {
+			wait = regTimeout
+		} else if pinged {
+			wait = c.srv.cfg.PingTimeout
+		}
+		if !authBy.IsZero() {
+			if until := time.Until(authBy); until < wait {
+				wait = max(until, time.Millisecond)
+			}
+		}
+		c.nc.SetReadDeadline(time.Now().Add(wait))
+		line, err := c.rd.ReadLine()
+		if err != nil {
+			var ne net.Error
+			switch {
+			case errors.As(err, &ne) && ne.Timeout():
+				if !authBy.IsZero() && !time.Now().Before(authBy) {
+					c.authTimedOut()
+					continue
+				}
+				if !registered {
+					c.kill("Registration timed out")
+					return
+				}
+				if pinged {
+					c.kill("Ping timeout: " + c.srv.cfg.PingTimeout.String())
+					return
+				}
+				pinged = true
+				c.sendLine(ircmsg.MakeMessage(nil, "", "PING", c.srv.cfg.ServerName))
+				continue
+			case errors.Is(err, ircreader.ErrReadQ):
+				c.numeric(ERR_INPUTTOOLONG, "Input line too long")
+				c.kill("Input line too long")
+				return
+			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded):
+				c.kill("Connection closed")
+				return
+			default:
+				c.kill("Read error")
+				return
+			}
+		}
+		pinged = false
+		if c.isDead() {
+			return
+		}
+		c.throttle()
+		c.handleLine(string(line))
+		if c.isDead() {
+			return
+		}
+	}
+}
+
+// throttle delays a client that sends faster than LinesPerSecond after
+// its burst ("fake lag"): its lines are all handled, only later.
+func (c *conn) throttle() {
+	now := time.Now()
+	rate := c.srv.cfg.LinesPerSecond
+	c.tokens = min(float64(c.srv.cfg.LineBurst), c.tokens+now.Sub(c.lastLine).Seconds()*rate)
+	c.lastLine = now
+	c.tokens--
+	if c.tokens < 0 {
+		d := time.Duration(-c.tokens / rate * float64(time.Second))
+		time.Sleep(min(d, time.Second))
+	}
+}
+
+// handleLine parses and runs one line from the client.
+func (c *conn) handleLine(line string) {
+	if strings.TrimSpace(line) == "" {
+		return
+	}
+	if !utf8.ValidString(line) {
+		c.sendLine(ircmsg.MakeMessage(nil, c.srv.cfg.ServerName, "FAIL", "*", "INVALID_UTF8", "This server accepts UTF-8 only (UTF8ONLY)"))
+		return
+	}
+	msg, err := ircmsg.ParseLineStrict(line, true, maxLineBody)
+	switch {
+	case errors.Is(err, ircmsg.ErrorBodyTooLong):
+		c.numeric(ERR_INPUTTOOLONG, "Input line too long")
+		return
+	case errors.Is(err, ircmsg.ErrorTagsTooLong):
+		c.numeric(ERR_INPUTTOOLONG, "Input line too long (tags)")
+		return
+	case errors.Is(err, ircmsg.ErrorLineIsEmpty):
+		return
+	case err != nil:
+		c.sendLine(ircmsg.MakeMessage(nil, c.srv.cfg.ServerName, "FAIL", "*", "INVALID_MESSAGE", "Malformed line: "+err.Error()))
+		return
+	}
+	cmd := strings.ToUpper(msg.Command)
+	msg.Command = cmd
+	h, ok := commands[cmd]
+	r := &request{c: c, msg: msg}
+	if present, label := msg.GetTag("label"); present && c.hasCap("labeled-response") {
+		r.label = label
+	}
+	defer r.finish()
+	if !ok {
+		r.numeric(ERR_UNKNOWNCOMMAND, cmd, "Unknown command")
+		return
+	}
+	c.mu.Lock()
+	state := c.state
+	identified := c.account != ""
+	c.mu.Unlock()
+	if state < stateRegistered && !h.preReg {
+		r.numeric(ERR_NOTREGISTERED, "You have not registered")
+		return
+	}
+	if state >= stateRegistered && !identified && !h.unidentified {
+		r.notice("You must log in first: use SASL, PASS account:password, or /msg NickServ IDENTIFY password")
+		return
+	}
+	if len(msg.Params) < h.minParams {
+		r.numeric(ERR_NEEDMOREPARAMS, cmd, "Not enough parameters")
+		return
+	}
+	if cmd != "PING" && cmd != "PONG" {
+		c.mu.Lock()
+		c.idleSince = c.srv.cfg.Now()
+		c.mu.Unlock()
+	}
+	h.fn(r)
+}
+
+// --- the write queue ---
+
+func (c *conn) isDead() bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return c.dead
+}
+
+// enqueue adds an item for the writer; a client whose queue exceeds the
+// sendq is disconnected (what it missed is in the history).
+func (c *conn) enqueue(it outItem, size int) {
+	c.qmu.Lock()
+	if c.dead {
+		c.qmu.Unlock()
+		return
+	}
+	if c.qBytes+size > c.srv.cfg.SendQ {
+		c.qmu.Unlock()
+		c.kill("SendQ exceeded")
+		return
+	}
+	c.queue = append(c.queue, it)
+	c.qBytes += size
+	c.qmu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Deliver is the core's Sink: it queues and never blocks.
+func (c *conn) Deliver(d chat.Delivery) {
+	size := 256
+	if d.Message != nil {
+		size += len(d.Message.Body) + len(d.Message.Extra)
+	}
+	size += 64 * len(d.Occupants)
+	c.enqueue(outItem{d: &d}, size)
+}
+
+// sendLine queues a line made by the server.
+func (c *conn) sendLine(m ircmsg.Message) {
+	b, err := m.LineBytesStrict(false, 0)
+	if err != nil && b == nil {
+		c.srv.log.Warn("unserialisable line", "cmd", m.Command, "err", err)
+		return
+	}
+	c.enqueue(outItem{line: b}, len(b))
+}
+
+// numeric queues a numeric reply to the client.
+func (c *conn) numeric(code string, params ...string) {
+	c.sendLine(ircmsg.MakeMessage(nil, c.srv.cfg.ServerName, code, append([]string{c.currentNick()}, params...)...))
+}
+
+// kill marks the connection dead: the writer sends ERROR with reason
+// (if any) and closes it.
+func (c *conn) kill(reason string) {
+	c.qmu.Lock()
+	if c.dead {
+		c.qmu.Unlock()
+		return
+	}
+	c.dead = true
+	c.qmu.Unlock()
+	c.mu.Lock()
+	if c.reason == "" {
+		c.reason = reason
+	}
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	if reason == "SendQ exceeded" {
+		// The writer may be stuck on a client that does not read.
+		c.nc.SetWriteDeadline(time.Now())
+	}
+}
+
+// quit ends the connection politely with an ERROR line (server shutdown,
+// KILL).
+func (c *conn) quit(reason string) {
+	c.kill(reason)
+	c.nc.SetReadDeadline(time.Now())
+}
+
+func (c *conn) writeLoop() {
+	defer close(c.done)
+	w := bufio.NewWriterSize(c.nc, 4096)
+	for {
+		<-c.wake
+		for {
+			c.qmu.Lock()
+			items := c.queue
+			c.queue = nil
+			c.qBytes = 0
+			dead := c.dead
+			c.qmu.Unlock()
+			if len(items) == 0 {
+				break
+			}
+			c.nc.SetWriteDeadline(time.Now().Add(writeWait))
+			for _, it := range items {
+				if it.line != nil {
+					w.Write(it.line)
+					continue
+				}
+				for _, m := range c.translate(it.d) {
+					if b, err := m.LineBytesStrict(false, 0); b != nil {
+						w.Write(b)
+					} else {
+						c.srv.log.Warn("unserialisable delivery", "cmd", m.Command, "err", err)
+					}
+				}
+			}
+			if err := w.Flush(); err != nil {
+				c.kill("Write error")
+				c.nc.Close()
+				return
+			}
+			if dead {
+				break
+			}
+		}
+		if c.isDead() {
+			c.mu.Lock()
+			reason := c.reason
+			c.mu.Unlock()
+			if reason != "" && reason != "SendQ exceeded" {
+				c.nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+				w.WriteString("ERROR :Closing link: " + reason + "\r\n")
+				w.Flush()
+			}
+			if tc, ok := c.nc.(*net.TCPConn); ok {
+				tc.CloseWrite()
+			}
+			c.nc.SetReadDeadline(time.Now())
+			return
+		}
+	}
+}

@@ -1,0 +1,581 @@
+package irc
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ergochat/irc-go/ircmsg"
+
+	"chatbox/services/chat"
+)
+
+// What the core routes to a session, as IRC lines. Runs on the writer
+// goroutine, in the order the core delivered, so the chanView state
+// below always matches what the client was told.
+
+// chanView is what the client knows of one channel.
+type chanView struct {
+	members  map[string]*memberView // account -> occupants of it
+	settings chat.RoomSettings
+}
+
+type memberView struct {
+	count int    // occupants of the account (XMPP may join twice)
+	door  string // door of the first occupant, for its host
+	modes string // channel member modes, among "qaov"
+}
+
+// memberModes returns the IRC member modes of an occupant.
+func memberModes(o chat.Occupant) string {
+	m := ""
+	switch o.Affiliation {
+	case chat.AffOwner:
+		m += "q"
+	case chat.AffAdmin:
+		m += "a"
+	}
+	if o.Role == chat.RoleModerator {
+		m += "o"
+	}
+	if o.Voice && o.Role != chat.RoleVisitor {
+		m += "v"
+	}
+	return m
+}
+
+// prefixes turns member modes into NAMES prefixes: all of them
+// (multi-prefix) or the highest.
+func prefixes(modes string, multi bool) string {
+	out := ""
+	for _, pair := range [][2]string{{"q", "~"}, {"a", "&"}, {"o", "@"}, {"v", "+"}} {
+		if strings.Contains(modes, pair[0]) {
+			out += pair[1]
+			if !multi {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// mergeModes keeps the union of two occupants' modes, ordered.
+func mergeModes(a, b string) string {
+	out := ""
+	for _, f := range "qaov" {
+		if strings.ContainsRune(a, f) || strings.ContainsRune(b, f) {
+			out += string(f)
+		}
+	}
+	return out
+}
+
+// source is nick!user@host for an account coming in by a door.
+func (c *conn) source(account, door string) string {
+	if door == "" {
+		door = "chat"
+	}
+	return account + "!" + account + "@" + door + "." + c.srv.cfg.ServerName
+}
+
+// msgTags are the tags of a stored message for this client.
+func (c *conn) msgTags(m *chat.Message, caps capSet) map[string]string {
+	tags := map[string]string{}
+	if caps.has("server-time") {
+		tags["time"] = serverTime(m.Time)
+	}
+	if caps.has("message-tags") {
+		tags["msgid"] = m.ID
+	}
+	if caps.has("account-tag") {
+		tags["account"] = m.From
+	}
+	if len(tags) == 0 {
+		return nil
+	}
+	return tags
+}
+
+// messageLines renders a stored message as PRIVMSG/NOTICE lines to
+// target: one per line of the body, each cut (at a character boundary)
+// to fit 512 bytes, never silently shortened.
+func (c *conn) messageLines(m *chat.Message, source, target string, caps capSet) []ircmsg.Message {
+	verb := "PRIVMSG"
+	if m.Kind == chat.KindNotice {
+		verb = "NOTICE"
+	}
+	body := m.Body
+	if !caps.has("server-time") && c.srv.cfg.Now().Sub(m.Time) > time.Minute {
+		body = "[" + m.Time.Local().Format("2006-01-02 15:04") + "] " + body
+	}
+	// Room for the text: 512 - CRLF - ":source VERB target :" - CTCP framing.
+	room := maxLineBody - 2 - (1 + len(source) + 1 + len(verb) + 1 + len(target) + 2)
+	if m.Kind == chat.KindAction {
+		room -= len("\x01ACTION \x01")
+	}
+	room = max(room, 64)
+	var out []ircmsg.Message
+	first := true
+	for _, line := range strings.Split(strings.ReplaceAll(body, "\r\n", "\n"), "\n") {
+		for _, part := range splitUTF8(line, room) {
+			text := part
+			if m.Kind == chat.KindAction {
+				text = "\x01ACTION " + part + "\x01"
+			}
+			tags := c.msgTags(m, caps)
+			if !first && tags != nil {
+				delete(tags, "msgid")
+			}
+			first = false
+			out = append(out, ircmsg.MakeMessage(tags, source, verb, target, text))
+		}
+	}
+	return out
+}
+
+// splitUTF8 cuts s into pieces of at most n bytes at character
+// boundaries; an empty line stays one (blank) piece.
+func splitUTF8(s string, n int) []string {
+	if s == "" {
+		return []string{" "}
+	}
+	var out []string
+	for len(s) > n {
+		cut := n
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		if cut == 0 {
+			cut = n
+		}
+		out = append(out, s[:cut])
+		s = s[cut:]
+	}
+	return append(out, s)
+}
+
+// translate turns one delivery into the lines this client should see.
+func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
+	caps := c.capsCopy()
+	c.mu.Lock()
+	me := c.nick
+	var mySess uint64
+	if c.sess != nil {
+		mySess = c.sess.ID()
+	}
+	c.mu.Unlock()
+	server := c.srv.cfg.ServerName
+	from := c.source(d.From.Account, d.From.Door)
+	actor := func() string {
+		if d.From.Account != "" {
+			return from
+		}
+		if d.Actor != "" {
+			return d.Actor
+		}
+		return server
+	}
+	switch d.Kind {
+	case chat.DelMessage:
+		m := d.Message
+		if d.Echo {
+			return nil // the command's own reply echoes it, labelled
+		}
+		src := c.source(m.From, d.From.Door)
+		if m.Room != "" {
+			return c.messageLines(m, src, channelOf(m.Room), caps)
+		}
+		if d.Carbon || m.From == fold(me) && m.To != fold(me) {
+			// Sent by another session of this account: show it as ours.
+			return c.messageLines(m, src, m.To, caps)
+		}
+		return c.messageLines(m, src, me, caps)
+
+	case chat.DelSignal:
+		if !caps.has("message-tags") {
+			return nil
+		}
+		tags := map[string]string{}
+		for k, v := range d.Tags {
+			tags["+"+k] = v
+		}
+		target := me
+		if d.Room != "" {
+			target = channelOf(d.Room)
+		}
+		return []ircmsg.Message{ircmsg.MakeMessage(tags, from, "TAGMSG", target)}
+
+	case chat.DelJoin:
+		if d.Echo {
+			return c.joinBurst(d, caps)
+		}
+		v := c.chans[d.Room]
+		if v == nil {
+			return nil
+		}
+		acct := d.Occupant.Account
+		mv := v.members[acct]
+		if mv != nil {
+			mv.count++
+			mv.modes = mergeModes(mv.modes, memberModes(d.Occupant))
+			return nil
+		}
+		mv = &memberView{count: 1, door: d.From.Door, modes: memberModes(d.Occupant)}
+		v.members[acct] = mv
+		src := c.source(acct, d.From.Door)
+		var out []ircmsg.Message
+		if caps.has("extended-join") {
+			out = append(out, makeMsg(src, "JOIN", channelOf(d.Room), acct, acct))
+		} else {
+			out = append(out, makeMsg(src, "JOIN", channelOf(d.Room)))
+		}
+		if mv.modes != "" {
+			out = append(out, c.memberModeLine(d.Room, server, "+", mv.modes, acct))
+		}
+		return out
+
+	case chat.DelLeave:
+		if d.Echo {
+			delete(c.chans, d.Room)
+			return []ircmsg.Message{c.partLine(c.source(fold(me), "irc"), d.Room, d.Reason)}
+		}
+		if c.dropMember(d.Room, d.Occupant.Account) {
+			return []ircmsg.Message{c.partLine(from, d.Room, d.Reason)}
+		}
+		return nil
+
+	case chat.DelQuit:
+		var gone []string
+		for _, room := range d.Rooms {
+			if c.dropMember(room, d.Occupant.Account) {
+				gone = append(gone, room)
+			}
+		}
+		if len(gone) == 0 {
+			return nil
+		}
+		if !c.sharesAnyChannel(d.Occupant.Account) {
+			reason := d.Reason
+			if reason == "" {
+				reason = "Quit"
+			}
+			return []ircmsg.Message{makeMsg(from, "QUIT", reason)}
+		}
+		var out []ircmsg.Message
+		for _, room := range gone {
+			out = append(out, c.partLine(from, room, d.Reason))
+		}
+		return out
+
+	case chat.DelKick:
+		target := d.Occupant.Account
+		kickedMe := false
+		for _, ref := range d.Occupant.Sessions {
+			if ref.ID == mySess {
+				kickedMe = true
+			}
+		}
+		if kickedMe {
+			delete(c.chans, d.Room)
+			target = me
+		} else if !c.dropMember(d.Room, d.Occupant.Account) {
+			return nil
+		}
+		reason := d.Reason
+		if reason == "" {
+			reason = target
+		}
+		return []ircmsg.Message{makeMsg(actor(), "KICK", channelOf(d.Room), target, reason)}
+
+	case chat.DelTopic:
+		return []ircmsg.Message{makeMsg(actor(), "TOPIC", channelOf(d.Room), d.Topic)}
+
+	case chat.DelRole:
+		v := c.chans[d.Room]
+		if v == nil {
+			return nil
+		}
+		mv := v.members[d.Occupant.Account]
+		if mv == nil {
+			return nil
+		}
+		now := memberModes(d.Occupant)
+		var plus, minus string
+		for _, f := range "qaov" {
+			had, has := strings.ContainsRune(mv.modes, f), strings.ContainsRune(now, f)
+			if has && !had {
+				plus += string(f)
+			} else if had && !has {
+				minus += string(f)
+			}
+		}
+		mv.modes = now
+		var out []ircmsg.Message
+		if minus != "" {
+			out = append(out, c.memberModeLine(d.Room, actor(), "-", minus, d.Occupant.Account))
+		}
+		if plus != "" {
+			out = append(out, c.memberModeLine(d.Room, actor(), "+", plus, d.Occupant.Account))
+		}
+		return out
+
+	case chat.DelSettings:
+		v := c.chans[d.Room]
+		if v == nil {
+			return nil
+		}
+		change := modeDiff(v.settings, d.Settings)
+		v.settings = d.Settings
+		if len(change) == 0 {
+			return nil
+		}
+		return []ircmsg.Message{makeMsg(actor(), "MODE", append([]string{channelOf(d.Room)}, change...)...)}
+
+	case chat.DelMask:
+		flag := map[chat.MaskList]string{chat.ListBan: "b", chat.ListBanExcept: "e", chat.ListInvite: "I"}[d.Mask.List]
+		sign := "+"
+		if d.Removed {
+			sign = "-"
+		}
+		return []ircmsg.Message{makeMsg(actor(), "MODE", channelOf(d.Room), sign+flag, d.Mask.Mask)}
+
+	case chat.DelPresence:
+		return c.presenceLines(d, caps, from)
+
+	case chat.DelInvite:
+		return []ircmsg.Message{makeMsg(actor(), "INVITE", me, channelOf(d.Room))}
+
+	case chat.DelRoomDestroy:
+		delete(c.chans, d.Room)
+		return []ircmsg.Message{makeMsg(server, "KICK", channelOf(d.Room), me, "Room destroyed: "+d.Reason)}
+
+	case chat.DelDisconnect:
+		c.kill(d.Reason)
+		return nil
+	}
+	return nil
+}
+
+func (c *conn) partLine(src, room, reason string) ircmsg.Message {
+	if reason == "" {
+		return makeMsg(src, "PART", channelOf(room))
+	}
+	return makeMsg(src, "PART", channelOf(room), reason)
+}
+
+func (c *conn) memberModeLine(room, src, sign, flags, account string) ircmsg.Message {
+	params := []string{channelOf(room), sign + flags}
+	for range flags {
+		params = append(params, account)
+	}
+	return makeMsg(src, "MODE", params...)
+}
+
+// dropMember forgets one occupant of account in room and reports whether
+// the account is now gone from it.
+func (c *conn) dropMember(room, account string) bool {
+	v := c.chans[room]
+	if v == nil {
+		return false
+	}
+	mv := v.members[account]
+	if mv == nil {
+		return false
+	}
+	if mv.count--; mv.count > 0 {
+		return false
+	}
+	delete(v.members, account)
+	return true
+}
+
+func (c *conn) sharesAnyChannel(account string) bool {
+	for _, v := range c.chans {
+		if v.members[account] != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// joinBurst is what a client sees when it joins: JOIN, topic, names.
+func (c *conn) joinBurst(d *chat.Delivery, caps capSet) []ircmsg.Message {
+	c.mu.Lock()
+	me, realname := c.nick, c.realname
+	c.mu.Unlock()
+	v := &chanView{members: map[string]*memberView{}}
+	if d.RoomInfo != nil {
+		v.settings = d.RoomInfo.Settings
+	}
+	for _, o := range d.Occupants {
+		door := ""
+		if len(o.Sessions) > 0 {
+			door = o.Sessions[0].Door
+		}
+		if mv := v.members[o.Account]; mv != nil {
+			mv.count++
+			mv.modes = mergeModes(mv.modes, memberModes(o))
+			continue
+		}
+		v.members[o.Account] = &memberView{count: 1, door: door, modes: memberModes(o)}
+	}
+	c.chans[d.Room] = v
+	channel := channelOf(d.Room)
+	self := c.source(fold(me), "irc")
+	server := c.srv.cfg.ServerName
+	var out []ircmsg.Message
+	if caps.has("extended-join") {
+		out = append(out, makeMsg(self, "JOIN", channel, fold(me), realname))
+	} else {
+		out = append(out, makeMsg(self, "JOIN", channel))
+	}
+	if d.RoomInfo != nil && d.RoomInfo.Topic != "" {
+		out = append(out, makeMsg(server, RPL_TOPIC, me, channel, d.RoomInfo.Topic))
+		by := d.RoomInfo.TopicBy
+		if by == "" {
+			by = server
+		}
+		out = append(out, makeMsg(server, RPL_TOPICWHOTIME, me, channel, by, strconv.FormatInt(d.RoomInfo.TopicAt.Unix(), 10)))
+	}
+	out = append(out, c.namesLines(d.Room, v, caps)...)
+	return out
+}
+
+// namesLines renders RPL_NAMREPLY lines and RPL_ENDOFNAMES.
+func (c *conn) namesLines(room string, v *chanView, caps capSet) []ircmsg.Message {
+	me := c.currentNick()
+	server := c.srv.cfg.ServerName
+	channel := channelOf(room)
+	symbol := "="
+	if v.settings.Hidden {
+		symbol = "@"
+	} else if v.settings.Private {
+		symbol = "*"
+	}
+	names := make([]string, 0, len(v.members))
+	for acct, mv := range v.members {
+		n := prefixes(mv.modes, caps.has("multi-prefix"))
+		if caps.has("userhost-in-names") {
+			n += c.source(acct, mv.door)
+		} else {
+			n += acct
+		}
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var out []ircmsg.Message
+	line := ""
+	for _, n := range names {
+		if len(line)+len(n)+1 > 400 {
+			out = append(out, makeMsg(server, RPL_NAMREPLY, me, symbol, channel, line))
+			line = ""
+		}
+		if line != "" {
+			line += " "
+		}
+		line += n
+	}
+	if line != "" {
+		out = append(out, makeMsg(server, RPL_NAMREPLY, me, symbol, channel, line))
+	}
+	return append(out, makeMsg(server, RPL_ENDOFNAMES, me, channel, "End of /NAMES list."))
+}
+
+// modeDiff renders the channel-mode change from a to b as MODE params.
+func modeDiff(a, b chat.RoomSettings) []string {
+	var plus, minus string
+	var plusArgs []string
+	flag := func(f string, was, is bool) {
+		if is && !was {
+			plus += f
+		} else if was && !is {
+			minus += f
+		}
+	}
+	flag("i", a.MembersOnly, b.MembersOnly)
+	flag("m", a.Moderated, b.Moderated)
+	flag("n", a.NoExternal, b.NoExternal)
+	flag("p", a.Private, b.Private)
+	flag("s", a.Hidden, b.Hidden)
+	flag("t", a.TopicLocked, b.TopicLocked)
+	if a.Password != b.Password {
+		if b.Password == "" {
+			minus += "k"
+		} else {
+			plus += "k"
+			plusArgs = append(plusArgs, b.Password)
+		}
+	}
+	if a.MaxUsers != b.MaxUsers {
+		if b.MaxUsers == 0 {
+			minus += "l"
+		} else {
+			plus += "l"
+			plusArgs = append(plusArgs, strconv.Itoa(b.MaxUsers))
+		}
+	}
+	s := ""
+	if plus != "" {
+		s += "+" + plus
+	}
+	if minus != "" {
+		s += "-" + minus
+	}
+	if s == "" {
+		return nil
+	}
+	return append([]string{s}, plusArgs...)
+}
+
+// channelModes renders a room's settings as IRC channel modes (with
+// arguments when showArgs: members see the key).
+func channelModes(st chat.RoomSettings, showArgs bool) []string {
+	m := "+"
+	var args []string
+	for _, fl := range []struct {
+		f  string
+		on bool
+	}{{"i", st.MembersOnly}, {"m", st.Moderated}, {"n", st.NoExternal}, {"p", st.Private}, {"s", st.Hidden}, {"t", st.TopicLocked}} {
+		if fl.on {
+			m += fl.f
+		}
+	}
+	if st.Password != "" {
+		m += "k"
+		if showArgs {
+			args = append(args, st.Password)
+		} else {
+			args = append(args, "*")
+		}
+	}
+	if st.MaxUsers > 0 {
+		m += "l"
+		args = append(args, strconv.Itoa(st.MaxUsers))
+	}
+	return append([]string{m}, args...)
+}
+
+// presenceLines tells the client of an account's away state changes
+// (away-notify) for accounts it shares a channel with.
+func (c *conn) presenceLines(d *chat.Delivery, caps capSet, from string) []ircmsg.Message {
+	acct := d.From.Account
+	var out []ircmsg.Message
+	out = append(out, c.monitorLines(d)...)
+	if !caps.has("away-notify") || acct == fold(c.currentNick()) || !c.sharesAnyChannel(acct) {
+		return out
+	}
+	switch d.Account.Show {
+	case chat.ShowAway, chat.ShowXA, chat.ShowDND:
+		msg := d.Account.Status
+		if msg == "" {
+			msg = string(d.Account.Show)
+		}
+		out = append(out, makeMsg(from, "AWAY", msg))
+	case chat.ShowOffline:
+	default:
+		out = append(out, makeMsg(from, "AWAY"))
+	}
+	return out
+}

@@ -1,0 +1,177 @@
+package irc
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/ergochat/irc-go/ircmsg"
+
+	"chatbox/services/chat"
+)
+
+// PRIVMSG, NOTICE (Modern IRC) and TAGMSG (IRCv3 message-tags), with
+// echo-message, server-time, msgid and account-tag. CTCP ACTION becomes
+// the core's action kind (/me on XMPP); other CTCP (VERSION, DCC offers)
+// passes through untouched as text.
+
+const maxTargets = 4
+
+var messageCommands = map[string]command{
+	"PRIVMSG": {fn: handlePrivmsg, unidentified: true},
+	"NOTICE":  {fn: handlePrivmsg},
+	"TAGMSG":  {fn: handleTagmsg, minParams: 1},
+}
+
+func handlePrivmsg(r *request) {
+	c := r.c
+	verb := r.msg.Command
+	if len(r.msg.Params) == 0 {
+		r.numeric(ERR_NORECIPIENT, "No recipient given ("+verb+")")
+		return
+	}
+	if len(r.msg.Params) < 2 || r.msg.Params[1] == "" {
+		r.numeric(ERR_NOTEXTTOSEND, "No text to send")
+		return
+	}
+	text := r.msg.Params[1]
+	targets := strings.Split(r.msg.Params[0], ",")
+	if len(targets) > maxTargets {
+		targets = targets[:maxTargets]
+	}
+	c.mu.Lock()
+	identified := c.account != ""
+	c.mu.Unlock()
+	for _, target := range targets {
+		if strings.EqualFold(target, "NickServ") {
+			if verb == "PRIVMSG" {
+				nickserv(r, text)
+			}
+			continue
+		}
+		if !identified {
+			r.notice("You must log in first: /msg NickServ IDENTIFY account password")
+			continue
+		}
+		sendOne(r, verb, target, text)
+	}
+}
+
+// sendOne sends one message to one target through the core.
+func sendOne(r *request, verb, target, text string) {
+	c := r.c
+	kind := chat.KindNormal
+	if verb == "NOTICE" {
+		kind = chat.KindNotice
+	}
+	body := text
+	if strings.HasPrefix(text, "\x01ACTION") {
+		kind = chat.KindAction
+		body = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(text, "\x01ACTION"), " "), "\x01")
+		if body == "" {
+			body = " "
+		}
+	}
+	// STATUSMSG (@#room) goes to the whole room: the core has no
+	// per-role delivery.
+	target = strings.TrimLeft(target, "~&@+")
+	s := c.session()
+	ctx := context.Background()
+	var m chat.Message
+	err := retryRateLimited(func() error {
+		var err error
+		if room := roomOf(target); room != "" {
+			m, err = c.srv.core.SendRoom(ctx, s, room, kind, body, "")
+		} else {
+			m, err = c.srv.core.SendDirect(ctx, s, target, kind, body, "")
+		}
+		return err
+	})
+	if err != nil {
+		if verb == "NOTICE" {
+			return // NOTICE never gets an automatic reply
+		}
+		sendError(r, target, err)
+		return
+	}
+	if c.hasCap("echo-message") {
+		caps := c.capsCopy()
+		echoTarget := target
+		if roomOf(target) != "" {
+			echoTarget = channelOf(m.Room)
+		}
+		for _, line := range c.messageLines(&m, c.prefix(), echoTarget, caps) {
+			r.send(line)
+		}
+	}
+}
+
+// retryRateLimited retries a send the core refused for going too fast,
+// for a few seconds, so that a burst is slowed down, not lost.
+func retryRateLimited(send func() error) error {
+	var err error
+	for wait := 100 * time.Millisecond; wait <= 3*time.Second; wait *= 2 {
+		if err = send(); !errors.Is(err, chat.ErrRateLimited) {
+			return err
+		}
+		time.Sleep(wait)
+	}
+	return err
+}
+
+// sendError maps a core error on a message to the IRC reply.
+func sendError(r *request, target string, err error) {
+	switch {
+	case errors.Is(err, chat.ErrNoSuchRoom):
+		r.numeric(ERR_NOSUCHCHANNEL, target, "No such channel")
+	case errors.Is(err, chat.ErrNotFound):
+		r.numeric(ERR_NOSUCHNICK, target, "No such nick/channel")
+	case errors.Is(err, chat.ErrNotInRoom):
+		r.numeric(ERR_CANNOTSENDTOCHAN, target, "Cannot send to channel (you are not in it)")
+	case errors.Is(err, chat.ErrModerated):
+		r.numeric(ERR_CANNOTSENDTOCHAN, target, "Cannot send to channel (+m: you need voice)")
+	case errors.Is(err, chat.ErrBanned):
+		r.numeric(ERR_CANNOTSENDTOCHAN, target, "Cannot send to channel (you are banned)")
+	case errors.Is(err, chat.ErrTooLong):
+		r.numeric(ERR_INPUTTOOLONG, "Message too long: "+err.Error())
+	case errors.Is(err, chat.ErrEmptyMessage):
+		r.numeric(ERR_NOTEXTTOSEND, "No text to send")
+	case errors.Is(err, chat.ErrRateLimited):
+		r.fail("RATE_LIMITED", "You are sending too fast; the message was not sent, send it again", target)
+	default:
+		r.c.srv.log.Error("send message", "target", target, "err", err)
+		r.fail("MESSAGE_ERROR", "The message could not be stored; send it again", target)
+	}
+}
+
+func handleTagmsg(r *request) {
+	c := r.c
+	if !c.hasCap("message-tags") {
+		return
+	}
+	tags := map[string]string{}
+	for k, v := range r.msg.ClientOnlyTags() {
+		tags[strings.TrimPrefix(k, "+")] = v
+	}
+	if len(tags) == 0 {
+		return
+	}
+	target := strings.TrimLeft(r.msg.Params[0], "~&@+")
+	room, to := roomOf(target), ""
+	if room == "" {
+		to = target
+	}
+	err := c.srv.core.Signal(context.Background(), c.session(), room, to, tags)
+	if err != nil && !errors.Is(err, chat.ErrNotFound) {
+		sendError(r, target, err)
+		return
+	}
+	if c.hasCap("echo-message") {
+		full := map[string]string{}
+		for k, v := range tags {
+			full["+"+k] = v
+		}
+		r.send(ircmsg.MakeMessage(full, c.prefix(), "TAGMSG", target))
+	}
+}

@@ -1,0 +1,5 @@
+package irc
+
+// MODE (user and channel), KICK, INVITE.
+
+var modeCommands = map[string]command{}

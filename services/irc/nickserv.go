@@ -1,0 +1,110 @@
+package irc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ergochat/irc-go/ircmsg"
+
+	"chatbox/services/chat"
+)
+
+// A small built-in NickServ for clients that log in the old way:
+// IDENTIFY, REGISTER (only while the box's registration is open), INFO
+// and HELP. Its replies are NOTICEs from NickServ.
+
+const nickservSource = "NickServ!NickServ@services"
+
+func nickservReply(r *request, text string) {
+	r.send(ircmsg.MakeMessage(nil, nickservSource, "NOTICE", r.c.currentNick(), text))
+}
+
+func nickserv(r *request, text string) {
+	c := r.c
+	fields := strings.Fields(text)
+	if len(fields) == 0 {
+		nickservReply(r, "Commands: IDENTIFY, REGISTER, INFO, HELP")
+		return
+	}
+	ctx := context.Background()
+	switch strings.ToUpper(fields[0]) {
+	case "IDENTIFY", "LOGIN":
+		if c.accountName() != "" {
+			nickservReply(r, "You are already logged in as "+c.accountName())
+			return
+		}
+		var name, pw string
+		switch len(fields) {
+		case 2:
+			name, pw = c.currentNick(), fields[1]
+		case 3:
+			name, pw = fields[1], fields[2]
+		default:
+			nickservReply(r, "Syntax: IDENTIFY [account] password")
+			return
+		}
+		a, err := c.srv.core.Authenticate(ctx, name, pw, c.ip, "irc")
+		if err != nil {
+			if errors.Is(err, chat.ErrTooManyAttempts) {
+				nickservReply(r, "Too many failed logins from your address; wait a minute")
+			} else {
+				nickservReply(r, "Invalid account name or password")
+			}
+			return
+		}
+		r.finish()
+		c.login(a)
+		c.sendLine(ircmsg.MakeMessage(nil, nickservSource, "NOTICE", c.currentNick(), "You are now logged in as "+a.Name))
+	case "REGISTER":
+		if c.accountName() != "" {
+			nickservReply(r, "You are already logged in as "+c.accountName())
+			return
+		}
+		if !c.srv.cfg.RegistrationOpen() {
+			nickservReply(r, "Registration is closed on this box: ask its owner for an account or an invitation")
+			return
+		}
+		if len(fields) < 2 {
+			nickservReply(r, "Syntax: REGISTER password (your nick becomes your account)")
+			return
+		}
+		name := fold(c.currentNick())
+		if err := c.srv.core.CreateAccount(ctx, name, fields[1], false); err != nil {
+			switch {
+			case errors.Is(err, chat.ErrExists):
+				nickservReply(r, name+" is already registered")
+			default:
+				nickservReply(r, "Cannot register "+name+": "+err.Error())
+			}
+			return
+		}
+		a, err := c.srv.core.Account(ctx, name)
+		if err != nil {
+			nickservReply(r, "Registered, but logging in failed: "+err.Error())
+			return
+		}
+		nickservReply(r, "Account "+name+" registered")
+		r.finish()
+		c.login(a)
+	case "INFO":
+		name := c.currentNick()
+		if len(fields) > 1 {
+			name = fields[1]
+		}
+		a, err := c.srv.core.Account(ctx, name)
+		if err != nil {
+			nickservReply(r, fmt.Sprintf("%s is not a registered account", name))
+			return
+		}
+		p := c.srv.core.AccountPresence(a.Name)
+		nickservReply(r, fmt.Sprintf("Account %s, registered %s, now %s", a.Name, a.Created.UTC().Format("2006-01-02"), p.Show))
+	case "HELP":
+		nickservReply(r, "IDENTIFY [account] password — log in to your account")
+		nickservReply(r, "REGISTER password — make your nick an account (when the box's registration is open)")
+		nickservReply(r, "INFO [account] — about an account")
+	default:
+		nickservReply(r, "Unknown command "+fields[0]+": use IDENTIFY, REGISTER, INFO or HELP")
+	}
+}

@@ -1,0 +1,349 @@
+package irc
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"chatbox/services/chat"
+)
+
+// Config sets the IRC door.
+type Config struct {
+	TLSListen   []string    // addresses for IRC over TLS (6697)
+	PlainListen []string    // addresses for plain-text IRC (6667)
+	TLS         *tls.Config // the box's certificate
+	ServerName  string      // the box's domain
+	Network     string      // the box's name
+	Version     string
+	MOTD        string
+	// ConnectionsPerAddress bounds simultaneous connections from one IP.
+	ConnectionsPerAddress int
+	// LinesPerSecond and LineBurst bound what one client sends (flood).
+	LinesPerSecond float64
+	LineBurst      int
+	// SendQ bounds what may wait to be written to one client, in bytes;
+	// a client that reads slower than that is disconnected.
+	SendQ int
+	// PingInterval is the idle time before the server PINGs; a client
+	// silent for PingTimeout after that is disconnected.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+	// AuthTimeout is how long a client using an account's nick has to
+	// prove it before it is renamed to a guest nick.
+	AuthTimeout time.Duration
+	// HistoryOnJoin is how many lines a client without chathistory gets
+	// when it joins; 0 turns replay off.
+	HistoryOnJoin int
+	// RegistrationOpen says whether NickServ REGISTER may create accounts
+	// now (the box's registration policy or pairing window).
+	RegistrationOpen func() bool
+	Now              func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.ConnectionsPerAddress <= 0 {
+		c.ConnectionsPerAddress = 20
+	}
+	if c.LinesPerSecond <= 0 {
+		c.LinesPerSecond = 4
+	}
+	if c.LineBurst <= 0 {
+		c.LineBurst = 20
+	}
+	if c.SendQ <= 0 {
+		c.SendQ = 1 << 20
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 90 * time.Second
+	}
+	if c.PingTimeout <= 0 {
+		c.PingTimeout = 60 * time.Second
+	}
+	if c.AuthTimeout <= 0 {
+		c.AuthTimeout = 30 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.RegistrationOpen == nil {
+		c.RegistrationOpen = func() bool { return false }
+	}
+	if c.Network == "" {
+		c.Network = "chatbox"
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+}
+
+// Server is the IRC door. It is a service the appliance runs.
+type Server struct {
+	cfg     Config
+	core    *chat.Core
+	log     *slog.Logger
+	created time.Time
+	guests  atomic.Uint64
+
+	mu          sync.Mutex
+	conns       map[*conn]struct{}
+	nicks       map[string]map[*conn]struct{} // folded nick -> connections using it
+	perAddr     map[string]int
+	whowas      []whowasEntry
+	klines      map[string]string // banned address -> reason
+	maxSeen     int
+	listenAddrs []string
+
+	wg sync.WaitGroup
+}
+
+type whowasEntry struct {
+	nick, user, host, realname, account string
+	when                                time.Time
+}
+
+// New makes the IRC door over the core.
+func New(cfg Config, core *chat.Core, log *slog.Logger) *Server {
+	cfg.defaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, core: core, log: log.With("door", "irc"), created: cfg.Now(),
+		conns: map[*conn]struct{}{}, nicks: map[string]map[*conn]struct{}{},
+		perAddr: map[string]int{}, klines: map[string]string{}}
+}
+
+// Name names the service.
+func (s *Server) Name() string { return "irc" }
+
+// Serve listens on every configured address, calls ready, and serves
+// until ctx is done; then it tells every client the server is going
+// down and closes the connections.
+func (s *Server) Serve(ctx context.Context, ready func()) error {
+	var lns []net.Listener
+	closeAll := func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}
+	listen := func(addr string, useTLS bool) error {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("irc: listen on %s: %w (is another server using the port? change irc.tls_listen / irc.plain_listen)", addr, err)
+		}
+		if useTLS {
+			if s.cfg.TLS == nil {
+				ln.Close()
+				return errors.New("irc: TLS listener without a certificate")
+			}
+			tc := s.cfg.TLS.Clone()
+			tc.ClientAuth = tls.RequestClientCert // SASL EXTERNAL
+			ln = tls.NewListener(ln, tc)
+		}
+		lns = append(lns, ln)
+		s.log.Info("listening", "addr", ln.Addr().String(), "tls", useTLS)
+		return nil
+	}
+	for _, a := range s.cfg.TLSListen {
+		if err := listen(a, true); err != nil {
+			closeAll()
+			return err
+		}
+	}
+	for _, a := range s.cfg.PlainListen {
+		if err := listen(a, false); err != nil {
+			closeAll()
+			return err
+		}
+	}
+	s.mu.Lock()
+	s.listenAddrs = nil
+	for _, ln := range lns {
+		s.listenAddrs = append(s.listenAddrs, ln.Addr().String())
+	}
+	s.mu.Unlock()
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { errc <- s.accept(ctx, ln) }()
+	}
+	ready()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	closeAll()
+	s.shutdown("Server shutting down")
+	s.wg.Wait()
+	return err
+}
+
+// Addrs returns the addresses the server listens on (after Serve is ready).
+func (s *Server) Addrs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.listenAddrs...)
+}
+
+func (s *Server) accept(ctx context.Context, ln net.Listener) error {
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("irc: accept: %w", err)
+		}
+		ip := remoteIP(nc.RemoteAddr())
+		s.mu.Lock()
+		reason, banned := s.klines[ip]
+		tooMany := s.perAddr[ip] >= s.cfg.ConnectionsPerAddress
+		if !banned && !tooMany {
+			s.perAddr[ip]++
+		}
+		s.mu.Unlock()
+		if banned || tooMany {
+			msg := "Too many connections from your address"
+			if banned {
+				msg = "You are banned from this server: " + reason
+			}
+			nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+			fmt.Fprintf(nc, "ERROR :Closing link: %s\r\n", msg)
+			nc.Close()
+			continue
+		}
+		c := newConn(s, nc, ip)
+		s.mu.Lock()
+		s.conns[c] = struct{}{}
+		if len(s.conns) > s.maxSeen {
+			s.maxSeen = len(s.conns)
+		}
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			c.run()
+			s.forget(c)
+		}()
+	}
+}
+
+func remoteIP(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
+
+// forget drops a finished connection from the server's tables.
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+	if s.perAddr[c.ip]--; s.perAddr[c.ip] <= 0 {
+		delete(s.perAddr, c.ip)
+	}
+	c.mu.Lock()
+	nick := c.nick
+	st := c.state
+	c.mu.Unlock()
+	if nick != "" {
+		s.unclaimNickLocked(nick, c)
+		if st >= stateRegistered {
+			s.whowas = append(s.whowas, whowasEntry{nick: nick, user: c.user, host: c.host(), realname: c.realname,
+				account: c.accountName(), when: s.cfg.Now()})
+			if len(s.whowas) > 200 {
+				s.whowas = s.whowas[len(s.whowas)-200:]
+			}
+		}
+	}
+}
+
+// shutdown tells every connection the server is stopping and closes it.
+func (s *Server) shutdown(reason string) {
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.quit(reason)
+	}
+}
+
+// claimNick gives nick to c unless another connection holds it; several
+// connections of the same account share their account's nick.
+func (s *Server) claimNick(nick string, c *conn) bool {
+	key := fold(nick)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for other := range s.nicks[key] {
+		if other == c {
+			continue
+		}
+		acct := c.accountName()
+		if acct == "" || other.accountName() != acct {
+			return false
+		}
+	}
+	if s.nicks[key] == nil {
+		s.nicks[key] = map[*conn]struct{}{}
+	}
+	s.nicks[key][c] = struct{}{}
+	return true
+}
+
+func (s *Server) unclaimNick(nick string, c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unclaimNickLocked(nick, c)
+}
+
+func (s *Server) unclaimNickLocked(nick string, c *conn) {
+	key := fold(nick)
+	delete(s.nicks[key], c)
+	if len(s.nicks[key]) == 0 {
+		delete(s.nicks, key)
+	}
+}
+
+// nickHolders returns the connections using nick.
+func (s *Server) nickHolders(nick string) []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var cs []*conn
+	for c := range s.nicks[fold(nick)] {
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// connCount returns the number of connections and the most ever seen.
+func (s *Server) connCount() (int, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns), s.maxSeen
+}
+
+// nextGuestNick makes a nick for a client that could not prove its
+// account's nick in time.
+func (s *Server) nextGuestNick() string {
+	return "Guest" + strconv.FormatUint(10000+s.guests.Add(1), 10)
+}
