@@ -35,6 +35,8 @@ Usage:
   chatbox [flags] user add NAME      create an account (password from stdin)
   chatbox [flags] user passwd NAME   change an account's password (from stdin)
   chatbox [flags] user del NAME      delete an account
+  chatbox [flags] user admin NAME yes|no
+                                     make an account an admin of the box (IRC operator, owner of every room)
   chatbox [flags] user list          list accounts
   chatbox [flags] room add NAME      create a room (#NAME on IRC, NAME@rooms.<domain> on XMPP)
   chatbox [flags] room list          list rooms
@@ -337,8 +339,11 @@ func userCmd(ctx context.Context, cfg appliance.Config, args []string, stdin io.
 	if len(args) == 0 {
 		return errors.New("usage: chatbox user add|passwd|del|list [NAME]")
 	}
-	if (args[0] == "list") != (len(args) == 1) || len(args) > 2 {
-		return fmt.Errorf("usage: chatbox user %s", map[bool]string{true: "list", false: args[0] + " NAME"}[args[0] == "list"])
+	switch want := map[string]int{"list": 1, "admin": 3}[args[0]]; {
+	case want == 0 && len(args) != 2:
+		return fmt.Errorf("usage: chatbox user %s NAME", args[0])
+	case want != 0 && len(args) != want:
+		return errors.New("usage: chatbox user list | chatbox user admin NAME yes|no")
 	}
 	st, core, err := appliance.OpenCore(ctx, cfg, log)
 	if err != nil {
@@ -387,6 +392,28 @@ func userCmd(ctx context.Context, cfg appliance.Config, args []string, stdin io.
 			return err
 		}
 		fmt.Fprintf(stdout, "password of %s changed\n", name)
+		return nil
+	case "admin":
+		name := chat.Fold(args[1])
+		var on bool
+		switch strings.ToLower(args[2]) {
+		case "yes", "on", "true":
+			on = true
+		case "no", "off", "false":
+		default:
+			return fmt.Errorf("chatbox user admin %s: say yes or no, not %q", name, args[2])
+		}
+		if err := core.SetAdmin(ctx, name, on); err != nil {
+			if errors.Is(err, chat.ErrNotFound) {
+				return fmt.Errorf("no account %q (see chatbox user list)", name)
+			}
+			return err
+		}
+		if on {
+			fmt.Fprintf(stdout, "%s is now an admin of the box (from the next login)\n", name)
+		} else {
+			fmt.Fprintf(stdout, "%s is no longer an admin of the box (from the next login)\n", name)
+		}
 		return nil
 	case "del":
 		name := chat.Fold(args[1])

@@ -175,6 +175,10 @@ func TestUserAndRoomCommands(t *testing.T) {
 	must(t, chatbox(t, dir, "", "--data", data, "room", "add", "#Lobby"), 0, "#lobby on IRC")
 	must(t, chatbox(t, dir, "", "--data", data, "room", "add", "lobby"), 1, "already exists")
 	must(t, chatbox(t, dir, "", "--data", data, "room", "list"), 0, "#lobby")
+	must(t, chatbox(t, dir, "", "--data", data, "user", "admin", "bob", "yes"), 0, "bob is now an admin")
+	must(t, chatbox(t, dir, "", "--data", data, "user", "list"), 0, "admin")
+	must(t, chatbox(t, dir, "", "--data", data, "user", "admin", "bob", "maybe"), 1, "say yes or no")
+	must(t, chatbox(t, dir, "", "--data", data, "user", "admin", "nobody", "yes"), 1, `no account "nobody"`)
 	must(t, chatbox(t, dir, "", "--data", data, "user", "del", "bob"), 0, "account bob deleted")
 	r := chatbox(t, dir, "", "--data", data, "user", "list")
 	if r.code != 0 || strings.Contains(r.stdout, "bob") {

@@ -153,6 +153,12 @@ func (c *Core) SetPassword(ctx context.Context, name, password string) error {
 	return c.store.SetCredentials(ctx, Fold(name), cred)
 }
 
+// SetAdmin makes an account an admin of the box (operator on IRC, owner
+// of every room) or takes that away. It takes effect at its next login.
+func (c *Core) SetAdmin(ctx context.Context, name string, admin bool) error {
+	return c.store.SetAdmin(ctx, Fold(name), admin)
+}
+
 // DeleteAccount removes an account: its sessions are ended, its
 // credentials, vCard, offline queue, room affiliations and one-to-one
 // history are deleted; what it wrote in rooms stays in the rooms' history.

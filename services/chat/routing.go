@@ -139,6 +139,25 @@ func (c *Core) History(ctx context.Context, s *Session, q HistoryQuery) ([]Messa
 	return c.store.History(ctx, q)
 }
 
+// MessageByID returns one message the session may see (a room's, under
+// History's rule, or one of its own direct conversations), or ErrNotFound.
+func (c *Core) MessageByID(ctx context.Context, s *Session, id string) (Message, error) {
+	m, err := c.store.MessageByID(ctx, id)
+	if err != nil {
+		return Message{}, err
+	}
+	if m.Room != "" {
+		if _, err := c.History(ctx, s, HistoryQuery{Room: m.Room, Limit: 1}); err != nil {
+			return Message{}, fmt.Errorf("message %s: %w", id, ErrNotFound)
+		}
+		return m, nil
+	}
+	if m.From != s.info.Account && m.To != s.info.Account {
+		return Message{}, fmt.Errorf("message %s: %w", id, ErrNotFound)
+	}
+	return m, nil
+}
+
 // Offline returns up to limit direct messages that waited for the
 // session's account, oldest first. The door delivers them and then calls
 // AckOffline with the last Seq it delivered.

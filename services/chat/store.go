@@ -37,6 +37,8 @@ type AccountStore interface {
 	Accounts(ctx context.Context) ([]Account, error)
 	// SetCredentials replaces an account's credentials, or ErrNotFound.
 	SetCredentials(ctx context.Context, name string, c Credentials) error
+	// SetAdmin makes an account a box admin or not, or ErrNotFound.
+	SetAdmin(ctx context.Context, name string, admin bool) error
 	// DeleteAccount removes the account, its offline queue, its vCard, its
 	// room affiliations and its one-to-one history; room messages it wrote
 	// stay (they are part of the room's record). ErrNotFound if absent.

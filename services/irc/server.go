@@ -260,14 +260,14 @@ func (s *Server) forget(c *conn) {
 		delete(s.perAddr, c.ip)
 	}
 	c.mu.Lock()
-	nick := c.nick
-	st := c.state
+	nick, st := c.nick, c.state
+	entry := whowasEntry{nick: nick, user: c.userLocked(), host: c.host(), realname: c.realname,
+		account: c.account, when: s.cfg.Now()}
 	c.mu.Unlock()
 	if nick != "" {
 		s.unclaimNickLocked(nick, c)
 		if st >= stateRegistered {
-			s.whowas = append(s.whowas, whowasEntry{nick: nick, user: c.user, host: c.host(), realname: c.realname,
-				account: c.accountName(), when: s.cfg.Now()})
+			s.whowas = append(s.whowas, entry)
 			if len(s.whowas) > 200 {
 				s.whowas = s.whowas[len(s.whowas)-200:]
 			}

@@ -106,6 +106,20 @@ func (s *Store) SetCredentials(ctx context.Context, name string, c chat.Credenti
 	return nil
 }
 
+// SetAdmin implements chat.AccountStore.
+func (s *Store) SetAdmin(ctx context.Context, name string, admin bool) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE accounts SET admin = ? WHERE name = ?`, admin, name)
+	if err != nil {
+		return fmt.Errorf("set admin of %q: %w", name, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("set admin of %q: %w", name, err)
+	} else if n == 0 {
+		return fmt.Errorf("set admin of %q: %w", name, chat.ErrNotFound)
+	}
+	return nil
+}
+
 // DeleteAccount implements chat.AccountStore: the account goes with its
 // offline queue, its vCard, its room affiliations and its direct messages
 // (in both directions, and out of everyone's offline queue). Room messages
