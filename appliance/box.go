@@ -50,6 +50,7 @@ type Box struct {
 	version    string
 	started    time.Time
 	stopEvents func()
+	actions    actions // pairing window, Shutdown (pairing.go)
 }
 
 // Open prepares the box: data directory, lock, certificate, store, core,
@@ -206,6 +207,8 @@ func (b *Box) Subscribe(buffer int) (<-chan Event, func()) { return b.hub.Subscr
 // down, stops the services in reverse order and closes the store, all
 // within stopTimeout.
 func (b *Box) Run(ctx context.Context, stopTimeout time.Duration) error {
+	ctx, endActions := b.runActions(ctx) // Shutdown cancels ctx
+	defer endActions()
 	chatEvents, stop := b.core.Events().Subscribe(256)
 	b.stopEvents = stop
 	go func() {

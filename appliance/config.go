@@ -26,6 +26,7 @@ type Config struct {
 	Rooms        RoomsConfig        `toml:"rooms"`
 	Limits       LimitsConfig       `toml:"limits"`
 	History      HistoryConfig      `toml:"history"`
+	HW           HWConfig           `toml:"hw"`
 }
 
 // LogConfig sets logging.
@@ -102,6 +103,27 @@ type HistoryConfig struct {
 	RetentionDays int `toml:"retention_days"`
 }
 
+// HWConfig sets the box's front panel (package hw): three LEDs and two
+// buttons on GPIO pins, named as the board's GPIO driver names them
+// ("GPIO17" on a Raspberry Pi). An empty pin name means "not connected".
+type HWConfig struct {
+	// Backend is "auto" (GPIO if this board has the pins, else the
+	// simulated panel), "gpio" (GPIO or fail) or "sim" (simulated).
+	Backend     string `toml:"backend"`
+	StatusLED   string `toml:"status_led"`
+	ActivityLED string `toml:"activity_led"`
+	WANLED      string `toml:"wan_led"`
+	ButtonA     string `toml:"button_a"` // pairing; held 5 s: shut down
+	ButtonB     string `toml:"button_b"` // held 15 s: factory reset (asks first)
+	// LEDActiveLow: the LEDs light when their pin is low (wired from 3.3 V
+	// to the pin) instead of high (wired from the pin to ground).
+	LEDActiveLow bool `toml:"led_active_low"`
+	// ButtonActiveLow: a pressed button pulls its pin to ground (the
+	// board's pull-up holds it high otherwise); false: a pressed button
+	// pulls it to 3.3 V (pull-down).
+	ButtonActiveLow bool `toml:"button_active_low"`
+}
+
 // Defaults returns the built-in settings for a host called hostname.
 func Defaults(hostname string) Config {
 	return Config{
@@ -135,6 +157,15 @@ func Defaults(hostname string) Config {
 			FailedLoginsPerMinute: 10,
 			MaxMessageBytes:       64 << 10,
 			SessionsPerAccount:    10,
+		},
+		HW: HWConfig{
+			Backend:         "auto",
+			StatusLED:       "GPIO17", // header pin 11
+			ActivityLED:     "GPIO27", // header pin 13
+			WANLED:          "GPIO22", // header pin 15
+			ButtonA:         "GPIO23", // header pin 16
+			ButtonB:         "GPIO24", // header pin 18
+			ButtonActiveLow: true,
 		},
 	}
 }

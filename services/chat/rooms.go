@@ -100,7 +100,10 @@ func copyRoom(r Room) Room {
 // is an account name or a glob over the account name or the door's mask.
 func matchMask(mask string, s *Session) bool {
 	m := strings.ToLower(mask)
-	for _, subject := range []string{s.info.Account, strings.ToLower(s.info.Mask)} {
+	// account!account@door lets an IRC-style ban on a nick reach the
+	// account whatever door it uses.
+	full := s.info.Account + "!" + s.info.Account + "@" + s.info.Door
+	for _, subject := range []string{s.info.Account, strings.ToLower(s.info.Mask), full} {
 		if subject == "" {
 			continue
 		}
@@ -513,7 +516,7 @@ func (c *Core) UpdateSettings(ctx context.Context, s *Session, room string, chan
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r.room.Settings = upd.Settings
-	d := Delivery{Kind: DelSettings, Room: r.room.Name, Settings: upd.Settings, Actor: actorName(s, r)}
+	d := Delivery{Kind: DelSettings, Room: r.room.Name, Settings: upd.Settings, Actor: actorName(s, r), From: refOf(s)}
 	r.each(func(os *Session) { os.sink.Deliver(d) })
 	// A room that becomes moderated silences those without voice; one
 	// that stops being moderated gives everyone voice back.
@@ -523,14 +526,23 @@ func (c *Core) UpdateSettings(ctx context.Context, s *Session, room string, chan
 		}
 		if want := r.defaultRole(o.account, o.voiced); want != o.role {
 			o.role = want
-			c.deliverRole(r, o, actorName(s, r), "")
+			c.deliverRole(r, o, s, "")
 		}
 	}
 	return upd.Settings, nil
 }
 
-func (c *Core) deliverRole(r *roomState, o *occupant, actor, reason string) {
-	d := Delivery{Kind: DelRole, Room: r.room.Name, Occupant: r.public(o), Actor: actor, Reason: reason}
+// refOf is the reference of an acting session; the box itself (nil) has
+// none.
+func refOf(s *Session) SessionRef {
+	if s == nil {
+		return SessionRef{}
+	}
+	return s.ref()
+}
+
+func (c *Core) deliverRole(r *roomState, o *occupant, actor *Session, reason string) {
+	d := Delivery{Kind: DelRole, Room: r.room.Name, Occupant: r.public(o), Actor: actorName(actor, r), Reason: reason, From: refOf(actor)}
 	r.each(func(os *Session) { os.sink.Deliver(d) })
 }
 
@@ -551,13 +563,13 @@ func (c *Core) Kick(ctx context.Context, s *Session, room, nick, reason string) 
 	if !mayActOn(role, aff, o.role, r.affiliation(o.account)) {
 		return fmt.Errorf("%w: you cannot kick %s from %s", ErrForbidden, o.nick, r.room.Name)
 	}
-	c.removeOccupant(r, o, actorName(s, r), reason, false)
+	c.removeOccupant(r, o, s, reason, false)
 	return nil
 }
 
 // removeOccupant kicks o out of r and tells everyone (o included); c.mu held.
-func (c *Core) removeOccupant(r *roomState, o *occupant, actor, reason string, banned bool) {
-	d := Delivery{Kind: DelKick, Room: r.room.Name, Occupant: r.public(o), Actor: actor, Reason: reason, Banned: banned}
+func (c *Core) removeOccupant(r *roomState, o *occupant, actor *Session, reason string, banned bool) {
+	d := Delivery{Kind: DelKick, Room: r.room.Name, Occupant: r.public(o), Actor: actorName(actor, r), Reason: reason, Banned: banned, From: refOf(actor)}
 	r.each(func(os *Session) { os.sink.Deliver(d) })
 	for _, ts := range o.sessions {
 		delete(ts.rooms, r.room.Name)
@@ -590,12 +602,49 @@ func (c *Core) SetRole(ctx context.Context, s *Session, room, nick string, role 
 	case tAff.rank() >= AffAdmin.rank() && aAff.rank() <= tAff.rank():
 		return fmt.Errorf("%w: %s is an %s of %s", ErrForbidden, o.nick, tAff, r.room.Name)
 	}
-	o.voiced = role == RoleParticipant
-	if o.role == role {
+	voiced := o.voiced
+	switch role {
+	case RoleParticipant:
+		// In a moderated room a participant is one who was given voice.
+		voiced = voiced || r.room.Settings.Moderated
+	case RoleVisitor:
+		voiced = false
+	}
+	if o.role == role && o.voiced == voiced {
 		return nil
 	}
-	o.role = role
-	c.deliverRole(r, o, actorName(s, r), reason)
+	o.role, o.voiced = role, voiced
+	c.deliverRole(r, o, s, reason)
+	return nil
+}
+
+// SetVoice gives or takes the voice of nick's occupant (IRC +v/-v): in a
+// moderated room only occupants with voice (or membership) may speak.
+// Moderators keep their role.
+func (c *Core) SetVoice(ctx context.Context, s *Session, room, nick string, voice bool) error {
+	r, err := c.loadRoom(ctx, Fold(room))
+	if err != nil {
+		return err
+	}
+	admin := c.isBoxAdmin(ctx, s)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o := r.occupants[foldNick(nick)]
+	if o == nil {
+		return fmt.Errorf("%w: %q in %s", ErrNoSuchOccupant, nick, r.room.Name)
+	}
+	if aRole, _ := c.actorStanding(r, s, admin); aRole != RoleModerator {
+		return fmt.Errorf("%w: only moderators may give or take voice in %s", ErrForbidden, r.room.Name)
+	}
+	role := o.role
+	if role != RoleModerator {
+		role = r.defaultRole(o.account, voice)
+	}
+	if o.voiced == voice && o.role == role {
+		return nil
+	}
+	o.voiced, o.role = voice, role
+	c.deliverRole(r, o, s, "")
 	return nil
 }
 
@@ -637,17 +686,16 @@ func (c *Core) SetAffiliation(ctx context.Context, s *Session, room, account str
 	} else {
 		r.room.Affiliations[account] = aff
 	}
-	actor := actorName(s, r)
 	for _, o := range r.occupants {
 		if o.account != account {
 			continue
 		}
 		if aff == AffOutcast {
-			c.removeOccupant(r, o, actor, reason, true)
+			c.removeOccupant(r, o, s, reason, true)
 			continue
 		}
 		o.role = r.defaultRole(o.account, o.voiced)
-		c.deliverRole(r, o, actor, reason)
+		c.deliverRole(r, o, s, reason)
 	}
 	return nil
 }
@@ -702,7 +750,7 @@ func (c *Core) changeMask(ctx context.Context, s *Session, room string, e MaskEn
 	} else {
 		r.room.Masks = append(r.room.Masks, e)
 	}
-	d := Delivery{Kind: DelMask, Room: r.room.Name, Mask: e, Removed: remove, Actor: e.SetBy}
+	d := Delivery{Kind: DelMask, Room: r.room.Name, Mask: e, Removed: remove, Actor: e.SetBy, From: refOf(s)}
 	r.each(func(os *Session) { os.sink.Deliver(d) })
 	return nil
 }
@@ -798,7 +846,7 @@ func (c *Core) DestroyRoom(ctx context.Context, s *Session, room, reason string)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	d := Delivery{Kind: DelRoomDestroy, Room: r.room.Name, Reason: reason, Actor: actorName(s, r)}
+	d := Delivery{Kind: DelRoomDestroy, Room: r.room.Name, Reason: reason, Actor: actorName(s, r), From: refOf(s)}
 	r.each(func(os *Session) {
 		os.sink.Deliver(d)
 		delete(os.rooms, r.room.Name)

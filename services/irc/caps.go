@@ -26,6 +26,8 @@ func supportedCaps() map[string]string {
 		"batch":             "",
 		"cap-notify":        "",
 		"chghost":           "",
+		"draft/chathistory": "",
+		"draft/multiline":   multilineCapValue,
 		"echo-message":      "",
 		"extended-join":     "",
 		"invite-notify":     "",

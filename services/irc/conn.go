@@ -206,6 +206,9 @@ func (c *conn) run() {
 			var ne net.Error
 			switch {
 			case errors.As(err, &ne) && ne.Timeout():
+				if c.isDead() {
+					return // quit() ends the read at once
+				}
 				if !authBy.IsZero() && !time.Now().Before(authBy) {
 					c.authTimedOut()
 					continue
@@ -360,7 +363,9 @@ func (c *conn) Deliver(d chat.Delivery) {
 
 // sendLine queues a line made by the server.
 func (c *conn) sendLine(m ircmsg.Message) {
-	b, err := m.LineBytesStrict(false, 0)
+	// Server lines that echo long client input are cut to 512 bytes
+	// (at a character boundary); messages are split before they get here.
+	b, err := m.LineBytesStrict(false, maxLineBody)
 	if err != nil && b == nil {
 		c.srv.log.Warn("unserialisable line", "cmd", m.Command, "err", err)
 		return
@@ -427,7 +432,7 @@ func (c *conn) writeLoop() {
 					continue
 				}
 				for _, m := range c.translate(it.d) {
-					if b, err := m.LineBytesStrict(false, 0); b != nil {
+					if b, err := m.LineBytesStrict(false, maxLineBody); b != nil {
 						w.Write(b)
 					} else {
 						c.srv.log.Warn("unserialisable delivery", "cmd", m.Command, "err", err)
@@ -449,7 +454,7 @@ func (c *conn) writeLoop() {
 			c.mu.Unlock()
 			if reason != "" && reason != "SendQ exceeded" {
 				c.nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
-				w.WriteString("ERROR :Closing link: " + reason + "\r\n")
+				w.WriteString("ERROR :Closing link: " + ircmsg.TruncateUTF8Safe(reason, 400) + "\r\n")
 				w.Flush()
 			}
 			if tc, ok := c.nc.(*net.TCPConn); ok {

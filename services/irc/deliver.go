@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/ergochat/irc-go/ircmsg"
 
@@ -99,8 +98,11 @@ func (c *conn) msgTags(m *chat.Message, caps capSet) map[string]string {
 }
 
 // messageLines renders a stored message as PRIVMSG/NOTICE lines to
-// target: one per line of the body, each cut (at a character boundary)
-// to fit 512 bytes, never silently shortened.
+// target: one per line of the body, each cut (at a character boundary,
+// after a space if it can) to fit 512 bytes, never silently shortened.
+// A client with draft/multiline (and batch) gets a body of several such
+// lines as one draft/multiline batch (multiline.go), the message's tags on
+// its opening line; others get the lines alone, the msgid on the first.
 func (c *conn) messageLines(m *chat.Message, source, target string, caps capSet) []ircmsg.Message {
 	verb := "PRIVMSG"
 	if m.Kind == chat.KindNotice {
@@ -116,44 +118,26 @@ func (c *conn) messageLines(m *chat.Message, source, target string, caps capSet)
 		room -= len("\x01ACTION \x01")
 	}
 	room = max(room, 64)
-	var out []ircmsg.Message
-	first := true
-	for _, line := range strings.Split(strings.ReplaceAll(body, "\r\n", "\n"), "\n") {
-		for _, part := range splitUTF8(line, room) {
-			text := part
-			if m.Kind == chat.KindAction {
-				text = "\x01ACTION " + part + "\x01"
-			}
-			tags := c.msgTags(m, caps)
-			if !first && tags != nil {
-				delete(tags, "msgid")
-			}
-			first = false
-			out = append(out, ircmsg.MakeMessage(tags, source, verb, target, text))
+	pieces := splitBody(body, room)
+	if len(pieces) > 1 && caps.has("draft/multiline") && caps.has("batch") {
+		return multilineBatch(c.msgTags(m, caps), source, verb, target, pieces, m.Kind == chat.KindAction)
+	}
+	out := make([]ircmsg.Message, 0, len(pieces))
+	for i, p := range pieces {
+		text := p.text
+		if text == "" {
+			text = " " // no blank lines to clients without multiline
 		}
+		if m.Kind == chat.KindAction {
+			text = "\x01ACTION " + text + "\x01"
+		}
+		tags := c.msgTags(m, caps)
+		if i > 0 && tags != nil {
+			delete(tags, "msgid")
+		}
+		out = append(out, ircmsg.MakeMessage(tags, source, verb, target, text))
 	}
 	return out
-}
-
-// splitUTF8 cuts s into pieces of at most n bytes at character
-// boundaries; an empty line stays one (blank) piece.
-func splitUTF8(s string, n int) []string {
-	if s == "" {
-		return []string{" "}
-	}
-	var out []string
-	for len(s) > n {
-		cut := n
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		if cut == 0 {
-			cut = n
-		}
-		out = append(out, s[:cut])
-		s = s[cut:]
-	}
-	return append(out, s)
 }
 
 // translate turns one delivery into the lines this client should see.

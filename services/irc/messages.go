@@ -27,6 +27,9 @@ var messageCommands = map[string]command{
 func handlePrivmsg(r *request) {
 	c := r.c
 	verb := r.msg.Command
+	if strayBatchLine(r) {
+		return // lines of an open multiline batch never get here (multiline.go)
+	}
 	if len(r.msg.Params) == 0 {
 		r.numeric(ERR_NORECIPIENT, "No recipient given ("+verb+")")
 		return
@@ -94,6 +97,11 @@ func sendOne(r *request, verb, target, text string) {
 		}
 		sendError(r, target, err)
 		return
+	}
+	if verb == "PRIVMSG" && m.To != "" {
+		if away, msg := awayOf(c.srv.core.AccountPresence(m.To)); away {
+			r.numeric(RPL_AWAY, m.To, msg)
+		}
 	}
 	if c.hasCap("echo-message") {
 		caps := c.capsCopy()

@@ -156,12 +156,14 @@ func handleUser(r *request) {
 func handlePass(r *request) {
 	c := r.c
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.state >= stateRegistered {
-		r.numeric(ERR_ALREADYREGISTERED, "You may not reregister")
-		return
+	registered := c.state >= stateRegistered
+	if !registered {
+		c.pass = r.msg.Params[0]
 	}
-	c.pass = r.msg.Params[0]
+	c.mu.Unlock()
+	if registered {
+		r.numeric(ERR_ALREADYREGISTERED, "You may not reregister")
+	}
 }
 
 func handlePing(r *request) {
@@ -189,7 +191,10 @@ func handleQuit(r *request) {
 // capability negotiation (if any) has ended.
 func (c *conn) tryRegister() {
 	c.mu.Lock()
-	if c.state >= stateRegistered || c.nick == "" || !c.gotUser || c.capBlocking {
+	// A client that logged in with SASL needs no nick of its own: its
+	// account's is taken below (its NICK may have been refused because
+	// another connection of the account holds it).
+	if c.state >= stateRegistered || (c.nick == "" && c.account == "") || !c.gotUser || c.capBlocking {
 		c.mu.Unlock()
 		return
 	}
@@ -197,6 +202,7 @@ func (c *conn) tryRegister() {
 	c.pass = ""
 	c.mu.Unlock()
 	ctx := context.Background()
+	passLogin := false
 	if acct == "" && pass != "" {
 		name, pw := nick, pass
 		if a, p, ok := strings.Cut(pass, ":"); ok && chat.ValidName(chat.Fold(a)) == nil {
@@ -214,15 +220,18 @@ func (c *conn) tryRegister() {
 		}
 		acct = a.Name
 		c.mu.Lock()
-		c.account = acct
-		c.admin = a.Admin
+		c.account, c.admin = a.Name, a.Admin
 		c.mu.Unlock()
+		passLogin = true
 	}
 	if acct != "" && fold(nick) != acct {
 		// The account's nick: take it, renaming an unidentified holder.
 		if !c.takeAccountNick(acct) {
 			return
 		}
+	}
+	if passLogin {
+		c.numeric(RPL_LOGGEDIN, c.prefix(), acct, "You are now logged in as "+acct)
 	}
 	c.mu.Lock()
 	c.state = stateRegistered
@@ -317,6 +326,7 @@ func (c *conn) startSession() {
 	c.mu.Unlock()
 	if admin {
 		c.numeric(RPL_YOUREOPER, "You are an operator of this box")
+		c.sendLine(makeMsg(c.prefix(), "MODE", c.currentNick(), "+o"))
 	}
 	s.SetPresence(chat.Presence{Show: chat.ShowAvailable})
 	c.deliverMemos(ctx, s)

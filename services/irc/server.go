@@ -208,7 +208,7 @@ func (s *Server) accept(ctx context.Context, ln net.Listener) error {
 		}
 		ip := remoteIP(nc.RemoteAddr())
 		s.mu.Lock()
-		reason, banned := s.klines[ip]
+		reason, banned := s.klinedLocked(ip)
 		tooMany := s.perAddr[ip] >= s.cfg.ConnectionsPerAddress
 		if !banned && !tooMany {
 			s.perAddr[ip]++

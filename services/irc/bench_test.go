@@ -1,0 +1,262 @@
+// Benchmarks of the IRC door over real TCP on 127.0.0.1, against an
+// in-process Server (Serve on an ephemeral port) over a real core and a
+// real store in a temporary directory:
+//
+//   - BenchmarkIdleConnectionMemory: what one idle client costs, logged in
+//     and joined to #general (heap in use + stacks, after GC, per
+//     connection, baseline subtracted; goroutines per connection).
+//   - BenchmarkRoomFanout: 200 members in one room reading all the time,
+//     10 of them sending; deliveries per second (messages x 200
+//     receivers / elapsed), each message durable in the store first.
+//
+// The client side runs in the same process: its sockets (a few hundred
+// bytes each; the idle clients run no goroutine) are included in B/conn,
+// and its 200 reading goroutines share the CPU with the server in the
+// fan-out figure. Left out: TLS (its per-connection buffers add ~20 KiB)
+// and XMPP members.
+package irc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"chatbox/services/chat"
+)
+
+const (
+	benchIdleConns   = 500
+	benchRoomMembers = 200
+	benchSenders     = 10
+	// benchRound is how many messages each sender sends per b.N.
+	benchRound = 20
+	// benchDeadline bounds every wait of the benchmarks (a hang detector).
+	benchDeadline = 5 * time.Minute
+)
+
+// benchAccount names the i-th benchmark account.
+func benchAccount(i int) string { return fmt.Sprintf("u%03d", i) }
+
+// benchDoor makes a door with n accounts and limits high enough that
+// neither the flood limit nor the message rate limit takes part, and
+// serves it on 127.0.0.1 with an ephemeral port. It returns the server
+// and its address.
+func benchDoor(b *testing.B, n int) (*fuzzDoor, string) {
+	b.Helper()
+	accounts := map[string]bool{}
+	for i := range n {
+		accounts[benchAccount(i)] = false
+	}
+	d := newFuzzDoor(b, fuzzDoorOptions{
+		accounts: accounts,
+		limits: chat.Limits{MessagesPerSecond: 1e6, MessageBurst: 1 << 20,
+			FailedLoginsPerMinute: 1 << 20, SessionsPerAccount: 1000},
+		cfg: Config{PlainListen: []string{"127.0.0.1:0"}, LinesPerSecond: 1e6, LineBurst: 1 << 20,
+			ConnectionsPerAddress: 4 * n, PingInterval: time.Hour, PingTimeout: time.Hour},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() { errc <- d.srv.Serve(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-errc:
+		cancel()
+		b.Fatalf("serve: %v", err)
+	}
+	b.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			b.Errorf("serve: %v", err)
+		}
+	})
+	addrs := d.srv.Addrs()
+	if len(addrs) != 1 {
+		b.Fatalf("want one listening address, got %v", addrs)
+	}
+	return d, addrs[0]
+}
+
+// benchJoin connects account to addr, logs it in (with the capabilities
+// caps, if any), joins #general and reads until the end of the NAMES
+// list. It returns the connection and its reader, positioned after it.
+func benchJoin(addr, account, caps string) (net.Conn, *bufio.Reader, error) {
+	nc, err := net.DialTimeout("tcp", addr, benchDeadline)
+	if err != nil {
+		return nil, nil, err
+	}
+	var login strings.Builder
+	if caps != "" {
+		login.WriteString("CAP LS 302\r\nCAP REQ :" + caps + "\r\nCAP END\r\n")
+	}
+	login.WriteString(fuzzLogin(account))
+	login.WriteString("JOIN #" + fuzzRoom + "\r\n")
+	nc.SetDeadline(time.Now().Add(benchDeadline))
+	if _, err := nc.Write([]byte(login.String())); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	br := bufio.NewReaderSize(nc, 4096)
+	endOfNames := " " + RPL_ENDOFNAMES + " " + account + " #" + fuzzRoom + " "
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			nc.Close()
+			return nil, nil, fmt.Errorf("%s: reading until joined: %w", account, err)
+		}
+		if strings.HasPrefix(line, "ERROR ") {
+			nc.Close()
+			return nil, nil, fmt.Errorf("%s: the server closed the link: %s", account, strings.TrimSpace(line))
+		}
+		if strings.Contains(line, endOfNames) {
+			break
+		}
+	}
+	nc.SetDeadline(time.Time{})
+	return nc, br, nil
+}
+
+// benchWaitConns waits until the server has no connection left.
+func benchWaitConns(b *testing.B, d *fuzzDoor) {
+	b.Helper()
+	deadline := time.Now().Add(benchDeadline)
+	for {
+		n, _ := d.srv.connCount()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d connections still open %s after their clients closed them\n%s", n, benchDeadline, goroutineDump())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// benchFootprint is the process's heap in use plus stacks, and its live
+// heap plus stacks, after two collections.
+func benchFootprint() (inuse, live uint64) {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse + m.StackInuse, m.HeapAlloc + m.StackInuse
+}
+
+// BenchmarkIdleConnectionMemory measures what an idle, logged-in client
+// joined to one room costs the server.
+func BenchmarkIdleConnectionMemory(b *testing.B) {
+	d, addr := benchDoor(b, benchIdleConns)
+	var inuseSum, liveSum, gorSum float64
+	b.ResetTimer()
+	for range b.N {
+		inuse0, live0 := benchFootprint()
+		g0 := runtime.NumGoroutine()
+		conns := make([]net.Conn, 0, benchIdleConns)
+		for i := range benchIdleConns {
+			nc, _, err := benchJoin(addr, benchAccount(i), "")
+			if err != nil {
+				b.Fatalf("client %d: %v", i, err)
+			}
+			// Only the socket is kept: the client reads nothing more, so
+			// what later joins send it waits in the kernel, not in Go.
+			conns = append(conns, nc)
+		}
+		inuse1, live1 := benchFootprint()
+		g1 := runtime.NumGoroutine()
+		inuseSum += (float64(inuse1) - float64(inuse0)) / benchIdleConns
+		liveSum += (float64(live1) - float64(live0)) / benchIdleConns
+		gorSum += float64(g1-g0) / benchIdleConns
+		for _, nc := range conns {
+			nc.Close()
+		}
+		benchWaitConns(b, d)
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(inuseSum/n, "B/conn")
+	b.ReportMetric(liveSum/n, "live-B/conn")
+	b.ReportMetric(gorSum/n, "goroutines/conn")
+}
+
+// BenchmarkRoomFanout measures delivery to a 200-member room with 10
+// members sending at once: each op is benchRound messages from each
+// sender.
+func BenchmarkRoomFanout(b *testing.B) {
+	d, addr := benchDoor(b, benchRoomMembers)
+	msgs := int64(benchSenders * benchRound * b.N)
+	want := msgs * benchRoomMembers
+	var got atomic.Int64
+	all := make(chan struct{})
+	var readers sync.WaitGroup
+	conns := make([]net.Conn, 0, benchRoomMembers)
+	defer func() {
+		for _, nc := range conns {
+			nc.Close()
+		}
+		readers.Wait()
+		benchWaitConns(b, d)
+	}()
+	marker := []byte(" PRIVMSG #" + fuzzRoom + " :")
+	for i := range benchRoomMembers {
+		// echo-message: the senders count their own lines too, so every
+		// message makes exactly benchRoomMembers lines.
+		nc, br, err := benchJoin(addr, benchAccount(i), "echo-message")
+		if err != nil {
+			b.Fatalf("member %d: %v", i, err)
+		}
+		conns = append(conns, nc)
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				line, err := br.ReadSlice('\n')
+				if err != nil && err != bufio.ErrBufferFull {
+					return
+				}
+				if bytes.Contains(line, marker) && got.Add(1) == want {
+					close(all)
+				}
+			}
+		}()
+	}
+	lines := make([][]byte, benchSenders)
+	for k := range lines {
+		var sb strings.Builder
+		for m := range benchRound * b.N {
+			fmt.Fprintf(&sb, "PRIVMSG #%s :message %d from sender %d, about as long as a line of chat usually is\r\n", fuzzRoom, m, k)
+		}
+		lines[k] = []byte(sb.String())
+	}
+	b.ResetTimer()
+	start := time.Now()
+	errc := make(chan error, benchSenders)
+	for k := range benchSenders {
+		go func() {
+			_, err := conns[k].Write(lines[k])
+			errc <- err
+		}()
+	}
+	for range benchSenders {
+		if err := <-errc; err != nil {
+			b.Fatalf("sender: %v", err)
+		}
+	}
+	select {
+	case <-all:
+	case <-time.After(benchDeadline):
+		b.Fatalf("only %d of %d deliveries within %s", got.Load(), want, benchDeadline)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(want)/elapsed.Seconds(), "deliveries/s")
+	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(want), "ns/delivery")
+	b.ReportMetric(float64(msgs)/elapsed.Seconds(), "msgs/s")
+}
