@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -645,5 +646,40 @@ func TestPruneHistoryKeepsQueued(t *testing.T) {
 	m, _ := f.core.SendRoom(f.ctx, a, "general", chat.KindNormal, "after", "")
 	if m.Seq <= fresh.Seq {
 		t.Fatalf("seq %d reused (fresh was %d)", m.Seq, fresh.Seq)
+	}
+}
+
+func TestCertificateLogin(t *testing.T) {
+	f := newFixture(t, nil)
+	f.account("alice", "bob")
+	der := []byte("a certificate, as DER")
+	fp := chat.CertFingerprint(der)
+	if err := f.core.AddCertificate(f.ctx, "alice", strings.ToUpper(fp)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.core.AddCertificate(f.ctx, "bob", fp); !errors.Is(err, chat.ErrExists) {
+		t.Fatalf("one certificate for two accounts: %v", err)
+	}
+	if err := f.core.AddCertificate(f.ctx, "bob", "not-hex"); !errors.Is(err, chat.ErrBadName) {
+		t.Fatalf("bad fingerprint: %v", err)
+	}
+	a, err := f.core.AuthenticateCertificate(f.ctx, der, "", "a", "irc")
+	if err != nil || a.Name != "alice" {
+		t.Fatalf("certificate login: %v %v", a, err)
+	}
+	if _, err := f.core.AuthenticateCertificate(f.ctx, der, "bob", "a", "irc"); !errors.Is(err, chat.ErrBadPassword) {
+		t.Fatalf("certificate used for another account: %v", err)
+	}
+	if _, err := f.core.AuthenticateCertificate(f.ctx, []byte("other"), "", "a", "irc"); !errors.Is(err, chat.ErrBadPassword) {
+		t.Fatalf("unknown certificate: %v", err)
+	}
+	if fps, _ := f.core.Certificates(f.ctx, "alice"); len(fps) != 1 || fps[0] != fp {
+		t.Fatalf("certificates %v", fps)
+	}
+	if err := f.core.RemoveCertificate(f.ctx, "alice", fp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.core.AuthenticateCertificate(f.ctx, der, "", "a", "irc"); !errors.Is(err, chat.ErrBadPassword) {
+		t.Fatalf("removed certificate still logs in: %v", err)
 	}
 }

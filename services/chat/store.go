@@ -39,6 +39,16 @@ type AccountStore interface {
 	SetCredentials(ctx context.Context, name string, c Credentials) error
 	// SetAdmin makes an account a box admin or not, or ErrNotFound.
 	SetAdmin(ctx context.Context, name string, admin bool) error
+	// AddCert lets a client certificate (its SHA-256 fingerprint, hex)
+	// log account in: ErrExists if it is already someone's, ErrNotFound
+	// if the account is missing.
+	AddCert(ctx context.Context, account, fingerprint string, added time.Time) error
+	// RemoveCert forgets one of account's certificates, or ErrNotFound.
+	RemoveCert(ctx context.Context, account, fingerprint string) error
+	// Certs lists account's certificate fingerprints.
+	Certs(ctx context.Context, account string) ([]string, error)
+	// AccountByCert finds the account a fingerprint logs in, or ErrNotFound.
+	AccountByCert(ctx context.Context, fingerprint string) (string, error)
 	// DeleteAccount removes the account, its offline queue, its vCard, its
 	// room affiliations and its one-to-one history; room messages it wrote
 	// stay (they are part of the room's record). ErrNotFound if absent.

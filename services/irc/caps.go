@@ -34,7 +34,7 @@ func supportedCaps() map[string]string {
 		"labeled-response":  "",
 		"message-tags":      "",
 		"multi-prefix":      "",
-		"sasl":              "PLAIN",
+		"sasl":              "PLAIN,EXTERNAL",
 		"server-time":       "",
 		"setname":           "",
 		"userhost-in-names": "",

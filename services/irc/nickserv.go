@@ -100,11 +100,66 @@ func nickserv(r *request, text string) {
 		}
 		p := c.srv.core.AccountPresence(a.Name)
 		nickservReply(r, fmt.Sprintf("Account %s, registered %s, now %s", a.Name, a.Created.UTC().Format("2006-01-02"), p.Show))
+	case "CERT":
+		nickservCert(r, fields[1:])
 	case "HELP":
 		nickservReply(r, "IDENTIFY [account] password — log in to your account")
 		nickservReply(r, "REGISTER password — make your nick an account (when the box's registration is open)")
 		nickservReply(r, "INFO [account] — about an account")
+		nickservReply(r, "CERT ADD [fingerprint] | CERT DEL fingerprint | CERT LIST — client certificates that log you in (SASL EXTERNAL); ADD alone adds the one you are connected with")
 	default:
 		nickservReply(r, "Unknown command "+fields[0]+": use IDENTIFY, REGISTER, INFO or HELP")
+	}
+}
+
+// nickservCert manages the client certificates that log the account in.
+func nickservCert(r *request, args []string) {
+	c := r.c
+	acct := c.accountName()
+	if acct == "" {
+		nickservReply(r, "Log in first")
+		return
+	}
+	ctx := context.Background()
+	sub := ""
+	if len(args) > 0 {
+		sub = strings.ToUpper(args[0])
+	}
+	switch {
+	case sub == "LIST":
+		fps, err := c.srv.core.Certificates(ctx, acct)
+		if err != nil {
+			nickservReply(r, "Cannot list certificates: "+err.Error())
+			return
+		}
+		if len(fps) == 0 {
+			nickservReply(r, "No certificate logs in "+acct)
+		}
+		for _, fp := range fps {
+			nickservReply(r, "Certificate "+fp)
+		}
+	case sub == "ADD":
+		fp := ""
+		if len(args) > 1 {
+			fp = args[1]
+		} else if c.clientCert != nil {
+			fp = chat.CertFingerprint(c.clientCert)
+		} else {
+			nickservReply(r, "You are not connected with a client certificate: give its SHA-256 fingerprint")
+			return
+		}
+		if err := c.srv.core.AddCertificate(ctx, acct, fp); err != nil {
+			nickservReply(r, "Cannot add the certificate: "+err.Error())
+			return
+		}
+		nickservReply(r, "Certificate added: it now logs in "+acct+" (SASL EXTERNAL)")
+	case sub == "DEL" && len(args) > 1:
+		if err := c.srv.core.RemoveCertificate(ctx, acct, args[1]); err != nil {
+			nickservReply(r, "Cannot remove the certificate: "+err.Error())
+			return
+		}
+		nickservReply(r, "Certificate removed")
+	default:
+		nickservReply(r, "Syntax: CERT ADD [fingerprint] | CERT DEL fingerprint | CERT LIST")
 	}
 }

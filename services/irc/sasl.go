@@ -12,8 +12,8 @@ import (
 
 // IRCv3 SASL 3.2 (https://ircv3.net/specs/extensions/sasl-3.2) with the
 // PLAIN mechanism (RFC 4616), checked against the account's stored SCRAM
-// keys. EXTERNAL is not offered yet: accounts have no registered client
-// certificates.
+// keys, and EXTERNAL (RFC 4422 appendix A): the TLS client certificate,
+// registered to the account with NickServ CERT ADD.
 
 const maxSASL = 8192 // bytes of a decoded SASL response
 
@@ -34,13 +34,18 @@ func handleAuthenticate(r *request) {
 		return
 	}
 	if mech == "" {
-		if strings.ToUpper(arg) != "PLAIN" {
-			r.numeric(RPL_SASLMECHS, "PLAIN", "are available SASL mechanisms")
+		mech = strings.ToUpper(arg)
+		if mech != "PLAIN" && mech != "EXTERNAL" {
+			r.numeric(RPL_SASLMECHS, "PLAIN,EXTERNAL", "are available SASL mechanisms")
 			r.numeric(ERR_SASLFAIL, "SASL authentication failed")
 			return
 		}
+		if mech == "EXTERNAL" && c.clientCert == nil {
+			r.numeric(ERR_SASLFAIL, "SASL authentication failed: EXTERNAL needs a TLS client certificate")
+			return
+		}
 		c.mu.Lock()
-		c.saslMech = "PLAIN"
+		c.saslMech = mech
 		c.saslBuf = nil
 		c.mu.Unlock()
 		r.send(makeMsg("", "AUTHENTICATE", "+"))
@@ -71,6 +76,17 @@ func handleAuthenticate(r *request) {
 		r.numeric(ERR_SASLFAIL, "SASL authentication failed: invalid base64")
 		return
 	}
+	if mech == "EXTERNAL" {
+		a, err := c.srv.core.AuthenticateCertificate(context.Background(), c.clientCert, string(raw), c.ip, "irc")
+		if err != nil {
+			r.numeric(ERR_SASLFAIL, "SASL authentication failed: "+saslReason(err))
+			return
+		}
+		r.finish()
+		c.login(a)
+		c.numeric(RPL_SASLSUCCESS, "SASL authentication successful")
+		return
+	}
 	parts := bytes.Split(raw, []byte{0})
 	if len(parts) != 3 {
 		r.numeric(ERR_SASLFAIL, "SASL authentication failed: malformed PLAIN response")
@@ -93,6 +109,13 @@ func handleAuthenticate(r *request) {
 	r.finish()
 	c.login(a)
 	c.numeric(RPL_SASLSUCCESS, "SASL authentication successful")
+}
+
+func saslReason(err error) string {
+	if errors.Is(err, chat.ErrTooManyAttempts) {
+		return "too many failed logins from your address, wait a minute"
+	}
+	return "the certificate is not registered to an account (NickServ CERT ADD)"
 }
 
 func (c *conn) resetSASL() {
