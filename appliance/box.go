@@ -80,6 +80,9 @@ func Open(ctx context.Context, o Options) (*Box, error) {
 			b.lock.Unlock()
 		}
 	}()
+	if err := applyFactoryReset(dir, o.Log); err != nil {
+		return nil, err
+	}
 	var boxTLS *BoxTLS
 	if o.Config.TLS.CertFile != "" {
 		boxTLS, err = LoadTLSFiles(o.Config.TLS.CertFile, o.Config.TLS.KeyFile)
@@ -160,6 +163,7 @@ func (b *Box) builtinServices() []Service {
 			LineBurst:             b.cfg.Limits.MessageBurst,
 			HistoryOnJoin:         b.cfg.Rooms.DefaultHistory,
 			RegistrationOpen:      b.registrationOpen,
+			Guests:                b.cfg.Registration.Guests,
 		}, b.core, b.log))
 	}
 	return svcs
@@ -168,7 +172,7 @@ func (b *Box) builtinServices() []Service {
 // registrationOpen says whether new accounts may be made from a chat
 // client now.
 func (b *Box) registrationOpen() bool {
-	return b.cfg.Registration.Policy == "open" || b.hub.State() == StatePairing
+	return b.cfg.Registration.Policy == "open" || b.PairingOpen()
 }
 
 // Core is the chat core.

@@ -76,6 +76,9 @@ type FederationConfig struct {
 type RegistrationConfig struct {
 	Policy        string        `toml:"policy"` // closed, invite or open
 	PairingWindow time.Duration `toml:"pairing_window"`
+	// Guests lets people without an account join rooms and speak there
+	// (IRC clients that do not log in), with a nick that is no account's.
+	Guests bool `toml:"guests"`
 }
 
 // RoomsConfig sets rooms.

@@ -825,6 +825,20 @@ func (c *Config) Validate() error {
 	if !slices.Contains(registrationPolicies, c.Registration.Policy) {
 		bad("registration.policy", "must be one of %s, got %q", quoteList(registrationPolicies), c.Registration.Policy)
 	}
+	if backends := []string{"auto", "gpio", "sim"}; !slices.Contains(backends, c.HW.Backend) {
+		bad("hw.backend", "must be one of %s, got %q", quoteList(backends), c.HW.Backend)
+	}
+	pins := map[string]string{}
+	for _, p := range []struct{ key, pin string }{{"hw.status_led", c.HW.StatusLED}, {"hw.activity_led", c.HW.ActivityLED},
+		{"hw.wan_led", c.HW.WANLED}, {"hw.button_a", c.HW.ButtonA}, {"hw.button_b", c.HW.ButtonB}} {
+		if p.pin == "" {
+			continue
+		}
+		if other, dup := pins[strings.ToUpper(p.pin)]; dup {
+			bad(p.key, "pin %s is already used by %s", p.pin, other)
+		}
+		pins[strings.ToUpper(p.pin)] = p.key
+	}
 	if c.Registration.PairingWindow <= 0 {
 		bad("registration.pairing_window", `must be longer than 0, such as "5m", got %q`, formatDuration(c.Registration.PairingWindow))
 	}

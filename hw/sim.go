@@ -1,6 +1,7 @@
 package hw
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -165,7 +166,13 @@ func (p *SimPin) showing(pat Pattern) {
 	p.pat, p.shown = pat, true
 	p.mu.Unlock()
 	if changed {
-		p.sim.log.Debug("led", "led", p.name, "shows", pat.String())
+		// The simulated panel is visible in the log: the status and WAN
+		// LEDs at info, the activity flashes (one per message) at debug.
+		level := slog.LevelInfo
+		if p.name == "activity" {
+			level = slog.LevelDebug
+		}
+		p.sim.log.Log(context.Background(), level, "panel led", "led", p.name, "shows", pat.String())
 		p.sim.changed()
 	}
 }
@@ -322,7 +329,10 @@ func (s *Sim) Release(name string) {
 	s.button(name).Drive(gpio.High)
 }
 
-// Press holds button name for d on the sim's clock, then releases it.
+// Press holds button name for d on the sim's clock, then releases it. A
+// press shorter than the debounce time (30 ms) is a bounce, not a press;
+// 5 s of button A is a shutdown, 15 s of button B asks for a factory
+// reset.
 func (s *Sim) Press(name string, d time.Duration) {
 	s.Hold(name)
 	sleep(s.clock, d)

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/term"
 
 	"chatbox/appliance"
+	"chatbox/hw"
 	"chatbox/services/chat"
 )
 
@@ -148,7 +149,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx := context.Background()
 	switch cmd {
 	case "", "run":
-		err = serve(ctx, cfg, cfgPath, log)
+		for {
+			var again bool
+			again, err = serve(ctx, cfg, cfgPath, log)
+			if err != nil || !again {
+				break
+			}
+			// A factory reset erased the data: start afresh, as new.
+			if cfg, cfgPath, err = loadConfig(g); err != nil {
+				break
+			}
+		}
 	case "user":
 		err = userCmd(ctx, cfg, rest[1:], stdin, stdout, log)
 	case "room":
@@ -255,23 +266,45 @@ func newLogger(c appliance.LogConfig, w io.Writer) *slog.Logger {
 // connections politely, within the 10 s a service manager allows.
 const stopTimeout = 8 * time.Second
 
-func serve(ctx context.Context, cfg appliance.Config, cfgPath string, log *slog.Logger) error {
+// serve runs the box until a signal or a shutdown from the panel; it
+// reports whether to start again (after a factory reset).
+func serve(ctx context.Context, cfg appliance.Config, cfgPath string, log *slog.Logger) (bool, error) {
 	log.Info("chatbox starting", "version", versionString(), "config", cmpOr(cfgPath, "(built-in defaults)"), "data", cfg.DataDir)
 	box, err := appliance.Open(ctx, appliance.Options{Config: cfg, ConfigPath: cfgPath, Log: log, Version: versionString()})
 	if err != nil {
-		return err
+		return false, err
 	}
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	panel, err := hw.New(cfg.HW, box, hw.Options{Log: log, PairingWindow: cfg.Registration.PairingWindow})
+	if err != nil {
+		box.Close()
+		return false, err
+	}
+	// The panel outlives Run so that the shutdown pattern stays visible.
+	panelCtx, stopPanel := context.WithCancel(context.WithoutCancel(ctx))
+	panelDone := make(chan struct{})
+	go func() {
+		defer close(panelDone)
+		if err := panel.Run(panelCtx); err != nil {
+			log.Error("front panel", "err", err)
+		}
+	}()
+	defer func() {
+		stopPanel()
+		<-panelDone
+	}()
+	sigCtx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	go func() {
-		<-ctx.Done()
+		<-sigCtx.Done()
 		stop() // a second signal ends the process at once
 	}()
-	if err := box.Run(ctx, stopTimeout); err != nil {
-		return err
+	err = box.Run(sigCtx, stopTimeout)
+	reason := box.ShutdownReason()
+	if err != nil && !(errors.Is(err, context.Canceled) && reason != "") {
+		return false, err
 	}
-	log.Info("chatbox stopped")
-	return nil
+	log.Info("chatbox stopped", "reason", cmpOr(reason, "signal"))
+	return reason == appliance.ShutdownFactoryReset, nil
 }
 
 func cmpOr(a, b string) string {

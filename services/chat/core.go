@@ -244,7 +244,17 @@ type SessionInfo struct {
 	Resource string // XMPP resource or IRC nick; informational
 	Mask     string // door's full mask, matched by room masks
 	Addr     string // remote address
+	// Guest marks a session of someone without an account (see
+	// OpenGuest): Account is then GuestPrefix + the guest's nick.
+	Guest bool
 }
+
+// GuestPrefix starts the pseudo-account of a guest session; no account
+// name can start with it, so guests and accounts never collide.
+const GuestPrefix = "~"
+
+// IsGuest reports whether an account name is a guest's pseudo-account.
+func IsGuest(account string) bool { return strings.HasPrefix(account, GuestPrefix) }
 
 // Session is one connection of an account, through one door.
 type Session struct {
@@ -277,12 +287,49 @@ func (s *Session) ref() SessionRef {
 // unavailable until SetPresence.
 func (c *Core) Open(ctx context.Context, info SessionInfo, sink Sink) (*Session, error) {
 	info.Account = Fold(info.Account)
+	info.Guest = false
 	if sink == nil {
 		return nil, errors.New("chat: session needs a sink")
 	}
 	if _, _, err := c.store.Account(ctx, info.Account); err != nil {
 		return nil, fmt.Errorf("open session for %q: %w", info.Account, err)
 	}
+	return c.open(info, sink)
+}
+
+// OpenGuest starts a session for someone without an account, known by
+// nick (the door checks the box allows guests). A guest may join rooms
+// that are not members-only and speak there; it sends and receives no
+// direct messages, and its messages are stored under GuestPrefix+nick.
+// The nick must not be an account's name nor a guest's already present.
+func (c *Core) OpenGuest(ctx context.Context, nick string, info SessionInfo, sink Sink) (*Session, error) {
+	if sink == nil {
+		return nil, errors.New("chat: session needs a sink")
+	}
+	if nick == "" || len(nick) > 30 || strings.ContainsAny(nick, " \t\r\n\x00") {
+		return nil, fmt.Errorf("%w: a guest nickname has 1 to 30 characters and no spaces", ErrBadName)
+	}
+	folded := foldNick(nick)
+	if _, _, err := c.store.Account(ctx, folded); err == nil {
+		return nil, fmt.Errorf("%w: %q", ErrNickReserved, nick)
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	info.Account = GuestPrefix + folded
+	info.Guest = true
+	if info.Resource == "" {
+		info.Resource = nick
+	}
+	c.mu.Lock()
+	taken := len(c.byAcct[info.Account]) > 0
+	c.mu.Unlock()
+	if taken {
+		return nil, fmt.Errorf("%w: %q", ErrNickInUse, nick)
+	}
+	return c.open(info, sink)
+}
+
+func (c *Core) open(info SessionInfo, sink Sink) (*Session, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -296,6 +343,10 @@ func (c *Core) Open(ctx context.Context, info SessionInfo, sink Sink) (*Session,
 	s := &Session{c: c, id: c.nextID, info: info, sink: sink,
 		presence: Presence{Show: ShowOffline}, rooms: map[string]string{}, watching: map[string]bool{}}
 	c.sessions[s.id] = s
+	if info.Guest && len(c.byAcct[info.Account]) > 0 {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%w: %q", ErrNickInUse, strings.TrimPrefix(info.Account, GuestPrefix))
+	}
 	if c.byAcct[info.Account] == nil {
 		c.byAcct[info.Account] = map[uint64]*Session{}
 	}

@@ -683,3 +683,51 @@ func TestCertificateLogin(t *testing.T) {
 		t.Fatalf("removed certificate still logs in: %v", err)
 	}
 }
+
+func TestGuests(t *testing.T) {
+	f := newFixture(t, nil)
+	f.account("alice")
+	a, ra := f.open("alice", "irc")
+	f.core.Join(f.ctx, a, "general", "", "")
+	ra.take()
+	if _, err := f.core.OpenGuest(f.ctx, "Alice", chat.SessionInfo{Door: "irc"}, &recorder{}); !errors.Is(err, chat.ErrNickReserved) {
+		t.Fatalf("guest with an account's name: %v", err)
+	}
+	rg := &recorder{}
+	g, err := f.core.OpenGuest(f.ctx, "Visitor", chat.SessionInfo{Door: "irc"}, rg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !chat.IsGuest(g.Account()) || g.Account() != "~visitor" {
+		t.Fatalf("guest account %q", g.Account())
+	}
+	if _, err := f.core.OpenGuest(f.ctx, "visitor", chat.SessionInfo{Door: "xmpp"}, &recorder{}); !errors.Is(err, chat.ErrNickInUse) {
+		t.Fatalf("two guests with one nick: %v", err)
+	}
+	if _, err := f.core.Join(f.ctx, g, "newroom", "Visitor", ""); !errors.Is(err, chat.ErrNoSuchRoom) {
+		t.Fatalf("guest created a room: %v", err)
+	}
+	res, err := f.core.Join(f.ctx, g, "general", "Visitor", "")
+	if err != nil || res.Self.Account != "~visitor" {
+		t.Fatalf("guest join: %+v %v", res.Self, err)
+	}
+	m, err := f.core.SendRoom(f.ctx, g, "general", chat.KindNormal, "hello all", "")
+	if err != nil || m.From != "~visitor" || m.FromNick != "Visitor" {
+		t.Fatalf("guest message %+v %v", m, err)
+	}
+	if got := ra.messages(); len(got) != 1 || got[0].ID != m.ID {
+		t.Fatalf("alice got %+v", got)
+	}
+	if _, err := f.core.SendDirect(f.ctx, g, "alice", chat.KindNormal, "psst", ""); !errors.Is(err, chat.ErrForbidden) {
+		t.Fatalf("guest sent a direct message: %v", err)
+	}
+	if _, err := f.core.SendDirect(f.ctx, a, "~visitor", chat.KindNormal, "psst", ""); !errors.Is(err, chat.ErrNotFound) {
+		t.Fatalf("direct message to a guest: %v", err)
+	}
+	f.core.UpdateSettings(f.ctx, nil, "general", func(s *chat.RoomSettings) error { s.MembersOnly = true; return nil })
+	g.Close("bye")
+	g2, _ := f.core.OpenGuest(f.ctx, "visitor", chat.SessionInfo{Door: "irc"}, &recorder{})
+	if _, err := f.core.Join(f.ctx, g2, "general", "visitor", ""); !errors.Is(err, chat.ErrInviteOnly) {
+		t.Fatalf("guest joined a members-only room: %v", err)
+	}
+}

@@ -240,7 +240,7 @@ func (c *Core) Join(ctx context.Context, s *Session, room, nick, key string) (Jo
 	var res JoinResult
 	r, err := c.loadRoom(ctx, name)
 	if errors.Is(err, ErrNoSuchRoom) {
-		if !c.opts.UsersMayCreateRooms {
+		if !c.opts.UsersMayCreateRooms || s.info.Guest {
 			return JoinResult{}, err
 		}
 		err = c.CreateRoom(ctx, name, s.info.Account, DefaultRoomSettings())
@@ -286,7 +286,7 @@ func (c *Core) Join(ctx context.Context, s *Session, room, nick, key string) (Jo
 	case r.banned(s) && !privileged:
 		c.mu.Unlock()
 		return JoinResult{}, fmt.Errorf("%w: %s", ErrBanned, name)
-	case r.room.Settings.MembersOnly && aff == AffNone && !r.invited[s.info.Account] && !r.onList(ListInvite, s) && !privileged:
+	case r.room.Settings.MembersOnly && aff == AffNone && !r.invited[s.info.Account] && (s.info.Guest || !r.onList(ListInvite, s)) && !privileged:
 		c.mu.Unlock()
 		return JoinResult{}, fmt.Errorf("%w: %s", ErrInviteOnly, name)
 	case r.room.Settings.Password != "" && key != r.room.Settings.Password && !privileged:
@@ -355,6 +355,9 @@ func (c *Core) checkNickOwner(ctx context.Context, s *Session, nick string) erro
 func (c *Core) isBoxAdmin(ctx context.Context, s *Session) bool {
 	if s == nil {
 		return true // the box itself (CLI, web admin)
+	}
+	if s.info.Guest {
+		return false
 	}
 	a, _, err := c.store.Account(ctx, s.info.Account)
 	return err == nil && a.Admin

@@ -64,6 +64,9 @@ func kindOrNormal(k MessageKind) MessageKind {
 // session an Echo. The returned message is durable.
 func (c *Core) SendDirect(ctx context.Context, s *Session, to string, kind MessageKind, body, extra string) (Message, error) {
 	to = Fold(to)
+	if s.info.Guest {
+		return Message{}, fmt.Errorf("%w: guests may only speak in rooms", ErrForbidden)
+	}
 	if _, _, err := c.store.Account(ctx, to); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return Message{}, fmt.Errorf("no account %q: %w", to, ErrNotFound)
@@ -131,6 +134,8 @@ func (c *Core) History(ctx context.Context, s *Session, q HistoryQuery) ([]Messa
 			return nil, fmt.Errorf("%w: history of %s is for its members", ErrForbidden, r.room.Name)
 		}
 		q.Account, q.Peer = "", ""
+	case q.Peer != "" && s.info.Guest:
+		return nil, fmt.Errorf("%w: guests have no direct conversations", ErrForbidden)
 	case q.Peer != "":
 		q.Account, q.Peer = s.info.Account, Fold(q.Peer)
 	default:
@@ -162,6 +167,9 @@ func (c *Core) MessageByID(ctx context.Context, s *Session, id string) (Message,
 // session's account, oldest first. The door delivers them and then calls
 // AckOffline with the last Seq it delivered.
 func (c *Core) Offline(ctx context.Context, s *Session, limit int) ([]Message, error) {
+	if s.info.Guest {
+		return nil, nil
+	}
 	return c.store.Offline(ctx, s.info.Account, limit)
 }
 

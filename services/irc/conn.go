@@ -299,7 +299,7 @@ func (c *conn) handleLine(line string) {
 	}
 	c.mu.Lock()
 	state := c.state
-	identified := c.account != ""
+	identified := c.account != "" || c.sess != nil // an account, or a guest
 	c.mu.Unlock()
 	if state < stateRegistered && !h.preReg {
 		r.numeric(ERR_NOTREGISTERED, "You have not registered")

@@ -76,8 +76,25 @@ func (c *conn) source(account, door string) string {
 	if door == "" {
 		door = "chat"
 	}
+	if chat.IsGuest(account) {
+		nick := strings.TrimPrefix(account, chat.GuestPrefix)
+		return nick + "!guest@" + door + "." + c.srv.cfg.ServerName
+	}
 	return account + "!" + account + "@" + door + "." + c.srv.cfg.ServerName
 }
+
+// selfSource is the client's own nick!user@host as the core knows it (a
+// guest's pseudo-account included).
+func (c *conn) selfSource(me string) string {
+	if s := c.session(); s != nil {
+		return c.source(s.Account(), "irc")
+	}
+	return c.source(fold(me), "irc")
+}
+
+// displayNick is the IRC nick of an account or of a guest's
+// pseudo-account.
+func displayNick(account string) string { return strings.TrimPrefix(account, chat.GuestPrefix) }
 
 // msgTags are the tags of a stored message for this client.
 func (c *conn) msgTags(m *chat.Message, caps capSet) map[string]string {
@@ -88,7 +105,7 @@ func (c *conn) msgTags(m *chat.Message, caps capSet) map[string]string {
 	if caps.has("message-tags") {
 		tags["msgid"] = m.ID
 	}
-	if caps.has("account-tag") {
+	if caps.has("account-tag") && !chat.IsGuest(m.From) {
 		tags["account"] = m.From
 	}
 	if len(tags) == 0 {
@@ -223,7 +240,7 @@ func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
 	case chat.DelLeave:
 		if d.Echo {
 			delete(c.chans, d.Room)
-			return []ircmsg.Message{c.partLine(c.source(fold(me), "irc"), d.Room, d.Reason)}
+			return []ircmsg.Message{c.partLine(c.selfSource(me), d.Room, d.Reason)}
 		}
 		if c.dropMember(d.Room, d.Occupant.Account) {
 			return []ircmsg.Message{c.partLine(from, d.Room, d.Reason)}
@@ -254,7 +271,7 @@ func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
 		return out
 
 	case chat.DelKick:
-		target := d.Occupant.Account
+		target := displayNick(d.Occupant.Account)
 		kickedMe := false
 		for _, ref := range d.Occupant.Sessions {
 			if ref.ID == mySess {
@@ -352,7 +369,7 @@ func (c *conn) partLine(src, room, reason string) ircmsg.Message {
 func (c *conn) memberModeLine(room, src, sign, flags, account string) ircmsg.Message {
 	params := []string{channelOf(room), sign + flags}
 	for range flags {
-		params = append(params, account)
+		params = append(params, displayNick(account))
 	}
 	return makeMsg(src, "MODE", params...)
 }
@@ -407,7 +424,7 @@ func (c *conn) joinBurst(d *chat.Delivery, caps capSet) []ircmsg.Message {
 	}
 	c.chans[d.Room] = v
 	channel := channelOf(d.Room)
-	self := c.source(fold(me), "irc")
+	self := c.selfSource(me)
 	server := c.srv.cfg.ServerName
 	var out []ircmsg.Message
 	if caps.has("extended-join") {
@@ -444,7 +461,7 @@ func (c *conn) namesLines(room string, v *chanView, caps capSet) []ircmsg.Messag
 		if caps.has("userhost-in-names") {
 			n += c.source(acct, mv.door)
 		} else {
-			n += acct
+			n += displayNick(acct)
 		}
 		names = append(names, n)
 	}

@@ -44,7 +44,7 @@ func handlePrivmsg(r *request) {
 		targets = targets[:maxTargets]
 	}
 	c.mu.Lock()
-	identified := c.account != ""
+	identified := c.account != "" || c.sess != nil // an account, or a guest
 	c.mu.Unlock()
 	for _, target := range targets {
 		if strings.EqualFold(target, "NickServ") {
@@ -145,6 +145,8 @@ func sendError(r *request, target string, err error) {
 		r.numeric(ERR_INPUTTOOLONG, "Message too long: "+err.Error())
 	case errors.Is(err, chat.ErrEmptyMessage):
 		r.numeric(ERR_NOTEXTTOSEND, "No text to send")
+	case errors.Is(err, chat.ErrForbidden):
+		r.fail("FORBIDDEN", err.Error(), target)
 	case errors.Is(err, chat.ErrRateLimited):
 		r.fail("RATE_LIMITED", "You are sending too fast; the message was not sent, send it again", target)
 	default:

@@ -52,6 +52,10 @@ func handleNick(r *request) {
 		}
 		return
 	}
+	if c.session() != nil {
+		r.numeric(ERR_ERRONEUSNICKNAME, nick, "Guests keep their nick while connected: reconnect to change it, or log in")
+		return
+	}
 	if old == nick {
 		return
 	}
@@ -78,15 +82,42 @@ func handleNick(r *request) {
 
 // guardAccountNick starts the login countdown when an unidentified
 // client uses an account's name as its nick.
-func (c *conn) guardAccountNick(r *request, nick string) {
+func (c *conn) guardAccountNick(r *request, nick string) bool {
 	if _, err := c.srv.core.Account(context.Background(), fold(nick)); err != nil {
-		return
+		return false
 	}
 	c.mu.Lock()
 	c.authBy = time.Now().Add(c.srv.cfg.AuthTimeout)
 	c.mu.Unlock()
 	r.notice(fmt.Sprintf("%s is a registered account. Log in within %s (/msg NickServ IDENTIFY password) or you will be renamed.",
 		nick, c.srv.cfg.AuthTimeout))
+	return true
+}
+
+// startGuest opens a guest session for a client that did not log in,
+// when the box admits guests: it may then join rooms and speak there.
+func (c *conn) startGuest() {
+	if !c.srv.cfg.Guests {
+		return
+	}
+	c.mu.Lock()
+	if c.sess != nil || c.account != "" {
+		c.mu.Unlock()
+		return
+	}
+	nick := c.nick
+	info := chat.SessionInfo{Door: "irc", Resource: nick, Addr: c.ip, Mask: nick + "!" + c.userLocked() + "@" + c.host()}
+	c.mu.Unlock()
+	s, err := c.srv.core.OpenGuest(context.Background(), nick, info, c)
+	if err != nil {
+		c.sendLine(makeMsg(c.srv.cfg.ServerName, "NOTICE", nick, "You cannot join as a guest: "+err.Error()))
+		return
+	}
+	c.mu.Lock()
+	c.sess = s
+	c.mu.Unlock()
+	s.SetPresence(chat.Presence{Show: chat.ShowAvailable})
+	c.sendLine(makeMsg(c.srv.cfg.ServerName, "NOTICE", nick, "You are a guest: you may join rooms and speak there. Log in to send direct messages."))
 }
 
 // authTimedOut renames a client that did not prove its account's nick.
@@ -121,6 +152,7 @@ func (c *conn) renameToGuest(why string) {
 	if registered {
 		c.sendLine(ircmsg.MakeMessage(nil, c.srv.cfg.ServerName, "NOTICE", guest, why+": you are now "+guest))
 		c.sendLine(ircmsg.MakeMessage(nil, prefix, "NICK", guest))
+		c.startGuest()
 	}
 }
 
@@ -241,9 +273,14 @@ func (c *conn) tryRegister() {
 		c.startSession()
 	} else {
 		r := &request{c: c}
-		c.guardAccountNick(r, nick)
-		r.notice("This server is for account holders: log in with /msg NickServ IDENTIFY account password")
+		guarded := c.guardAccountNick(r, nick)
+		if !c.srv.cfg.Guests {
+			r.notice("This server is for account holders: log in with /msg NickServ IDENTIFY account password")
+		}
 		r.finish()
+		if !guarded {
+			c.startGuest()
+		}
 	}
 }
 
@@ -282,6 +319,13 @@ func (c *conn) takeAccountNick(acct string) bool {
 // registration, or NickServ IDENTIFY after it).
 func (c *conn) login(a chat.Account) {
 	c.mu.Lock()
+	if guest := c.sess; guest != nil {
+		// A guest who logs in leaves its guest session (and its rooms).
+		c.sess = nil
+		c.mu.Unlock()
+		guest.Close("Logged in")
+		c.mu.Lock()
+	}
 	c.account = a.Name
 	c.admin = a.Admin
 	registered := c.state >= stateRegistered

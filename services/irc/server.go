@@ -42,6 +42,9 @@ type Config struct {
 	// HistoryOnJoin is how many lines a client without chathistory gets
 	// when it joins; 0 turns replay off.
 	HistoryOnJoin int
+	// Guests lets clients that do not log in join rooms and speak there
+	// (with a nick that is no account's name).
+	Guests bool
 	// RegistrationOpen says whether NickServ REGISTER may create accounts
 	// now (the box's registration policy or pairing window).
 	RegistrationOpen func() bool
