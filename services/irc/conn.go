@@ -425,7 +425,11 @@ func (c *conn) writeLoop() {
 			if len(items) == 0 {
 				break
 			}
-			c.nc.SetWriteDeadline(time.Now().Add(writeWait))
+			if !dead {
+				// A dead connection keeps the immediate deadline kill
+				// set, so a client that does not read cannot hold us.
+				c.nc.SetWriteDeadline(time.Now().Add(writeWait))
+			}
 			for _, it := range items {
 				if it.line != nil {
 					w.Write(it.line)

@@ -1387,7 +1387,31 @@ func handleSetname(r *request) {
 	c.mu.Lock()
 	c.realname = name
 	c.mu.Unlock()
-	r.send(makeMsg(c.prefix(), "SETNAME", name))
+	src := c.prefix()
+	r.send(makeMsg(src, "SETNAME", name))
+	// IRC clients with the setname cap that share a channel with this
+	// one hear of it (real names are an IRC notion: other doors don't).
+	mine := c.session().RoomsOf()
+	c.srv.mu.Lock()
+	others := make([]*conn, 0, len(c.srv.conns))
+	for o := range c.srv.conns {
+		if o != c {
+			others = append(others, o)
+		}
+	}
+	c.srv.mu.Unlock()
+	for _, o := range others {
+		os := o.session()
+		if os == nil || !o.hasCap("setname") {
+			continue
+		}
+		for room := range os.RoomsOf() {
+			if _, shared := mine[room]; shared {
+				o.sendLine(makeMsg(src, "SETNAME", name))
+				break
+			}
+		}
+	}
 }
 
 // --- VERSION, TIME, INFO ---
