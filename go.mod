@@ -5,7 +5,12 @@ go 1.26.0
 require (
 	github.com/BurntSushi/toml v1.5.0
 	github.com/ergochat/irc-go v0.7.0
+	github.com/grandcat/zeroconf v1.0.0
+	github.com/miekg/dns v1.1.27
 	github.com/ncruces/go-sqlite3 v0.37.0
+	github.com/pion/logging v0.2.4
+	github.com/pion/mdns/v2 v2.2.2
+	golang.org/x/net v0.60.0
 	golang.org/x/sys v0.49.0
 	golang.org/x/term v0.47.0
 	golang.org/x/text v0.43.0
@@ -14,6 +19,8 @@ require (
 )
 
 require (
+	github.com/cenkalti/backoff v2.2.1+incompatible // indirect
 	github.com/ncruces/go-sqlite3-wasm/v6 v6.5.35401 // indirect
 	github.com/ncruces/julianday v1.0.0 // indirect
+	golang.org/x/crypto v0.58.0 // indirect
 )

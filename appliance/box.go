@@ -17,6 +17,7 @@ import (
 
 	"chatbox/services/chat"
 	"chatbox/services/irc"
+	"chatbox/services/mdns"
 	"chatbox/services/store"
 )
 
@@ -165,6 +166,18 @@ func (b *Box) builtinServices() []Service {
 			RegistrationOpen:      b.registrationOpen,
 			Guests:                b.cfg.Registration.Guests,
 		}, b.core, b.log))
+	}
+	l := b.cfg
+	// Only doors that exist are announced: XMPP, federation and the web
+	// admin join this list when they are built.
+	anns := mdns.Build(mdns.Listeners{IRCTLS: l.IRC.TLSListen, IRCPlain: l.IRC.PlainListen})
+	if len(anns) > 0 { // loopback-only listeners (the built-in defaults) are not announced
+		host, _ := os.Hostname()
+		svcs = append(svcs, mdns.New(mdns.Config{
+			Instance: l.Name, Host: host, Domain: l.Domain, Version: b.version,
+			Announcements: anns, Interfaces: l.MDNS.Interfaces,
+			RegistrationOpen: b.registrationOpen, Log: b.log,
+		}))
 	}
 	return svcs
 }

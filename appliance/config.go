@@ -27,6 +27,7 @@ type Config struct {
 	Limits       LimitsConfig       `toml:"limits"`
 	History      HistoryConfig      `toml:"history"`
 	HW           HWConfig           `toml:"hw"`
+	MDNS         MDNSConfig         `toml:"mdns"`
 }
 
 // LogConfig sets logging.
@@ -97,6 +98,15 @@ type LimitsConfig struct {
 	FailedLoginsPerMinute int `toml:"failed_logins_per_minute"` // per address
 	MaxMessageBytes       int `toml:"max_message_bytes"`
 	SessionsPerAccount    int `toml:"sessions_per_account"`
+}
+
+// MDNSConfig sets LAN discovery: every listener reachable beyond
+// loopback is announced with DNS-SD over mDNS, and the box answers
+// <hostname>.local.
+type MDNSConfig struct {
+	// Interfaces to announce on; empty: every up, non-loopback interface
+	// with multicast.
+	Interfaces []string `toml:"interfaces"`
 }
 
 // HistoryConfig sets what is kept.

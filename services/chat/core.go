@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Limits bound what one account or address may do.
@@ -460,6 +461,9 @@ func (c *Core) checkBody(s *Session, body string) error {
 	}
 	if strings.TrimSpace(body) == "" {
 		return ErrEmptyMessage
+	}
+	if !utf8.ValidString(body) {
+		return ErrInvalidUTF8
 	}
 	if !c.sendLimit.Allow(s.info.Account) {
 		return ErrRateLimited

@@ -12,6 +12,7 @@ var (
 	ErrRateLimited      = errors.New("sending too fast; slow down")
 	ErrTooLong          = errors.New("message too long")
 	ErrEmptyMessage     = errors.New("empty message")
+	ErrInvalidUTF8      = errors.New("text is not valid UTF-8")
 	ErrTooManySessions  = errors.New("too many sessions for this account")
 	ErrNoSuchRoom       = errors.New("no such room")
 	ErrNotInRoom        = errors.New("not in that room")

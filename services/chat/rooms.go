@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // MaxTopicBytes bounds a room topic.
@@ -456,6 +457,9 @@ func mayActOn(role Role, aff Affiliation, tRole Role, tAff Affiliation) bool {
 func (c *Core) SetTopic(ctx context.Context, s *Session, room, topic string) error {
 	if len(topic) > MaxTopicBytes {
 		return fmt.Errorf("%w: topic of %d bytes, at most %d", ErrTooLong, len(topic), MaxTopicBytes)
+	}
+	if !utf8.ValidString(topic) {
+		return ErrInvalidUTF8
 	}
 	r, err := c.loadRoom(ctx, Fold(room))
 	if err != nil {

@@ -4,7 +4,8 @@
 //
 //   - BenchmarkIdleConnectionMemory: what one idle client costs, logged in
 //     and joined to #general (heap in use + stacks, after GC, per
-//     connection, baseline subtracted; goroutines per connection).
+//     connection, baseline subtracted; goroutines per connection), at 500
+//     and 100 members, and logged in without a channel.
 //   - BenchmarkRoomFanout: 200 members in one room reading all the time,
 //     10 of them sending; deliveries per second (messages x 200
 //     receivers / elapsed), each message durable in the store first.
@@ -89,6 +90,12 @@ func benchDoor(b *testing.B, n int) (*fuzzDoor, string) {
 // caps, if any), joins #general and reads until the end of the NAMES
 // list. It returns the connection and its reader, positioned after it.
 func benchJoin(addr, account, caps string) (net.Conn, *bufio.Reader, error) {
+	return benchConnect(addr, account, caps, true)
+}
+
+// benchConnect is benchJoin, or with join false only logs in (and waits
+// for the answer to a PING sent after the login, so the session is open).
+func benchConnect(addr, account, caps string, join bool) (net.Conn, *bufio.Reader, error) {
 	nc, err := net.DialTimeout("tcp", addr, benchDeadline)
 	if err != nil {
 		return nil, nil, err
@@ -98,25 +105,30 @@ func benchJoin(addr, account, caps string) (net.Conn, *bufio.Reader, error) {
 		login.WriteString("CAP LS 302\r\nCAP REQ :" + caps + "\r\nCAP END\r\n")
 	}
 	login.WriteString(fuzzLogin(account))
-	login.WriteString("JOIN #" + fuzzRoom + "\r\n")
+	until := " PONG " + fuzzServerName + " :ready"
+	if join {
+		login.WriteString("JOIN #" + fuzzRoom + "\r\n")
+		until = " " + RPL_ENDOFNAMES + " " + account + " #" + fuzzRoom + " "
+	} else {
+		login.WriteString("PING :ready\r\n")
+	}
 	nc.SetDeadline(time.Now().Add(benchDeadline))
 	if _, err := nc.Write([]byte(login.String())); err != nil {
 		nc.Close()
 		return nil, nil, err
 	}
 	br := bufio.NewReaderSize(nc, 4096)
-	endOfNames := " " + RPL_ENDOFNAMES + " " + account + " #" + fuzzRoom + " "
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
 			nc.Close()
-			return nil, nil, fmt.Errorf("%s: reading until joined: %w", account, err)
+			return nil, nil, fmt.Errorf("%s: reading until logged in: %w", account, err)
 		}
 		if strings.HasPrefix(line, "ERROR ") {
 			nc.Close()
 			return nil, nil, fmt.Errorf("%s: the server closed the link: %s", account, strings.TrimSpace(line))
 		}
-		if strings.Contains(line, endOfNames) {
+		if strings.Contains(line, until) {
 			break
 		}
 	}
@@ -151,17 +163,33 @@ func benchFootprint() (inuse, live uint64) {
 }
 
 // BenchmarkIdleConnectionMemory measures what an idle, logged-in client
-// joined to one room costs the server.
+// costs the server: joined to #general with all the others (the brief's
+// case; the door keeps, per connection, a view of every member of each
+// of its channels, so this grows with the room), and for comparison with
+// fewer members and not joined at all.
 func BenchmarkIdleConnectionMemory(b *testing.B) {
-	d, addr := benchDoor(b, benchIdleConns)
+	for _, bc := range []struct {
+		conns int
+		join  bool
+	}{{benchIdleConns, true}, {100, true}, {benchIdleConns, false}} {
+		name := fmt.Sprintf("conns=%d/joined", bc.conns)
+		if !bc.join {
+			name = fmt.Sprintf("conns=%d/no-channel", bc.conns)
+		}
+		b.Run(name, func(b *testing.B) { benchIdleMemory(b, bc.conns, bc.join) })
+	}
+}
+
+func benchIdleMemory(b *testing.B, n int, join bool) {
+	d, addr := benchDoor(b, n)
 	var inuseSum, liveSum, gorSum float64
 	b.ResetTimer()
 	for range b.N {
 		inuse0, live0 := benchFootprint()
 		g0 := runtime.NumGoroutine()
-		conns := make([]net.Conn, 0, benchIdleConns)
-		for i := range benchIdleConns {
-			nc, _, err := benchJoin(addr, benchAccount(i), "")
+		conns := make([]net.Conn, 0, n)
+		for i := range n {
+			nc, _, err := benchConnect(addr, benchAccount(i), "", join)
 			if err != nil {
 				b.Fatalf("client %d: %v", i, err)
 			}
@@ -171,19 +199,19 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 		}
 		inuse1, live1 := benchFootprint()
 		g1 := runtime.NumGoroutine()
-		inuseSum += (float64(inuse1) - float64(inuse0)) / benchIdleConns
-		liveSum += (float64(live1) - float64(live0)) / benchIdleConns
-		gorSum += float64(g1-g0) / benchIdleConns
+		inuseSum += (float64(inuse1) - float64(inuse0)) / float64(n)
+		liveSum += (float64(live1) - float64(live0)) / float64(n)
+		gorSum += float64(g1-g0) / float64(n)
 		for _, nc := range conns {
 			nc.Close()
 		}
 		benchWaitConns(b, d)
 	}
 	b.StopTimer()
-	n := float64(b.N)
-	b.ReportMetric(inuseSum/n, "B/conn")
-	b.ReportMetric(liveSum/n, "live-B/conn")
-	b.ReportMetric(gorSum/n, "goroutines/conn")
+	runs := float64(b.N)
+	b.ReportMetric(inuseSum/runs, "B/conn")
+	b.ReportMetric(liveSum/runs, "live-B/conn")
+	b.ReportMetric(gorSum/runs, "goroutines/conn")
 }
 
 // BenchmarkRoomFanout measures delivery to a 200-member room with 10

@@ -7,9 +7,9 @@
 // connection ends within fuzzConnDeadline after QUIT), every line the
 // server writes ends in CRLF, is UTF-8 (the door advertises UTF8ONLY),
 // parses with ircmsg.ParseLine and fits 512 bytes after its tags (tags at
-// most ircmsg.MaxlenTags; IRC_FUZZ_ALLOW_LONG_LINES=1 relaxes the 512 bytes
-// on the fuzzed connection only, to hunt other bugs while a known
-// over-long reply waits for its fix); and a neighbour connection, joined to #general
+// most ircmsg.MaxlenTags; IRC_FUZZ_TOLERATE=long,utf8 lets those kinds
+// pass, to hunt other bugs while known ones wait for their fix); and a
+// neighbour connection, joined to #general
 // the whole time, stays connected and keeps receiving (checked with a
 // probe message every fuzzProbeEvery inputs, and after replaying the seed
 // corpus in TestFuzzCorpusLeavesServerUsable).
@@ -163,43 +163,56 @@ func (d *fuzzDoor) attach(ip string) (net.Conn, <-chan struct{}) {
 	return client, done
 }
 
+// lineViolation is a server line breaking a property; kind names the
+// property ("crlf", "forbidden", "utf8", "parse", "tags", "long").
+type lineViolation struct {
+	kind string
+	msg  string
+}
+
+func (v *lineViolation) Error() string { return v.msg }
+
+func violation(kind, format string, args ...any) *lineViolation {
+	return &lineViolation{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
 // checkServerLine checks one line as the server wrote it, CRLF included.
-func checkServerLine(raw []byte) error {
+func checkServerLine(raw []byte) *lineViolation {
 	line, ok := bytes.CutSuffix(raw, []byte("\r\n"))
 	if !ok {
-		return fmt.Errorf("line does not end in CRLF: %q", raw)
+		return violation("crlf", "line does not end in CRLF: %q", raw)
 	}
 	if i := bytes.IndexAny(line, "\r\n\x00"); i >= 0 {
-		return fmt.Errorf("line holds a forbidden byte %q at %d: %q", line[i], i, raw)
+		return violation("forbidden", "line holds a forbidden byte %q at %d: %q", line[i], i, raw)
 	}
 	if !utf8.Valid(line) {
-		return fmt.Errorf("line is not UTF-8 (the door advertises UTF8ONLY): %q", raw)
+		return violation("utf8", "line is not UTF-8 (the door advertises UTF8ONLY): %q", raw)
 	}
 	msg, err := ircmsg.ParseLine(string(line))
 	if err != nil {
-		return fmt.Errorf("line does not parse: %v: %q", err, raw)
+		return violation("parse", "line does not parse: %v: %q", err, raw)
 	}
 	if msg.Command == "" {
-		return fmt.Errorf("line has no command: %q", raw)
+		return violation("parse", "line has no command: %q", raw)
 	}
 	body := line
 	if line[0] == '@' {
 		sp := bytes.IndexByte(line, ' ')
 		if sp+1 > ircmsg.MaxlenTags {
-			return fmt.Errorf("tags take %d bytes, more than %d: %.200q", sp+1, ircmsg.MaxlenTags, raw)
+			return violation("tags", "tags take %d bytes, more than %d: %.200q", sp+1, ircmsg.MaxlenTags, raw)
 		}
 		body = line[sp+1:]
 	}
 	if len(body)+2 > maxLineBody {
-		return fmt.Errorf("line is %d bytes after its tags, more than %d: %q", len(body)+2, maxLineBody, raw)
+		return violation("long", "line is %d bytes after its tags, more than %d: %q", len(body)+2, maxLineBody, raw)
 	}
 	return nil
 }
 
 // fuzzSession is the outcome of driving one connection.
 type fuzzSession struct {
-	lines [][]byte // every line the server wrote, CRLF included
-	bad   []string // property violations
+	lines [][]byte         // every line the server wrote, CRLF included
+	bad   []*lineViolation // property violations
 }
 
 // welcomed says whether the server completed registration (RPL_WELCOME).
@@ -238,11 +251,11 @@ func (d *fuzzDoor) drive(t testing.TB, input []byte) fuzzSession {
 			if len(raw) > 0 {
 				out.lines = append(out.lines, raw)
 				if err == nil {
-					if e := checkServerLine(raw); e != nil {
-						out.bad = append(out.bad, e.Error())
+					if v := checkServerLine(raw); v != nil {
+						out.bad = append(out.bad, v)
 					}
 				} else {
-					out.bad = append(out.bad, fmt.Sprintf("unterminated last line: %q", raw))
+					out.bad = append(out.bad, violation("crlf", "unterminated last line: %q", raw))
 				}
 			}
 			if err != nil {
@@ -301,7 +314,7 @@ type fuzzPeer struct {
 	wmu sync.Mutex // serialises writes
 
 	mu     sync.Mutex
-	bad    []string
+	bad    []*lineViolation
 	last   []string // the last lines, for failure messages
 	events chan string
 }
@@ -324,7 +337,7 @@ func (p *fuzzPeer) alive() bool {
 }
 
 // violations returns and clears the property violations seen so far.
-func (p *fuzzPeer) violations() []string {
+func (p *fuzzPeer) violations() []*lineViolation {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	bad := p.bad
@@ -352,8 +365,9 @@ func (d *fuzzDoor) connectPeer(t testing.TB, account string) *fuzzPeer {
 			raw, err := br.ReadBytes('\n')
 			if len(raw) > 0 {
 				p.mu.Lock()
-				if e := checkServerLine(raw); e != nil {
-					p.bad = append(p.bad, "neighbour: "+e.Error())
+				if v := checkServerLine(raw); v != nil {
+					v.msg = "neighbour: " + v.msg
+					p.bad = append(p.bad, v)
 				}
 				p.last = append(p.last, string(raw))
 				if len(p.last) > 20 {
@@ -410,20 +424,42 @@ func (p *fuzzPeer) event(e string) {
 // not come within fuzzConnDeadline or the connection ends.
 func (p *fuzzPeer) await(t testing.TB, e string) {
 	t.Helper()
+	if err := p.awaitErr(e); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// errPeerGone says the neighbour's connection ended.
+var errPeerGone = errors.New("the neighbour's connection ended")
+
+// awaitErr is await returning errPeerGone (wrapped) when the connection
+// ends, and another error on the deadline.
+func (p *fuzzPeer) awaitErr(e string) error {
 	timer := time.NewTimer(fuzzConnDeadline)
 	defer timer.Stop()
 	for {
 		select {
 		case got := <-p.events:
 			if got == e {
-				return
+				return nil
 			}
 		case <-p.read:
-			t.Fatalf("neighbour %s lost its connection while waiting for %q; its last lines:\n%s", p.account, e, p.tail())
+			return fmt.Errorf("neighbour %s lost its connection while waiting for %q: %w; its last lines:\n%s", p.account, e, errPeerGone, p.tail())
 		case <-timer.C:
-			t.Fatalf("neighbour %s did not see %q within %s; its last lines:\n%s\n%s", p.account, e, fuzzConnDeadline, p.tail(), goroutineDump())
+			return fmt.Errorf("neighbour %s did not see %q within %s; its last lines:\n%s\n%s", p.account, e, fuzzConnDeadline, p.tail(), goroutineDump())
 		}
 	}
+}
+
+// trySync is sync for a neighbour that may have been disconnected on
+// purpose: it returns errPeerGone (wrapped) if so.
+func (p *fuzzPeer) trySync(token string) error {
+	p.drainEvents()
+	if err := p.write("PING :" + token + "\r\n"); err != nil {
+		<-p.read
+		return fmt.Errorf("neighbour %s: write: %v: %w", p.account, err, errPeerGone)
+	}
+	return p.awaitErr("pong " + token)
 }
 
 // sync waits until the neighbour has received everything the server had
@@ -447,10 +483,10 @@ type fuzzHarness struct {
 	d     *fuzzDoor
 	peer  *fuzzPeer
 	count int
-	// allowLong skips the 512-byte check on the fuzzed client's own
-	// connection (IRC_FUZZ_ALLOW_LONG_LINES=1), to look for other bugs
-	// while a known over-long reply is being fixed.
-	allowLong bool
+	// tolerate lists kinds of line violation not to fail on
+	// (IRC_FUZZ_TOLERATE=long,utf8), to look for other bugs while known
+	// ones wait for their fix.
+	tolerate map[string]bool
 }
 
 func newFuzzHarness(t testing.TB) *fuzzHarness {
@@ -462,7 +498,12 @@ func newFuzzHarness(t testing.TB) *fuzzHarness {
 			PingInterval: time.Hour, PingTimeout: time.Hour, HistoryOnJoin: 3,
 			MOTD: "Welcome to the fuzz box\nsecond line"},
 	})
-	h := &fuzzHarness{d: d, allowLong: os.Getenv("IRC_FUZZ_ALLOW_LONG_LINES") == "1"}
+	h := &fuzzHarness{d: d, tolerate: map[string]bool{}}
+	for _, kind := range strings.Split(os.Getenv("IRC_FUZZ_TOLERATE"), ",") {
+		if kind = strings.TrimSpace(kind); kind != "" {
+			h.tolerate[kind] = true
+		}
+	}
 	h.peer = d.connectPeer(t, "bob")
 	t.Cleanup(func() { h.peer.close() })
 	return h
@@ -490,12 +531,7 @@ func (h *fuzzHarness) run(t *testing.T, data []byte) {
 	if prefix != "" && !out.welcomed() {
 		t.Fatalf("harness: the login before the input did not complete; the server wrote:\n%s", out.text())
 	}
-	for _, b := range out.bad {
-		if h.allowLong && strings.Contains(b, "bytes after its tags") {
-			continue
-		}
-		t.Errorf("%s", b)
-	}
+	h.report(t, out.bad)
 	if oper {
 		// A box admin may legitimately kill, ban or kick the neighbour
 		// and reconfigure #general: put everything back.
@@ -504,15 +540,23 @@ func (h *fuzzHarness) run(t *testing.T, data []byte) {
 		t.Fatalf("the neighbour's connection ended during a plain user's input; its last lines:\n%s", h.peer.tail())
 	}
 	h.peer.sync(t, "sync-"+strconv.Itoa(h.count))
-	for _, b := range h.peer.violations() {
-		t.Errorf("%s", b)
-	}
+	h.report(t, h.peer.violations())
 	if t.Failed() {
 		t.Logf("input: %q", data)
 		return
 	}
 	if h.count%fuzzProbeEvery == 0 {
 		h.probe(t)
+	}
+}
+
+// report fails the test for each violation not tolerated.
+func (h *fuzzHarness) report(t testing.TB, bad []*lineViolation) {
+	t.Helper()
+	for _, v := range bad {
+		if !h.tolerate[v.kind] {
+			t.Errorf("%s", v)
+		}
 	}
 }
 
@@ -523,9 +567,7 @@ func (h *fuzzHarness) probe(t testing.TB) {
 	token := "probe-" + strconv.Itoa(h.count)
 	h.peer.drainEvents()
 	out := h.d.drive(t, []byte(fuzzLogin("alice")+"JOIN #"+fuzzRoom+"\r\nPRIVMSG #"+fuzzRoom+" :"+token+"\r\n"))
-	for _, b := range out.bad {
-		t.Errorf("probe: %s", b)
-	}
+	h.report(t, out.bad)
 	h.peer.await(t, token)
 }
 
@@ -534,18 +576,24 @@ func (h *fuzzHarness) probe(t testing.TB) {
 // affiliations, and the neighbour's connection and membership.
 func (h *fuzzHarness) restore(t testing.TB) {
 	t.Helper()
+	// The KILL of the neighbour, if any, is over once this returns.
+	err := h.peer.trySync("restore-" + strconv.Itoa(h.count))
+	if err != nil && !errors.Is(err, errPeerGone) {
+		t.Fatal(err)
+	}
+	gone := err != nil
 	ctx := context.Background()
 	s := h.d.srv
 	s.mu.Lock()
 	clear(s.klines)
 	s.mu.Unlock()
 	core := h.d.core
-	room, occ, err := core.RoomInfo(ctx, fuzzRoom)
+	room, _, err := core.RoomInfo(ctx, fuzzRoom)
 	if errors.Is(err, chat.ErrNoSuchRoom) {
 		if err := core.CreateRoom(ctx, fuzzRoom, "", chat.DefaultRoomSettings()); err != nil {
 			t.Fatalf("restore: create #%s: %v", fuzzRoom, err)
 		}
-		room, occ, err = core.RoomInfo(ctx, fuzzRoom)
+		room, _, err = core.RoomInfo(ctx, fuzzRoom)
 	}
 	if err != nil {
 		t.Fatalf("restore: room info: %v", err)
@@ -568,12 +616,21 @@ func (h *fuzzHarness) restore(t testing.TB) {
 			t.Fatalf("restore: affiliation of %s: %v", acct, err)
 		}
 	}
+	_, occ, err := core.RoomInfo(ctx, fuzzRoom)
+	if err != nil {
+		t.Fatalf("restore: room info: %v", err)
+	}
 	present := false
 	for _, o := range occ {
 		present = present || o.Account == h.peer.account
 	}
-	if !h.peer.alive() || !present {
+	if gone || !present {
 		h.peer.close()
+		select {
+		case <-h.peer.done:
+		case <-time.After(fuzzConnDeadline):
+			t.Fatalf("restore: the server did not end the old neighbour's connection within %s\n%s", fuzzConnDeadline, goroutineDump())
+		}
 		h.peer = h.d.connectPeer(t, "bob")
 	}
 }
@@ -603,7 +660,7 @@ func TestFuzzCorpusLeavesServerUsable(t *testing.T) {
 	h := newFuzzHarness(t)
 	// Over-long lines are FuzzClientLines' finding; this test is about
 	// what the whole corpus leaves behind.
-	h.allowLong = true
+	h.tolerate["long"] = true
 	n := 0
 	for _, e := range entries {
 		data, err := readCorpusFile(filepath.Join(dir, e.Name()))

@@ -241,7 +241,7 @@ func (c *conn) readBatch(ref string, b *mlBatch) (closed, timedOut bool) {
 		}
 		line := string(raw)
 		msg, perr := ircmsg.ParseLineStrict(line, true, maxLineBody)
-		if perr != nil {
+		if perr != nil || !utf8.ValidString(line) {
 			c.throttle()
 			other.handleLine(line) // replies with the parse error
 			continue
