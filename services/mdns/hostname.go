@@ -4,8 +4,8 @@ import (
 	"errors"
 	"net"
 
-	pion "github.com/pion/mdns/v2"
 	"github.com/pion/logging"
+	pion "github.com/pion/mdns/v2"
 	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
