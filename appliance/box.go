@@ -63,6 +63,7 @@ func Open(ctx context.Context, o Options) (*Box, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	o.Config = o.Config.OnLAN()
 	b := &Box{cfg: o.Config, configPath: o.ConfigPath, log: o.Log, hub: newHub(o.Now), started: o.Now(), version: o.Version}
 	b.sup = newSupervisor(o.Log, b.hub)
 	dir := o.Config.DataDir

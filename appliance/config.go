@@ -1,6 +1,9 @@
 package appliance
 
-import "time"
+import (
+	"net"
+	"time"
+)
 
 // Config is the box's settings: one TOML file, every key documented in
 // chatbox.example.toml at the repository root, defaults built in
@@ -15,6 +18,9 @@ type Config struct {
 	// DataDir holds the database, certificates and uploads.
 	// --data and CHATBOX_DATA override it. Default "./chatbox-data".
 	DataDir string `toml:"data_dir"`
+	// LAN moves every loopback listener (except plain-text IRC) to all
+	// interfaces: see OnLAN.
+	LAN bool `toml:"lan"`
 
 	Log          LogConfig          `toml:"log"`
 	TLS          TLSConfig          `toml:"tls"`
@@ -135,6 +141,42 @@ type HWConfig struct {
 	// board's pull-up holds it high otherwise); false: a pressed button
 	// pulls it to 3.3 V (pull-down).
 	ButtonActiveLow bool `toml:"button_active_low"`
+}
+
+// OnLAN returns the settings as the box listens: with LAN set, every
+// listener on 127.0.0.1 or localhost moves to all interfaces (":port"),
+// except plain-text IRC, which stays on loopback unless the owner named
+// another address.
+func (c Config) OnLAN() Config {
+	if !c.LAN {
+		return c
+	}
+	widen := func(addrs []string) []string {
+		out := make([]string, len(addrs))
+		for i, a := range addrs {
+			out[i] = widenAddr(a)
+		}
+		return out
+	}
+	c.XMPP.Listen = widen(c.XMPP.Listen)
+	c.XMPP.TLSListen = widen(c.XMPP.TLSListen)
+	c.IRC.TLSListen = widen(c.IRC.TLSListen)
+	c.Federation.Listen = widen(c.Federation.Listen)
+	if c.Web.Listen != "" {
+		c.Web.Listen = widenAddr(c.Web.Listen)
+	}
+	return c
+}
+
+func widenAddr(a string) string {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return a
+	}
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return ":" + port
+	}
+	return a
 }
 
 // Defaults returns the built-in settings for a host called hostname.

@@ -486,3 +486,22 @@ func TestSuggestKey(t *testing.T) {
 		}
 	}
 }
+
+func TestOnLAN(t *testing.T) {
+	c := Defaults("h")
+	if got := c.OnLAN(); got.IRC.TLSListen[0] != "127.0.0.1:6697" {
+		t.Fatalf("lan off moved a listener: %v", got.IRC.TLSListen)
+	}
+	c.LAN = true
+	c.XMPP.Listen = []string{"localhost:5222", "192.168.1.5:5222"}
+	got := c.OnLAN()
+	if got.IRC.TLSListen[0] != ":6697" || got.Web.Listen != ":8080" || got.XMPP.TLSListen[0] != ":5223" {
+		t.Fatalf("lan on: %v %v %v", got.IRC.TLSListen, got.Web.Listen, got.XMPP.TLSListen)
+	}
+	if got.XMPP.Listen[0] != ":5222" || got.XMPP.Listen[1] != "192.168.1.5:5222" {
+		t.Fatalf("named addresses must stay: %v", got.XMPP.Listen)
+	}
+	if got.IRC.PlainListen[0] != "127.0.0.1:6667" {
+		t.Fatalf("plain-text IRC left loopback: %v", got.IRC.PlainListen)
+	}
+}

@@ -85,6 +85,7 @@ func nickserv(r *request, text string) {
 			nickservReply(r, "Registered, but logging in failed: "+err.Error())
 			return
 		}
+		c.srv.log.Info("account registered", "account", name, "via", "NickServ REGISTER", "addr", c.ip)
 		nickservReply(r, "Account "+name+" registered")
 		r.finish()
 		c.login(a)
