@@ -168,8 +168,9 @@ func connect(o options, account string, deadline time.Time) (*client, error) {
 	}
 }
 
-// read counts the load's messages in the channel and their latency.
-func (c *client) read(channel string, onDelivery func()) {
+// read counts this run's messages in the channel and their latency
+// (history replayed on join, from earlier runs, carries another run id).
+func (c *client) read(channel, runID string, onDelivery func()) {
 	defer close(c.done)
 	for {
 		line, err := c.br.ReadString('\n')
@@ -187,12 +188,12 @@ func (c *client) read(channel string, onDelivery func()) {
 			if len(msg.Params) < 2 || !strings.EqualFold(msg.Params[0], channel) {
 				continue
 			}
-			// "ircload <sender> <seq> <unix-nanoseconds>"
+			// "ircload <run> <sender> <seq> <unix-nanoseconds>"
 			f := strings.Fields(msg.Params[1])
-			if len(f) != 4 || f[0] != "ircload" {
+			if len(f) != 5 || f[0] != "ircload" || f[1] != runID {
 				continue
 			}
-			sent, err := strconv.ParseInt(f[3], 10, 64)
+			sent, err := strconv.ParseInt(f[4], 10, 64)
 			if err != nil {
 				continue
 			}
@@ -249,8 +250,9 @@ func run(o options) error {
 	var total atomic.Int64
 	all := make(chan struct{})
 	var lastAt atomic.Int64
+	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
 	for _, c := range clients {
-		go c.read(o.channel, func() {
+		go c.read(o.channel, runID, func() {
 			lastAt.Store(time.Now().UnixNano())
 			if total.Add(1) == want {
 				close(all)
@@ -264,7 +266,7 @@ func run(o options) error {
 		go func() {
 			c := clients[s]
 			for i := range o.m {
-				line := fmt.Sprintf("PRIVMSG %s :ircload %s %d %d\r\n", o.channel, c.account, i, time.Now().UnixNano())
+				line := fmt.Sprintf("PRIVMSG %s :ircload %s %s %d %d\r\n", o.channel, runID, c.account, i, time.Now().UnixNano())
 				if err := c.write(line); err != nil {
 					sendErr <- fmt.Errorf("%s: send: %w", c.account, err)
 					return

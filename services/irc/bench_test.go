@@ -105,7 +105,7 @@ func benchConnect(addr, account, caps string, join bool) (net.Conn, *bufio.Reade
 		login.WriteString("CAP LS 302\r\nCAP REQ :" + caps + "\r\nCAP END\r\n")
 	}
 	login.WriteString(fuzzLogin(account))
-	until := " PONG " + fuzzServerName + " :ready"
+	until := " PONG " + fuzzServerName + " "
 	if join {
 		login.WriteString("JOIN #" + fuzzRoom + "\r\n")
 		until = " " + RPL_ENDOFNAMES + " " + account + " #" + fuzzRoom + " "
@@ -128,7 +128,7 @@ func benchConnect(addr, account, caps string, join bool) (net.Conn, *bufio.Reade
 			nc.Close()
 			return nil, nil, fmt.Errorf("%s: the server closed the link: %s", account, strings.TrimSpace(line))
 		}
-		if strings.Contains(line, until) {
+		if strings.Contains(line, until) && (join || strings.HasSuffix(strings.TrimRight(line, "\r\n"), "ready")) {
 			break
 		}
 	}

@@ -16,6 +16,19 @@ type capSet map[string]bool
 
 func (s capSet) has(name string) bool { return s[name] }
 
+// with returns a new set holding s and names: a client's set is never
+// changed in place, so readers may keep it without copying.
+func (s capSet) with(names ...string) capSet {
+	n := make(capSet, len(s)+len(names))
+	for k, v := range s {
+		n[k] = v
+	}
+	for _, k := range names {
+		n[k] = true
+	}
+	return n
+}
+
 // supportedCaps lists what the door offers, with the values shown to
 // clients that asked for CAP LS 302.
 func supportedCaps() map[string]string {
@@ -61,7 +74,7 @@ func handleCap(r *request) {
 			c.capVersion = version
 		}
 		if version >= 302 {
-			c.caps["cap-notify"] = true // implied by 302
+			c.caps = c.caps.with("cap-notify") // implied by 302
 		}
 		c.mu.Unlock()
 		names := make([]string, 0, len(supported))
@@ -121,13 +134,15 @@ func handleCap(r *request) {
 		}
 		if ok {
 			verb = "ACK"
+			next := c.caps.with()
 			for _, w := range want {
 				if strings.HasPrefix(w, "-") {
-					delete(c.caps, w[1:])
+					delete(next, w[1:])
 				} else {
-					c.caps[w] = true
+					next[w] = true
 				}
 			}
+			c.caps = next
 		}
 		c.mu.Unlock()
 		r.send(ircmsg.MakeMessage(nil, server, "CAP", nick, verb, r.msg.Params[1]))

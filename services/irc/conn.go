@@ -130,15 +130,13 @@ func (c *conn) hasCap(name string) bool {
 	return c.caps.has(name)
 }
 
-// capsCopy returns the client's capabilities now.
+// capsCopy returns the client's capabilities now. The set is replaced,
+// never changed, when the client asks for others (caps.go), so it is
+// safe to keep without copying.
 func (c *conn) capsCopy() capSet {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	caps := make(capSet, len(c.caps))
-	for k, v := range c.caps {
-		caps[k] = v
-	}
-	return caps
+	return c.caps
 }
 
 // prefix is the client's nick!user@host.

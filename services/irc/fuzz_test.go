@@ -9,8 +9,8 @@
 // parses with ircmsg.ParseLine and fits 512 bytes after its tags (tags at
 // most ircmsg.MaxlenTags; IRC_FUZZ_TOLERATE=long,utf8 lets those kinds
 // pass, to hunt other bugs while known ones wait for their fix); and a
-// neighbour connection, joined to #general
-// the whole time, stays connected and keeps receiving (checked with a
+// neighbour connection, joined to #general the whole time, stays
+// connected, gets only such lines, and keeps receiving (checked with a
 // probe message every fuzzProbeEvery inputs, and after replaying the seed
 // corpus in TestFuzzCorpusLeavesServerUsable).
 //
@@ -144,22 +144,11 @@ func (d *fuzzDoor) nextIP() string {
 func (d *fuzzDoor) attach(ip string) (net.Conn, <-chan struct{}) {
 	client, server := net.Pipe()
 	s := d.srv
-	c := newConn(s, server, ip)
 	s.mu.Lock()
 	s.perAddr[ip]++
-	s.conns[c] = struct{}{}
-	if len(s.conns) > s.maxSeen {
-		s.maxSeen = len(s.conns)
-	}
 	s.mu.Unlock()
-	s.wg.Add(1)
 	done := make(chan struct{})
-	go func() {
-		defer s.wg.Done()
-		defer close(done)
-		c.run()
-		s.forget(c)
-	}()
+	s.serveConn(server, ip, done)
 	return client, done
 }
 

@@ -227,20 +227,29 @@ func (s *Server) accept(ctx context.Context, ln net.Listener) error {
 			nc.Close()
 			continue
 		}
-		c := newConn(s, nc, ip)
-		s.mu.Lock()
-		s.conns[c] = struct{}{}
-		if len(s.conns) > s.maxSeen {
-			s.maxSeen = len(s.conns)
-		}
-		s.mu.Unlock()
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			c.run()
-			s.forget(c)
-		}()
+		s.serveConn(nc, ip, nil)
 	}
+}
+
+// serveConn serves one accepted connection (already counted in perAddr)
+// in its own goroutine; done, if not nil, is closed when it has ended.
+func (s *Server) serveConn(nc net.Conn, ip string, done chan<- struct{}) {
+	c := newConn(s, nc, ip)
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	if len(s.conns) > s.maxSeen {
+		s.maxSeen = len(s.conns)
+	}
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if done != nil {
+			defer close(done)
+		}
+		c.run()
+		s.forget(c)
+	}()
 }
 
 func remoteIP(a net.Addr) string {
