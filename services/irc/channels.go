@@ -173,18 +173,7 @@ func handleNames(r *request) {
 		r.numeric(RPL_ENDOFNAMES, ch, "End of /NAMES list.")
 		return
 	}
-	v := &chanView{members: map[string]*memberView{}, settings: info.Settings}
-	for _, o := range occ {
-		door := ""
-		if len(o.Sessions) > 0 {
-			door = o.Sessions[0].Door
-		}
-		if mv := v.members[o.Account]; mv != nil {
-			mv.modes = mergeModes(mv.modes, memberModes(o))
-			continue
-		}
-		v.members[o.Account] = &memberView{count: 1, door: door, modes: memberModes(o)}
-	}
+	v := newChanView(info.Settings, occ)
 	for _, m := range c.namesLines(room, v, c.capsCopy()) {
 		r.send(m)
 	}

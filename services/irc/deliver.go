@@ -17,7 +17,7 @@ import (
 
 // chanView is what the client knows of one channel.
 type chanView struct {
-	members  map[string]*memberView // account -> occupants of it
+	members  map[string]*memberView // account -> its occupants
 	settings chat.RoomSettings
 }
 
@@ -25,6 +25,31 @@ type memberView struct {
 	count int    // occupants of the account (XMPP may join twice)
 	door  string // door of the first occupant, for its host
 	modes string // channel member modes, among "qaov"
+}
+
+// newChanView is a channel as its occupants make it up.
+func newChanView(settings chat.RoomSettings, occ []chat.Occupant) *chanView {
+	v := &chanView{members: make(map[string]*memberView, len(occ)), settings: settings}
+	for _, o := range occ {
+		door := ""
+		if len(o.Sessions) > 0 {
+			door = o.Sessions[0].Door
+		}
+		v.add(o, door)
+	}
+	return v
+}
+
+// add counts one more occupant and reports whether its account is new
+// to the channel.
+func (v *chanView) add(o chat.Occupant, door string) bool {
+	if mv, ok := v.members[o.Account]; ok {
+		mv.count++
+		mv.modes = mergeModes(mv.modes, memberModes(o))
+		return false
+	}
+	v.members[o.Account] = &memberView{count: 1, door: door, modes: memberModes(o)}
+	return true
 }
 
 // memberModes returns the IRC member modes of an occupant.
@@ -217,14 +242,10 @@ func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
 			return nil
 		}
 		acct := d.Occupant.Account
-		mv := v.members[acct]
-		if mv != nil {
-			mv.count++
-			mv.modes = mergeModes(mv.modes, memberModes(d.Occupant))
+		if !v.add(d.Occupant, d.From.Door) {
 			return nil
 		}
-		mv = &memberView{count: 1, door: d.From.Door, modes: memberModes(d.Occupant)}
-		v.members[acct] = mv
+		mv := v.members[acct]
 		src := c.source(acct, d.From.Door)
 		var out []ircmsg.Message
 		if caps.has("extended-join") {
@@ -298,8 +319,8 @@ func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
 		if v == nil {
 			return nil
 		}
-		mv := v.members[d.Occupant.Account]
-		if mv == nil {
+		mv, ok := v.members[d.Occupant.Account]
+		if !ok {
 			return nil
 		}
 		now := memberModes(d.Occupant)
@@ -381,8 +402,8 @@ func (c *conn) dropMember(room, account string) bool {
 	if v == nil {
 		return false
 	}
-	mv := v.members[account]
-	if mv == nil {
+	mv, ok := v.members[account]
+	if !ok {
 		return false
 	}
 	if mv.count--; mv.count > 0 {
@@ -394,7 +415,7 @@ func (c *conn) dropMember(room, account string) bool {
 
 func (c *conn) sharesAnyChannel(account string) bool {
 	for _, v := range c.chans {
-		if v.members[account] != nil {
+		if _, ok := v.members[account]; ok {
 			return true
 		}
 	}
@@ -406,22 +427,11 @@ func (c *conn) joinBurst(d *chat.Delivery, caps capSet) []ircmsg.Message {
 	c.mu.Lock()
 	me, realname := c.nick, c.realname
 	c.mu.Unlock()
-	v := &chanView{members: map[string]*memberView{}}
+	var settings chat.RoomSettings
 	if d.RoomInfo != nil {
-		v.settings = d.RoomInfo.Settings
+		settings = d.RoomInfo.Settings
 	}
-	for _, o := range d.Occupants {
-		door := ""
-		if len(o.Sessions) > 0 {
-			door = o.Sessions[0].Door
-		}
-		if mv := v.members[o.Account]; mv != nil {
-			mv.count++
-			mv.modes = mergeModes(mv.modes, memberModes(o))
-			continue
-		}
-		v.members[o.Account] = &memberView{count: 1, door: door, modes: memberModes(o)}
-	}
+	v := newChanView(settings, d.Occupants)
 	c.chans[d.Room] = v
 	channel := channelOf(d.Room)
 	self := c.selfSource(me)
