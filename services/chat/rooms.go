@@ -353,6 +353,16 @@ func (c *Core) checkNickOwner(ctx context.Context, s *Session, nick string) erro
 	return err
 }
 
+// actingOn loads the room a session acts on and says whether the
+// session acts as the box (a box admin, or the box itself when s is nil).
+func (c *Core) actingOn(ctx context.Context, s *Session, room string) (*roomState, bool, error) {
+	r, err := c.loadRoom(ctx, Fold(room))
+	if err != nil {
+		return nil, false, err
+	}
+	return r, c.isBoxAdmin(ctx, s), nil
+}
+
 func (c *Core) isBoxAdmin(ctx context.Context, s *Session) bool {
 	if s == nil {
 		return true // the box itself (CLI, web admin)
@@ -461,11 +471,10 @@ func (c *Core) SetTopic(ctx context.Context, s *Session, room, topic string) err
 	if !utf8.ValidString(topic) {
 		return ErrInvalidUTF8
 	}
-	r, err := c.loadRoom(ctx, Fold(room))
+	r, admin, err := c.actingOn(ctx, s, room)
 	if err != nil {
 		return err
 	}
-	admin := c.isBoxAdmin(ctx, s)
 	r.write.Lock()
 	defer r.write.Unlock()
 	c.mu.Lock()
@@ -499,11 +508,10 @@ func (c *Core) SetTopic(ctx context.Context, s *Session, room, topic string) err
 // by returning an error). Moderators may change settings (as IRC channel
 // operators set modes); doors may ask for more (XMPP: owners).
 func (c *Core) UpdateSettings(ctx context.Context, s *Session, room string, change func(*RoomSettings) error) (RoomSettings, error) {
-	r, err := c.loadRoom(ctx, Fold(room))
+	r, admin, err := c.actingOn(ctx, s, room)
 	if err != nil {
 		return RoomSettings{}, err
 	}
-	admin := c.isBoxAdmin(ctx, s)
 	r.write.Lock()
 	defer r.write.Unlock()
 	c.mu.Lock()
@@ -555,11 +563,10 @@ func (c *Core) deliverRole(r *roomState, o *occupant, actor *Session, reason str
 
 // Kick removes nick's occupant (every session under it) from the room.
 func (c *Core) Kick(ctx context.Context, s *Session, room, nick, reason string) error {
-	r, err := c.loadRoom(ctx, Fold(room))
+	r, admin, err := c.actingOn(ctx, s, room)
 	if err != nil {
 		return err
 	}
-	admin := c.isBoxAdmin(ctx, s)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	o := r.occupants[foldNick(nick)]
@@ -590,11 +597,10 @@ func (c *Core) SetRole(ctx context.Context, s *Session, room, nick string, role 
 	if role == RoleNone {
 		return c.Kick(ctx, s, room, nick, reason)
 	}
-	r, err := c.loadRoom(ctx, Fold(room))
+	r, admin, err := c.actingOn(ctx, s, room)
 	if err != nil {
 		return err
 	}
-	admin := c.isBoxAdmin(ctx, s)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	o := r.occupants[foldNick(nick)]
@@ -629,11 +635,10 @@ func (c *Core) SetRole(ctx context.Context, s *Session, room, nick string, role 
 // moderated room only occupants with voice (or membership) may speak.
 // Moderators keep their role.
 func (c *Core) SetVoice(ctx context.Context, s *Session, room, nick string, voice bool) error {
-	r, err := c.loadRoom(ctx, Fold(room))
+	r, admin, err := c.actingOn(ctx, s, room)
 	if err != nil {
 		return err
 	}
-	admin := c.isBoxAdmin(ctx, s)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	o := r.occupants[foldNick(nick)]
@@ -667,11 +672,10 @@ func (c *Core) SetAffiliation(ctx context.Context, s *Session, room, account str
 	if _, _, err := c.store.Account(ctx, account); err != nil {
 		return fmt.Errorf("affiliation for %q: %w", account, err)
 	}
-	r, err := c.loadRoom(ctx, Fold(room))
+	r, admin, err := c.actingOn(ctx, s, room)
 	if err != nil {
 		return err
 	}
-	admin := c.isBoxAdmin(ctx, s)
 	r.write.Lock()
 	defer r.write.Unlock()
 	c.mu.Lock()
@@ -726,11 +730,10 @@ func (c *Core) changeMask(ctx context.Context, s *Session, room string, e MaskEn
 	if e.Mask = strings.TrimSpace(e.Mask); e.Mask == "" || len(e.Mask) > 200 {
 		return fmt.Errorf("%w: a mask must have 1 to 200 characters", ErrBadName)
 	}
-	r, err := c.loadRoom(ctx, Fold(room))
+	r, admin, err := c.actingOn(ctx, s, room)
 	if err != nil {
 		return err
 	}
-	admin := c.isBoxAdmin(ctx, s)
 	r.write.Lock()
 	defer r.write.Unlock()
 	c.mu.Lock()
@@ -807,11 +810,10 @@ func (c *Core) Invite(ctx context.Context, s *Session, room, account string) err
 	if _, _, err := c.store.Account(ctx, account); err != nil {
 		return fmt.Errorf("invite %q: %w", account, err)
 	}
-	r, err := c.loadRoom(ctx, Fold(room))
+	r, admin, err := c.actingOn(ctx, s, room)
 	if err != nil {
 		return err
 	}
-	admin := c.isBoxAdmin(ctx, s)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	role, _ := c.actorStanding(r, s, admin)
@@ -835,11 +837,10 @@ func (c *Core) Invite(ctx context.Context, s *Session, room, account string) err
 // DestroyRoom removes a room and its history. Only its owners (and the
 // box) may.
 func (c *Core) DestroyRoom(ctx context.Context, s *Session, room, reason string) error {
-	r, err := c.loadRoom(ctx, Fold(room))
+	r, admin, err := c.actingOn(ctx, s, room)
 	if err != nil {
 		return err
 	}
-	admin := c.isBoxAdmin(ctx, s)
 	r.write.Lock()
 	defer r.write.Unlock()
 	c.mu.Lock()
