@@ -336,6 +336,10 @@ func (c *Core) open(info SessionInfo, sink Sink) (*Session, error) {
 		c.mu.Unlock()
 		return nil, ErrSessionClosed
 	}
+	if info.Guest && len(c.byAcct[info.Account]) > 0 {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%w: %q", ErrNickInUse, strings.TrimPrefix(info.Account, GuestPrefix))
+	}
 	if len(c.byAcct[info.Account]) >= c.opts.Limits.SessionsPerAccount {
 		c.mu.Unlock()
 		return nil, fmt.Errorf("%w (%d)", ErrTooManySessions, c.opts.Limits.SessionsPerAccount)
@@ -344,10 +348,6 @@ func (c *Core) open(info SessionInfo, sink Sink) (*Session, error) {
 	s := &Session{c: c, id: c.nextID, info: info, sink: sink,
 		presence: Presence{Show: ShowOffline}, rooms: map[string]string{}, watching: map[string]bool{}}
 	c.sessions[s.id] = s
-	if info.Guest && len(c.byAcct[info.Account]) > 0 {
-		c.mu.Unlock()
-		return nil, fmt.Errorf("%w: %q", ErrNickInUse, strings.TrimPrefix(info.Account, GuestPrefix))
-	}
 	if c.byAcct[info.Account] == nil {
 		c.byAcct[info.Account] = map[uint64]*Session{}
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -111,11 +110,39 @@ func matchMask(mask string, s *Session) bool {
 		if m == subject {
 			return true
 		}
-		if ok, err := path.Match(m, subject); err == nil && ok {
+		if globMatch(m, subject) {
 			return true
 		}
 	}
 	return false
+}
+
+// globMatch matches s against a mask where '*' stands for any run of
+// characters and '?' for one; every other character (IRC nicks hold
+// '[', ']' and '\\') stands for itself.
+func globMatch(mask, s string) bool {
+	px, sx := 0, 0
+	star, mark := -1, 0
+	for sx < len(s) {
+		switch {
+		case px < len(mask) && (mask[px] == '?' || mask[px] == s[sx]):
+			px++
+			sx++
+		case px < len(mask) && mask[px] == '*':
+			star, mark = px, sx
+			px++
+		case star >= 0:
+			px = star + 1
+			mark++
+			sx = mark
+		default:
+			return false
+		}
+	}
+	for px < len(mask) && mask[px] == '*' {
+		px++
+	}
+	return px == len(mask)
 }
 
 func (r *roomState) onList(list MaskList, s *Session) bool {
@@ -257,6 +284,7 @@ func (c *Core) Join(ctx context.Context, s *Session, room, nick, key string) (Jo
 	if err := c.checkNickOwner(ctx, s, nick); err != nil {
 		return JoinResult{}, err
 	}
+	boxAdmin := c.isBoxAdmin(ctx, s) // a store read: not under the lock
 
 	c.mu.Lock()
 	if s.closed {
@@ -282,7 +310,7 @@ func (c *Core) Join(ctx context.Context, s *Session, room, nick, key string) (Jo
 		return JoinResult{}, fmt.Errorf("%w: %q", ErrNickInUse, nick)
 	}
 	aff := r.affiliation(s.info.Account)
-	privileged := aff == AffOwner || aff == AffAdmin || c.isBoxAdmin(ctx, s)
+	privileged := aff == AffOwner || aff == AffAdmin || boxAdmin
 	switch {
 	case r.banned(s) && !privileged:
 		c.mu.Unlock()
@@ -390,14 +418,19 @@ func (c *Core) Part(ctx context.Context, s *Session, room, reason string) error 
 	}
 	o, left := r.removeSession(s)
 	delete(s.rooms, name)
-	if left {
-		occ := r.public(o)
-		occ.Nick = nick
-		d := Delivery{Kind: DelLeave, Room: name, Occupant: occ, Reason: reason, From: s.ref()}
-		r.each(func(os *Session) { os.sink.Deliver(d) })
-		d.Echo = true
-		s.sink.Deliver(d)
+	var occ Occupant
+	if o != nil {
+		occ = r.public(o)
 	}
+	occ.Nick, occ.Account = nick, s.info.Account
+	d := Delivery{Kind: DelLeave, Room: name, Occupant: occ, Reason: reason, From: s.ref()}
+	if left {
+		r.each(func(os *Session) { os.sink.Deliver(d) })
+	}
+	// The leaving session is told even when another session of its
+	// account stays in the room under the same nick.
+	d.Echo = true
+	s.sink.Deliver(d)
 	empty := len(r.occupants) == 0 && !r.room.Settings.Persistent
 	if empty {
 		delete(c.rooms, name)

@@ -109,6 +109,13 @@ func (c *Core) SendDirect(ctx context.Context, s *Session, to string, kind Messa
 	}
 	s.sink.Deliver(Delivery{Kind: DelMessage, Message: &m, From: s.ref(), Echo: true})
 	c.mu.Unlock()
+	if online && n == 0 && to != s.info.Account {
+		// The recipient's last session ended between the check and the
+		// delivery: keep the message for its next login.
+		if err := c.store.QueueOffline(ctx, to, m.Seq); err != nil {
+			c.log.Error("queue a message for an offline recipient", "to", to, "err", err)
+		}
+	}
 	c.publish(Event{Type: EventMessage, Account: m.From, Door: s.info.Door, Recipients: n})
 	return m, nil
 }

@@ -94,6 +94,9 @@ type MessageStore interface {
 	MessageByID(ctx context.Context, id string) (Message, error)
 	// Offline returns up to limit messages queued for account, oldest first.
 	Offline(ctx context.Context, account string, limit int) ([]Message, error)
+	// QueueOffline adds a stored message to account's offline queue (a
+	// message whose recipient left between storing and delivery).
+	QueueOffline(ctx context.Context, account string, seq int64) error
 	// AckOffline removes account's queued messages with Seq <= upTo.
 	AckOffline(ctx context.Context, account string, upTo int64) error
 	// PruneHistory deletes messages older than before, except those still

@@ -46,3 +46,27 @@ func TestAccountNickRenamedAfterTimeout(t *testing.T) {
 	waitFor(" JOIN #general")
 	waitFor(" 366 " + guest + " #general")
 }
+
+// TestNickCaseChangeKeepsClaim: changing only the case of a nick keeps
+// it claimed, so a second client cannot take it.
+func TestNickCaseChangeKeepsClaim(t *testing.T) {
+	d := newFuzzDoor(t, fuzzDoorOptions{accounts: map[string]bool{"alice": false}})
+	x := d.srv
+	nc, done := d.attach(d.nextIP())
+	defer func() { nc.Close(); <-done }()
+	rd := bufio.NewReader(nc)
+	go fmt.Fprintf(nc, "NICK alice\r\nUSER x 0 * :x\r\nNICK Alice\r\nPING sync\r\n")
+	nc.SetReadDeadline(time.Now().Add(15 * time.Second))
+	for {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(line, "PONG") {
+			break
+		}
+	}
+	if holders := x.nickHolders("alice"); len(holders) != 1 {
+		t.Fatalf("after a case change, %d connections hold alice", len(holders))
+	}
+}

@@ -240,6 +240,14 @@ func (c *conn) run() {
 		}
 		c.throttle()
 		c.handleLine(string(line))
+		// A client that never pauses gets no read time-out: check the
+		// login countdown here too.
+		c.mu.Lock()
+		overdue := !c.authBy.IsZero() && !time.Now().Before(c.authBy) && c.account == ""
+		c.mu.Unlock()
+		if overdue {
+			c.authTimedOut()
+		}
 		if c.isDead() {
 			return
 		}
@@ -424,9 +432,15 @@ func (c *conn) writeLoop() {
 				break
 			}
 			if !dead {
-				// A dead connection keeps the immediate deadline kill
-				// set, so a client that does not read cannot hold us.
 				c.nc.SetWriteDeadline(time.Now().Add(writeWait))
+				c.mu.Lock()
+				stalled := c.reason == "SendQ exceeded"
+				c.mu.Unlock()
+				if stalled {
+					// kill set an immediate deadline just before ours: a
+					// client that does not read cannot hold us.
+					c.nc.SetWriteDeadline(time.Now())
+				}
 			}
 			for _, it := range items {
 				if it.line != nil {

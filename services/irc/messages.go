@@ -3,6 +3,7 @@ package irc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -41,6 +42,9 @@ func handlePrivmsg(r *request) {
 	text := r.msg.Params[1]
 	targets := strings.Split(r.msg.Params[0], ",")
 	if len(targets) > maxTargets {
+		for _, extra := range targets[maxTargets:] {
+			r.numeric(ERR_TOOMANYTARGETS, extra, fmt.Sprintf("Too many targets: at most %d, the message was not sent to this one", maxTargets))
+		}
 		targets = targets[:maxTargets]
 	}
 	c.mu.Lock()

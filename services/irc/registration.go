@@ -63,17 +63,22 @@ func handleNick(r *request) {
 		r.numeric(ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
 		return
 	}
-	if old != "" {
+	sameNick := fold(old) == fold(nick) // only its case changes
+	if old != "" && !sameNick {
 		c.srv.unclaimNick(old, c)
 	}
 	prefix := c.prefix()
 	c.mu.Lock()
 	c.nick = nick
-	c.authBy = time.Time{}
+	if !sameNick {
+		c.authBy = time.Time{} // a case change does not restart the countdown
+	}
 	c.mu.Unlock()
 	if registered {
 		r.send(ircmsg.MakeMessage(nil, prefix, "NICK", nick))
-		c.guardAccountNick(r, nick)
+		if !sameNick {
+			c.guardAccountNick(r, nick)
+		}
 		return
 	}
 	r.finish()
@@ -390,6 +395,9 @@ func (c *conn) deliverMemos(ctx context.Context, s *chat.Session) {
 		}
 		for i := range msgs {
 			c.Deliver(chat.Delivery{Kind: chat.DelMessage, Message: &msgs[i], From: chat.SessionRef{Account: msgs[i].From}})
+		}
+		if c.isDead() {
+			return // not delivered: the messages stay queued for next time
 		}
 		if err := c.srv.core.AckOffline(ctx, s, msgs[len(msgs)-1].Seq); err != nil {
 			c.srv.log.Warn("acknowledge offline messages", "account", s.Account(), "err", err)

@@ -203,3 +203,12 @@ func (s *Store) PruneHistory(ctx context.Context, before time.Time) (int64, erro
 	}
 	return n, nil
 }
+
+// QueueOffline implements chat.MessageStore.
+func (s *Store) QueueOffline(ctx context.Context, account string, seq int64) error {
+	if _, err := s.db.ExecContext(ctx,
+		`INSERT OR IGNORE INTO offline (account, seq) VALUES (?, ?)`, account, seq); err != nil {
+		return fmt.Errorf("queue message %d for %q: %w", seq, account, err)
+	}
+	return nil
+}
