@@ -36,6 +36,14 @@ func handleJoin(r *request) {
 	if len(r.msg.Params) > 1 {
 		keys = strings.Split(r.msg.Params[1], ",")
 	}
+	joined := false
+	defer func() {
+		// The JOIN burst comes in order through the core's delivery,
+		// unlabelled; an ACK would claim there was no reply at all.
+		if joined && len(r.lines) == 0 {
+			r.done = true
+		}
+	}()
 	for i, ch := range channels {
 		room := roomOf(ch)
 		if room == "" || chat.ValidName(room) != nil {
@@ -54,6 +62,7 @@ func handleJoin(r *request) {
 		if res.Already {
 			continue
 		}
+		joined = true
 		c.replayOnJoin(r, &res)
 	}
 }
