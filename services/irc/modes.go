@@ -201,8 +201,9 @@ func (m modeChange) signed() string {
 	return "-" + string(m.mode)
 }
 
-// canonMask completes a ban-style mask to nick!user@host: a bare nick
-// becomes nick!*@*, user@host becomes *!user@host.
+// canonMask completes a mask to nick!user@host (bans, WHO): a bare nick
+// becomes nick!*@*, user@host becomes *!user@host, nick!user is
+// nick!user@*.
 func canonMask(m string) string {
 	nick, rest, hasBang := strings.Cut(m, "!")
 	if !hasBang {

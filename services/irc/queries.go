@@ -403,33 +403,12 @@ func matchGlob(pattern, s string) bool {
 
 func hasWildcard(s string) bool { return strings.ContainsAny(s, "*?") }
 
-// expandMask completes a nick!user@host mask: "nick" is "nick!*@*",
-// "user@host" is "*!user@host", "nick!user" is "nick!user@*".
-func expandMask(mask string) string {
-	nick, rest, hasBang := strings.Cut(mask, "!")
-	if !hasBang {
-		if user, host, hasAt := strings.Cut(mask, "@"); hasAt {
-			return "*!" + orStar(user) + "@" + orStar(host)
-		}
-		return orStar(mask) + "!*@*"
-	}
-	user, host, _ := strings.Cut(rest, "@")
-	return orStar(nick) + "!" + orStar(user) + "@" + orStar(host)
-}
-
-func orStar(s string) string {
-	if s == "" {
-		return "*"
-	}
-	return s
-}
-
 // whoMatches reports whether a WHO mask matches u: a nick!user@host mask
 // against the full mask, otherwise against the nick, host, real name
 // and account (RFC 2812 §3.6.1).
 func whoMatches(mask string, u *ircUser) bool {
 	if strings.ContainsAny(mask, "!@") {
-		return matchGlob(expandMask(mask), u.nick+"!"+u.user+"@"+u.host)
+		return matchGlob(canonMask(mask), u.nick+"!"+u.user+"@"+u.host)
 	}
 	return matchGlob(mask, u.nick) || matchGlob(mask, u.host) || matchGlob(mask, u.realname) ||
 		(u.account != "" && matchGlob(mask, u.account))

@@ -57,8 +57,8 @@ func TestExpandMask(t *testing.T) {
 		"*":              "*!*@*",
 	}
 	for in, want := range cases {
-		if got := expandMask(in); got != want {
-			t.Errorf("expandMask(%q) = %q, want %q", in, got, want)
+		if got := canonMask(in); got != want {
+			t.Errorf("canonMask(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
