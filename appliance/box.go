@@ -19,6 +19,7 @@ import (
 	"chatbox/services/irc"
 	"chatbox/services/mdns"
 	"chatbox/services/store"
+	"chatbox/services/xmpp"
 )
 
 // DBFile is the database's name inside the data directory.
@@ -168,10 +169,28 @@ func (b *Box) builtinServices() []Service {
 			Guests:                b.cfg.Registration.Guests,
 		}, b.core, b.log))
 	}
+	if c := b.cfg.XMPP; len(c.Listen)+len(c.TLSListen) > 0 {
+		svcs = append(svcs, xmpp.New(xmpp.Config{
+			Domain:                b.cfg.Domain,
+			Listen:                c.Listen,
+			TLSListen:             c.TLSListen,
+			TLS:                   b.ServerTLSConfig(),
+			AllowPlaintext:        c.AllowPlaintext,
+			ComponentListen:       c.ComponentListen,
+			Components:            c.ComponentSecrets(),
+			MaxStanzaBytes:        c.MaxStanzaBytes,
+			ConnectionsPerAddress: b.cfg.Limits.ConnectionsPerAddress,
+			StanzasPerSecond:      float64(b.cfg.Limits.MessagesPerSecond) * 2,
+			StanzaBurst:           b.cfg.Limits.MessageBurst * 5,
+			RegistrationOpen:      b.registrationOpen,
+			Version:               b.version,
+		}, b.core, b.log))
+	}
 	l := b.cfg
-	// Only doors that exist are announced: XMPP, federation and the web
-	// admin join this list when they are built.
-	anns := mdns.Build(mdns.Listeners{IRCTLS: l.IRC.TLSListen, IRCPlain: l.IRC.PlainListen})
+	// Only doors that exist are announced: federation and the web admin
+	// join this list when they are built.
+	anns := mdns.Build(mdns.Listeners{IRCTLS: l.IRC.TLSListen, IRCPlain: l.IRC.PlainListen,
+		XMPP: l.XMPP.Listen, XMPPTLS: l.XMPP.TLSListen})
 	if len(anns) > 0 { // loopback-only listeners (the built-in defaults) are not announced
 		host, _ := os.Hostname()
 		svcs = append(svcs, mdns.New(mdns.Config{

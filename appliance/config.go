@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"net"
+	"strings"
 	"time"
 )
 
@@ -58,6 +59,10 @@ type XMPPConfig struct {
 	TLSListen      []string `toml:"tls_listen"`      // c2s direct TLS, XEP-0368 (5223)
 	AllowPlaintext bool     `toml:"allow_plaintext"` // allow c2s without STARTTLS
 	MaxStanzaBytes int      `toml:"max_stanza_bytes"`
+	// ComponentListen is where XEP-0114 components (bots, gateways)
+	// connect; Components lists each one as "domain=secret".
+	ComponentListen []string `toml:"component_listen"`
+	Components      []string `toml:"components"`
 }
 
 // IRCConfig sets the IRC door.
@@ -223,4 +228,15 @@ func Defaults(hostname string) Config {
 			ButtonActiveLow: true,
 		},
 	}
+}
+
+// ComponentSecrets maps each XMPP component's domain to its secret
+// (xmpp.components, checked by Validate).
+func (x XMPPConfig) ComponentSecrets() map[string]string {
+	m := map[string]string{}
+	for _, c := range x.Components {
+		d, sec, _ := strings.Cut(c, "=")
+		m[strings.ToLower(strings.TrimSpace(d))] = sec
+	}
+	return m
 }

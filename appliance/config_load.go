@@ -806,6 +806,7 @@ func (c *Config) Validate() error {
 	listen("xmpp.tls_listen", c.XMPP.TLSListen...)
 	listen("irc.tls_listen", c.IRC.TLSListen...)
 	listen("irc.plain_listen", c.IRC.PlainListen...)
+	listen("xmpp.component_listen", c.XMPP.ComponentListen...)
 	if c.Web.Listen != "" {
 		listen("web.listen", c.Web.Listen)
 	}
@@ -816,6 +817,20 @@ func (c *Config) Validate() error {
 			if msg := checkListenAddr(a); msg != "" {
 				bad("federation.listen", "%q %s", a, msg)
 			}
+		}
+	}
+	for _, comp := range c.XMPP.Components {
+		d, secret, ok := strings.Cut(comp, "=")
+		d = strings.ToLower(strings.TrimSpace(d))
+		switch {
+		case !ok || secret == "":
+			bad("xmpp.components", `%q must be "domain=secret"`, comp)
+		case checkDNSName(d) != "":
+			bad("xmpp.components", "%q: %s is not a DNS name: %s", comp, d, checkDNSName(d))
+		case d == strings.ToLower(c.Domain):
+			bad("xmpp.components", "%q: a component needs a domain of its own, not the box's %s (try bot.%s)", comp, d, c.Domain)
+		case len(secret) < 16:
+			bad("xmpp.components", "the secret of %s is too short: use at least 16 characters", d)
 		}
 	}
 	if c.XMPP.MaxStanzaBytes < minStanzaBytes {

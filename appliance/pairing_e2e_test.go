@@ -94,6 +94,7 @@ func TestPairingButtonOpensRegistration(t *testing.T) {
 	addr := freePort(t)
 	cfg.IRC.PlainListen = []string{addr}
 	cfg.IRC.TLSListen = nil
+	cfg.XMPP.Listen, cfg.XMPP.TLSListen = nil, nil
 	cfg.Registration.PairingWindow = 2 * time.Second
 	cfg.HW.Backend = "sim"
 	box, err := appliance.Open(ctx, appliance.Options{Config: cfg})

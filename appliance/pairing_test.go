@@ -18,6 +18,7 @@ func quietConfig(t *testing.T) Config {
 	cfg := Defaults("testhost")
 	cfg.DataDir = t.TempDir()
 	cfg.IRC.TLSListen, cfg.IRC.PlainListen = nil, nil
+	cfg.XMPP.Listen, cfg.XMPP.TLSListen = nil, nil
 	return cfg
 }
 

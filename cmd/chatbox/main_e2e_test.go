@@ -74,7 +74,8 @@ type server struct {
 
 func startServer(t *testing.T, dir string, args ...string) *server {
 	t.Helper()
-	args = append([]string{"--set", "irc.tls_listen=127.0.0.1:0", "--set", "irc.plain_listen=127.0.0.1:0"}, args...)
+	args = append([]string{"--set", "irc.tls_listen=127.0.0.1:0", "--set", "irc.plain_listen=127.0.0.1:0",
+		"--set", "xmpp.listen=127.0.0.1:0", "--set", "xmpp.tls_listen=127.0.0.1:0"}, args...)
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CHATBOX_CONFIG=", "CHATBOX_DATA=")

@@ -24,6 +24,7 @@ type Store interface {
 	RoomStore
 	MessageStore
 	VCardStore
+	DataStore
 	Close() error
 }
 

@@ -1,0 +1,429 @@
+package xmpp
+
+import (
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// connKind says what a listener serves.
+type connKind int
+
+const (
+	kindStartTLS  connKind = iota // c2s, STARTTLS (5222)
+	kindDirectTLS                 // c2s, TLS from the first byte (5223)
+	kindComponent                 // XEP-0114 components
+)
+
+func (k connKind) String() string {
+	return [...]string{"c2s-starttls", "c2s-directtls", "component"}[k]
+}
+
+// connState is how far a c2s stream has come (RFC 6120 §9).
+type connState int
+
+const (
+	stateStart connState = iota // before STARTTLS (when it is required)
+	stateAuth                   // TLS done (or not required): SASL
+	stateBind                   // authenticated: bind or resume
+	stateReady                  // bound: stanzas
+)
+
+// conn is one TCP connection of a client (or component) and its XML
+// stream. It reads on its own goroutine (run) and writes through its
+// outQueue; after resource binding it carries a session.
+type conn struct {
+	srv  *Server
+	nc   net.Conn
+	tc   *tls.Conn // nil until TLS
+	ip   string
+	kind connKind
+	out  *outQueue
+	rd   *streamReader
+	br   *budgetReader
+
+	state    connState
+	restart  bool   // the stream restarts after this element (STARTTLS, SASL)
+	account  string // after SASL
+	authzid  string
+	sasl     *saslExchange
+	streamID string
+	lang     string
+	pinged   bool // the door is waiting for an answer to its keepalive
+	failures int  // failed SASL attempts (under srv.mu)
+	lastRead time.Time
+
+	tokens float64 // stanza rate bucket
+	tokAt  time.Time
+
+	mu   sync.Mutex
+	sess *session // after bind (or resume)
+	comp string   // component domain, once the handshake is done
+
+	closeOnce sync.Once
+}
+
+func newConn(s *Server, nc net.Conn, ip string, kind connKind) *conn {
+	c := &conn{srv: s, nc: nc, ip: ip, kind: kind, tokens: float64(s.cfg.StanzaBurst), tokAt: s.cfg.Now()}
+	if tc, ok := nc.(*tls.Conn); ok {
+		c.tc = tc
+	}
+	c.out = newOutQueue(nc, s.cfg.SendQ, func() { nc.Close() })
+	return c
+}
+
+// send queues raw XML; an overflowing queue ends the connection.
+func (c *conn) send(b []byte) {
+	if !c.out.push(b) {
+		c.srv.log.Info("client too slow: send queue full, disconnecting", "addr", c.ip, "account", c.account)
+		c.out.close(nil)
+		c.nc.Close()
+	}
+}
+
+func (c *conn) sendEl(e *Element) {
+	ns := nsClient
+	if c.kind == kindComponent {
+		ns = nsComponent
+	}
+	c.send(e.Bytes(ns))
+}
+
+// fail sends a stream error, closes the stream and the connection.
+func (c *conn) fail(e *streamError) {
+	c.closeOnce.Do(func() {
+		c.srv.log.Debug("stream error", "addr", c.ip, "account", c.account, "condition", e.Condition, "text", e.Text)
+		c.out.close([]byte(streamErrorXML(e) + "</stream:stream>"))
+		go func() {
+			// Give the writer a moment to say why, then cut.
+			time.Sleep(2 * time.Second)
+			c.nc.Close()
+		}()
+	})
+}
+
+// closeStream ends the stream normally (the client closed its side).
+func (c *conn) closeStream() {
+	c.closeOnce.Do(func() {
+		c.out.close([]byte("</stream:stream>"))
+	})
+}
+
+// run serves the connection until it ends.
+func (c *conn) run() {
+	go c.out.loop(c.nc.SetWriteDeadline)
+	defer func() {
+		c.closeOnce.Do(func() { c.out.close(nil) })
+		c.out.flush()
+		c.nc.Close()
+		c.detach()
+	}()
+	if c.tc != nil {
+		c.nc.SetDeadline(time.Now().Add(c.srv.cfg.AuthTimeout))
+		if err := c.tc.Handshake(); err != nil {
+			c.srv.log.Debug("TLS handshake failed", "addr", c.ip, "err", err)
+			return
+		}
+	}
+	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.AuthTimeout))
+	if c.kind == kindComponent {
+		c.runComponent()
+		return
+	}
+	c.state = stateStart
+	if c.tc != nil || c.srv.cfg.AllowPlaintext {
+		c.state = stateAuth
+	}
+	c.newReader(c.nc)
+	for {
+		if err := c.openStream(); err != nil {
+			c.readFailed(err)
+			return
+		}
+		for !c.restart {
+			el, err := c.rd.Next()
+			if err != nil {
+				c.readFailed(err)
+				return
+			}
+			if !c.rateOK() {
+				return
+			}
+			c.handle(el)
+			if c.isClosed() {
+				return
+			}
+		}
+		c.restart = false
+	}
+}
+
+func (c *conn) isClosed() bool {
+	c.out.mu.Lock()
+	defer c.out.mu.Unlock()
+	return c.out.closing || c.out.dead
+}
+
+// newReader starts reading a (new) stream from r.
+func (c *conn) newReader(r io.Reader) {
+	c.rd = newStreamReader(r, c.srv.cfg.MaxStanzaBytes, c.srv.cfg.MaxDepth, c.idle)
+	c.br = c.rd.br
+}
+
+// restartReader reads a restarted stream on the same bytes (after SASL):
+// anything the client pipelined stays buffered.
+func (c *conn) restartReader() {
+	d := xml.NewDecoder(c.br)
+	d.Strict = true
+	c.rd = &streamReader{br: c.br, dec: d, maxDepth: c.srv.cfg.MaxDepth}
+}
+
+// idle is called when a read times out: before binding that is the end;
+// afterwards the door pings once (XEP-0199) and waits PingTimeout.
+func (c *conn) idle() bool {
+	if c.state != stateReady || c.pinged {
+		return false
+	}
+	c.pinged = true
+	c.sendEl(El(nsClient, "iq", "type", "get", "id", "keepalive", "from", c.srv.cfg.Domain).Add(El("urn:xmpp:ping", "ping")))
+	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.PingTimeout))
+	return true
+}
+
+// readFailed ends the stream after a read error.
+func (c *conn) readFailed(err error) {
+	var se *streamError
+	var ne net.Error
+	switch {
+	case errors.As(err, &se):
+		c.fail(se)
+	case errors.Is(err, io.EOF):
+		c.closeStream()
+	case errors.As(err, &ne) && ne.Timeout():
+		if c.state == stateReady {
+			c.fail(&streamError{Condition: "connection-timeout", Text: "no answer to keepalive"})
+		} else {
+			c.fail(&streamError{Condition: "connection-timeout", Text: "took too long to log in"})
+		}
+	default:
+		c.srv.log.Debug("read failed", "addr", c.ip, "err", err)
+	}
+}
+
+// rateOK waits for the stanza rate limit; it lets a burst through and then
+// slows the reader (TCP pushes back on the client).
+func (c *conn) rateOK() bool {
+	now := c.srv.cfg.Now()
+	c.tokens += now.Sub(c.tokAt).Seconds() * c.srv.cfg.StanzasPerSecond
+	c.tokAt = now
+	if max := float64(c.srv.cfg.StanzaBurst); c.tokens > max {
+		c.tokens = max
+	}
+	if c.tokens < 1 {
+		wait := time.Duration((1 - c.tokens) / c.srv.cfg.StanzasPerSecond * float64(time.Second))
+		time.Sleep(wait)
+		c.tokens = 1
+		c.tokAt = c.srv.cfg.Now()
+	}
+	c.tokens--
+	// Any stanza shows the client alive: reset the keepalive.
+	c.pinged = false
+	if c.state == stateReady {
+		c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.PingInterval))
+	}
+	return true
+}
+
+// openStream reads the client's stream header and answers with ours and
+// the features for this stage.
+func (c *conn) openStream() error {
+	hdr, err := c.rd.Header()
+	if err != nil {
+		return err
+	}
+	var to, version string
+	for _, a := range hdr.Attr {
+		switch {
+		case a.Name.Local == "to" && a.Name.Space == "":
+			to = a.Value
+		case a.Name.Local == "version":
+			version = a.Value
+		case a.Name.Local == "lang" && a.Name.Space == nsXML:
+			c.lang = a.Value
+		}
+	}
+	id := make([]byte, 12)
+	randRead(id)
+	c.streamID = base64.RawURLEncoding.EncodeToString(id)
+	c.send([]byte(streamHeader(nsClient, c.srv.cfg.Domain, "", c.streamID, "en")))
+	var defNS string
+	for _, a := range hdr.Attr {
+		if a.Name.Space == "" && a.Name.Local == "xmlns" {
+			defNS = a.Value
+		}
+	}
+	switch {
+	case defNS != nsClient:
+		return streamErr("invalid-namespace", "the stream's default namespace must be %s", nsClient)
+	case to != "" && !equalFoldDomain(to, c.srv.cfg.Domain):
+		return streamErr("host-unknown", "this server serves %s, not %s", c.srv.cfg.Domain, to)
+	case version != "" && !versionOK(version):
+		return streamErr("unsupported-version", "XMPP 1.0 is required")
+	}
+	c.send(streamElement(c.streamFeatures(), nsClient))
+	return nil
+}
+
+func versionOK(v string) bool {
+	major, _, _ := cutDot(v)
+	n, err := strconv.Atoi(major)
+	return err == nil && n >= 1
+}
+
+func cutDot(v string) (string, string, bool) {
+	for i := 0; i < len(v); i++ {
+		if v[i] == '.' {
+			return v[:i], v[i+1:], true
+		}
+	}
+	return v, "", false
+}
+
+// streamFeatures lists what the client may do next (RFC 6120 §4.3.2).
+func (c *conn) streamFeatures() *Element {
+	f := El(nsStream, "features")
+	switch c.state {
+	case stateStart:
+		f.Add(El(nsTLS, "starttls").Add(El(nsTLS, "required")))
+	case stateAuth:
+		if c.tc == nil {
+			f.Add(El(nsTLS, "starttls"))
+		}
+		for _, e := range c.saslFeatures() {
+			f.Add(e)
+		}
+		for _, fn := range c.srv.features.preAuthFeatures {
+			f.Add(fn(c))
+		}
+	case stateBind:
+		f.Add(El(nsBind, "bind"))
+		f.Add(El(nsSession, "session").Add(El(nsSession, "optional")))
+		for _, fn := range c.srv.features.boundFeatures {
+			f.Add(fn(c))
+		}
+	}
+	return f
+}
+
+// handle dispatches one top-level element by the stream's stage.
+func (c *conn) handle(el *Element) {
+	switch c.state {
+	case stateStart:
+		if el.Is(nsTLS, "starttls") {
+			c.startTLS()
+			return
+		}
+		c.fail(streamErr("policy-violation", "use STARTTLS first: this server does not accept unencrypted logins"))
+	case stateAuth:
+		switch {
+		case el.Is(nsTLS, "starttls") && c.tc == nil:
+			c.startTLS()
+		case el.Space == nsSASL:
+			c.handleSASL(el)
+		case el.Is(nsClient, "iq") && c.srv.features.preAuthIQ(c, el):
+		default:
+			c.fail(streamErr("not-authorized", "log in first"))
+		}
+	case stateBind:
+		switch {
+		case el.Is(nsClient, "iq") && el.Child(nsBind, "bind") != nil:
+			c.bind(el)
+		case el.Is(nsClient, "iq") && el.Child(nsSession, "session") != nil:
+			c.sendEl(El(nsClient, "iq", "type", "result", "id", el.Get("id")))
+		case c.srv.features.handleUnbound(c, el):
+		case el.Is(nsClient, "iq"):
+			c.sendEl(stanzaErrorReply(el, "cancel", "not-allowed", "bind a resource first"))
+		default:
+			c.fail(streamErr("not-authorized", "bind a resource first"))
+		}
+	case stateReady:
+		c.mu.Lock()
+		ss := c.sess
+		c.mu.Unlock()
+		if ss == nil {
+			c.fail(streamErr("internal-server-error", "session lost"))
+			return
+		}
+		ss.handle(el)
+	}
+}
+
+// startTLS upgrades the connection (RFC 6120 §5).
+func (c *conn) startTLS() {
+	if c.srv.cfg.TLS == nil {
+		c.send([]byte(El(nsTLS, "failure").String()))
+		c.closeStream()
+		return
+	}
+	c.send([]byte(El(nsTLS, "proceed").String()))
+	if !c.out.flush() {
+		return
+	}
+	tc := tls.Server(c.nc, c.srv.tlsConfig())
+	c.nc.SetDeadline(time.Now().Add(c.srv.cfg.AuthTimeout))
+	if err := tc.Handshake(); err != nil {
+		c.srv.log.Debug("STARTTLS handshake failed", "addr", c.ip, "err", err)
+		c.out.close(nil)
+		return
+	}
+	c.tc = tc
+	c.out.setWriter(tc)
+	c.newReader(tc)
+	c.state = stateAuth
+	c.restart = true
+}
+
+// detach is called when the connection ends: the session either waits
+// for resumption (XEP-0198) or ends.
+func (c *conn) detach() {
+	c.mu.Lock()
+	ss := c.sess
+	c.sess = nil
+	comp := c.comp
+	c.mu.Unlock()
+	if comp != "" {
+		c.srv.mu.Lock()
+		if c.srv.components[comp] == c {
+			delete(c.srv.components, comp)
+		}
+		c.srv.mu.Unlock()
+	}
+	if ss != nil {
+		ss.connLost(c)
+	}
+}
+
+func equalFoldDomain(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,436 @@
+// The harness of the XMPP door's end-to-end tests: it builds the real
+// chatbox binary once, runs one server per test on loopback (XMPP with
+// STARTTLS and direct TLS, plain IRC for cross-door tests) with its own
+// data directory, and connects clients with mellium.im/xmpp, which
+// negotiates TLS, SASL and resource binding as a real client does.
+// Stanzas are then sent as XML text through the mellium session and every
+// stanza received is parsed into an *Element, so that tests assert on the
+// exact XML (RFC 6120/6121 and the XEPs are what they check against).
+//
+// Nothing sleeps to let the server catch up: every wait is for a stanza
+// or a process and is bounded (waitLimit), so a missing reply fails the
+// test with what did arrive.
+package xmpp
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"mellium.im/sasl"
+	"mellium.im/xmlstream"
+	mxmpp "mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+)
+
+const (
+	waitLimit = 15 * time.Second
+	boxDomain = "box.test"
+)
+
+var chatboxBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "chatbox-xmpp-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xmpp e2e: temp dir:", err)
+		os.Exit(2)
+	}
+	chatboxBin = filepath.Join(dir, "chatbox")
+	build := exec.Command("go", "build", "-o", chatboxBin, "../../cmd/chatbox")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "xmpp e2e: building chatbox: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(2)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// password is the password the harness gives each account.
+func password(account string) string { return "password-" + account }
+
+// box is one running chatbox.
+type box struct {
+	data     string
+	xmppAddr string // STARTTLS
+	xmppTLS  string // direct TLS
+	ircAddr  string // plain IRC
+	compAddr string // components, if configured
+	ca       *x509.CertPool
+	cmd      *exec.Cmd
+	logMu    sync.Mutex
+	log      bytes.Buffer
+	exited   chan struct{}
+	err      error
+}
+
+var listenRe = regexp.MustCompile(`msg=listening door=(xmpp|irc) addr=(\S+) (?:kind=(\S+)|tls=(\S+))`)
+
+// startBox creates the accounts with the CLI and starts a server with the
+// settings given as key=value on top of loopback listeners on free ports.
+func startBox(t *testing.T, accounts []string, settings ...string) *box {
+	t.Helper()
+	b := &box{data: filepath.Join(t.TempDir(), "data"), exited: make(chan struct{})}
+	for _, a := range accounts {
+		b.cli(t, password(a)+"\n", "user", "add", a)
+	}
+	args := []string{"--data", b.data,
+		"--set", "domain=" + boxDomain,
+		"--set", "irc.plain_listen=127.0.0.1:0",
+		"--set", "irc.tls_listen=[]",
+		"--set", "xmpp.listen=127.0.0.1:0",
+		"--set", "xmpp.tls_listen=127.0.0.1:0",
+		"--set", "web.listen=",
+		"--set", "log.level=debug",
+	}
+	for _, s := range settings {
+		args = append(args, "--set", s)
+	}
+	b.cmd = exec.Command(chatboxBin, args...)
+	b.cmd.Env = append(os.Environ(), "CHATBOX_CONFIG=", "CHATBOX_DATA=")
+	stderr, err := b.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.cmd.Stdout = io.Discard
+	if err := b.cmd.Start(); err != nil {
+		t.Fatalf("start chatbox: %v", err)
+	}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		isReady := false
+		for sc.Scan() {
+			line := sc.Text()
+			b.logMu.Lock()
+			b.log.WriteString(line + "\n")
+			if m := listenRe.FindStringSubmatch(line); m != nil {
+				switch {
+				case m[1] == "irc":
+					b.ircAddr = m[2]
+				case m[3] == "c2s-starttls":
+					b.xmppAddr = m[2]
+				case m[3] == "c2s-directtls":
+					b.xmppTLS = m[2]
+				case m[3] == "component":
+					b.compAddr = m[2]
+				}
+			}
+			b.logMu.Unlock()
+			if !isReady && strings.Contains(line, `msg="chatbox ready"`) {
+				isReady = true
+				close(ready)
+			}
+		}
+		io.Copy(io.Discard, stderr)
+		b.err = b.cmd.Wait()
+		close(b.exited)
+	}()
+	t.Cleanup(func() { b.stop(t) })
+	select {
+	case <-ready:
+	case <-b.exited:
+		t.Fatalf("chatbox exited before it was ready (%v); log:\n%s", b.err, b.logText())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("chatbox not ready within a minute; log:\n%s", b.logText())
+	}
+	if b.xmppAddr == "" || b.xmppTLS == "" {
+		t.Fatalf("chatbox did not log its XMPP listeners; log:\n%s", b.logText())
+	}
+	pem, err := os.ReadFile(filepath.Join(b.data, "tls", "ca.pem"))
+	if err != nil {
+		t.Fatalf("the box's CA: %v", err)
+	}
+	b.ca = x509.NewCertPool()
+	if !b.ca.AppendCertsFromPEM(pem) {
+		t.Fatalf("%s/tls/ca.pem holds no certificate", b.data)
+	}
+	return b
+}
+
+func (b *box) cli(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(chatboxBin, append([]string{"--data", b.data}, args...)...)
+	cmd.Env = append(os.Environ(), "CHATBOX_CONFIG=", "CHATBOX_DATA=")
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("chatbox %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func (b *box) logText() string {
+	b.logMu.Lock()
+	defer b.logMu.Unlock()
+	return b.log.String()
+}
+
+func (b *box) stop(t *testing.T) {
+	select {
+	case <-b.exited:
+		t.Errorf("chatbox ended by itself during the test (%v); log:\n%s", b.err, b.logText())
+		return
+	default:
+	}
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-b.exited:
+	case <-time.After(30 * time.Second):
+		b.cmd.Process.Kill()
+		<-b.exited
+		t.Errorf("chatbox did not stop within 30s of SIGTERM; log:\n%s", b.logText())
+		return
+	}
+	if b.err != nil {
+		t.Errorf("chatbox exit after SIGTERM: %v (want status 0); log:\n%s", b.err, b.logText())
+	} else if t.Failed() {
+		t.Logf("server log:\n%s", b.logText())
+	}
+}
+
+// tlsConfig trusts the box's CA.
+func (b *box) tlsConfig() *tls.Config {
+	return &tls.Config{ServerName: boxDomain, RootCAs: b.ca, MinVersion: tls.VersionTLS12}
+}
+
+// client is one logged-in XMPP client.
+type client struct {
+	t    *testing.T
+	s    *mxmpp.Session
+	jid  string // full JID the server bound
+	in   chan *Element
+	done chan struct{}
+}
+
+// loginOpts choose how a client logs in.
+type loginOpts struct {
+	mechs    []sasl.Mechanism // default SCRAM-SHA-256-PLUS, SCRAM-SHA-256
+	direct   bool             // direct TLS instead of STARTTLS
+	password string           // default password(user)
+	tls      *tls.Config      // default b.tlsConfig()
+}
+
+// login connects user and fails the test if it cannot. mellium v0.22.0's
+// client sends an empty <resource/> whatever the resource asked (its
+// bindPayload writes the JID instead of the resource), so the server
+// always generates one: tests address clients by c.jid.
+func (b *box) login(t *testing.T, user, resource string, o ...loginOpts) *client {
+	t.Helper()
+	c, err := b.tryLogin(t, user, resource, o...)
+	if err != nil {
+		t.Fatalf("login %s/%s: %v", user, resource, err)
+	}
+	return c
+}
+
+// tryLogin is login returning the error.
+func (b *box) tryLogin(t *testing.T, user, resource string, o ...loginOpts) (*client, error) {
+	t.Helper()
+	var opt loginOpts
+	if len(o) > 0 {
+		opt = o[0]
+	}
+	if opt.mechs == nil {
+		opt.mechs = []sasl.Mechanism{sasl.ScramSha256Plus, sasl.ScramSha256}
+	}
+	if opt.password == "" {
+		opt.password = password(user)
+	}
+	if opt.tls == nil {
+		opt.tls = b.tlsConfig()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	addr := b.xmppAddr
+	if opt.direct {
+		addr = b.xmppTLS
+	}
+	nc, err := net.DialTimeout("tcp", addr, waitLimit)
+	if err != nil {
+		return nil, err
+	}
+	var features []mxmpp.StreamFeature
+	if opt.direct {
+		nc = tls.Client(nc, opt.tls)
+	} else {
+		features = append(features, mxmpp.StartTLS(opt.tls))
+	}
+	origin := user + "@" + boxDomain
+	if resource != "" {
+		origin += "/" + resource
+	}
+	features = append(features, mxmpp.SASL("", opt.password, opt.mechs...), mxmpp.BindResource())
+	s, err := mxmpp.NewClientSession(ctx, jid.MustParse(origin), nc, features...)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	c := &client{t: t, s: s, jid: s.LocalAddr().String(), in: make(chan *Element, 1000), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		s.Serve(mxmpp.HandlerFunc(func(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+			el, err := elementFromTokens(*start, r)
+			if err != nil {
+				return err
+			}
+			select {
+			case c.in <- el:
+			default:
+				t.Errorf("%s: more than %d stanzas not read by the test", c.jid, cap(c.in))
+			}
+			return nil
+		}))
+	}()
+	t.Cleanup(func() { c.close() })
+	return c, nil
+}
+
+// elementFromTokens reads an element whose start was already read.
+func elementFromTokens(start xml.StartElement, r xml.TokenReader) (*Element, error) {
+	e := &Element{Space: start.Name.Space, Local: start.Name.Local}
+	for _, a := range start.Attr {
+		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+			continue
+		}
+		e.Attr = append(e.Attr, a)
+	}
+	for {
+		tok, err := r.Token()
+		if err == io.EOF {
+			return e, nil
+		}
+		if err != nil {
+			return e, err
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			k, err := elementFromTokens(tok, r)
+			if err != nil {
+				return nil, err
+			}
+			e.Nodes = append(e.Nodes, k)
+		case xml.CharData:
+			e.Nodes = append(e.Nodes, string(tok))
+		case xml.EndElement:
+			return e, nil
+		}
+	}
+}
+
+// rawTokens reads XML text as tokens without resolving namespaces, so
+// that mellium writes it out as written.
+type rawTokens struct{ d *xml.Decoder }
+
+func (r rawTokens) Token() (xml.Token, error) {
+	t, err := r.d.RawToken()
+	if err != nil {
+		return nil, err
+	}
+	return xml.CopyToken(t), nil
+}
+
+// send writes a stanza given as XML text (format with args).
+func (c *client) send(format string, args ...any) {
+	c.t.Helper()
+	x := fmt.Sprintf(format, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := c.s.Send(ctx, rawTokens{xml.NewDecoder(strings.NewReader(x))}); err != nil {
+		c.t.Fatalf("%s: send %s: %v", c.jid, x, err)
+	}
+}
+
+// expect waits for a stanza matching pred, failing the test after
+// waitLimit; stanzas that do not match are passed over and returned in
+// the failure message.
+func (c *client) expect(what string, pred func(*Element) bool) *Element {
+	c.t.Helper()
+	var skipped []string
+	deadline := time.After(waitLimit)
+	for {
+		select {
+		case el := <-c.in:
+			if pred(el) {
+				return el
+			}
+			skipped = append(skipped, el.String())
+		case <-deadline:
+			c.t.Fatalf("%s: no %s within %s; got:\n%s", c.jid, what, waitLimit, strings.Join(skipped, "\n"))
+			return nil
+		}
+	}
+}
+
+// expectID waits for the response to the IQ with id.
+func (c *client) expectID(id string) *Element {
+	c.t.Helper()
+	return c.expect("response to "+id, func(e *Element) bool { return e.Local == "iq" && e.Get("id") == id })
+}
+
+// iq sends an IQ (XML text with id="%s" filled in) and returns the result,
+// failing the test on an error response.
+func (c *client) iq(x string) *Element {
+	c.t.Helper()
+	id := randomID()
+	c.send("%s", strings.Replace(x, "{id}", id, 1))
+	r := c.expectID(id)
+	if r.Get("type") != "result" {
+		c.t.Fatalf("%s: %s: got %s", c.jid, x, r)
+	}
+	return r
+}
+
+// quiet checks that nothing matching pred arrives until a ping to the
+// server comes back (everything the server sent before it has arrived).
+func (c *client) quiet(what string, pred func(*Element) bool) {
+	c.t.Helper()
+	id := randomID()
+	c.send(`<iq type="get" id="%s" to="%s"><ping xmlns="urn:xmpp:ping"/></iq>`, id, boxDomain)
+	deadline := time.After(waitLimit)
+	for {
+		select {
+		case el := <-c.in:
+			if el.Local == "iq" && el.Get("id") == id {
+				return
+			}
+			if pred(el) {
+				c.t.Fatalf("%s: unexpected %s: %s", c.jid, what, el)
+			}
+		case <-deadline:
+			c.t.Fatalf("%s: no answer to ping", c.jid)
+		}
+	}
+}
+
+func (c *client) close() {
+	c.s.Close()
+	c.s.Conn().Close()
+}
+
+// isMsg matches a message whose body is body.
+func isMsg(body string) func(*Element) bool {
+	return func(e *Element) bool {
+		b, _ := bodyOf(e)
+		return e.Local == "message" && b == body
+	}
+}

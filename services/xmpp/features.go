@@ -1,0 +1,102 @@
+package xmpp
+
+import "chatbox/services/chat"
+
+// This file is the registry of protocol features. Each feature lives in
+// its own file (named for its RFC or XEP) and registers, in buildFeatures,
+// the IQ payloads it answers and the disco#info features it adds; the
+// stream and routing code only dispatch.
+
+// iqHandler answers one IQ (type get or set). It must send a result or
+// an error to the session (ss.result / ss.replyErr).
+type iqHandler func(ss *session, iq *Element)
+
+// features holds what the feature files registered.
+type features struct {
+	// serverIQ answers IQs addressed to the domain, by payload namespace.
+	serverIQ map[string]iqHandler
+	// accountIQ answers IQs addressed to an account's bare JID (its own
+	// or another's: check ss.account against the to address), by payload
+	// namespace; they run on behalf of the account.
+	accountIQ map[string]iqHandler
+	// serverFeatures and accountFeatures are the disco#info vars of the
+	// domain and of an account's bare JID; identities likewise.
+	serverFeatures  []string
+	accountFeatures []string
+	// preAuthFeatures and boundFeatures add stream features before SASL
+	// and after it (XEP-0077 register, XEP-0198 sm, XEP-0352 csi...).
+	preAuthFeatures []func(*conn) *Element
+	boundFeatures   []func(*conn) *Element
+	// preAuthIQs answer IQs before authentication (XEP-0077), by payload
+	// namespace; nonzas handles top-level elements of other namespaces
+	// (XEP-0198, XEP-0352) at any stage after SASL, by namespace.
+	preAuthIQs map[string]func(*conn, *Element)
+	nonzas     map[string]func(*conn, *Element)
+	// Hooks into a session's life.
+	onBound           []func(*session)
+	onInitialPresence []func(*session)
+	onClosed          []func(*session)
+	// outFilters see every stanza before it is sent to a client; false
+	// drops it (XEP-0191 blocking, XEP-0352 CSI queueing). onWrite sees
+	// what is written (XEP-0198 counting). onConnLost may keep a session
+	// whose connection dropped (XEP-0198): true if it did.
+	outFilters []func(ss *session, el *Element) bool
+	onWrite    []func(ss *session, el *Element)
+	onConnLost []func(ss *session) bool
+	// presenceHandlers see a presence stanza with a to address first
+	// (subscriptions, probes); true means handled. presenceTargets list
+	// who gets a session's broadcast presence besides its account;
+	// presenceVisible says whether ss may see account's presence.
+	presenceHandlers []func(ss *session, p *Element) bool
+	presenceTargets  []func(ss *session) []string
+	presenceVisible  []func(ss *session, account string) bool
+	// reachFilters may stop a stanza from one session to another (XEP-0191).
+	reachFilters []func(from, to *session, el *Element) bool
+	// domains are services hosted here (MUC, upload), by domain.
+	domains map[string]func(ss *session, el *Element)
+	// deliveries handle the core's other delivery kinds (rooms).
+	deliveries map[chat.DeliveryKind][]func(ss *session, d chat.Delivery)
+	// messageFilters see every message stanza a client sends before it is
+	// routed; returning true means it was handled (e.g. consumed).
+	messageFilters []func(ss *session, msg *Element) bool
+}
+
+// buildFeatures registers every feature file.
+func buildFeatures(s *Server) *features {
+	f := &features{
+		serverIQ:   map[string]iqHandler{},
+		accountIQ:  map[string]iqHandler{},
+		preAuthIQs: map[string]func(*conn, *Element){},
+		nonzas:     map[string]func(*conn, *Element){},
+		domains:    map[string]func(*session, *Element){},
+		deliveries: map[chat.DeliveryKind][]func(*session, chat.Delivery){},
+	}
+	for _, register := range []func(*features, *Server){
+		registerPing,
+		registerCarbons,
+	} {
+		register(f, s)
+	}
+	return f
+}
+
+// preAuthIQ answers an IQ before authentication; false if none may.
+func (f *features) preAuthIQ(c *conn, iq *Element) bool {
+	if p := iq.First(); p != nil {
+		if h := f.preAuthIQs[p.Space]; h != nil {
+			h(c, iq)
+			return true
+		}
+	}
+	return false
+}
+
+// handleUnbound handles a nonza after SASL but before bind (XEP-0198
+// resume); false if nothing claims it.
+func (f *features) handleUnbound(c *conn, el *Element) bool {
+	if h := f.nonzas[el.Space]; h != nil && el.Space != nsClient {
+		h(c, el)
+		return true
+	}
+	return false
+}

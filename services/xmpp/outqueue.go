@@ -1,0 +1,124 @@
+package xmpp
+
+import (
+	"io"
+	"sync"
+	"time"
+)
+
+// outQueue is a connection's outbound queue: whoever sends (the reader,
+// the core's deliveries, other sessions) appends without blocking, and
+// one writer goroutine writes. It is bounded in bytes: a client that
+// reads slower than others send to it overflows it and is disconnected,
+// without slowing anyone else.
+type outQueue struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	items   [][]byte
+	bytes   int
+	max     int
+	w       io.Writer
+	closing bool // no more pushes; the writer drains and stops
+	dead    bool // the writer stopped
+	pushed  uint64
+	written uint64
+	onDone  func() // called once when the writer stops (closes the socket)
+}
+
+func newOutQueue(w io.Writer, max int, onDone func()) *outQueue {
+	q := &outQueue{w: w, max: max, onDone: onDone}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+// push queues b; false if the queue is closing or would overflow.
+func (q *outQueue) push(b []byte) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closing || q.dead {
+		return false
+	}
+	if q.bytes+len(b) > q.max {
+		return false
+	}
+	q.items = append(q.items, b)
+	q.bytes += len(b)
+	q.pushed++
+	q.cond.Broadcast()
+	return true
+}
+
+// close queues last (if any) and lets the writer finish and stop.
+func (q *outQueue) close(last []byte) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closing {
+		return
+	}
+	if len(last) > 0 && !q.dead {
+		q.items = append(q.items, last)
+		q.pushed++
+	}
+	q.closing = true
+	q.cond.Broadcast()
+}
+
+// flush waits until everything pushed so far is written (or the writer
+// died); it reports whether it was written.
+func (q *outQueue) flush() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	target := q.pushed
+	for q.written < target && !q.dead {
+		q.cond.Wait()
+	}
+	return q.written >= target
+}
+
+// setWriter replaces the writer (STARTTLS); call after flush.
+func (q *outQueue) setWriter(w io.Writer) {
+	q.mu.Lock()
+	q.w = w
+	q.mu.Unlock()
+}
+
+// loop writes until the queue is closed and drained, or a write fails.
+func (q *outQueue) loop(deadline func(time.Time) error) {
+	defer func() {
+		q.mu.Lock()
+		q.dead = true
+		q.items = nil
+		q.cond.Broadcast()
+		q.mu.Unlock()
+		if q.onDone != nil {
+			q.onDone()
+		}
+	}()
+	for {
+		q.mu.Lock()
+		for len(q.items) == 0 && !q.closing {
+			q.cond.Wait()
+		}
+		if len(q.items) == 0 {
+			q.mu.Unlock()
+			return
+		}
+		batch := q.items
+		q.items = nil
+		q.bytes = 0
+		w := q.w
+		q.mu.Unlock()
+		for _, b := range batch {
+			if deadline != nil {
+				deadline(time.Now().Add(30 * time.Second))
+			}
+			if _, err := w.Write(b); err != nil {
+				return
+			}
+		}
+		q.mu.Lock()
+		q.written += uint64(len(batch))
+		q.cond.Broadcast()
+		q.mu.Unlock()
+	}
+}

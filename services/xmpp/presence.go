@@ -1,0 +1,216 @@
+package xmpp
+
+import (
+	"strconv"
+	"strings"
+
+	"chatbox/services/chat"
+)
+
+// This file is presence (RFC 6121 §4): a session's availability and
+// priority, its broadcast, and presence from the core (IRC sessions).
+// Subscriptions and the roster are in rfc6121_roster.go.
+
+// presenceShow maps XMPP <show/> to the core's Show.
+func presenceShow(p *Element) chat.Show {
+	switch p.ChildText(nsClient, "show") {
+	case "chat":
+		return chat.ShowChat
+	case "away":
+		return chat.ShowAway
+	case "xa":
+		return chat.ShowXA
+	case "dnd":
+		return chat.ShowDND
+	}
+	return chat.ShowAvailable
+}
+
+// routePresence handles a presence stanza from the client.
+func (ss *session) routePresence(p *Element) {
+	typ := p.Get("type")
+	if p.Get("to") == "" {
+		switch typ {
+		case "", "unavailable":
+			ss.broadcastPresence(p)
+		default:
+			// Subscription types need an address; probes and errors
+			// without one mean nothing.
+			if typ != "error" {
+				ss.replyErr(p, "bad-request", "a "+typ+" presence needs a to address")
+			}
+		}
+		return
+	}
+	for _, h := range ss.srv.features.presenceHandlers {
+		if h(ss, p) {
+			return
+		}
+	}
+	ss.directedPresence(p)
+}
+
+// broadcastPresence takes an undirected presence: the session's new
+// availability, sent to its account's other sessions and to those who may
+// see it (the presenceTargets hooks: roster contacts with a from
+// subscription).
+func (ss *session) broadcastPresence(p *Element) {
+	typ := p.Get("type")
+	prio := 0
+	if s := strings.TrimSpace(p.ChildText(nsClient, "priority")); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < -128 || n > 127 {
+			ss.replyErr(p, "bad-request", "priority must be a number from -128 to 127")
+			return
+		}
+		prio = n
+	}
+	stored := p.Clone()
+	stored.Set("to", "")
+	ss.mu.Lock()
+	initial := !ss.available && typ == ""
+	if typ == "" {
+		ss.available, ss.priority, ss.presence = true, prio, stored
+	} else {
+		ss.available, ss.presence = false, nil
+	}
+	ss.mu.Unlock()
+	if typ == "" {
+		ss.core.SetPresence(chat.Presence{Show: presenceShow(p), Status: p.ChildText(nsClient, "status")})
+	} else {
+		ss.core.SetPresence(chat.Presence{Show: chat.ShowOffline, Status: p.ChildText(nsClient, "status")})
+	}
+	// The account's own resources, including this one (RFC 6121 §4.2.2).
+	for _, other := range ss.srv.sessionsOf(ss.account) {
+		out := stored.Clone()
+		out.Set("from", ss.full)
+		out.Set("to", other.full)
+		other.send(out)
+	}
+	for _, targets := range ss.srv.features.presenceTargets {
+		for _, jid := range targets(ss) {
+			ss.presenceTo(stored, jid)
+		}
+	}
+	if typ == "unavailable" {
+		ss.mu.Lock()
+		directed := ss.directed
+		ss.directed = map[string]bool{}
+		ss.mu.Unlock()
+		for jid := range directed {
+			ss.presenceTo(stored, jid)
+		}
+	}
+	if initial {
+		for _, h := range ss.srv.features.onInitialPresence {
+			h(ss)
+		}
+	}
+}
+
+// presenceTo sends a copy of the session's presence to a JID: every
+// session of a local bare JID, one of a full JID.
+func (ss *session) presenceTo(p *Element, to string) {
+	a, err := parseJID(to)
+	if err != nil {
+		return
+	}
+	if a.Domain != ss.srv.cfg.Domain {
+		if ss.srv.hosted(a.Domain) {
+			out := p.Clone()
+			out.Set("from", ss.full)
+			out.Set("to", to)
+			ss.toHostedDomain(out, a)
+		}
+		return // remote contacts: federation
+	}
+	var peers []*session
+	if a.Resource != "" {
+		if peer := ss.srv.sessionAt(a.Local, a.Resource); peer != nil {
+			peers = append(peers, peer)
+		}
+	} else {
+		peers = ss.srv.sessionsOf(a.Local)
+	}
+	for _, peer := range peers {
+		if peer.account == ss.account {
+			continue // the account's own resources had theirs
+		}
+		out := p.Clone()
+		out.Set("from", ss.full)
+		out.Set("to", peer.full)
+		if ss.mayReach(peer, out) {
+			peer.send(out)
+		}
+	}
+}
+
+// directedPresence sends an available or unavailable presence to one
+// address (RFC 6121 §4.6), remembering it so that going offline tells it.
+func (ss *session) directedPresence(p *Element) {
+	typ := p.Get("type")
+	kind, a := ss.classify(p.Get("to"))
+	switch typ {
+	case "", "unavailable":
+	default:
+		if kind == toHosted {
+			ss.toHostedDomain(p, a)
+		}
+		return
+	}
+	switch kind {
+	case toServer:
+		return
+	case toRemote:
+		ss.replyErr(p, "remote-server-not-found", "this server does not talk to other servers")
+		return
+	case toHosted:
+		ss.toHostedDomain(p, a)
+	case toAccount:
+		stored := p.Clone()
+		ss.presenceTo(stored, a.String())
+	}
+	ss.mu.Lock()
+	if typ == "" {
+		ss.directed[a.String()] = true
+	} else {
+		delete(ss.directed, a.String())
+	}
+	ss.mu.Unlock()
+}
+
+// deliverPresence shows a presence change the core routed: from IRC
+// sessions (XMPP sessions' presence is broadcast by the door itself).
+func (ss *session) deliverPresence(d chat.Delivery) {
+	if d.From.Door == "xmpp" || d.From.Account == ss.account && d.From.ID == ss.core.ID() {
+		return
+	}
+	visible := d.From.Account == ss.account
+	for _, v := range ss.srv.features.presenceVisible {
+		visible = visible || v(ss, d.From.Account)
+	}
+	if !visible {
+		return
+	}
+	ss.send(corePresence(d.From, d.Presence, ss.srv.cfg.Domain, ss.full))
+}
+
+// ircResource is the resource an IRC session shows as on XMPP.
+func ircResource(ref chat.SessionRef) string {
+	return "irc-" + strconv.FormatUint(ref.ID, 10)
+}
+
+// corePresence is the presence stanza of a non-XMPP session.
+func corePresence(ref chat.SessionRef, p chat.Presence, domain, to string) *Element {
+	el := El(nsClient, "presence", "from", ref.Account+"@"+domain+"/"+ircResource(ref), "to", to)
+	switch p.Show {
+	case chat.ShowOffline:
+		el.Set("type", "unavailable")
+	case chat.ShowAway, chat.ShowXA, chat.ShowDND, chat.ShowChat:
+		el.Add(El(nsClient, "show").Add(string(p.Show)))
+	}
+	if p.Status != "" {
+		el.Add(El(nsClient, "status").Add(p.Status))
+	}
+	return el
+}

@@ -1,0 +1,213 @@
+package xmpp
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"chatbox/services/chat"
+)
+
+// session is a bound resource (RFC 6120 §7): one chat.Session of the
+// account, attached to a connection, or, after the connection dropped
+// with stream management on, waiting to be resumed (XEP-0198).
+type session struct {
+	srv      *Server
+	account  string
+	resource string
+	bare     string // account@domain
+	full     string // account@domain/resource
+	core     *chat.Session
+
+	mu        sync.Mutex
+	c         *conn // nil while detached
+	closed    bool
+	available bool     // sent available presence (RFC 6121 §4.2)
+	priority  int      // of its last available presence
+	presence  *Element // its last broadcast presence, without to/from
+	directed  map[string]bool
+	handled   uint32         // stanzas received (XEP-0198 h)
+	ext       map[string]any // feature state, by feature name
+}
+
+// bind binds a resource (RFC 6120 §7) and opens the core session.
+func (c *conn) bind(iq *Element) {
+	if iq.Get("type") != "set" {
+		c.sendEl(stanzaErrorReply(iq, "modify", "bad-request", "bind is a set"))
+		return
+	}
+	res := iq.Child(nsBind, "bind").ChildText(nsBind, "resource")
+	if res == "" {
+		res = "chatbox-" + randomID()
+	}
+	a, err := parseJID(c.account + "@" + c.srv.cfg.Domain + "/" + res)
+	if err != nil || a.Resource == "" {
+		c.sendEl(stanzaErrorReply(iq, "modify", "bad-request", "that resource is not valid"))
+		return
+	}
+	ss := &session{srv: c.srv, account: c.account, resource: a.Resource, bare: a.Bare(), full: a.String(),
+		c: c, directed: map[string]bool{}, ext: map[string]any{}}
+	// A resource already bound is taken over by the new one (RFC 6120
+	// §7.7.2.2, the override policy): the old stream ends with <conflict/>.
+	if old := c.srv.sessionAt(c.account, a.Resource); old != nil {
+		old.kick(&streamError{Condition: "conflict", Text: "replaced by a new connection with the same resource"})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cs, err := c.srv.core.Open(ctx, chat.SessionInfo{Account: c.account, Door: "xmpp", Resource: a.Resource,
+		Mask: ss.full, Addr: c.ip}, ss)
+	if err != nil {
+		if errors.Is(err, chat.ErrTooManySessions) {
+			c.sendEl(stanzaErrorReply(iq, "wait", "resource-constraint", err.Error()))
+		} else {
+			c.sendEl(stanzaErrorReply(iq, "wait", "internal-server-error", err.Error()))
+		}
+		return
+	}
+	ss.core = cs
+	c.srv.mu.Lock()
+	if c.srv.bound[c.account] == nil {
+		c.srv.bound[c.account] = map[string]*session{}
+	}
+	c.srv.bound[c.account][a.Resource] = ss
+	c.srv.mu.Unlock()
+	c.mu.Lock()
+	c.sess = ss
+	c.mu.Unlock()
+	c.state = stateReady
+	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.PingInterval))
+	c.sendEl(El(nsClient, "iq", "type", "result", "id", iq.Get("id")).Add(
+		El(nsBind, "bind").Add(El(nsBind, "jid").Add(ss.full))))
+	for _, h := range c.srv.features.onBound {
+		h(ss)
+	}
+}
+
+// conn returns the attached connection, or nil.
+func (ss *session) conn() *conn {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.c
+}
+
+// send delivers a stanza to the client through the session's output
+// filters (blocking, CSI, stream management).
+func (ss *session) send(el *Element) {
+	for _, f := range ss.srv.features.outFilters {
+		if !f(ss, el) {
+			return
+		}
+	}
+	ss.write(el)
+}
+
+// write puts a stanza on the wire (or the resumption queue) as is.
+func (ss *session) write(el *Element) {
+	ss.mu.Lock()
+	c := ss.c
+	closed := ss.closed
+	ss.mu.Unlock()
+	if closed {
+		return
+	}
+	for _, f := range ss.srv.features.onWrite {
+		f(ss, el)
+	}
+	if c != nil {
+		c.sendEl(el)
+	}
+}
+
+// result answers an IQ with type result and an optional payload.
+func (ss *session) result(iq *Element, payload *Element) {
+	r := El(nsClient, "iq", "type", "result", "id", iq.Get("id"), "to", ss.full, "from", iq.Get("to"))
+	ss.send(r.Add(payload))
+}
+
+// replyErr answers a stanza with an error.
+func (ss *session) replyErr(st *Element, cond, text string) {
+	r := stanzaErrorReply(st, "", cond, text)
+	r.Set("to", ss.full)
+	ss.send(r)
+}
+
+// kick ends the session's stream with a stream error.
+func (ss *session) kick(e *streamError) {
+	if c := ss.conn(); c != nil {
+		c.fail(e)
+		return
+	}
+	ss.end(e.Text)
+}
+
+// connLost is called when the session's connection ends: without
+// stream management the session ends.
+func (ss *session) connLost(c *conn) {
+	ss.mu.Lock()
+	if ss.c != c {
+		ss.mu.Unlock()
+		return
+	}
+	ss.c = nil
+	ss.mu.Unlock()
+	for _, hold := range ss.srv.features.onConnLost {
+		if hold(ss) {
+			return // a feature (XEP-0198) keeps the session for resumption
+		}
+	}
+	ss.end("disconnected")
+}
+
+// end closes the session: unavailable presence goes out, the core session
+// closes, and the resource is free again.
+func (ss *session) end(reason string) {
+	ss.mu.Lock()
+	if ss.closed {
+		ss.mu.Unlock()
+		return
+	}
+	ss.mu.Unlock()
+	for _, h := range ss.srv.features.onClosed {
+		h(ss)
+	}
+	ss.mu.Lock()
+	ss.closed = true
+	ss.mu.Unlock()
+	ss.srv.mu.Lock()
+	if ss.srv.bound[ss.account][ss.resource] == ss {
+		delete(ss.srv.bound[ss.account], ss.resource)
+		if len(ss.srv.bound[ss.account]) == 0 {
+			delete(ss.srv.bound, ss.account)
+		}
+	}
+	ss.srv.mu.Unlock()
+	if ss.core != nil {
+		ss.core.Close(reason)
+	}
+}
+
+// state returns the feature state stored under key, making it with mk
+// the first time.
+func (ss *session) state(key string, mk func() any) any {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	v, ok := ss.ext[key]
+	if !ok && mk != nil {
+		v = mk()
+		ss.ext[key] = v
+	}
+	return v
+}
+
+// isAvailable reports the session's availability and priority.
+func (ss *session) isAvailable() (bool, int) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.available, ss.priority
+}
+
+// ctx is a context for one store or core call made for the session.
+func (ss *session) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 15*time.Second)
+}

@@ -1,0 +1,273 @@
+package xmpp
+
+import (
+	"bufio"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+)
+
+// This file reads the XML stream (RFC 6120 §4, §11): the stream header
+// and then one top-level element (stanza or nonza) at a time, within
+// bounds on its size and depth. XMPP's restricted XML (§11.1) is
+// enforced: no DTD, no comments, no processing instructions after the XML
+// declaration, no entities beyond the five predefined ones.
+
+// streamError is a stream-level error (RFC 6120 §4.9): the door sends it
+// and closes the stream.
+type streamError struct {
+	Condition string // a urn:ietf:params:xml:ns:xmpp-streams element name
+	Text      string
+}
+
+func (e *streamError) Error() string {
+	if e.Text == "" {
+		return "stream error: " + e.Condition
+	}
+	return "stream error: " + e.Condition + ": " + e.Text
+}
+
+func streamErr(cond, format string, args ...any) *streamError {
+	return &streamError{Condition: cond, Text: fmt.Sprintf(format, args...)}
+}
+
+// errTooBig ends a stanza larger than the door accepts.
+var errTooBig = errors.New("stanza too large")
+
+// budgetReader counts the bytes of the element being read and fails once
+// it passes the budget; it calls idle when a read times out (the
+// connection's read deadline passed), and goes on reading if idle says so.
+type budgetReader struct {
+	r      *bufio.Reader
+	left   int
+	budget int
+	idle   func() bool // nil: a timeout is an error
+}
+
+func (b *budgetReader) ReadByte() (byte, error) {
+	if b.left <= 0 {
+		return 0, errTooBig
+	}
+	for {
+		c, err := b.r.ReadByte()
+		if err == nil {
+			b.left--
+			return c, nil
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && b.idle != nil && b.idle() {
+			continue
+		}
+		return 0, err
+	}
+}
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c, err := b.ReadByte()
+	if err != nil {
+		return 0, err
+	}
+	p[0] = c
+	return 1, nil
+}
+
+// streamReader reads one XML stream.
+type streamReader struct {
+	br       *budgetReader
+	dec      *xml.Decoder
+	maxDepth int
+	header   bool
+}
+
+// newStreamReader reads a stream from r; no element may be larger than
+// maxBytes nor nested deeper than maxDepth.
+func newStreamReader(r io.Reader, maxBytes, maxDepth int, idle func() bool) *streamReader {
+	br := &budgetReader{r: bufio.NewReaderSize(r, 4096), left: maxBytes, budget: maxBytes, idle: idle}
+	d := xml.NewDecoder(br)
+	d.Strict = true
+	return &streamReader{br: br, dec: d, maxDepth: maxDepth}
+}
+
+// token returns the next token, with XMPP's restrictions applied.
+func (s *streamReader) token() (xml.Token, error) {
+	t, err := s.dec.Token()
+	if err != nil {
+		return nil, s.mapErr(err)
+	}
+	switch t := t.(type) {
+	case xml.Comment:
+		return nil, streamErr("restricted-xml", "comments are not allowed in XMPP")
+	case xml.Directive:
+		return nil, streamErr("restricted-xml", "DTDs and other directives are not allowed in XMPP")
+	case xml.ProcInst:
+		if t.Target == "xml" && !s.header {
+			return t, nil
+		}
+		return nil, streamErr("restricted-xml", "processing instructions are not allowed in XMPP")
+	}
+	return t, nil
+}
+
+func (s *streamReader) mapErr(err error) error {
+	var se *xml.SyntaxError
+	switch {
+	case errors.Is(err, errTooBig):
+		return streamErr("policy-violation", "stanza larger than %d bytes", s.br.budget)
+	case errors.As(err, &se):
+		if strings.Contains(se.Msg, "entity") {
+			return streamErr("restricted-xml", "%s", se.Msg)
+		}
+		if strings.Contains(se.Msg, "unexpected EOF") {
+			return io.ErrUnexpectedEOF
+		}
+		return streamErr("not-well-formed", "%s", se.Msg)
+	}
+	return err
+}
+
+// Header reads up to the opening <stream:stream> and returns it.
+func (s *streamReader) Header() (xml.StartElement, error) {
+	for {
+		t, err := s.token()
+		if err != nil {
+			return xml.StartElement{}, err
+		}
+		switch t := t.(type) {
+		case xml.ProcInst:
+			continue
+		case xml.CharData:
+			if len(strings.TrimSpace(string(t))) == 0 {
+				continue
+			}
+			return xml.StartElement{}, streamErr("not-well-formed", "text before the stream header")
+		case xml.StartElement:
+			s.header = true
+			if t.Name.Local != "stream" {
+				return t, streamErr("invalid-namespace", "expected <stream:stream>, got <%s>", t.Name.Local)
+			}
+			if t.Name.Space != nsStream {
+				return t, streamErr("invalid-namespace", "the stream element must be in %s", nsStream)
+			}
+			s.br.left = s.br.budget
+			return t, nil
+		default:
+			return xml.StartElement{}, streamErr("not-well-formed", "expected a stream header")
+		}
+	}
+}
+
+// Next reads the next top-level element of the stream. It returns io.EOF
+// when the peer closed the stream (</stream:stream>). Whitespace between
+// elements (keepalives) is skipped.
+func (s *streamReader) Next() (*Element, error) {
+	s.br.left = s.br.budget
+	for {
+		t, err := s.token()
+		if err != nil {
+			return nil, err
+		}
+		switch t := t.(type) {
+		case xml.CharData:
+			if len(strings.TrimSpace(string(t))) != 0 {
+				return nil, streamErr("bad-format", "text between stanzas")
+			}
+			s.br.left = s.br.budget
+		case xml.EndElement:
+			return nil, io.EOF
+		case xml.StartElement:
+			return s.element(t, 1)
+		}
+	}
+}
+
+func (s *streamReader) element(start xml.StartElement, depth int) (*Element, error) {
+	if depth > s.maxDepth {
+		return nil, streamErr("policy-violation", "elements nested deeper than %d", s.maxDepth)
+	}
+	e := &Element{Space: start.Name.Space, Local: start.Name.Local}
+	for _, a := range start.Attr {
+		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+			continue
+		}
+		e.Attr = append(e.Attr, a)
+	}
+	for {
+		t, err := s.token()
+		if err != nil {
+			return nil, err
+		}
+		switch t := t.(type) {
+		case xml.StartElement:
+			k, err := s.element(t, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			e.Nodes = append(e.Nodes, k)
+		case xml.CharData:
+			if n := len(e.Nodes); n > 0 {
+				if prev, ok := e.Nodes[n-1].(string); ok {
+					e.Nodes[n-1] = prev + string(t)
+					continue
+				}
+			}
+			e.Nodes = append(e.Nodes, string(t))
+		case xml.EndElement:
+			return e, nil
+		}
+	}
+}
+
+// streamHeader is the opening tag the door sends (RFC 6120 §4.7).
+func streamHeader(ns, from, to, id, lang string) string {
+	var b strings.Builder
+	b.WriteString(`<?xml version='1.0'?><stream:stream xmlns="`)
+	escape(&b, ns)
+	b.WriteString(`" xmlns:stream="http://etherx.jabber.org/streams" version="1.0"`)
+	for _, a := range [][2]string{{"from", from}, {"to", to}, {"id", id}} {
+		if a[1] != "" {
+			b.WriteString(" " + a[0] + `="`)
+			escape(&b, a[1])
+			b.WriteByte('"')
+		}
+	}
+	if lang != "" {
+		b.WriteString(` xml:lang="`)
+		escape(&b, lang)
+		b.WriteByte('"')
+	}
+	b.WriteByte('>')
+	return b.String()
+}
+
+// streamErrorXML is a stream error element, ready to send.
+func streamErrorXML(e *streamError) string {
+	x := El(nsStream, "error").Add(El(nsStreamErr, e.Condition))
+	if e.Text != "" {
+		x.Add(El(nsStreamErr, "text").Add(e.Text))
+	}
+	return string(streamElement(x, nsClient))
+}
+
+// streamElement serializes an element of the stream namespace with the
+// stream: prefix the header declares; its children are written in a
+// scope whose default namespace is def (jabber:client).
+func streamElement(e *Element, def string) []byte {
+	var b strings.Builder
+	b.WriteString("<stream:" + e.Local + ">")
+	for _, n := range e.Nodes {
+		switch n := n.(type) {
+		case *Element:
+			n.write(&b, def)
+		case string:
+			escape(&b, n)
+		}
+	}
+	b.WriteString("</stream:" + e.Local + ">")
+	return []byte(b.String())
+}
