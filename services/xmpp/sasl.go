@@ -196,8 +196,14 @@ func (c *conn) scramLookup(mech string) func(string) (chat.SCRAMKeys, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		cr, err := c.srv.core.Credentials(ctx, user, c.ip)
-		if err != nil {
-			return chat.SCRAMKeys{}, err
+		switch {
+		case errors.Is(err, chat.ErrTooManyAttempts):
+			return chat.SCRAMKeys{}, &saslError{Condition: "temporary-auth-failure", Text: err.Error()}
+		case errors.Is(err, chat.ErrBadPassword):
+			return chat.SCRAMKeys{}, err // unknown account: the exchange fails at the proof
+		case err != nil:
+			c.srv.log.Error("read credentials", "account", user, "err", err)
+			return chat.SCRAMKeys{}, &saslError{Condition: "temporary-auth-failure", Text: "the server could not check the password; try again"}
 		}
 		if strings.HasPrefix(mech, "SCRAM-SHA-1") {
 			return cr.SHA1, nil
