@@ -209,7 +209,7 @@ func (c *conn) readFailed(err error) {
 		if c.state == stateReady {
 			c.fail(&streamError{Condition: "connection-timeout", Text: "no answer to keepalive"})
 		} else {
-			c.fail(&streamError{Condition: "connection-timeout", Text: "took too long to log in"})
+			c.fail(&streamError{Condition: "policy-violation", Text: "took too long to log in"})
 		}
 	default:
 		c.srv.log.Debug("read failed", "addr", c.ip, "err", err)

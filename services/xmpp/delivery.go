@@ -1,13 +1,67 @@
 package xmpp
 
 import (
+	"sync"
+
 	"chatbox/services/chat"
 )
 
-// Deliver implements chat.Sink: it turns what the core routes to this
-// session into stanzas. It runs under the core's lock and never blocks:
-// stanzas go to the connection's queue (or the resumption queue).
+// maxInbox bounds the deliveries waiting to be turned into stanzas for
+// one session; a session that falls that far behind is ended.
+const maxInbox = 10000
+
+// inbox holds the core's deliveries to a session until its drain
+// goroutine (one at a time, started on demand) turns them into stanzas:
+// the core calls Deliver under its lock, and the conversion may consult
+// the core and the store (rosters, blocklists), which must not happen
+// under that lock.
+type inbox struct {
+	mu       sync.Mutex
+	queue    []chat.Delivery
+	draining bool
+	overflow bool
+}
+
+// Deliver implements chat.Sink. It never blocks.
 func (ss *session) Deliver(d chat.Delivery) {
+	in := &ss.inbox
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.overflow {
+		return
+	}
+	if len(in.queue) >= maxInbox {
+		in.overflow = true
+		go ss.kick(&streamError{Condition: "policy-violation", Text: "too far behind: reconnect"})
+		return
+	}
+	in.queue = append(in.queue, d)
+	if !in.draining {
+		in.draining = true
+		go ss.drainInbox()
+	}
+}
+
+func (ss *session) drainInbox() {
+	in := &ss.inbox
+	for {
+		in.mu.Lock()
+		batch := in.queue
+		in.queue = nil
+		if len(batch) == 0 {
+			in.draining = false
+			in.mu.Unlock()
+			return
+		}
+		in.mu.Unlock()
+		for _, d := range batch {
+			ss.deliverNow(d)
+		}
+	}
+}
+
+// deliverNow turns one delivery into stanzas.
+func (ss *session) deliverNow(d chat.Delivery) {
 	switch d.Kind {
 	case chat.DelMessage:
 		if d.Message != nil {
@@ -18,7 +72,7 @@ func (ss *session) Deliver(d chat.Delivery) {
 	case chat.DelSignal:
 		ss.deliverSignal(d)
 	case chat.DelDisconnect:
-		go ss.kick(&streamError{Condition: disconnectCondition(d.Reason), Text: d.Reason})
+		ss.kick(&streamError{Condition: disconnectCondition(d.Reason), Text: d.Reason})
 	default:
 		for _, h := range ss.srv.features.deliveries[d.Kind] {
 			h(ss, d)

@@ -29,6 +29,8 @@ type session struct {
 	directed  map[string]bool
 	handled   uint32         // stanzas received (XEP-0198 h)
 	ext       map[string]any // feature state, by feature name
+
+	inbox inbox // the core's deliveries, see Deliver
 }
 
 // bind binds a resource (RFC 6120 §7) and opens the core session.
