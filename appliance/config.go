@@ -33,6 +33,8 @@ type Config struct {
 	Rooms        RoomsConfig        `toml:"rooms"`
 	Limits       LimitsConfig       `toml:"limits"`
 	History      HistoryConfig      `toml:"history"`
+	Upload       UploadConfig       `toml:"upload"`
+	Calls        CallsConfig        `toml:"calls"`
 	HW           HWConfig           `toml:"hw"`
 	MDNS         MDNSConfig         `toml:"mdns"`
 }
@@ -120,6 +122,30 @@ type MDNSConfig struct {
 	Interfaces []string `toml:"interfaces"`
 }
 
+// UploadConfig sets file sharing (XEP-0363 HTTP File Upload): the box
+// serves uploaded files itself over HTTPS, from <data>/uploads.
+type UploadConfig struct {
+	Listen       []string      `toml:"listen"`         // HTTPS; empty turns file sharing off
+	MaxFileBytes int64         `toml:"max_file_bytes"` // largest single file
+	QuotaBytes   int64         `toml:"quota_bytes"`    // per account, files not yet expired
+	Expire       time.Duration `toml:"expire"`         // files are deleted this long after upload
+}
+
+// CallsConfig sets the STUN/TURN service that lets XMPP apps make audio
+// and video calls on a LAN without the Internet (XEP-0215 tells them
+// where it is).
+type CallsConfig struct {
+	Listen []string `toml:"listen"` // UDP and TCP; empty turns STUN/TURN off
+	// RelayIP is the address relayed media flows through; "" picks the
+	// box's first non-loopback IPv4 address (loopback if none).
+	RelayIP      string `toml:"relay_ip"`
+	RelayMinPort int    `toml:"relay_min_port"`
+	RelayMaxPort int    `toml:"relay_max_port"`
+	// CredentialLifetime is how long the TURN credentials handed to an
+	// app stay valid.
+	CredentialLifetime time.Duration `toml:"credential_lifetime"`
+}
+
 // HistoryConfig sets what is kept.
 type HistoryConfig struct {
 	// RetentionDays is how long history is kept; 0 keeps everything.
@@ -167,6 +193,8 @@ func (c Config) OnLAN() Config {
 	c.XMPP.TLSListen = widen(c.XMPP.TLSListen)
 	c.IRC.TLSListen = widen(c.IRC.TLSListen)
 	c.Federation.Listen = widen(c.Federation.Listen)
+	c.Upload.Listen = widen(c.Upload.Listen)
+	c.Calls.Listen = widen(c.Calls.Listen)
 	if c.Web.Listen != "" {
 		c.Web.Listen = widenAddr(c.Web.Listen)
 	}
@@ -217,6 +245,18 @@ func Defaults(hostname string) Config {
 			FailedLoginsPerMinute: 10,
 			MaxMessageBytes:       64 << 10,
 			SessionsPerAccount:    10,
+		},
+		Upload: UploadConfig{
+			Listen:       []string{"127.0.0.1:5443"},
+			MaxFileBytes: 100 << 20,
+			QuotaBytes:   1 << 30,
+			Expire:       30 * 24 * time.Hour,
+		},
+		Calls: CallsConfig{
+			Listen:             []string{"127.0.0.1:3478"},
+			RelayMinPort:       49152,
+			RelayMaxPort:       49407,
+			CredentialLifetime: 24 * time.Hour,
 		},
 		HW: HWConfig{
 			Backend:         "auto",

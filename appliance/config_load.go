@@ -807,6 +807,8 @@ func (c *Config) Validate() error {
 	listen("irc.tls_listen", c.IRC.TLSListen...)
 	listen("irc.plain_listen", c.IRC.PlainListen...)
 	listen("xmpp.component_listen", c.XMPP.ComponentListen...)
+	listen("upload.listen", c.Upload.Listen...)
+	listen("calls.listen", c.Calls.Listen...)
 	if c.Web.Listen != "" {
 		listen("web.listen", c.Web.Listen)
 	}
@@ -832,6 +834,26 @@ func (c *Config) Validate() error {
 		case len(secret) < 16:
 			bad("xmpp.components", "the secret of %s is too short: use at least 16 characters", d)
 		}
+	}
+	if c.Upload.MaxFileBytes <= 0 {
+		bad("upload.max_file_bytes", "must be more than 0, got %d", c.Upload.MaxFileBytes)
+	}
+	if c.Upload.QuotaBytes < c.Upload.MaxFileBytes {
+		bad("upload.quota_bytes", "must be at least upload.max_file_bytes (%d), got %d", c.Upload.MaxFileBytes, c.Upload.QuotaBytes)
+	}
+	if c.Upload.Expire < time.Hour {
+		bad("upload.expire", `must be at least "1h", got %q`, c.Upload.Expire)
+	}
+	if c.Calls.RelayIP != "" {
+		if _, err := netip.ParseAddr(c.Calls.RelayIP); err != nil {
+			bad("calls.relay_ip", "must be an IP address of this box, or empty to pick one, got %q", c.Calls.RelayIP)
+		}
+	}
+	if c.Calls.RelayMinPort < 1024 || c.Calls.RelayMaxPort > 65535 || c.Calls.RelayMinPort > c.Calls.RelayMaxPort {
+		bad("calls.relay_min_port", "the relay ports must be a range within 1024-65535, got %d-%d", c.Calls.RelayMinPort, c.Calls.RelayMaxPort)
+	}
+	if c.Calls.CredentialLifetime < time.Minute {
+		bad("calls.credential_lifetime", `must be at least "1m", got %q`, c.Calls.CredentialLifetime)
 	}
 	if c.XMPP.MaxStanzaBytes < minStanzaBytes {
 		bad("xmpp.max_stanza_bytes", "must be at least %d (the XMPP standard's minimum), got %d", minStanzaBytes, c.XMPP.MaxStanzaBytes)
