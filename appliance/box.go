@@ -169,6 +169,14 @@ func (b *Box) builtinServices() []Service {
 			Guests:                b.cfg.Registration.Guests,
 		}, b.core, b.log))
 	}
+	calls := b.callsService() // before XMPP, which announces it (XEP-0215)
+	if calls != nil {
+		svcs = append(svcs, calls)
+	}
+	uploads := b.uploadService() // before XMPP, which hands out its slots (XEP-0363)
+	if uploads != nil {
+		svcs = append(svcs, uploads)
+	}
 	if c := b.cfg.XMPP; len(c.Listen)+len(c.TLSListen) > 0 {
 		svcs = append(svcs, xmpp.New(xmpp.Config{
 			Domain:                b.cfg.Domain,
@@ -183,7 +191,10 @@ func (b *Box) builtinServices() []Service {
 			StanzasPerSecond:      float64(b.cfg.Limits.MessagesPerSecond) * 2,
 			StanzaBurst:           b.cfg.Limits.MessageBurst * 5,
 			RegistrationOpen:      b.registrationOpen,
+			InvitesOpen:           func() bool { return b.cfg.Registration.Policy != "closed" }, // invite or open
 			Version:               b.version,
+			Calls:                 callServices(calls),
+			Uploads:               uploader(uploads),
 		}, b.core, b.log))
 	}
 	l := b.cfg

@@ -16,6 +16,8 @@ func TestBoxRunAndStop(t *testing.T) {
 	cfg.IRC.PlainListen = []string{"127.0.0.1:0"}
 	cfg.XMPP.Listen = []string{"127.0.0.1:0"}
 	cfg.XMPP.TLSListen = []string{"127.0.0.1:0"}
+	cfg.Calls.Listen = []string{"127.0.0.1:0"}
+	cfg.Upload.Listen = []string{"127.0.0.1:0"}
 	j := &journal{}
 	svc := &fakeService{name: "door", journal: j, failNow: make(chan error)}
 	ctx := context.Background()

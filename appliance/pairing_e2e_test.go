@@ -95,6 +95,8 @@ func TestPairingButtonOpensRegistration(t *testing.T) {
 	cfg.IRC.PlainListen = []string{addr}
 	cfg.IRC.TLSListen = nil
 	cfg.XMPP.Listen, cfg.XMPP.TLSListen = nil, nil
+	cfg.Calls.Listen = nil
+	cfg.Upload.Listen = nil
 	cfg.Registration.PairingWindow = 2 * time.Second
 	cfg.HW.Backend = "sim"
 	box, err := appliance.Open(ctx, appliance.Options{Config: cfg})

@@ -19,6 +19,8 @@ func quietConfig(t *testing.T) Config {
 	cfg.DataDir = t.TempDir()
 	cfg.IRC.TLSListen, cfg.IRC.PlainListen = nil, nil
 	cfg.XMPP.Listen, cfg.XMPP.TLSListen = nil, nil
+	cfg.Calls.Listen = nil
+	cfg.Upload.Listen = nil
 	return cfg
 }
 

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"chatbox/appliance"
 	"chatbox/hw"
 	"chatbox/services/chat"
+	"chatbox/services/xmpp"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; without
@@ -41,6 +43,10 @@ Usage:
   chatbox [flags] user list          list accounts
   chatbox [flags] room add NAME      create a room (#NAME on IRC, NAME@rooms.<domain> on XMPP)
   chatbox [flags] room list          list rooms
+  chatbox [flags] invite [--uses N] [--expire 7d]
+                                     make an invitation link that creates an account (even while registration is closed)
+  chatbox [flags] invite list|revoke TOKEN
+                                     list the invitations still valid, or cancel one
   chatbox [flags] backup FILE        write a backup archive (works while the server runs)
   chatbox [flags] restore FILE       restore a backup (stop the server first)
   chatbox [flags] tls                print the certificate authority's fingerprint
@@ -81,6 +87,9 @@ func splitFlags(args []string) (globals, []string, error) {
 		}
 		switch name {
 		case "config", "data", "set":
+		case "uses", "expire": // chatbox invite's own flags
+			rest = append(rest, a)
+			continue
 		case "h", "help":
 			return g, nil, errHelp
 		default:
@@ -164,6 +173,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = userCmd(ctx, cfg, rest[1:], stdin, stdout, log)
 	case "room":
 		err = roomCmd(ctx, cfg, rest[1:], stdout, log)
+	case "invite":
+		err = inviteCmd(ctx, cfg, rest[1:], stdout, log)
 	case "backup":
 		if len(rest) != 2 {
 			return usageErr(stderr, "chatbox backup FILE")
@@ -493,4 +504,104 @@ func roomCmd(ctx context.Context, cfg appliance.Config, args []string, stdout io
 		return nil
 	}
 	return fmt.Errorf("unknown room command %q: use add or list", args[0])
+}
+
+// inviteCmd makes, lists and revokes invitations to create an account
+// (XEP-0401 on XMPP: the link opens an XMPP app's registration).
+func inviteCmd(ctx context.Context, cfg appliance.Config, args []string, stdout io.Writer, log *slog.Logger) error {
+	const use = "usage: chatbox invite [--uses N] [--expire 7d] | chatbox invite list | chatbox invite revoke TOKEN"
+	req := chat.InviteRequest{}
+	var words []string
+	for i := 0; i < len(args); i++ {
+		name, val, hasVal := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		if !strings.HasPrefix(args[i], "-") {
+			words = append(words, args[i])
+			continue
+		}
+		if !hasVal {
+			if i+1 >= len(args) {
+				return fmt.Errorf("flag %s needs a value (%s)", args[i], use)
+			}
+			i++
+			val = args[i]
+		}
+		switch name {
+		case "uses":
+			n, err := strconv.Atoi(val)
+			if err != nil || n < 1 || n > chat.MaxInviteUses {
+				return fmt.Errorf("--uses %s: give a number of accounts from 1 to %d", val, chat.MaxInviteUses)
+			}
+			req.Uses = n
+		case "expire":
+			d, err := parseDays(val)
+			if err != nil || d < time.Minute || d > chat.MaxInviteTTL {
+				return fmt.Errorf("--expire %s: give a duration from 1m to %dd, such as 7d, 36h or 30m", val, chat.MaxInviteTTL/(24*time.Hour))
+			}
+			req.TTL = d
+		default:
+			return errors.New(use)
+		}
+	}
+	switch {
+	case len(words) == 0:
+	case words[0] == "list" && len(words) == 1, words[0] == "revoke" && len(words) == 2:
+		if req != (chat.InviteRequest{}) {
+			return errors.New(use)
+		}
+	default:
+		return errors.New(use)
+	}
+	st, core, err := appliance.OpenCore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if len(words) == 0 {
+		inv, err := core.CreateAccountInvite(ctx, req)
+		if err != nil {
+			return err
+		}
+		uses := "one account"
+		if inv.Uses > 1 {
+			uses = fmt.Sprintf("%d accounts", inv.Uses)
+		}
+		fmt.Fprintf(stdout, "invitation for %s on %s, valid until %s; open this link with an XMPP app:\n%s\ntoken: %s\n",
+			uses, cfg.Domain, inv.Expires.Local().Format("2006-01-02 15:04"), xmpp.InviteURI(cfg.Domain, inv), inv.Token)
+		return nil
+	}
+	if words[0] == "revoke" {
+		if err := core.RevokeAccountInvite(ctx, words[1]); err != nil {
+			if errors.Is(err, chat.ErrNotFound) {
+				return fmt.Errorf("no invitation %q (see chatbox invite list)", words[1])
+			}
+			return err
+		}
+		fmt.Fprintf(stdout, "invitation %s revoked\n", words[1])
+		return nil
+	}
+	invs, err := core.AccountInvites(ctx)
+	if err != nil {
+		return err
+	}
+	for _, inv := range invs {
+		by := inv.Creator
+		if by == "" {
+			by = "(box)"
+		}
+		fmt.Fprintf(stdout, "%s\t%d left\tuntil %s\tby %s\t%s\n", inv.Token, inv.Uses,
+			inv.Expires.Local().Format("2006-01-02 15:04"), by, xmpp.InviteURI(cfg.Domain, inv))
+	}
+	return nil
+}
+
+// parseDays is time.ParseDuration that also takes whole days ("7d").
+func parseDays(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 || days > 100000 {
+			return 0, fmt.Errorf("bad number of days %q", n)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
 }

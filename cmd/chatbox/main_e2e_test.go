@@ -75,7 +75,8 @@ type server struct {
 func startServer(t *testing.T, dir string, args ...string) *server {
 	t.Helper()
 	args = append([]string{"--set", "irc.tls_listen=127.0.0.1:0", "--set", "irc.plain_listen=127.0.0.1:0",
-		"--set", "xmpp.listen=127.0.0.1:0", "--set", "xmpp.tls_listen=127.0.0.1:0"}, args...)
+		"--set", "xmpp.listen=127.0.0.1:0", "--set", "xmpp.tls_listen=127.0.0.1:0",
+		"--set", "calls.listen=127.0.0.1:0", "--set", "upload.listen=127.0.0.1:0"}, args...)
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CHATBOX_CONFIG=", "CHATBOX_DATA=")
@@ -228,4 +229,25 @@ func TestConfigErrors(t *testing.T) {
 	srv := startServer(t, dir, "--set", "domain=example.local", "--set", "rooms.default=[\"hall\"]")
 	srv.stop(t)
 	must(t, chatbox(t, dir, "", "room", "list"), 0, "#hall")
+}
+
+func TestInviteCommand(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "d")
+	set := []string{"--data", data, "--set", "domain=box.example"}
+	r := chatbox(t, dir, "", append(set, "invite", "--uses", "2", "--expire=3d")...)
+	must(t, r, 0, "xmpp:box.example?register;preauth=")
+	m := regexp.MustCompile(`xmpp:box\.example\?register;preauth=([a-z2-7]{26})\ntoken: ([a-z2-7]{26})\n`).FindStringSubmatch(r.stdout)
+	if m == nil || m[1] != m[2] || !strings.Contains(r.stdout, "2 accounts") {
+		t.Fatalf("invite output: %q", r.stdout)
+	}
+	must(t, chatbox(t, dir, "", append(set, "invite", "list")...), 0, m[1]+"\t2 left")
+	must(t, chatbox(t, dir, "", append(set, "invite", "--uses", "0")...), 1, "from 1 to 1000")
+	must(t, chatbox(t, dir, "", append(set, "invite", "--expire", "10s")...), 1, "such as 7d")
+	must(t, chatbox(t, dir, "", append(set, "invite", "frobnicate")...), 1, "usage: chatbox invite")
+	must(t, chatbox(t, dir, "", append(set, "invite", "revoke", m[1])...), 0, "revoked")
+	must(t, chatbox(t, dir, "", append(set, "invite", "revoke", m[1])...), 1, "no invitation")
+	if r := chatbox(t, dir, "", append(set, "invite", "list")...); r.code != 0 || strings.Contains(r.stdout, m[1]) {
+		t.Fatalf("revoked invitation listed: %+v", r)
+	}
 }

@@ -121,14 +121,35 @@ func (c *Core) SendDirect(ctx context.Context, s *Session, to string, kind Messa
 }
 
 // History answers a history query for a session: a room's history if it
-// may see the room (members-only rooms: members and occupants), or its
-// own direct conversation with q.Peer.
+// may see the room (members-only rooms: members and occupants), its own
+// direct conversation with q.Peer, or, with q.Account set to its own
+// account and no Peer, all of its direct conversations.
 func (c *Core) History(ctx context.Context, s *Session, q HistoryQuery) ([]Message, error) {
+	q, err := c.historyScope(ctx, s, q)
+	if err != nil {
+		return nil, err
+	}
+	return c.store.History(ctx, q)
+}
+
+// CountHistory says how many messages History would find for q without
+// its Limit (XEP-0059 result set counts), under the same rules.
+func (c *Core) CountHistory(ctx context.Context, s *Session, q HistoryQuery) (int, error) {
+	q, err := c.historyScope(ctx, s, q)
+	if err != nil {
+		return 0, err
+	}
+	return c.store.CountHistory(ctx, q)
+}
+
+// historyScope checks that the session may read what q selects and
+// returns q in the store's terms.
+func (c *Core) historyScope(ctx context.Context, s *Session, q HistoryQuery) (HistoryQuery, error) {
 	switch {
 	case q.Room != "":
 		r, err := c.loadRoom(ctx, Fold(q.Room))
 		if err != nil {
-			return nil, err
+			return q, err
 		}
 		q.Room = r.room.Name
 		c.mu.Lock()
@@ -138,17 +159,22 @@ func (c *Core) History(ctx context.Context, s *Session, q HistoryQuery) ([]Messa
 			aff.rank() >= AffMember.rank()
 		c.mu.Unlock()
 		if !allowed {
-			return nil, fmt.Errorf("%w: history of %s is for its members", ErrForbidden, r.room.Name)
+			return q, fmt.Errorf("%w: history of %s is for its members", ErrForbidden, r.room.Name)
 		}
 		q.Account, q.Peer = "", ""
-	case q.Peer != "" && s.info.Guest:
-		return nil, fmt.Errorf("%w: guests have no direct conversations", ErrForbidden)
+	case (q.Peer != "" || q.Account != "") && s.info.Guest:
+		return q, fmt.Errorf("%w: guests have no direct conversations", ErrForbidden)
 	case q.Peer != "":
 		q.Account, q.Peer = s.info.Account, Fold(q.Peer)
+	case q.Account != "":
+		if Fold(q.Account) != s.info.Account {
+			return q, fmt.Errorf("%w: an account's direct messages are its own to read", ErrForbidden)
+		}
+		q.Account = s.info.Account
 	default:
-		return nil, fmt.Errorf("%w: a history query names a room or a peer", ErrForbidden)
+		return q, fmt.Errorf("%w: a history query names a room, a peer or the session's own account", ErrForbidden)
 	}
-	return c.store.History(ctx, q)
+	return q, nil
 }
 
 // MessageByID returns one message the session may see (a room's, under

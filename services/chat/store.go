@@ -25,6 +25,7 @@ type Store interface {
 	MessageStore
 	VCardStore
 	DataStore
+	InviteStore
 	Close() error
 }
 
@@ -91,6 +92,9 @@ type MessageStore interface {
 	// History returns messages matching q in store order (Seq), oldest
 	// first.
 	History(ctx context.Context, q HistoryQuery) ([]Message, error)
+	// CountHistory says how many messages match q, ignoring its Limit
+	// and Last (XEP-0059 result set counts).
+	CountHistory(ctx context.Context, q HistoryQuery) (int, error)
 	// MessageByID looks a message up by its stable ID, or ErrNotFound.
 	MessageByID(ctx context.Context, id string) (Message, error)
 	// Offline returns up to limit messages queued for account, oldest first.
@@ -112,16 +116,20 @@ type VCardStore interface {
 	SetVCard(ctx context.Context, account string, data []byte) error
 }
 
-// HistoryQuery selects messages of one room or one conversation.
+// HistoryQuery selects messages of one room, of one conversation, or of
+// all of an account's direct conversations.
 //
-// Exactly one of Room or (Account and Peer) is set. Paging works both ways:
+// Exactly one of Room or Account is set: Room for a room's history,
+// Account and Peer for the direct conversation between the two, Account
+// alone for every direct message the account sent or received (its
+// archive, XEP-0313). Paging works both ways:
 // AfterSeq/BeforeSeq exclude the given message, Start/End bound server time
 // (inclusive; zero means unbounded). With Last set, the newest Limit
 // matching messages are returned (still oldest first), which is how
 // "page backwards" is asked.
 type HistoryQuery struct {
 	Room    string // room history
-	Account string // with Peer: the direct conversation between the two
+	Account string // with Peer: the direct conversation between the two; alone: all of its direct messages
 	Peer    string
 
 	AfterSeq  int64

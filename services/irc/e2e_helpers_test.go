@@ -110,6 +110,8 @@ func startBox(t *testing.T, accounts []string, settings ...string) *box {
 		"--set", "xmpp.listen=[]",
 		"--set", "xmpp.tls_listen=[]",
 		"--set", "web.listen=",
+		"--set", "calls.listen=[]",
+		"--set", "upload.listen=[]",
 	}
 	for _, s := range settings {
 		args = append(args, "--set", s)

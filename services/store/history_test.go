@@ -249,7 +249,6 @@ func TestHistoryDirect(t *testing.T) {
 
 	for _, bad := range []chat.HistoryQuery{
 		{},
-		{Account: "alice"},
 		{Peer: "alice"},
 		{Room: "general", Account: "alice", Peer: "bob"},
 		{Room: "general", Peer: "bob"},
@@ -258,6 +257,85 @@ func TestHistoryDirect(t *testing.T) {
 		if _, err := s.History(context.Background(), bad); err == nil {
 			t.Errorf("History(%+v) succeeded", bad)
 		}
+	}
+}
+
+// TestHistoryAccount reads every direct conversation of one account at
+// once (Account without Peer: its XEP-0313 archive), with paging, time
+// bounds and counts; rooms and other people's conversations stay out.
+func TestHistoryAccount(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, "")
+	var msgs []*chat.Message
+	var want []string // alice's direct messages in store order
+	for i := range 40 {
+		id := fmt.Sprint("m", i)
+		var m *chat.Message
+		switch i % 4 {
+		case 0:
+			m = &chat.Message{ID: id, From: "alice", To: "bob", Time: at(i)}
+		case 1:
+			m = &chat.Message{ID: id, From: "carol", To: "alice", Time: at(i)}
+		case 2:
+			m = &chat.Message{ID: id, From: "alice", To: "alice", Time: at(i)}
+		case 3:
+			m = &chat.Message{ID: id, From: "bob", To: "carol", Time: at(i)}
+		}
+		if m.From == "alice" || m.To == "alice" {
+			want = append(want, id)
+		}
+		msgs = append(msgs, m, &chat.Message{ID: fmt.Sprint("r", i), From: "alice", Room: "alice", Time: at(i)})
+	}
+	appendAll(t, s, msgs, nil)
+	all := chat.HistoryQuery{Account: "alice", Limit: 1000}
+	if got := ids(history(t, s, all)); !reflect.DeepEqual(got, want) {
+		t.Fatalf("alice's archive: %v\nwant %v", got, want)
+	}
+	n, err := s.CountHistory(ctx, chat.HistoryQuery{Account: "alice", Limit: 1})
+	if err != nil || n != len(want) {
+		t.Fatalf("CountHistory(alice) = %d, %v; want %d", n, err, len(want))
+	}
+	if got := ids(history(t, s, chat.HistoryQuery{Account: "carol", Limit: 1000})); len(got) != 20 {
+		t.Errorf("carol's archive has %d messages, want 20: %v", len(got), got)
+	}
+
+	// Forwards and backwards by pages of 7 give the whole archive.
+	var fwd []string
+	var after int64
+	for {
+		h := history(t, s, chat.HistoryQuery{Account: "alice", AfterSeq: after, Limit: 7})
+		if len(h) == 0 {
+			break
+		}
+		fwd, after = append(fwd, ids(h)...), h[len(h)-1].Seq
+	}
+	var back []string
+	var before int64
+	for {
+		h := history(t, s, chat.HistoryQuery{Account: "alice", BeforeSeq: before, Limit: 7, Last: true})
+		if len(h) == 0 {
+			break
+		}
+		back, before = append(ids(h), back...), h[0].Seq
+	}
+	if !reflect.DeepEqual(fwd, want) || !reflect.DeepEqual(back, want) {
+		t.Errorf("paged archive:\nforwards  %v\nbackwards %v\nwant      %v", fwd, back, want)
+	}
+
+	// Time bounds and seq bounds combine; counts follow the same filter.
+	q := chat.HistoryQuery{Account: "alice", Start: at(8), End: at(21), AfterSeq: msgs[2*9].Seq}
+	wantQ := []string{"m10", "m12", "m13", "m14", "m16", "m17", "m18", "m20", "m21"}
+	if got := ids(history(t, s, q)); !reflect.DeepEqual(got, wantQ) {
+		t.Errorf("bounded archive: %v, want %v", got, wantQ)
+	}
+	if n, err := s.CountHistory(ctx, q); err != nil || n != len(wantQ) {
+		t.Errorf("bounded count = %d, %v; want %d", n, err, len(wantQ))
+	}
+	if n, err := s.CountHistory(ctx, chat.HistoryQuery{Room: "alice"}); err != nil || n != 40 {
+		t.Errorf("room count = %d, %v; want 40", n, err)
+	}
+	if _, err := s.CountHistory(ctx, chat.HistoryQuery{}); err == nil {
+		t.Error("CountHistory of nothing succeeded")
 	}
 }
 

@@ -84,8 +84,17 @@ func historyFilter(q chat.HistoryQuery) (string, []any, error) {
 		conds, args = append(conds, "m.room = ?"), append(args, q.Room)
 	case q.Account != "" && q.Peer != "":
 		conds, args = append(conds, "m.conv = ?"), append(args, convKey(q.Account, q.Peer))
+	case q.Account != "":
+		// Every direct conversation of the account (its XEP-0313 archive),
+		// through the indexes by sender and recipient (0004): the cost
+		// follows the account's messages, not the box's.
+		conds = append(conds, `m.seq IN (
+			SELECT seq FROM messages WHERE conv IS NOT NULL AND from_account = ?
+			UNION ALL
+			SELECT seq FROM messages WHERE conv IS NOT NULL AND to_account = ?)`)
+		args = append(args, q.Account, q.Account)
 	default:
-		return "", nil, errors.New("query needs a room, or an account and a peer")
+		return "", nil, errors.New("query needs a room or an account")
 	}
 	if q.AfterSeq > 0 {
 		conds, args = append(conds, "m.seq > ?"), append(args, q.AfterSeq)
@@ -108,6 +117,20 @@ func historyFilter(q chat.HistoryQuery) (string, []any, error) {
 		conds, args = append(conds, "m.time <= ?"), append(args, t)
 	}
 	return strings.Join(conds, " AND "), args, nil
+}
+
+// CountHistory implements chat.MessageStore: how many messages match q,
+// ignoring its Limit and Last.
+func (s *Store) CountHistory(ctx context.Context, q chat.HistoryQuery) (int, error) {
+	where, args, err := historyFilter(q)
+	if err != nil {
+		return 0, fmt.Errorf("count history: %w", err)
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM messages m WHERE `+where, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count history: %w", err)
+	}
+	return n, nil
 }
 
 // clampLimit applies DefaultLimit and MaxLimit.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -51,13 +52,14 @@ type conn struct {
 	state    connState
 	restart  bool   // the stream restarts after this element (STARTTLS, SASL)
 	account  string // after SASL
-	authzid  string
 	sasl     *saslExchange
 	streamID string
 	lang     string
 	pinged   bool // the door is waiting for an answer to its keepalive
 	failures int  // failed SASL attempts (under srv.mu)
-	lastRead time.Time
+	regTries int  // XEP-0077 registrations tried before authentication
+
+	invite string // XEP-0401 invitation token presented before authentication
 
 	tokens float64 // stanza rate bucket
 	tokAt  time.Time
@@ -67,6 +69,9 @@ type conn struct {
 	comp string   // component domain, once the handshake is done
 
 	closeOnce sync.Once
+	// final marks a stream that ended for good (the client closed it, or
+	// the server ended the session): it is not kept for resumption.
+	final atomic.Bool
 }
 
 func newConn(s *Server, nc net.Conn, ip string, kind connKind) *conn {
@@ -191,7 +196,15 @@ func (c *conn) idle() bool {
 		return false
 	}
 	c.pinged = true
-	c.sendEl(El(nsClient, "iq", "type", "get", "id", "keepalive", "from", c.srv.cfg.Domain).Add(El("urn:xmpp:ping", "ping")))
+	ping := El(nsClient, "iq", "type", "get", "id", "keepalive", "from", c.srv.cfg.Domain).Add(El("urn:xmpp:ping", "ping"))
+	c.mu.Lock()
+	ss := c.sess
+	c.mu.Unlock()
+	if ss != nil {
+		ss.write(ping) // counted by stream management
+	} else {
+		c.sendEl(ping)
+	}
 	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.PingTimeout))
 	return true
 }
@@ -204,6 +217,7 @@ func (c *conn) readFailed(err error) {
 	case errors.As(err, &se):
 		c.fail(se)
 	case errors.Is(err, io.EOF):
+		c.final.Store(true)
 		c.closeStream()
 	case errors.As(err, &ne) && ne.Timeout():
 		if c.state == stateReady {
@@ -245,6 +259,11 @@ func (c *conn) rateOK() bool {
 func (c *conn) openStream() error {
 	hdr, err := c.rd.Header()
 	if err != nil {
+		var se *streamError
+		if errors.As(err, &se) {
+			// RFC 6120 §4.9.1.1: an error before our header goes after one.
+			c.send([]byte(streamHeader(nsClient, c.srv.cfg.Domain, "", "", "")))
+		}
 		return err
 	}
 	var to, version string

@@ -64,13 +64,22 @@ func (ss *session) drainInbox() {
 func (ss *session) deliverNow(d chat.Delivery) {
 	switch d.Kind {
 	case chat.DelMessage:
-		if d.Message != nil {
+		switch {
+		case d.Message == nil:
+		case d.Message.Room != "":
+			ss.mucRoomMessage(d)
+		default:
 			ss.deliverMessage(d)
 		}
 	case chat.DelPresence:
+		ss.mucPresenceChange(d)
 		ss.deliverPresence(d)
 	case chat.DelSignal:
-		ss.deliverSignal(d)
+		if d.Room != "" {
+			ss.mucSignal(d)
+		} else {
+			ss.deliverSignal(d)
+		}
 	case chat.DelDisconnect:
 		ss.kick(&streamError{Condition: disconnectCondition(d.Reason), Text: d.Reason})
 	default:

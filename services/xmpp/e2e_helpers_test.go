@@ -69,20 +69,22 @@ func password(account string) string { return "password-" + account }
 
 // box is one running chatbox.
 type box struct {
-	data     string
-	xmppAddr string // STARTTLS
-	xmppTLS  string // direct TLS
-	ircAddr  string // plain IRC
-	compAddr string // components, if configured
-	ca       *x509.CertPool
-	cmd      *exec.Cmd
-	logMu    sync.Mutex
-	log      bytes.Buffer
-	exited   chan struct{}
-	err      error
+	data       string
+	xmppAddr   string // STARTTLS
+	xmppTLS    string // direct TLS
+	ircAddr    string // plain IRC
+	compAddr   string // components, if configured
+	uploadAddr string // file sharing (HTTPS, XEP-0363)
+	ca         *x509.CertPool
+	cmd        *exec.Cmd
+	logMu      sync.Mutex
+	log        bytes.Buffer
+	exited     chan struct{}
+	err        error
 }
 
 var listenRe = regexp.MustCompile(`msg=listening door=(xmpp|irc) addr=(\S+) (?:kind=(\S+)|tls=(\S+))`)
+var uploadListenRe = regexp.MustCompile(`msg=listening door=upload addr=(\S+)`)
 
 // startBox creates the accounts with the CLI and starts a server with the
 // settings given as key=value on top of loopback listeners on free ports.
@@ -99,6 +101,8 @@ func startBox(t *testing.T, accounts []string, settings ...string) *box {
 		"--set", "xmpp.listen=127.0.0.1:0",
 		"--set", "xmpp.tls_listen=127.0.0.1:0",
 		"--set", "web.listen=",
+		"--set", "upload.listen=127.0.0.1:0",
+		"--set", "calls.listen=127.0.0.1:0",
 		"--set", "log.level=debug",
 	}
 	for _, s := range settings {
@@ -134,6 +138,9 @@ func startBox(t *testing.T, accounts []string, settings ...string) *box {
 				case m[3] == "component":
 					b.compAddr = m[2]
 				}
+			}
+			if m := uploadListenRe.FindStringSubmatch(line); m != nil {
+				b.uploadAddr = m[1]
 			}
 			b.logMu.Unlock()
 			if !isReady && strings.Contains(line, `msg="chatbox ready"`) {

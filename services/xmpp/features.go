@@ -52,13 +52,35 @@ type features struct {
 	presenceVisible  []func(ss *session, account string) bool
 	// reachFilters may stop a stanza from one session to another (XEP-0191).
 	reachFilters []func(from, to *session, el *Element) bool
+	// blocks says whether account blocked stanzas from a JID (XEP-0191,
+	// xep0191_blocking.go); use Server.blockedBy.
+	blocks func(account string, from address) bool
 	// domains are services hosted here (MUC, upload), by domain.
 	domains map[string]func(ss *session, el *Element)
 	// deliveries handle the core's other delivery kinds (rooms).
 	deliveries map[chat.DeliveryKind][]func(ss *session, d chat.Delivery)
+	// roomIQ answers IQs to a room's bare JID by payload namespace
+	// (XEP-0313 on a room's history).
+	roomIQ map[string]func(ss *session, iq *Element, room string)
 	// messageFilters see every message stanza a client sends before it is
 	// routed; returning true means it was handled (e.g. consumed).
 	messageFilters []func(ss *session, msg *Element) bool
+	// accountIdentities are disco#info identities of an account's bare
+	// JID besides account/registered (XEP-0163: pubsub/pep); discoItems
+	// add disco#items of the domain (account "") or of an account's bare
+	// JID for a node ("" is the top level): ok says the hook knows the
+	// node (XEP-0030, xep0030_disco.go).
+	accountIdentities []discoIdentity
+	discoItems        []func(ss *session, account, node string) (items []*Element, ok bool)
+	// privateSetHooks see each element a client stores in private XML
+	// storage (XEP-0049), to mirror bookmarks (XEP-0048/XEP-0402).
+	privateSetHooks []func(ss *session, el *Element)
+	// avatars caches accounts' vCard photo hashes (XEP-0153).
+	avatars *avatarHashes
+	// iqResults see the results and errors clients send to the domain
+	// (answers to the server's own queries, such as XEP-0163's caps
+	// disco#info); true means taken.
+	iqResults []func(ss *session, iq *Element) bool
 }
 
 // buildFeatures registers every feature file.
@@ -69,11 +91,33 @@ func buildFeatures(s *Server) *features {
 		preAuthIQs: map[string]func(*conn, *Element){},
 		nonzas:     map[string]func(*conn, *Element){},
 		domains:    map[string]func(*session, *Element){},
+		roomIQ:     map[string]func(*session, *Element, string){},
 		deliveries: map[chat.DeliveryKind][]func(*session, chat.Delivery){},
 	}
 	for _, register := range []func(*features, *Server){
 		registerPing,
+		registerMUC,
 		registerCarbons,
+		registerSM, // before registerPresence: unacknowledged messages are requeued before the session is seen to end
+		registerPresence,
+		registerBlocking,
+		registerRoster,
+		registerCSI,
+		registerDisco,
+		registerCaps,
+		registerVersion,
+		registerTime,
+		registerLast,
+		registerVCard,
+		registerPrivate,
+		registerRegister,
+		registerPEP, // after registerVCard and registerPrivate (XEP-0398, XEP-0402 mirror them)
+		registerMAM,
+		registerOffline,
+		registerExtDisco,
+		registerUpload,
+		registerCommands, // XEP-0050; its commands come from the feature files (XEP-0401)
+		registerInvites,
 	} {
 		register(f, s)
 	}

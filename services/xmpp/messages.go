@@ -290,6 +290,9 @@ func (ss *session) deliverMessage(d chat.Delivery) {
 		ss.carbon("sent", el)
 		return
 	}
+	if !ss.firstDelivery(m.Seq) {
+		return // already shown from the offline queue
+	}
 	x := decodeExtra(m.Extra)
 	if x.ToRes != "" {
 		if target := ss.srv.sessionAt(ss.account, x.ToRes); target != nil {

@@ -8,8 +8,28 @@ import (
 )
 
 // This file is presence (RFC 6121 §4): a session's availability and
-// priority, its broadcast, and presence from the core (IRC sessions).
-// Subscriptions and the roster are in rfc6121_roster.go.
+// priority, its broadcast to the account's available resources and to
+// the contacts the presenceTargets hooks name, directed presence (§4.6),
+// the unavailable presence of a session that ends without saying so
+// (§4.5.2), and presence from the core (IRC sessions, shown as resources
+// irc-<n>). Presence goes only to available resources (those that sent
+// initial presence). The roster, subscriptions and probes are in
+// rfc6121_roster.go and rfc6121_subscriptions.go.
+
+// registerPresence adds the unavailable presence of a session that ends
+// while available (RFC 6121 §4.5.2: the server broadcasts it for the
+// client).
+func registerPresence(f *features, _ *Server) {
+	f.onClosed = append(f.onClosed, func(ss *session) {
+		av, _ := ss.isAvailable()
+		ss.mu.Lock()
+		directed := len(ss.directed)
+		ss.mu.Unlock()
+		if av || directed > 0 {
+			ss.broadcastPresence(El(nsClient, "presence", "type", "unavailable", "from", ss.full))
+		}
+	})
+}
 
 // presenceShow maps XMPP <show/> to the core's Show.
 func presenceShow(p *Element) chat.Show {
@@ -68,6 +88,7 @@ func (ss *session) broadcastPresence(p *Element) {
 	stored := p.Clone()
 	stored.Set("to", "")
 	ss.mu.Lock()
+	wasAvailable := ss.available
 	initial := !ss.available && typ == ""
 	if typ == "" {
 		ss.available, ss.priority, ss.presence = true, prio, stored
@@ -80,16 +101,22 @@ func (ss *session) broadcastPresence(p *Element) {
 	} else {
 		ss.core.SetPresence(chat.Presence{Show: chat.ShowOffline, Status: p.ChildText(nsClient, "status")})
 	}
-	// The account's own resources, including this one (RFC 6121 §4.2.2).
+	// The account's available resources, including this one (RFC 6121
+	// §4.2.2, §4.4.2).
 	for _, other := range ss.srv.sessionsOf(ss.account) {
+		if av, _ := other.isAvailable(); !av && other != ss {
+			continue
+		}
 		out := stored.Clone()
 		out.Set("from", ss.full)
 		out.Set("to", other.full)
 		other.send(out)
 	}
-	for _, targets := range ss.srv.features.presenceTargets {
-		for _, jid := range targets(ss) {
-			ss.presenceTo(stored, jid)
+	if wasAvailable || typ == "" {
+		for _, targets := range ss.srv.features.presenceTargets {
+			for _, jid := range targets(ss) {
+				ss.presenceTo(stored, jid)
+			}
 		}
 	}
 	if typ == "unavailable" {
@@ -102,10 +129,75 @@ func (ss *session) broadcastPresence(p *Element) {
 		}
 	}
 	if initial {
+		ss.ownPresences()
 		for _, h := range ss.srv.features.onInitialPresence {
 			h(ss)
 		}
 	}
+}
+
+// ownPresences shows a newly available session the presence of its
+// account's other available resources, XMPP and IRC.
+func (ss *session) ownPresences() {
+	for _, other := range ss.srv.sessionsOf(ss.account) {
+		if other == ss {
+			continue
+		}
+		other.mu.Lock()
+		p := other.presence.Clone()
+		av := other.available
+		other.mu.Unlock()
+		if !av || p == nil {
+			continue
+		}
+		p.Set("from", other.full)
+		p.Set("to", ss.full)
+		ss.send(p)
+	}
+	for _, el := range ss.srv.ircPresences(ss.account, ss.full, false) {
+		ss.send(el)
+	}
+}
+
+// ircPresences are the presence stanzas, addressed to to, of account's
+// sessions on other doors (IRC): unavailable ones if unavailable,
+// otherwise those of the sessions that are online.
+func (s *Server) ircPresences(account, to string, unavailable bool) []*Element {
+	var out []*Element
+	p := chat.Presence{Show: chat.ShowOffline}
+	known := unavailable
+	for _, ref := range s.core.Sessions(account) {
+		if ref.Door == "xmpp" {
+			continue
+		}
+		if !known {
+			p, known = s.ircPresence(account), true
+		}
+		if p.Show == chat.ShowOffline && !unavailable {
+			continue
+		}
+		out = append(out, corePresence(ref, p, s.cfg.Domain, to))
+	}
+	return out
+}
+
+// ircPresence is the presence of account's IRC sessions as far as the
+// core tells it: the core gives one session's presence only to that
+// session and aggregates the account's (the most available show), so
+// when the aggregate is an XMPP session's, the IRC sessions are shown as
+// plainly available (which they are unless marked AWAY). Their changes
+// arrive as they happen (deliverPresence).
+func (s *Server) ircPresence(account string) chat.Presence {
+	agg := s.core.AccountPresence(account)
+	if agg.Show == chat.ShowOffline {
+		return agg
+	}
+	for _, ss := range s.sessionsOf(account) {
+		if ss.core != nil && ss.core.Presence() == agg {
+			return chat.Presence{Show: chat.ShowAvailable}
+		}
+	}
+	return agg
 }
 
 // presenceTo sends a copy of the session's presence to a JID: every
@@ -130,7 +222,12 @@ func (ss *session) presenceTo(p *Element, to string) {
 			peers = append(peers, peer)
 		}
 	} else {
-		peers = ss.srv.sessionsOf(a.Local)
+		// A bare JID: its available resources (RFC 6121 §8.5.2.1.1).
+		for _, peer := range ss.srv.sessionsOf(a.Local) {
+			if av, _ := peer.isAvailable(); av {
+				peers = append(peers, peer)
+			}
+		}
 	}
 	for _, peer := range peers {
 		if peer.account == ss.account {
@@ -184,6 +281,9 @@ func (ss *session) directedPresence(p *Element) {
 func (ss *session) deliverPresence(d chat.Delivery) {
 	if d.From.Door == "xmpp" || d.From.Account == ss.account && d.From.ID == ss.core.ID() {
 		return
+	}
+	if av, _ := ss.isAvailable(); !av {
+		return // presence goes to available resources
 	}
 	visible := d.From.Account == ss.account
 	for _, v := range ss.srv.features.presenceVisible {

@@ -127,6 +127,11 @@ func (ss *session) routeIQ(iq *Element) {
 	switch kind {
 	case toServer:
 		if typ == "result" || typ == "error" {
+			for _, h := range ss.srv.features.iqResults {
+				if h(ss, iq) {
+					return
+				}
+			}
 			return // answers to the server's own pings
 		}
 		if h := ss.srv.features.serverIQ[iq.First().Space]; h != nil {

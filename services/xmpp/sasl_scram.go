@@ -42,7 +42,6 @@ import (
 	"hash"
 	"strconv"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
 	"golang.org/x/text/secure/precis"
@@ -104,29 +103,11 @@ type scramServer struct {
 	username string
 	authzid  string
 
-	keys        chat.SCRAMKeys
-	fake        bool   // unknown account: always fail at the proof
-	cbind       string // expected c= value (base64)
-	nonce       string // combined nonce
-	authPrefix  []byte // client-first-bare "," server-first ","
-	serverFinal []byte
-}
-
-var (
-	scramProcessSecretOnce sync.Once
-	scramProcessSecret     []byte
-)
-
-// scramDefaultSecret is a random secret for this process, used when the
-// caller gives no fake secret; fake salts then stay stable until restart.
-func scramDefaultSecret() []byte {
-	scramProcessSecretOnce.Do(func() {
-		scramProcessSecret = make([]byte, 32)
-		if _, err := rand.Read(scramProcessSecret); err != nil {
-			panic("sasl: no randomness: " + err.Error())
-		}
-	})
-	return scramProcessSecret
+	keys       chat.SCRAMKeys
+	fake       bool   // unknown account: always fail at the proof
+	cbind      string // expected c= value (base64)
+	nonce      string // combined nonce
+	authPrefix []byte // client-first-bare "," server-first ","
 }
 
 // newSCRAMServer starts one server exchange for mech ("SCRAM-SHA-256",
@@ -138,8 +119,8 @@ func scramDefaultSecret() []byte {
 // count, derived from the username and fakeSecret so that it does not
 // reveal whether the account exists, and fails with not-authorized at the
 // proof step. A *saslError from lookup (temporary-auth-failure, say) ends
-// the exchange at once with that error instead. An empty fakeSecret is
-// replaced by a random per-process one.
+// the exchange at once with that error instead. fakeSecret must not be
+// empty (the server's per-run secret).
 //
 // cb provides channel binding data; it is nil without TLS. plusAdvertised
 // says whether the server advertised any -PLUS mechanism (RFC 5802
@@ -166,7 +147,7 @@ func newSCRAMServer(mech string, lookup func(username string) (chat.SCRAMKeys, e
 		return nil, errors.New("sasl: newSCRAMServer needs a lookup function")
 	}
 	if len(s.fakeSecret) == 0 {
-		s.fakeSecret = scramDefaultSecret()
+		return nil, errors.New("sasl: SCRAM needs a secret for unknown accounts' fake salts")
 	}
 	return s, nil
 }

@@ -253,7 +253,7 @@ func TestSCRAMSuccess(t *testing.T) {
 
 func TestSCRAMPrepareUsernameAndAuthzid(t *testing.T) {
 	var asked []string
-	s, err := newSCRAMServer("SCRAM-SHA-256", scramTestLookup(t, "SCRAM-SHA-256", &asked), nil, false, nil)
+	s, err := newSCRAMServer("SCRAM-SHA-256", scramTestLookup(t, "SCRAM-SHA-256", &asked), nil, false, []byte("test secret"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +270,7 @@ func TestSCRAMPrepareUsernameAndAuthzid(t *testing.T) {
 
 	// saslname escapes in both the authzid and the username.
 	asked = nil
-	s, _ = newSCRAMServer("SCRAM-SHA-256", scramTestLookup(t, "SCRAM-SHA-256", &asked), nil, false, nil)
+	s, _ = newSCRAMServer("SCRAM-SHA-256", scramTestLookup(t, "SCRAM-SHA-256", &asked), nil, false, []byte("test secret"))
 	out, done, err := s.Step([]byte("n,a=x=2Cy=3Dz,n=Al=2Cice=3D,r=abc"))
 	if err != nil || done || len(out) == 0 {
 		t.Fatalf("Step = %q, %v, %v", out, done, err)
@@ -402,7 +402,7 @@ func TestSCRAMLookupError(t *testing.T) {
 	lookup := func(string) (chat.SCRAMKeys, error) {
 		return chat.SCRAMKeys{}, &saslError{Condition: "temporary-auth-failure", Text: "too many attempts"}
 	}
-	s, err := newSCRAMServer("SCRAM-SHA-256", lookup, nil, false, nil)
+	s, err := newSCRAMServer("SCRAM-SHA-256", lookup, nil, false, []byte("test secret"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,13 +414,13 @@ func TestSCRAMLookupError(t *testing.T) {
 
 	// Keys for the wrong hash are treated like an unknown account.
 	cred := scramTestCreds(t)
-	s, _ = newSCRAMServer("SCRAM-SHA-1", func(string) (chat.SCRAMKeys, error) { return cred.SHA256, nil }, nil, false, nil)
+	s, _ = newSCRAMServer("SCRAM-SHA-1", func(string) (chat.SCRAMKeys, error) { return cred.SHA256, nil }, nil, false, []byte("test secret"))
 	scramCondition(t, scramRun(t, s, sasl.ScramSha1, scramCreds("alice", scramTestPassword, "")), "not-authorized")
 }
 
 func TestSCRAMBadMechanism(t *testing.T) {
 	for _, mech := range []string{"", "PLAIN", "SCRAM-SHA-512", "SCRAM-SHA-256-plus", "-PLUS"} {
-		s, err := newSCRAMServer(mech, scramTestLookup(t, mech, nil), nil, false, nil)
+		s, err := newSCRAMServer(mech, scramTestLookup(t, mech, nil), nil, false, []byte("test secret"))
 		if s != nil {
 			t.Errorf("newSCRAMServer(%q) made a server", mech)
 		}

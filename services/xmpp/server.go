@@ -54,6 +54,16 @@ type Config struct {
 	RegistrationOpen func() bool
 	Version          string
 	Now              func() time.Time
+	// Calls is the box's STUN/TURN service, announced to apps with
+	// XEP-0215 (xep0215_extdisco.go); nil when calls are off.
+	Calls CallServices
+	// Uploads hands out XEP-0363 upload slots (xep0363_upload.go); nil
+	// when file sharing is off.
+	Uploads Uploader
+
+	// InvitesOpen says whether every account may invite new accounts
+	// (XEP-0401, xep0401_invites.go); box admins always may.
+	InvitesOpen func() bool
 }
 
 func (c *Config) defaults() {
@@ -89,6 +99,9 @@ func (c *Config) defaults() {
 	}
 	if c.RegistrationOpen == nil {
 		c.RegistrationOpen = func() bool { return false }
+	}
+	if c.InvitesOpen == nil {
+		c.InvitesOpen = func() bool { return false }
 	}
 	if c.Version == "" {
 		c.Version = "dev"
@@ -277,6 +290,7 @@ func (s *Server) shutdown() {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
+		c.final.Store(true) // not kept for XEP-0198 resumption
 		c.fail(&streamError{Condition: "system-shutdown", Text: "the server is shutting down"})
 	}
 	for _, ss := range waiting {

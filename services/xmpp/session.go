@@ -20,6 +20,8 @@ type session struct {
 	full     string // account@domain/resource
 	core     *chat.Session
 
+	wmu sync.Mutex // orders writes, so that XEP-0198 numbers them as sent
+
 	mu        sync.Mutex
 	c         *conn // nil while detached
 	closed    bool
@@ -30,7 +32,8 @@ type session struct {
 	handled   uint32         // stanzas received (XEP-0198 h)
 	ext       map[string]any // feature state, by feature name
 
-	inbox inbox // the core's deliveries, see Deliver
+	inbox inbox          // the core's deliveries, see Deliver
+	shown map[int64]bool // direct messages shown (see firstDelivery)
 }
 
 // bind binds a resource (RFC 6120 §7) and opens the core session.
@@ -106,6 +109,8 @@ func (ss *session) send(el *Element) {
 
 // write puts a stanza on the wire (or the resumption queue) as is.
 func (ss *session) write(el *Element) {
+	ss.wmu.Lock()
+	defer ss.wmu.Unlock()
 	ss.mu.Lock()
 	c := ss.c
 	closed := ss.closed
@@ -137,6 +142,7 @@ func (ss *session) replyErr(st *Element, cond, text string) {
 // kick ends the session's stream with a stream error.
 func (ss *session) kick(e *streamError) {
 	if c := ss.conn(); c != nil {
+		c.final.Store(true)
 		c.fail(e)
 		return
 	}
@@ -154,7 +160,7 @@ func (ss *session) connLost(c *conn) {
 	ss.c = nil
 	ss.mu.Unlock()
 	for _, hold := range ss.srv.features.onConnLost {
-		if hold(ss) {
+		if !c.final.Load() && hold(ss) {
 			return // a feature (XEP-0198) keeps the session for resumption
 		}
 	}

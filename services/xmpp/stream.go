@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"unicode/utf8"
 )
 
 // This file reads the XML stream (RFC 6120 §4, §11): the stream header
@@ -127,6 +128,13 @@ func (s *streamReader) mapErr(err error) error {
 			return io.ErrUnexpectedEOF
 		}
 		return streamErr("not-well-formed", "%s", se.Msg)
+	case strings.HasPrefix(err.Error(), "xml: "):
+		// The XML declaration's checks (version, encoding) fail with
+		// plain errors.
+		if strings.Contains(err.Error(), "encoding") {
+			return streamErr("unsupported-encoding", "%s: XMPP is UTF-8 only", err)
+		}
+		return streamErr("not-well-formed", "%s", err)
 	}
 	return err
 }
@@ -181,6 +189,9 @@ func (s *streamReader) Next() (*Element, error) {
 		case xml.EndElement:
 			return nil, io.EOF
 		case xml.StartElement:
+			if t.Name.Space == nsStream && t.Name.Local == "stream" {
+				return nil, streamErr("invalid-xml", "a stream cannot be opened inside a stream")
+			}
 			return s.element(t, 1)
 		}
 	}
@@ -191,7 +202,12 @@ func (s *streamReader) element(start xml.StartElement, depth int) (*Element, err
 		return nil, streamErr("policy-violation", "elements nested deeper than %d", s.maxDepth)
 	}
 	e := &Element{Space: start.Name.Space, Local: start.Name.Local}
-	for _, a := range start.Attr {
+	for i, a := range start.Attr {
+		for _, b := range start.Attr[:i] {
+			if a.Name == b.Name {
+				return nil, streamErr("not-well-formed", "attribute %s given twice", a.Name.Local)
+			}
+		}
 		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
 			continue
 		}
@@ -249,7 +265,15 @@ func streamHeader(ns, from, to, id, lang string) string {
 func streamErrorXML(e *streamError) string {
 	x := El(nsStream, "error").Add(El(nsStreamErr, e.Condition))
 	if e.Text != "" {
-		x.Add(El(nsStreamErr, "text").Add(e.Text))
+		// The text may quote the client's bytes (a parser's message):
+		// keep it well-formed XML.
+		text := strings.Map(func(r rune) rune {
+			if r == utf8.RuneError || (r < 0x20 && r != '\t' && r != '\n' && r != '\r') {
+				return '\uFFFD'
+			}
+			return r
+		}, e.Text)
+		x.Add(El(nsStreamErr, "text").Add(text))
 	}
 	return string(streamElement(x, nsClient))
 }

@@ -48,6 +48,8 @@ func TestStreamReaderBounds(t *testing.T) {
 		{"not well-formed", head + `<message><body></message>`, "not-well-formed"},
 		{"text between stanzas", head + `hello<message/>`, "bad-format"},
 		{"wrong root", `<html>`, "invalid-namespace"},
+		{"duplicate attribute", head + `<message to="a" to="b"/>`, "not-well-formed"},
+		{"stream in stream", head + `<stream:stream xmlns:stream="http://etherx.jabber.org/streams">`, "invalid-xml"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newStreamReader(strings.NewReader(tc.in), 4096, 32, nil)

@@ -1,0 +1,846 @@
+package xmpp
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"chatbox/services/chat"
+)
+
+// XEP-0045 Multi-User Chat at rooms.<domain>: a room is the core's room,
+// shared with IRC (general@rooms.<domain> is #general), with one history
+// and one member list. This file is joining, leaving, occupant presence,
+// groupchat messages, subjects, history on join, self-ping (XEP-0410),
+// occupant ids (XEP-0421) and the core's room deliveries; administration
+// and configuration are in xep0045_muc_admin.go.
+//
+// Rooms are non-anonymous (an occupant's account is shown to everyone, as
+// IRC shows it in the host mask). An IRC member is an occupant whose nick
+// is its account name. Private messages to an occupant go through the core
+// as direct messages to its account (stored, cross-door), so they come
+// from the sender's real JID. IQs to another occupant are not relayed
+// (service-unavailable), except XEP-0410 pings to oneself. XEP-0317 hats
+// and voice requests are left out; rooms are created unlocked (instant).
+
+const (
+	nsMUC        = "http://jabber.org/protocol/muc"
+	nsMUCUser    = nsMUC + "#user"
+	nsMUCAdmin   = nsMUC + "#admin"
+	nsMUCOwner   = nsMUC + "#owner"
+	nsOccupantID = "urn:xmpp:occupant-id:0"
+)
+
+// mucState is a session's view of the rooms it is in.
+type mucState struct {
+	mu      sync.Mutex
+	rooms   map[string]*mucRoom // joined, by room name
+	pending map[string]mucJoin  // joins waiting for the core's echo
+}
+
+// mucRoom is one joined room as this session knows it.
+type mucRoom struct {
+	nick      string
+	occupants map[string]chat.Occupant // by folded nick
+	lastSeq   int64                    // history replayed up to (dedupe)
+}
+
+// mucJoin is what a join asked for, kept until the core's echo.
+type mucJoin struct {
+	created bool
+	limit   int // history stanzas, -1: the room's default
+	since   time.Time
+}
+
+func (ss *session) muc() *mucState {
+	return ss.state("muc", func() any {
+		return &mucState{rooms: map[string]*mucRoom{}, pending: map[string]mucJoin{}}
+	}).(*mucState)
+}
+
+func (s *Server) mucDomain() string { return "rooms." + s.cfg.Domain }
+
+func (s *Server) roomJID(room string) string { return room + "@" + s.mucDomain() }
+
+func registerMUC(f *features, s *Server) {
+	f.domains[s.mucDomain()] = s.mucStanza
+	for _, k := range []chat.DeliveryKind{chat.DelJoin, chat.DelLeave, chat.DelQuit, chat.DelKick,
+		chat.DelNick, chat.DelTopic, chat.DelRole, chat.DelSettings, chat.DelInvite, chat.DelRoomDestroy} {
+		f.deliveries[k] = append(f.deliveries[k], (*session).mucDelivery)
+	}
+}
+
+// mucStanza handles a stanza a client sent to rooms.<domain>.
+func (s *Server) mucStanza(ss *session, el *Element) {
+	a, _ := parseJID(el.Get("to"))
+	typ := el.Get("type")
+	if a.Local == "" {
+		if el.Local == "iq" && (typ == "get" || typ == "set") {
+			s.mucServiceIQ(ss, el)
+		}
+		return
+	}
+	room := chat.Fold(a.Local)
+	if err := chat.ValidName(room); err != nil {
+		if typ != "error" && typ != "result" {
+			ss.replyErr(el, "item-not-found", "no such room: "+err.Error())
+		}
+		return
+	}
+	switch el.Local {
+	case "presence":
+		s.mucPresence(ss, el, room, a.Resource)
+	case "message":
+		s.mucMessage(ss, el, room, a.Resource)
+	case "iq":
+		if typ == "get" || typ == "set" {
+			s.mucIQ(ss, el, room, a.Resource)
+		}
+	}
+}
+
+// mucError answers a presence to a room with an error presence.
+func mucError(ss *session, p *Element, cond, text string) {
+	r := stanzaErrorReply(p, "", cond, text)
+	r.Set("to", ss.full)
+	r.Add(El(nsMUC, "x"))
+	ss.send(r)
+}
+
+// mucPresence joins, updates, renames or leaves.
+func (s *Server) mucPresence(ss *session, p *Element, room, nick string) {
+	typ := p.Get("type")
+	st := ss.muc()
+	st.mu.Lock()
+	joined := st.rooms[room]
+	st.mu.Unlock()
+	ctx, cancel := ss.ctx()
+	defer cancel()
+	switch typ {
+	case "unavailable":
+		if joined == nil {
+			return
+		}
+		if err := s.core.Part(ctx, ss.core, room, p.ChildText(nsClient, "status")); err != nil && !errors.Is(err, chat.ErrNotInRoom) {
+			s.log.Warn("leave room", "room", room, "err", err)
+		}
+		return
+	case "":
+	default:
+		if typ != "error" {
+			ss.replyErr(p, "bad-request", "rooms take available and unavailable presence")
+		}
+		return
+	}
+	if nick == "" {
+		mucError(ss, p, "jid-malformed", "say which nickname to use: room@"+s.mucDomain()+"/nickname")
+		return
+	}
+	if joined != nil {
+		if foldNick(nick) != foldNick(joined.nick) {
+			if err := s.core.ChangeNick(ctx, ss.core, room, nick); err != nil {
+				mucError(ss, p, mucCondition(err), err.Error())
+			}
+			return
+		}
+		// A presence update in the room: the core knows one presence per
+		// session, which clients mirror into their rooms.
+		ss.core.SetPresence(chat.Presence{Show: presenceShow(p), Status: p.ChildText(nsClient, "status")})
+		return
+	}
+	j := mucJoin{limit: -1}
+	password := ""
+	if x := p.Child(nsMUC, "x"); x != nil {
+		password = x.ChildText(nsMUC, "password")
+		if h := x.Child(nsMUC, "history"); h != nil {
+			if v := h.Get("maxstanzas"); v != "" {
+				j.limit, _ = strconv.Atoi(v)
+			}
+			if v := h.Get("maxchars"); v == "0" {
+				j.limit = 0
+			}
+			if v := h.Get("seconds"); v != "" {
+				if n, err := strconv.Atoi(v); err == nil {
+					j.since = s.cfg.Now().Add(-time.Duration(n) * time.Second)
+				}
+			}
+			if v := h.Get("since"); v != "" {
+				if t, err := time.Parse(time.RFC3339, v); err == nil {
+					j.since = t
+				}
+			}
+		}
+	}
+	if _, _, err := s.core.RoomInfo(ctx, room); errors.Is(err, chat.ErrNoSuchRoom) {
+		j.created = true
+	}
+	st.mu.Lock()
+	st.pending[room] = j
+	st.mu.Unlock()
+	if _, err := s.core.Join(ctx, ss.core, room, nick, password); err != nil {
+		st.mu.Lock()
+		delete(st.pending, room)
+		st.mu.Unlock()
+		mucError(ss, p, mucCondition(err), err.Error())
+	}
+}
+
+// mucCondition maps the core's room errors to stanza error conditions
+// (XEP-0045 §7.2).
+func mucCondition(err error) string {
+	switch {
+	case errors.Is(err, chat.ErrNickInUse), errors.Is(err, chat.ErrNickReserved):
+		return "conflict"
+	case errors.Is(err, chat.ErrBanned):
+		return "forbidden"
+	case errors.Is(err, chat.ErrInviteOnly):
+		return "registration-required"
+	case errors.Is(err, chat.ErrRoomKey):
+		return "not-authorized"
+	case errors.Is(err, chat.ErrRoomFull):
+		return "service-unavailable"
+	case errors.Is(err, chat.ErrRoomCreateDenied):
+		return "not-allowed"
+	case errors.Is(err, chat.ErrNoSuchRoom), errors.Is(err, chat.ErrNoSuchOccupant):
+		return "item-not-found"
+	case errors.Is(err, chat.ErrTooManyRooms), errors.Is(err, chat.ErrRateLimited):
+		return "resource-constraint"
+	case errors.Is(err, chat.ErrForbidden), errors.Is(err, chat.ErrModerated):
+		return "forbidden"
+	case errors.Is(err, chat.ErrNotInRoom):
+		return "not-acceptable"
+	case errors.Is(err, chat.ErrTooLong), errors.Is(err, chat.ErrInvalidUTF8), errors.Is(err, chat.ErrEmptyMessage):
+		return "not-acceptable"
+	case errors.Is(err, chat.ErrBadName):
+		return "jid-malformed"
+	}
+	return "internal-server-error"
+}
+
+func foldNick(n string) string { return strings.ToLower(n) }
+
+// occupantID is the XEP-0421 id of an account in a room: stable, and
+// telling nothing beyond what the room shows.
+func (s *Server) occupantID(room, account string) string {
+	sum := sha256.Sum256([]byte(s.cfg.Domain + "\x00" + room + "\x00" + account))
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+// occupantPresence is an occupant's presence in a room, sent to to.
+func (s *Server) occupantPresence(room string, o chat.Occupant, to string, codes ...string) *Element {
+	p := El(nsClient, "presence", "from", s.roomJID(room)+"/"+o.Nick, "to", to)
+	if pr := s.core.AccountPresence(o.Account); pr.Show != chat.ShowAvailable && pr.Show != chat.ShowOffline && pr.Show != "" {
+		p.Add(El(nsClient, "show").Add(string(pr.Show)))
+		if pr.Status != "" {
+			p.Add(El(nsClient, "status").Add(pr.Status))
+		}
+	}
+	x := El(nsMUCUser, "x")
+	item := El(nsMUCUser, "item", "affiliation", string(orNone(o.Affiliation)), "role", string(orRole(o.Role)))
+	if !chat.IsGuest(o.Account) {
+		item.Set("jid", o.Account+"@"+s.cfg.Domain)
+	}
+	x.Add(item)
+	for _, c := range codes {
+		x.Add(El(nsMUCUser, "status", "code", c))
+	}
+	p.Add(x, El(nsOccupantID, "occupant-id", "id", s.occupantID(room, o.Account)))
+	return p
+}
+
+func orNone(a chat.Affiliation) chat.Affiliation {
+	if a == "" {
+		return chat.AffNone
+	}
+	return a
+}
+
+func orRole(r chat.Role) chat.Role {
+	if r == "" {
+		return chat.RoleParticipant
+	}
+	return r
+}
+
+// mucDelivery turns the core's room events into MUC stanzas.
+func (ss *session) mucDelivery(d chat.Delivery) {
+	s := ss.srv
+	st := ss.muc()
+	st.mu.Lock()
+	r := st.rooms[d.Room]
+	st.mu.Unlock()
+	switch d.Kind {
+	case chat.DelJoin:
+		if d.Echo {
+			ss.mucJoined(d)
+			return
+		}
+		if r == nil {
+			return
+		}
+		st.mu.Lock()
+		r.occupants[foldNick(d.Occupant.Nick)] = d.Occupant
+		st.mu.Unlock()
+		ss.send(s.occupantPresence(d.Room, d.Occupant, ss.full))
+	case chat.DelLeave:
+		if r == nil {
+			return
+		}
+		p := s.occupantPresence(d.Room, d.Occupant, ss.full)
+		p.Set("type", "unavailable")
+		if d.Reason != "" {
+			p.Add(El(nsClient, "status").Add(d.Reason))
+		}
+		st.mu.Lock()
+		if d.Echo {
+			delete(st.rooms, d.Room)
+			mucStatus(p, "110")
+		} else {
+			delete(r.occupants, foldNick(d.Occupant.Nick))
+		}
+		st.mu.Unlock()
+		ss.send(p)
+	case chat.DelKick:
+		if r == nil {
+			return
+		}
+		o := d.Occupant
+		o.Role = chat.RoleNone
+		if d.Banned {
+			o.Affiliation = chat.AffOutcast
+		}
+		p := s.occupantPresence(d.Room, o, ss.full)
+		p.Set("type", "unavailable")
+		item := p.Child(nsMUCUser, "x").Child(nsMUCUser, "item")
+		if d.Actor != "" {
+			item.Add(El(nsMUCUser, "actor", "nick", d.Actor))
+		}
+		if d.Reason != "" {
+			item.Add(El(nsMUCUser, "reason").Add(d.Reason))
+		}
+		code := "307"
+		if d.Banned {
+			code = "301"
+		}
+		mucStatus(p, code)
+		st.mu.Lock()
+		delete(r.occupants, foldNick(d.Occupant.Nick))
+		if foldNick(d.Occupant.Nick) == foldNick(r.nick) && d.Occupant.Account == ss.account {
+			delete(st.rooms, d.Room)
+			mucStatus(p, "110")
+		}
+		st.mu.Unlock()
+		ss.send(p)
+	case chat.DelNick:
+		if r == nil {
+			return
+		}
+		old := d.Occupant
+		old.Nick = d.OldNick
+		p := s.occupantPresence(d.Room, old, ss.full)
+		p.Set("type", "unavailable")
+		p.Child(nsMUCUser, "x").Child(nsMUCUser, "item").Set("nick", d.Occupant.Nick)
+		mucStatus(p, "303")
+		np := s.occupantPresence(d.Room, d.Occupant, ss.full)
+		st.mu.Lock()
+		delete(r.occupants, foldNick(d.OldNick))
+		r.occupants[foldNick(d.Occupant.Nick)] = d.Occupant
+		if foldNick(r.nick) == foldNick(d.OldNick) && d.Occupant.Account == ss.account {
+			r.nick = d.Occupant.Nick
+			mucStatus(p, "110")
+			mucStatus(np, "110")
+		}
+		st.mu.Unlock()
+		ss.send(p)
+		ss.send(np)
+	case chat.DelTopic:
+		if r == nil {
+			return
+		}
+		ss.send(s.subjectMessage(d.Room, d.Topic, d.Actor, ss.full))
+	case chat.DelRole:
+		if r == nil {
+			return
+		}
+		st.mu.Lock()
+		r.occupants[foldNick(d.Occupant.Nick)] = d.Occupant
+		me := foldNick(r.nick) == foldNick(d.Occupant.Nick) && d.Occupant.Account == ss.account
+		st.mu.Unlock()
+		p := s.occupantPresence(d.Room, d.Occupant, ss.full)
+		if d.Actor != "" || d.Reason != "" {
+			item := p.Child(nsMUCUser, "x").Child(nsMUCUser, "item")
+			if d.Actor != "" {
+				item.Add(El(nsMUCUser, "actor", "nick", d.Actor))
+			}
+			if d.Reason != "" {
+				item.Add(El(nsMUCUser, "reason").Add(d.Reason))
+			}
+		}
+		if me {
+			mucStatus(p, "110")
+		}
+		ss.send(p)
+	case chat.DelSettings:
+		if r == nil {
+			return
+		}
+		ss.send(El(nsClient, "message", "from", s.roomJID(d.Room), "to", ss.full, "type", "groupchat", "id", randomID()).Add(
+			El(nsMUCUser, "x").Add(El(nsMUCUser, "status", "code", "104"))))
+	case chat.DelQuit:
+		for _, room := range d.Rooms {
+			st.mu.Lock()
+			r := st.rooms[room]
+			var o chat.Occupant
+			found := false
+			if r != nil {
+				o, found = r.occupants[foldNick(d.Occupant.Nick)]
+				if !found || o.Account != d.Occupant.Account {
+					for k, x := range r.occupants {
+						if x.Account == d.Occupant.Account {
+							o, found = x, true
+							delete(r.occupants, k)
+							break
+						}
+					}
+				} else {
+					delete(r.occupants, foldNick(o.Nick))
+				}
+			}
+			st.mu.Unlock()
+			if !found {
+				continue
+			}
+			p := s.occupantPresence(room, o, ss.full)
+			p.Set("type", "unavailable")
+			if d.Reason != "" {
+				p.Add(El(nsClient, "status").Add(d.Reason))
+			}
+			ss.send(p)
+		}
+	case chat.DelRoomDestroy:
+		if r == nil {
+			return
+		}
+		st.mu.Lock()
+		delete(st.rooms, d.Room)
+		nick := r.nick
+		st.mu.Unlock()
+		p := El(nsClient, "presence", "from", s.roomJID(d.Room)+"/"+nick, "to", ss.full, "type", "unavailable")
+		destroy := El(nsMUCUser, "destroy")
+		if d.Reason != "" {
+			destroy.Add(El(nsMUCUser, "reason").Add(d.Reason))
+		}
+		p.Add(El(nsMUCUser, "x").Add(
+			El(nsMUCUser, "item", "affiliation", "none", "role", "none"), destroy,
+			El(nsMUCUser, "status", "code", "110")))
+		ss.send(p)
+	case chat.DelInvite:
+		ss.send(s.inviteMessage(d, ss.full))
+	}
+}
+
+func mucStatus(p *Element, code string) {
+	p.Child(nsMUCUser, "x").Add(El(nsMUCUser, "status", "code", code))
+}
+
+// mucJoined sends the joiner the room (XEP-0045 §7.2.3): the others'
+// presence, its own with status codes, the history, then the subject.
+func (ss *session) mucJoined(d chat.Delivery) {
+	s := ss.srv
+	st := ss.muc()
+	st.mu.Lock()
+	j, ok := st.pending[d.Room]
+	delete(st.pending, d.Room)
+	if !ok {
+		j = mucJoin{limit: -1}
+	}
+	r := &mucRoom{nick: d.Occupant.Nick, occupants: map[string]chat.Occupant{}}
+	for _, o := range d.Occupants {
+		r.occupants[foldNick(o.Nick)] = o
+	}
+	st.rooms[d.Room] = r
+	st.mu.Unlock()
+	for _, o := range d.Occupants {
+		if foldNick(o.Nick) == foldNick(d.Occupant.Nick) {
+			continue
+		}
+		ss.send(s.occupantPresence(d.Room, o, ss.full))
+	}
+	codes := []string{"100", "110", "170"}
+	if j.created {
+		codes = append(codes, "201")
+	}
+	ss.send(s.occupantPresence(d.Room, d.Occupant, ss.full, codes...))
+	// History from the shared store: lines written on IRC included.
+	limit := j.limit
+	if limit < 0 {
+		limit = 20
+		if d.RoomInfo != nil && d.RoomInfo.Settings.MaxHistory > 0 {
+			limit = d.RoomInfo.Settings.MaxHistory
+		}
+	}
+	if limit > 100 {
+		limit = 100
+	}
+	if limit > 0 {
+		ctx, cancel := ss.ctx()
+		msgs, err := s.core.History(ctx, ss.core, chat.HistoryQuery{Room: d.Room, Limit: limit, Last: true, Start: j.since})
+		cancel()
+		if err != nil {
+			s.log.Warn("room history on join", "room", d.Room, "err", err)
+		}
+		for i := range msgs {
+			m := &msgs[i]
+			el := ss.roomMessage(m)
+			el.Add(delayEl(s.roomJID(d.Room), m.Time))
+			ss.send(el)
+			st.mu.Lock()
+			if m.Seq > r.lastSeq {
+				r.lastSeq = m.Seq
+			}
+			st.mu.Unlock()
+		}
+	}
+	topic, by := "", ""
+	if d.RoomInfo != nil {
+		topic, by = d.RoomInfo.Topic, d.RoomInfo.TopicBy
+	}
+	ss.send(s.subjectMessage(d.Room, topic, by, ss.full))
+}
+
+// subjectMessage carries a room's subject (always sent on join, empty if
+// none, XEP-0045 §7.2.15).
+func (s *Server) subjectMessage(room, topic, by, to string) *Element {
+	from := s.roomJID(room)
+	if by != "" {
+		from += "/" + by
+	}
+	return El(nsClient, "message", "from", from, "to", to, "type", "groupchat", "id", randomID()).Add(
+		El(nsClient, "subject").Add(topic))
+}
+
+// roomMessage is the stanza of a stored room message.
+func (ss *session) roomMessage(m *chat.Message) *Element {
+	s := ss.srv
+	x := decodeExtra(m.Extra)
+	id := x.ID
+	if id == "" {
+		id = m.ID
+	}
+	nick := m.FromNick
+	if nick == "" {
+		nick = m.From
+	}
+	el := El(nsClient, "message", "from", s.roomJID(m.Room)+"/"+nick, "to", ss.full, "type", "groupchat", "id", id)
+	if x.Lang != "" {
+		el.Attr = append(el.Attr, xmlLang(x.Lang))
+	}
+	body := m.Body
+	if m.Kind == chat.KindAction {
+		body = "/me " + body
+	}
+	el.Add(El(nsClient, "body").Add(body))
+	for _, k := range parseFragment(x.X) {
+		el.Add(k)
+	}
+	el.Add(El("urn:xmpp:sid:0", "stanza-id", "id", m.ID, "by", s.roomJID(m.Room)),
+		El(nsOccupantID, "occupant-id", "id", s.occupantID(m.Room, m.From)))
+	return el
+}
+
+// mucRoomMessage delivers a room message the core routed (Echo too: MUC
+// reflects a message to its sender).
+func (ss *session) mucRoomMessage(d chat.Delivery) {
+	st := ss.muc()
+	st.mu.Lock()
+	r := st.rooms[d.Message.Room]
+	dup := r != nil && d.Message.Seq <= r.lastSeq
+	st.mu.Unlock()
+	if r == nil || dup {
+		return
+	}
+	ss.send(ss.roomMessage(d.Message))
+}
+
+// mucPresenceChange shows an occupant's new presence in the rooms this
+// session shares with it.
+func (ss *session) mucPresenceChange(d chat.Delivery) {
+	st := ss.muc()
+	type shown struct {
+		room string
+		o    chat.Occupant
+	}
+	var out []shown
+	st.mu.Lock()
+	for room, r := range st.rooms {
+		for _, o := range r.occupants {
+			if o.Account == d.From.Account && !(o.Account == ss.account && foldNick(o.Nick) == foldNick(r.nick)) {
+				out = append(out, shown{room, o})
+			}
+		}
+	}
+	st.mu.Unlock()
+	for _, x := range out {
+		ss.send(ss.srv.occupantPresence(x.room, x.o, ss.full))
+	}
+}
+
+// mucSignal shows a typing notification in a room as a chat state.
+func (ss *session) mucSignal(d chat.Delivery) {
+	st := ss.muc()
+	st.mu.Lock()
+	r := st.rooms[d.Room]
+	nick := ""
+	if r != nil {
+		for _, o := range r.occupants {
+			if o.Account == d.From.Account {
+				nick = o.Nick
+			}
+		}
+	}
+	st.mu.Unlock()
+	state := map[string]string{"active": "composing", "paused": "paused", "done": "active"}[d.Tags["typing"]]
+	if r == nil || nick == "" || state == "" || d.From.ID == ss.core.ID() {
+		return
+	}
+	ss.send(El(nsClient, "message", "from", ss.srv.roomJID(d.Room)+"/"+nick, "to", ss.full, "type", "groupchat").Add(
+		El(nsChatStates, state)))
+}
+
+// mucMessage handles a message to a room or to an occupant.
+func (s *Server) mucMessage(ss *session, msg *Element, room, nick string) {
+	typ := msg.Get("type")
+	if typ == "error" {
+		return
+	}
+	ctx, cancel := ss.ctx()
+	defer cancel()
+	if nick != "" {
+		s.mucPrivate(ctx, ss, msg, room, nick)
+		return
+	}
+	if x := msg.Child(nsMUCUser, "x"); x != nil && x.Child(nsMUCUser, "invite") != nil {
+		s.mucInvite(ctx, ss, msg, room, x)
+		return
+	}
+	if typ != "groupchat" {
+		ss.replyErr(msg, "bad-request", "messages to a room are of type groupchat")
+		return
+	}
+	body, hasBody := bodyOf(msg)
+	if subj := msg.Child(nsClient, "subject"); subj != nil && !hasBody {
+		if err := s.core.SetTopic(ctx, ss.core, room, subj.Text()); err != nil {
+			ss.replyErr(msg, mucCondition(err), err.Error())
+		}
+		return
+	}
+	if !hasBody || strings.TrimSpace(body) == "" {
+		// Chat states and markers are relayed to the room, not stored.
+		if cs := msg.ChildrenNS(nsChatStates); len(cs) > 0 {
+			if tag := chatStateTags[cs[0].Local]; tag != "" {
+				s.core.Signal(ctx, ss.core, room, "", map[string]string{"typing": tag})
+			}
+		}
+		return
+	}
+	x := storedExtra{ID: msg.Get("id"), FromRes: ss.resource, Lang: msg.Lang(), Type: "groupchat"}
+	var rest strings.Builder
+	for _, k := range msg.Kids() {
+		if k.Is(nsClient, "body") || k.Is("urn:xmpp:sid:0", "stanza-id") || k.Space == nsOccupantID {
+			continue
+		}
+		k.write(&rest, nsClient)
+	}
+	x.X = rest.String()
+	kind := chat.KindNormal
+	if b, me := isMe(body); me {
+		body, kind = b, chat.KindAction
+	}
+	if _, err := s.core.SendRoom(ctx, ss.core, room, kind, body, encodeExtra(x)); err != nil {
+		ss.replyErr(msg, mucCondition(err), err.Error())
+	}
+}
+
+// mucPrivate sends a private message to an occupant: a direct message to
+// the occupant's account (guests cannot receive them).
+func (s *Server) mucPrivate(ctx context.Context, ss *session, msg *Element, room, nick string) {
+	_, occ, err := s.core.RoomInfo(ctx, room)
+	if err != nil {
+		ss.replyErr(msg, "item-not-found", "no such room")
+		return
+	}
+	for _, o := range occ {
+		if foldNick(o.Nick) != foldNick(nick) {
+			continue
+		}
+		if chat.IsGuest(o.Account) {
+			ss.replyErr(msg, "not-acceptable", nick+" is a guest and cannot receive private messages")
+			return
+		}
+		body, ok := bodyOf(msg)
+		if !ok || strings.TrimSpace(body) == "" {
+			return
+		}
+		kind := chat.KindNormal
+		if b, me := isMe(body); me {
+			body, kind = b, chat.KindAction
+		}
+		if _, err := s.core.SendDirect(ctx, ss.core, o.Account, kind, body, encodeExtra(storedExtra{ID: msg.Get("id"), FromRes: ss.resource})); err != nil {
+			ss.replyErr(msg, mucCondition(err), err.Error())
+		}
+		return
+	}
+	ss.replyErr(msg, "item-not-found", "nobody is called "+nick+" in that room")
+}
+
+// inviteMessage is a mediated invitation (XEP-0045 §7.8.2), with the
+// direct-invitation form (XEP-0249) for clients that prefer it.
+func (s *Server) inviteMessage(d chat.Delivery, to string) *Element {
+	from := d.Actor + "@" + s.cfg.Domain
+	inv := El(nsMUCUser, "invite", "from", from)
+	if d.Reason != "" {
+		inv.Add(El(nsMUCUser, "reason").Add(d.Reason))
+	}
+	return El(nsClient, "message", "from", s.roomJID(d.Room), "to", to, "id", randomID()).Add(
+		El(nsClient, "body").Add(d.Actor+" invites you to the room "+s.roomJID(d.Room)),
+		El(nsMUCUser, "x").Add(inv),
+		El("jabber:x:conference", "x", "jid", s.roomJID(d.Room), "reason", d.Reason))
+}
+
+// mucInvite invites accounts named in a mediated invitation.
+func (s *Server) mucInvite(ctx context.Context, ss *session, msg *Element, room string, x *Element) {
+	for _, inv := range x.Kids() {
+		if !inv.Is(nsMUCUser, "invite") {
+			continue
+		}
+		a, err := parseJID(inv.Get("to"))
+		if err != nil || a.Domain != s.cfg.Domain || a.Local == "" {
+			ss.replyErr(msg, "jid-malformed", "invite accounts of this server: name@"+s.cfg.Domain)
+			return
+		}
+		if err := s.core.Invite(ctx, ss.core, room, a.Local); err != nil {
+			ss.replyErr(msg, mucCondition(err), err.Error())
+			return
+		}
+	}
+}
+
+// mucIQ answers IQs to a room or an occupant.
+func (s *Server) mucIQ(ss *session, iq *Element, room, nick string) {
+	q := iq.First()
+	if nick != "" {
+		// XEP-0410: a ping to one's own occupant JID says whether one is
+		// still joined.
+		st := ss.muc()
+		st.mu.Lock()
+		r := st.rooms[room]
+		st.mu.Unlock()
+		switch {
+		case q.Is(nsPing, "ping") && r != nil && foldNick(r.nick) == foldNick(nick):
+			ss.result(iq, nil)
+		case r == nil:
+			ss.replyErr(iq, "not-acceptable", "you are not in this room")
+		default:
+			ss.replyErr(iq, "service-unavailable", "queries to occupants are not relayed")
+		}
+		return
+	}
+	switch q.Space {
+	case nsDiscoInfo:
+		s.roomDiscoInfo(ss, iq, room)
+	case nsDiscoItems:
+		ss.result(iq, El(nsDiscoItems, "query"))
+	case nsMUCAdmin:
+		s.mucAdmin(ss, iq, room)
+	case nsMUCOwner:
+		s.mucOwner(ss, iq, room)
+	default:
+		if h := s.features.roomIQ[q.Space]; h != nil {
+			h(ss, iq, room)
+			return
+		}
+		ss.replyErr(iq, "service-unavailable", "")
+	}
+}
+
+// encodeExtra serializes what a stored message keeps of its stanza.
+func encodeExtra(x storedExtra) string {
+	b, _ := json.Marshal(x)
+	return string(b)
+}
+
+// mucServiceIQ answers disco on rooms.<domain> itself: the service
+// (XEP-0045 §6.1) and its public rooms (§6.3).
+func (s *Server) mucServiceIQ(ss *session, iq *Element) {
+	q := iq.First()
+	switch {
+	case q.Is(nsDiscoInfo, "query") && iq.Get("type") == "get":
+		ss.result(iq, discoInfoElement(q.Get("node"),
+			[]discoIdentity{{Category: "conference", Type: "text", Name: "Rooms"}},
+			sortedSet([]string{nsDiscoInfo, nsDiscoItems, nsMUC, "urn:xmpp:mam:2", "urn:xmpp:sid:0", nsOccupantID, "http://jabber.org/protocol/muc#self-ping-optimization"})))
+	case q.Is(nsDiscoItems, "query") && iq.Get("type") == "get":
+		ctx, cancel := ss.ctx()
+		defer cancel()
+		rooms, err := s.core.Rooms(ctx)
+		if err != nil {
+			ss.replyErr(iq, "internal-server-error", "")
+			return
+		}
+		res := El(nsDiscoItems, "query")
+		for _, r := range rooms {
+			if r.Settings.Hidden {
+				continue
+			}
+			name := r.Name
+			if r.Settings.Description != "" {
+				name = r.Settings.Description
+			}
+			res.Add(El(nsDiscoItems, "item", "jid", s.roomJID(r.Name), "name", name))
+		}
+		ss.result(iq, res)
+	case q.Is(nsPing, "ping"):
+		ss.result(iq, nil)
+	default:
+		ss.replyErr(iq, "service-unavailable", "")
+	}
+}
+
+// roomDiscoInfo describes a room (XEP-0045 §6.4) with its muc#roominfo
+// form.
+func (s *Server) roomDiscoInfo(ss *session, iq *Element, room string) {
+	ctx, cancel := ss.ctx()
+	defer cancel()
+	r, occ, err := s.core.RoomInfo(ctx, room)
+	if err != nil {
+		ss.replyErr(iq, "item-not-found", "no room "+room+" here")
+		return
+	}
+	st := r.Settings
+	pick := func(b bool, yes, no string) string {
+		if b {
+			return yes
+		}
+		return no
+	}
+	feats := []string{nsMUC, nsDiscoInfo, "urn:xmpp:mam:2", "urn:xmpp:sid:0", nsOccupantID, "muc_nonanonymous",
+		pick(st.Persistent, "muc_persistent", "muc_temporary"),
+		pick(st.MembersOnly, "muc_membersonly", "muc_open"),
+		pick(st.Moderated, "muc_moderated", "muc_unmoderated"),
+		pick(st.Password != "", "muc_passwordprotected", "muc_unsecured"),
+		pick(st.Hidden, "muc_hidden", "muc_public")}
+	name := r.Name
+	q := discoInfoElement(iq.First().Get("node"), []discoIdentity{{Category: "conference", Type: "text", Name: name}}, sortedSet(feats))
+	q.Add(xdataForm("result", "http://jabber.org/protocol/muc#roominfo", "",
+		xdataField("muc#roominfo_description", "text-single", "Description", st.Description),
+		xdataField("muc#roominfo_subject", "text-single", "Subject", r.Topic),
+		xdataField("muc#roominfo_occupants", "text-single", "Occupants", strconv.Itoa(len(occ))),
+		xdataField("muc#roominfo_changesubject", "boolean", "Occupants may change the subject", boolValue(!st.TopicLocked)),
+		xdataField("muc#roomconfig_allowinvites", "boolean", "Occupants may invite", boolValue(st.AnyoneInvite))))
+	ss.result(iq, q)
+}
