@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"bytes"
+	"slices"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -147,7 +148,13 @@ func (c *conn) handleSASL(el *Element) {
 		case "EXTERNAL":
 			c.saslExternal(in)
 		default:
-			plus := len(c.channelBindingTypes()) > 0
+			// RFC 5802's downgrade check (a client saying "y" while -PLUS
+			// is offered fails) is applied where every binding-capable
+			// client has a type it can use: with TLS 1.2 (tls-unique).
+			// Under TLS 1.3 only tls-exporter exists, and clients that know
+			// only tls-unique (slixmpp 1.8, older Dino and libstrophe)
+			// rightly say "y"; refusing them would lock them out.
+			plus := slices.Contains(c.channelBindingTypes(), "tls-unique")
 			var cb channelBinding
 			if c.tc != nil {
 				cb = c.channelBinding
