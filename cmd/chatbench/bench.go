@@ -1,0 +1,303 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// client is one connection, IRC or XMPP, joined to the room.
+type client interface {
+	// send sends one room message (safe beside the reader).
+	send(seq int, body string) error
+	// readLoop reads until the connection ends, handing room messages to
+	// member.received.
+	readLoop()
+	// quit says goodbye and closes the connection.
+	quit()
+	// echoes reports whether the client receives its own room messages.
+	echoes() bool
+	base() *peer
+}
+
+// member is what the bench knows of one client.
+type member struct {
+	b       *bench
+	idx     int
+	proto   string
+	account string
+	joined  time.Duration // dial to joined
+	cl      client
+	seen    bitset // by sender*messages+seq; the reader's alone
+	done    chan struct{}
+	stage   atomic.Pointer[string] // where connecting is, for a stall's report
+	lastMu  sync.Mutex
+	last    []string
+}
+
+// note keeps the last few things the server sent while connecting, for
+// the report of a stall.
+func (m *member) note(s string) {
+	m.lastMu.Lock()
+	defer m.lastMu.Unlock()
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	if len(m.last) == 4 {
+		m.last = append(m.last[:0], m.last[1:]...)
+	}
+	m.last = append(m.last, strings.TrimSpace(s))
+}
+
+func (m *member) lastSeen() string {
+	m.lastMu.Lock()
+	defer m.lastMu.Unlock()
+	if len(m.last) == 0 {
+		return "nothing"
+	}
+	return strconv.Quote(strings.Join(m.last, " | "))
+}
+
+// setStage notes what the client waits for while connecting.
+func (m *member) setStage(s string) { m.stage.Store(&s) }
+
+func (m *member) stageName() string {
+	if p := m.stage.Load(); p != nil {
+		return *p
+	}
+	return "not started"
+}
+
+// bench is one run's shared state.
+type bench struct {
+	o       options
+	runID   string
+	base    time.Time // send timestamps are nanoseconds since base
+	hist    *histogram
+	want    atomic.Int64 // set before the first send
+	total   atomic.Int64 // distinct deliveries
+	dups    atomic.Int64
+	lastAt  atomic.Int64 // nanoseconds since base of the latest delivery
+	allDone chan struct{}
+	closing atomic.Bool // the run is over: connection ends are not errors
+
+	errCount atomic.Int64
+	errMu    sync.Mutex
+	errFirst []string
+}
+
+const maxErrorSamples = 10
+
+// fail counts one error and keeps the first few texts; once the run is
+// over (connections closing), nothing counts.
+func (b *bench) fail(format string, args ...any) {
+	if b.closing.Load() {
+		return
+	}
+	b.errCount.Add(1)
+	b.errMu.Lock()
+	defer b.errMu.Unlock()
+	if len(b.errFirst) < maxErrorSamples {
+		b.errFirst = append(b.errFirst, fmt.Sprintf(format, args...))
+	}
+}
+
+// connEnded is called by a reader whose connection ended.
+func (m *member) connEnded(err error) {
+	m.b.fail("%s (%s): connection ended: %v", m.account, m.proto, err)
+}
+
+// bodyFor is the text of message seq of sender s.
+func (b *bench) bodyFor(s, seq int) string {
+	return "cb " + b.runID + " " + strconv.Itoa(s) + " " + strconv.Itoa(seq) + " " + strconv.FormatInt(time.Since(b.base).Nanoseconds(), 10)
+}
+
+// received handles a room message's body as client m got it at now.
+func (m *member) received(body string, now time.Time) {
+	b := m.b
+	f := strings.Fields(body)
+	if len(f) != 5 || f[0] != "cb" || f[1] != b.runID {
+		return // another run's (history), or someone else's
+	}
+	s, err1 := strconv.Atoi(f[2])
+	seq, err2 := strconv.Atoi(f[3])
+	sent, err3 := strconv.ParseInt(f[4], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || s < 0 || s >= b.o.senders || seq < 0 || seq >= b.o.messages {
+		b.fail("%s (%s): malformed message %q", m.account, m.proto, body)
+		return
+	}
+	if m.seen.set(s*b.o.messages + seq) {
+		b.dups.Add(1)
+		return
+	}
+	at := now.Sub(b.base)
+	b.hist.Record(at - time.Duration(sent))
+	for cur := b.lastAt.Load(); int64(at) > cur && !b.lastAt.CompareAndSwap(cur, int64(at)); cur = b.lastAt.Load() {
+	}
+	if b.total.Add(1) == b.want.Load() {
+		close(b.allDone)
+	}
+}
+
+// senderIndex returns the client index of sender s: spread evenly, so
+// that senders come from both protocols in proportion.
+func (o *options) senderIndex(s int) int {
+	return s * o.clients / o.senders
+}
+
+// connectAll connects and joins every client, o.connectParallel at a
+// time; it stops at the first failure.
+func (b *bench) connectAll(ctx context.Context, progress func(int)) ([]*member, error) {
+	o := &b.o
+	nx := o.xmppClients()
+	runDeadline, _ := ctx.Deadline()
+	members := make([]*member, o.clients)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sem := make(chan struct{}, o.connectParallel)
+	var wg sync.WaitGroup
+	var joined atomic.Int64
+	for i := range o.clients {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			name, pw := o.account(i)
+			m := &member{b: b, idx: i, account: name, seen: newBitset(o.senders * o.messages), done: make(chan struct{})}
+			m.setStage("dialling")
+			start := time.Now()
+			jctx, jcancel := context.WithTimeoutCause(ctx, o.joinTimeout, fmt.Errorf("--join-timeout %s reached", o.joinTimeout))
+			defer jcancel()
+			var err error
+			if i < nx {
+				m.proto = "xmpp"
+				m.cl, err = dialXMPP(jctx, o, name, pw, m)
+			} else {
+				m.proto = "irc"
+				m.cl, err = dialIRC(jctx, o, name, pw, m)
+			}
+			if err != nil {
+				cancel(fmt.Errorf("%s (%s), %s after %s: %w (last from the server: %s)",
+					name, m.proto, m.stageName(), time.Since(start).Round(time.Millisecond), err, m.lastSeen()))
+				return
+			}
+			m.joined = time.Since(start)
+			m.cl.base().setDeadline(runDeadline) // not the join's
+			members[i] = m
+			go func() {
+				defer close(m.done)
+				m.cl.readLoop()
+			}()
+			progress(int(joined.Add(1)))
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		for _, m := range members {
+			if m != nil {
+				m.cl.quit()
+			}
+		}
+		return nil, err
+	}
+	return members, nil
+}
+
+// closeAll ends every connection and waits (bounded) for the readers.
+func (b *bench) closeAll(members []*member) {
+	b.closing.Store(true)
+	var wg sync.WaitGroup
+	for _, m := range members {
+		if m != nil {
+			wg.Go(m.cl.quit)
+		}
+	}
+	wg.Wait()
+	limit := time.After(10 * time.Second)
+	for _, m := range members {
+		if m == nil {
+			continue
+		}
+		select {
+		case <-m.done:
+		case <-limit:
+			return
+		}
+	}
+}
+
+// peer is what both protocols' clients share: the connection and a
+// write lock (the sender and the reader's answers to pings both write).
+type peer struct {
+	nc       net.Conn
+	wmu      sync.Mutex
+	deadline time.Time // for writes: the run's end
+	closed   atomic.Bool
+}
+
+func (p *peer) base() *peer { return p }
+
+// setDeadline bounds the writes from now on.
+func (p *peer) setDeadline(t time.Time) {
+	p.wmu.Lock()
+	p.deadline = t
+	p.wmu.Unlock()
+}
+
+func (p *peer) write(b []byte) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	p.nc.SetWriteDeadline(p.deadline)
+	_, err := p.nc.Write(b)
+	return err
+}
+
+// close closes the connection once, after a last write of bye (bounded).
+func (p *peer) close(bye string) {
+	if p.closed.Swap(true) {
+		return
+	}
+	if bye != "" {
+		p.wmu.Lock()
+		p.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		p.nc.Write([]byte(bye))
+		p.wmu.Unlock()
+	}
+	p.nc.Close()
+}
+
+// watchCtx makes blocking I/O on nc return once ctx is done; the
+// returned function stops watching.
+func watchCtx(ctx context.Context, nc net.Conn) func() bool {
+	return context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
+}
+
+// errServer is an error the server reported.
+var errServer = errors.New("server refused")
+
+// ioErr names a timeout as the run's timeout.
+func ioErr(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", what, context.Cause(ctx))
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%s: timed out", what)
+	}
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: the server closed the connection", what)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// procSample is what /proc tells about the server at one moment.
+type procSample struct {
+	rssKB      int64         // VmRSS, /proc/PID/status
+	cpu        time.Duration // utime+stime, /proc/PID/stat
+	writeBytes int64         // write_bytes, /proc/PID/io (-1: unreadable)
+}
+
+// clockTick is USER_HZ, the unit of utime and stime: 100 on every Linux
+// architecture chatbox targets (sysconf would need cgo).
+const clockTick = 10 * time.Millisecond
+
+// readProc samples process pid.
+func readProc(pid int) (procSample, error) {
+	var s procSample
+	dir := "/proc/" + strconv.Itoa(pid)
+	status, err := os.ReadFile(dir + "/status")
+	if err != nil {
+		return s, err
+	}
+	if s.rssKB, err = parseStatusRSS(status); err != nil {
+		return s, fmt.Errorf("%s/status: %w", dir, err)
+	}
+	stat, err := os.ReadFile(dir + "/stat")
+	if err != nil {
+		return s, err
+	}
+	if s.cpu, err = parseStatCPU(stat); err != nil {
+		return s, fmt.Errorf("%s/stat: %w", dir, err)
+	}
+	s.writeBytes = -1
+	if io, err := os.ReadFile(dir + "/io"); err == nil { // another user's process: not readable
+		if v, ok := procField(io, "write_bytes:"); ok {
+			s.writeBytes = v
+		}
+	}
+	return s, nil
+}
+
+// parseStatusRSS finds "VmRSS:   1234 kB".
+func parseStatusRSS(b []byte) (int64, error) {
+	v, ok := procField(b, "VmRSS:")
+	if !ok {
+		return 0, fmt.Errorf("no VmRSS line")
+	}
+	return v, nil
+}
+
+// procField returns the first number on the line that starts with key.
+func procField(b []byte, key string) (int64, bool) {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), key)
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			return 0, false
+		}
+		v, err := strconv.ParseInt(f[0], 10, 64)
+		return v, err == nil
+	}
+	return 0, false
+}
+
+// parseStatCPU returns utime+stime from /proc/PID/stat (fields 14 and 15;
+// the command name, field 2, may hold spaces and parentheses).
+func parseStatCPU(b []byte) (time.Duration, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("no command name")
+	}
+	f := strings.Fields(string(b[i+1:])) // f[0] is field 3 (state)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("%d fields after the command name, want 13 or more", len(f))
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("utime %q stime %q", f[11], f[12])
+	}
+	return time.Duration(ut+st) * clockTick, nil
+}
+
+// selfCPU is this process's user+system time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
