@@ -59,6 +59,7 @@ type conn struct {
 	capBlocking bool
 	capVersion  int
 	pass        string
+	passNick    string // a NICK held by another connection, kept for a pending PASS login
 	account     string
 	admin       bool // box admin: IRC operator
 	sess        *chat.Session

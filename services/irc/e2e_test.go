@@ -124,6 +124,22 @@ func TestRegistration(t *testing.T) {
 		join(c, "#general")
 	})
 
+	t.Run("PASS password with the nick another connection of the account holds", func(t *testing.T) {
+		// carol is connected above; a second PASS login shares her nick.
+		c := b.dial(t, "carol", false)
+		c.send("PASS " + password("carol"))
+		c.send("NICK carol")
+		c.send("USER carol 0 * :Carol")
+		c.expectLine("001", "carol")
+		c.sync()
+		// A wrong password for a held nick is refused, not parked.
+		d := b.dial(t, "carol", false)
+		d.send("PASS wrong-password")
+		d.send("NICK carol")
+		d.send("USER carol 0 * :Carol")
+		d.expectLine("464")
+	})
+
 	t.Run("NICK after SASL", func(t *testing.T) {
 		// Clients may authenticate before sending NICK and USER.
 		c := b.dial(t, "dave", false)

@@ -60,7 +60,21 @@ func handleNick(r *request) {
 		return
 	}
 	if !c.srv.claimNick(nick, c) {
-		r.numeric(ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
+		// Another connection of the same account holds it: a PASS login
+		// pending on this one may prove it is the account (then it shares
+		// the nick); tryRegister decides.
+		c.mu.Lock()
+		pending := c.pass != "" && !registered && c.account == ""
+		if pending {
+			c.passNick = nick
+		}
+		c.mu.Unlock()
+		if !pending {
+			r.numeric(ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
+			return
+		}
+		r.finish()
+		c.tryRegister()
 		return
 	}
 	sameNick := fold(old) == fold(nick) // only its case changes
@@ -231,12 +245,16 @@ func (c *conn) tryRegister() {
 	// A client that logged in with SASL needs no nick of its own: its
 	// account's is taken below (its NICK may have been refused because
 	// another connection of the account holds it).
-	if c.state >= stateRegistered || (c.nick == "" && c.account == "") || !c.gotUser || c.capBlocking {
+	if c.state >= stateRegistered || (c.nick == "" && c.account == "" && c.passNick == "") || !c.gotUser || c.capBlocking {
 		c.mu.Unlock()
 		return
 	}
 	pass, acct, nick := c.pass, c.account, c.nick
-	c.pass = ""
+	held := nick == "" && acct == ""
+	if held {
+		nick = c.passNick // held by another connection: PASS must prove it
+	}
+	c.pass, c.passNick = "", ""
 	c.mu.Unlock()
 	ctx := context.Background()
 	passLogin := false
@@ -261,7 +279,7 @@ func (c *conn) tryRegister() {
 		c.mu.Unlock()
 		passLogin = true
 	}
-	if acct != "" && fold(nick) != acct {
+	if acct != "" && (fold(nick) != acct || held) {
 		// The account's nick: take it, renaming an unidentified holder.
 		if !c.takeAccountNick(acct) {
 			return
