@@ -199,6 +199,10 @@ func TestMUCModerationBothWays(t *testing.T) {
 	// join from XMPP nor from IRC.
 	aliceX := b.login(t, "alice", "")
 	aliceX.iq(ban)
+	mb := alice.expect("MODE +b carol", func(m ircmsg.Message) bool { return m.Command == "MODE" && strings.Contains(strings.Join(m.Params, " "), "+b") })
+	if mb.Params[len(mb.Params)-1] != "carol" {
+		t.Fatalf("ban on IRC: %v", mb.Params)
+	}
 	carol.send(`<presence to="general@%s/carol"><x xmlns="http://jabber.org/protocol/muc"/></presence>`, roomsDomain)
 	e := carol.expect("join refused", func(e *Element) bool { return e.Local == "presence" && e.Get("type") == "error" })
 	if e.Child(nsClient, "error").Child(nsStanzaErr, "forbidden") == nil {
@@ -211,6 +215,19 @@ func TestMUCModerationBothWays(t *testing.T) {
 	alice.raw("MODE #general +b dave")
 	alice.expect("MODE +b", func(m ircmsg.Message) bool {
 		return m.Command == "MODE" && strings.Contains(strings.Join(m.Params, " "), "+b")
+	})
+	list := aliceX.iq(`<iq type="get" id="{id}" to="general@` + roomsDomain + `"><query xmlns="http://jabber.org/protocol/muc#admin"><item affiliation="outcast"/></query></iq>`)
+	if !strings.Contains(list.String(), `jid="dave@`+boxDomain+`"`) || !strings.Contains(list.String(), `jid="carol@`+boxDomain+`"`) {
+		t.Fatalf("outcast list %s", list)
+	}
+	// Lifting dave's ban from XMPP lifts IRC's +b.
+	aliceX.iq(`<iq type="set" id="{id}" to="general@` + roomsDomain + `"><query xmlns="http://jabber.org/protocol/muc#admin"><item jid="dave@` + boxDomain + `" affiliation="none"/></query></iq>`)
+	alice.expect("MODE -b dave", func(m ircmsg.Message) bool {
+		return m.Command == "MODE" && strings.Contains(strings.Join(m.Params, " "), "-b") && m.Params[len(m.Params)-1] == "dave!*@*"
+	})
+	alice.raw("MODE #general +b dave")
+	alice.expect("MODE +b dave again", func(m ircmsg.Message) bool {
+		return m.Command == "MODE" && strings.Contains(strings.Join(m.Params, " "), "+b") && m.Params[len(m.Params)-1] == "dave!*@*"
 	})
 	dave := b.login(t, "dave", "")
 	dave.send(`<presence to="general@%s/dave"><x xmlns="http://jabber.org/protocol/muc"/></presence>`, roomsDomain)

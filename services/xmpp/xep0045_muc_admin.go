@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 
 	"chatbox/services/chat"
 )
@@ -50,7 +51,6 @@ func (s *Server) mucAdmin(ss *session, iq *Element, room string) {
 		ss.replyErr(iq, "item-not-found", "no room "+room+" here")
 		return
 	}
-	_ = r
 	for _, it := range items {
 		reason := it.ChildText(nsMUCAdmin, "reason")
 		switch {
@@ -107,9 +107,27 @@ func (s *Server) mucAdmin(ss *session, iq *Element, room string) {
 				ss.replyErr(iq, "not-acceptable", "affiliations name accounts of this server: name@"+s.cfg.Domain)
 				return
 			}
+			was := r.Affiliations[chat.Fold(a.Local)]
 			if err := s.core.SetAffiliation(ctx, ss.core, room, a.Local, aff, reason); err != nil {
 				ss.replyErr(iq, mucAdminCondition(err), err.Error())
 				return
+			}
+			// An outcast is IRC's +b on the account name, and the reverse:
+			// both doors then show the same ban list.
+			switch {
+			case aff == chat.AffOutcast:
+				if err := s.core.AddMask(ctx, ss.core, room, chat.ListBan, chat.Fold(a.Local), reason); err != nil && !errors.Is(err, chat.ErrExists) {
+					s.log.Warn("ban mask for an outcast", "room", room, "account", a.Local, "err", err)
+				}
+			case was == chat.AffOutcast || hasBanMask(r, chat.Fold(a.Local)):
+				for _, m := range r.Masks {
+					if m.List != chat.ListBan || maskAccount(m.Mask) != chat.Fold(a.Local) {
+						continue
+					}
+					if err := s.core.RemoveMask(ctx, ss.core, room, chat.ListBan, m.Mask); err != nil && !errors.Is(err, chat.ErrNotFound) {
+						s.log.Warn("lift the ban mask of a former outcast", "room", room, "account", a.Local, "err", err)
+					}
+				}
 			}
 		default:
 			ss.replyErr(iq, "bad-request", "an item needs nick and role, or jid and affiliation")
@@ -117,6 +135,26 @@ func (s *Server) mucAdmin(ss *session, iq *Element, room string) {
 		}
 	}
 	ss.result(iq, nil)
+}
+
+// hasBanMask says whether the room bans account by name (IRC +b).
+func hasBanMask(r chat.Room, account string) bool {
+	for _, m := range r.Masks {
+		if m.List == chat.ListBan && maskAccount(m.Mask) == account {
+			return true
+		}
+	}
+	return false
+}
+
+// maskAccount is the account a ban mask names outright ("bob", or IRC's
+// completed "bob!*@*"), or "".
+func maskAccount(mask string) string {
+	name := chat.Fold(strings.TrimSuffix(mask, "!*@*"))
+	if chat.ValidName(name) != nil {
+		return ""
+	}
+	return name
 }
 
 func mucAdminCondition(err error) string {
@@ -154,9 +192,25 @@ func (s *Server) mucAdminList(ctx context.Context, ss *session, iq *Element, roo
 			ss.replyErr(iq, "bad-request", "ask for owner, admin, member or outcast")
 			return
 		}
+		listed := map[string]bool{}
 		for acct, a := range r.Affiliations {
 			if a == aff {
+				listed[acct] = true
 				res.Add(El(nsMUCAdmin, "item", "affiliation", string(a), "jid", acct+"@"+s.cfg.Domain))
+			}
+		}
+		if aff == chat.AffOutcast {
+			// IRC bans of a plain account name are outcasts too.
+			for _, m := range r.Masks {
+				acct := maskAccount(m.Mask)
+				if m.List == chat.ListBan && acct != "" && !listed[acct] {
+					listed[acct] = true
+					item := El(nsMUCAdmin, "item", "affiliation", "outcast", "jid", acct+"@"+s.cfg.Domain)
+					if m.Reason != "" {
+						item.Add(El(nsMUCAdmin, "reason").Add(m.Reason))
+					}
+					res.Add(item)
+				}
 			}
 		}
 		ss.result(iq, res)
