@@ -199,7 +199,9 @@ func TestMUCModerationBothWays(t *testing.T) {
 	// join from XMPP nor from IRC.
 	aliceX := b.login(t, "alice", "")
 	aliceX.iq(ban)
-	mb := alice.expect("MODE +b carol", func(m ircmsg.Message) bool { return m.Command == "MODE" && strings.Contains(strings.Join(m.Params, " "), "+b") })
+	mb := alice.expect("MODE +b carol", func(m ircmsg.Message) bool {
+		return m.Command == "MODE" && strings.Contains(strings.Join(m.Params, " "), "+b")
+	})
 	if mb.Params[len(mb.Params)-1] != "carol" {
 		t.Fatalf("ban on IRC: %v", mb.Params)
 	}

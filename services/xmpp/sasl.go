@@ -2,11 +2,11 @@ package xmpp
 
 import (
 	"bytes"
-	"slices"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
