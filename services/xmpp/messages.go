@@ -127,14 +127,7 @@ func (ss *session) storeMessage(msg *Element, a address, typ, body string) {
 	if typ != "chat" {
 		x.Type = typ
 	}
-	var rest strings.Builder
-	for _, k := range msg.Kids() {
-		if k.Is(nsClient, "body") || k.Is("urn:xmpp:sid:0", "stanza-id") {
-			continue
-		}
-		k.write(&rest, nsClient)
-	}
-	x.X = rest.String()
+	x.X = extensionsOf(msg)
 	extra, _ := json.Marshal(x)
 	kindOf := chat.KindNormal
 	if b, me := isMe(body); me {
@@ -157,6 +150,19 @@ func (ss *session) storeMessage(msg *Element, a address, typ, body string) {
 			ss.replyErr(msg, "internal-server-error", "the message could not be stored; send it again")
 		}
 	}
+}
+
+// extensionsOf serializes what a message carries besides its body (and
+// ids the server stamps), to be kept with the stored message.
+func extensionsOf(msg *Element) string {
+	var rest strings.Builder
+	for _, k := range msg.Kids() {
+		if k.Is(nsClient, "body") || k.Is("urn:xmpp:sid:0", "stanza-id") || k.Space == nsOccupantID {
+			continue
+		}
+		k.write(&rest, nsClient)
+	}
+	return rest.String()
 }
 
 // relay delivers an unstored message to the addressee's XMPP sessions
@@ -259,11 +265,20 @@ func (ss *session) messageStanza(m *chat.Message, from chat.SessionRef) *Element
 	if x.ToRes != "" {
 		to += "/" + x.ToRes
 	}
+	el := storedStanza(m, x, fromJID, to, typ)
+	el.Add(El("urn:xmpp:sid:0", "stanza-id", "id", m.ID, "by", ss.bare))
+	return el
+}
+
+// storedStanza rebuilds the message stanza of a stored message: its
+// sender's id, language, body (a /me action as XEP-0245 writes it) and
+// the other children it was sent with.
+func storedStanza(m *chat.Message, x storedExtra, from, to, typ string) *Element {
 	id := x.ID
 	if id == "" {
 		id = m.ID
 	}
-	el := El(nsClient, "message", "from", fromJID, "to", to, "type", typ, "id", id)
+	el := El(nsClient, "message", "from", from, "to", to, "type", typ, "id", id)
 	if x.Lang != "" {
 		el.Attr = append(el.Attr, xmlLang(x.Lang))
 	}
@@ -275,7 +290,6 @@ func (ss *session) messageStanza(m *chat.Message, from chat.SessionRef) *Element
 	for _, k := range parseFragment(x.X) {
 		el.Add(k)
 	}
-	el.Add(El("urn:xmpp:sid:0", "stanza-id", "id", m.ID, "by", ss.bare))
 	return el
 }
 

@@ -528,27 +528,11 @@ func (s *Server) subjectMessage(room, topic, by, to string) *Element {
 // roomMessage is the stanza of a stored room message.
 func (ss *session) roomMessage(m *chat.Message) *Element {
 	s := ss.srv
-	x := decodeExtra(m.Extra)
-	id := x.ID
-	if id == "" {
-		id = m.ID
-	}
 	nick := m.FromNick
 	if nick == "" {
 		nick = m.From
 	}
-	el := El(nsClient, "message", "from", s.roomJID(m.Room)+"/"+nick, "to", ss.full, "type", "groupchat", "id", id)
-	if x.Lang != "" {
-		el.Attr = append(el.Attr, xmlLang(x.Lang))
-	}
-	body := m.Body
-	if m.Kind == chat.KindAction {
-		body = "/me " + body
-	}
-	el.Add(El(nsClient, "body").Add(body))
-	for _, k := range parseFragment(x.X) {
-		el.Add(k)
-	}
+	el := storedStanza(m, decodeExtra(m.Extra), s.roomJID(m.Room)+"/"+nick, ss.full, "groupchat")
 	el.Add(El("urn:xmpp:sid:0", "stanza-id", "id", m.ID, "by", s.roomJID(m.Room)),
 		El(nsOccupantID, "occupant-id", "id", s.occupantID(m.Room, m.From)))
 	return el
@@ -650,14 +634,7 @@ func (s *Server) mucMessage(ss *session, msg *Element, room, nick string) {
 		return
 	}
 	x := storedExtra{ID: msg.Get("id"), FromRes: ss.resource, Lang: msg.Lang(), Type: "groupchat"}
-	var rest strings.Builder
-	for _, k := range msg.Kids() {
-		if k.Is(nsClient, "body") || k.Is("urn:xmpp:sid:0", "stanza-id") || k.Space == nsOccupantID {
-			continue
-		}
-		k.write(&rest, nsClient)
-	}
-	x.X = rest.String()
+	x.X = extensionsOf(msg)
 	kind := chat.KindNormal
 	if b, me := isMe(body); me {
 		body, kind = b, chat.KindAction
