@@ -189,3 +189,27 @@ func TestSentCarbons(t *testing.T) {
 		t.Fatalf("carbon %s", c)
 	}
 }
+
+// TestCrossDoorAway: an XMPP user's away status is IRC's AWAY (WHOIS
+// shows it), and back.
+func TestCrossDoorAway(t *testing.T) {
+	b := startBox(t, []string{"alice", "bob"})
+	alice := b.login(t, "alice", "")
+	alice.send(`<presence><show>away</show><status>at lunch</status></presence>`)
+	alice.expect("own presence", func(e *Element) bool { return e.Local == "presence" && e.Get("from") == alice.jid })
+	bob := b.ircLogin(t, "bob")
+	bob.raw("WHOIS alice")
+	away := bob.expect("RPL_AWAY", func(m ircmsg.Message) bool { return m.Command == "301" || m.Command == "318" })
+	if away.Command != "301" || away.Params[len(away.Params)-1] != "at lunch" {
+		t.Fatalf("WHOIS alice: %v", away)
+	}
+	alice.send(`<presence/>`)
+	alice.expect("own presence", func(e *Element) bool {
+		return e.Local == "presence" && e.Get("from") == alice.jid && e.Child(nsClient, "show") == nil
+	})
+	bob.raw("WHOIS alice")
+	end := bob.expect("end of WHOIS", func(m ircmsg.Message) bool { return m.Command == "301" || m.Command == "318" })
+	if end.Command == "301" {
+		t.Fatalf("alice still away on IRC: %v", end)
+	}
+}
