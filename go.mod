@@ -20,6 +20,7 @@ require (
 	mellium.im/xmpp v0.22.0
 	periph.io/x/conn/v3 v3.7.3
 	periph.io/x/host/v3 v3.8.5
+	rsc.io/qr v0.2.0
 )
 
 require (

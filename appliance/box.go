@@ -149,7 +149,7 @@ func OpenCore(ctx context.Context, cfg Config, log *slog.Logger) (*store.Store, 
 }
 
 // builtinServices are the services the settings switch on, in start
-// order. XMPP, mDNS and the web admin register here as they are built.
+// order. Federation registers here when it is built.
 func (b *Box) builtinServices() []Service {
 	var svcs []Service
 	if c := b.cfg.IRC; len(c.TLSListen)+len(c.PlainListen) > 0 {
@@ -197,11 +197,14 @@ func (b *Box) builtinServices() []Service {
 			Uploads:               uploader(uploads),
 		}, b.core, b.log))
 	}
+	if web := b.webService(); web != nil {
+		svcs = append(svcs, web)
+	}
 	l := b.cfg
-	// Only doors that exist are announced: federation and the web admin
-	// join this list when they are built.
+	// Only doors that exist are announced: federation joins this list
+	// when it is built.
 	anns := mdns.Build(mdns.Listeners{IRCTLS: l.IRC.TLSListen, IRCPlain: l.IRC.PlainListen,
-		XMPP: l.XMPP.Listen, XMPPTLS: l.XMPP.TLSListen})
+		XMPP: l.XMPP.Listen, XMPPTLS: l.XMPP.TLSListen, Web: l.Web.Listen, WebHTTPS: l.Web.HTTPS})
 	if len(anns) > 0 { // loopback-only listeners (the built-in defaults) are not announced
 		host, _ := os.Hostname()
 		svcs = append(svcs, mdns.New(mdns.Config{

@@ -18,6 +18,7 @@ func TestBoxRunAndStop(t *testing.T) {
 	cfg.XMPP.TLSListen = []string{"127.0.0.1:0"}
 	cfg.Calls.Listen = []string{"127.0.0.1:0"}
 	cfg.Upload.Listen = []string{"127.0.0.1:0"}
+	cfg.Web.Listen = "127.0.0.1:0"
 	j := &journal{}
 	svc := &fakeService{name: "door", journal: j, failNow: make(chan error)}
 	ctx := context.Background()

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"chatbox/webadmin"
 )
 
 // Event kinds the box's actions publish (besides "state").
@@ -237,10 +239,12 @@ func sameFile(a, b string) bool {
 }
 
 // factoryResetFiles are what a factory reset erases in the data
-// directory: the database with its WAL files, the settings file and the
-// box's own TLS folder (CA and server keys). The lock file, backups and
+// directory: the database with its WAL files, the settings file, the
+// box's own TLS folder (CA and server keys) and the web admin's password
+// (the next visit sets the box up again). The lock file, backups and
 // anything else stay.
-var factoryResetFiles = []string{DBFile, DBFile + "-wal", DBFile + "-shm", DBFile + "-journal", dataDirSettings, "tls"}
+var factoryResetFiles = []string{DBFile, DBFile + "-wal", DBFile + "-shm", DBFile + "-journal", dataDirSettings, "tls",
+	webadmin.AdminFile, webadmin.SetupCodeFile}
 
 // applyFactoryReset carries out a factory reset asked for by FactoryReset:
 // if dataDir holds FactoryResetMarker it erases factoryResetFiles and then

@@ -154,6 +154,7 @@ func TestPairingButtonOpensRegistration(t *testing.T) {
 	cfg.XMPP.Listen, cfg.XMPP.TLSListen = nil, []string{xaddr}
 	cfg.Calls.Listen = nil
 	cfg.Upload.Listen = nil
+	cfg.Web.Listen = ""
 	cfg.Registration.PairingWindow = 3 * time.Second
 	cfg.HW.Backend = "sim"
 	box, err := appliance.Open(ctx, appliance.Options{Config: cfg})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"chatbox/services/chat"
+	"chatbox/webadmin"
 )
 
 // quietConfig is a box without doors, in its own data directory.
@@ -21,6 +22,7 @@ func quietConfig(t *testing.T) Config {
 	cfg.XMPP.Listen, cfg.XMPP.TLSListen = nil, nil
 	cfg.Calls.Listen = nil
 	cfg.Upload.Listen = nil
+	cfg.Web.Listen = ""
 	return cfg
 }
 
@@ -221,6 +223,9 @@ func TestFactoryReset(t *testing.T) {
 	if err := os.WriteFile(keep, []byte("not the box's"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, webadmin.AdminFile), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	box, events, wait := runningBox(t, Options{Config: cfg, ConfigPath: settings})
 	if err := box.Core().CreateAccount(ctx, "alice", "password-alice", false); err != nil {
 		t.Fatal(err)
@@ -251,7 +256,7 @@ func TestFactoryReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	left := dirNames(t, dir)
-	for _, gone := range []string{DBFile, DBFile + "-wal", DBFile + "-shm", "tls", dataDirSettings, FactoryResetMarker} {
+	for _, gone := range []string{DBFile, DBFile + "-wal", DBFile + "-shm", "tls", dataDirSettings, FactoryResetMarker, webadmin.AdminFile} {
 		if slices.Contains(left, gone) {
 			t.Errorf("%s survived the reset: %v", gone, left)
 		}

@@ -25,6 +25,7 @@ import (
 	"chatbox/hw"
 	"chatbox/services/chat"
 	"chatbox/services/xmpp"
+	"chatbox/webadmin"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; without
@@ -50,6 +51,7 @@ Usage:
   chatbox [flags] backup FILE        write a backup archive (works while the server runs)
   chatbox [flags] restore FILE       restore a backup (stop the server first)
   chatbox [flags] tls                print the certificate authority's fingerprint
+  chatbox [flags] setup-code         print the code that sets up the web admin (until its password is set)
   chatbox version                    print the version
   chatbox check-config FILE          check a settings file and exit
 
@@ -191,6 +193,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	case "tls":
 		err = tlsCmd(cfg, stdout, log)
+	case "setup-code":
+		var code string
+		if code, err = webadmin.ReadSetupCode(cfg.DataDir); err == nil {
+			fmt.Fprintln(stdout, code)
+		}
 	default:
 		fmt.Fprintf(stderr, "chatbox: unknown command %q\n\n%s", cmd, usage)
 		return 2

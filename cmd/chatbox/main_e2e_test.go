@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,7 +77,8 @@ func startServer(t *testing.T, dir string, args ...string) *server {
 	t.Helper()
 	args = append([]string{"--set", "irc.tls_listen=127.0.0.1:0", "--set", "irc.plain_listen=127.0.0.1:0",
 		"--set", "xmpp.listen=127.0.0.1:0", "--set", "xmpp.tls_listen=127.0.0.1:0",
-		"--set", "calls.listen=127.0.0.1:0", "--set", "upload.listen=127.0.0.1:0"}, args...)
+		"--set", "calls.listen=127.0.0.1:0", "--set", "upload.listen=127.0.0.1:0",
+		"--set", "web.listen=127.0.0.1:0"}, args...)
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CHATBOX_CONFIG=", "CHATBOX_DATA=")
@@ -250,4 +252,34 @@ func TestInviteCommand(t *testing.T) {
 	if r := chatbox(t, dir, "", append(set, "invite", "list")...); r.code != 0 || strings.Contains(r.stdout, m[1]) {
 		t.Fatalf("revoked invitation listed: %+v", r)
 	}
+}
+
+// TestWebAdminSetupCode: the running box serves the web admin, logs a
+// setup code and writes it for `chatbox setup-code`; the web admin sends
+// every page to /setup until its password is set.
+func TestWebAdminSetupCode(t *testing.T) {
+	dir := t.TempDir()
+	must(t, chatbox(t, dir, "", "setup-code"), 1, "no setup code")
+	srv := startServer(t, dir)
+	logs := srv.all.String()
+	code := regexp.MustCompile(`msg="web admin setup code" code=([a-z0-9]+)`).FindStringSubmatch(logs)
+	addr := regexp.MustCompile(`msg=listening door=web addr=(\S+)`).FindStringSubmatch(logs)
+	if code == nil || addr == nil || len(code[1]) < 8 {
+		t.Fatalf("no web listener or setup code in the log:\n%s", logs)
+	}
+	must(t, chatbox(t, dir, "", "setup-code"), 0, code[1])
+	fi, err := os.Stat(filepath.Join(dir, "chatbox-data", "webadmin-setup-code"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("setup code file: %v %v", fi, err)
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get("http://" + addr[1] + "/people")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/setup" {
+		t.Fatalf("GET /people before setup: %s to %q", resp.Status, resp.Header.Get("Location"))
+	}
+	srv.stop(t)
 }

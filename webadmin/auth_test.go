@@ -1,0 +1,224 @@
+package webadmin
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestEveryPageGoesToSetupFirst(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser()
+	for _, p := range []string{"/", "/people", "/rooms", "/login", "/nope", "/people/edit?name=a"} {
+		wantRedirect(t, b.get(p), "/setup")
+	}
+	wantRedirect(t, b.post("/people/create", "name", "alice", "password", "password-1"), "/setup")
+	r := b.get("/static/style.css")
+	if r.status != http.StatusOK || !strings.Contains(r.header.Get("Content-Type"), "text/css") {
+		t.Fatalf("style: %d %s", r.status, r.header.Get("Content-Type"))
+	}
+	want(t, b.get("/setup"), http.StatusOK, "press button A", "setup code", `name="code"`, "testbox")
+	if !strings.Contains(f.logs.String(), `msg="web admin setup code" code=`+f.code()) {
+		t.Fatalf("setup code not logged:\n%s", f.logs)
+	}
+	fi, err := os.Stat(filepath.Join(f.dir, SetupCodeFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("setup code file: %v %v", fi, err)
+	}
+	if c, err := ReadSetupCode(f.dir); err != nil || c != f.code() || len(c) < 8 {
+		t.Fatalf("ReadSetupCode = %q, %v; code %q", c, err, f.code())
+	}
+}
+
+func TestSetupWithCode(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser()
+	b.get("/setup")
+	code := f.code()
+	good := []string{"name", "Kitchen box", "password", adminPassword, "password2", adminPassword, "code", code}
+	with := func(kv ...string) []string {
+		out := append([]string(nil), good...)
+		for i := 0; i < len(kv); i += 2 {
+			for j := 0; j < len(out); j += 2 {
+				if out[j] == kv[i] {
+					out[j+1] = kv[i+1]
+				}
+			}
+		}
+		return out
+	}
+	// Refusals.
+	want(t, b.post("/setup", append(with(), "csrf", "forged")...), http.StatusForbidden, "security token")
+	b.get("/setup")
+	want(t, b.post("/setup", with("password", "short", "password2", "short")...), http.StatusBadRequest, "password: at least 8 characters")
+	want(t, b.post("/setup", with("password2", "something else")...), http.StatusBadRequest, "password2: the two passwords differ")
+	want(t, b.post("/setup", with("name", "")...), http.StatusBadRequest, "name: give the box a name")
+	want(t, b.post("/setup", with("name", "a\x01b")...), http.StatusBadRequest, "name: ")
+	want(t, b.post("/setup", with("code", "wrongcode1")...), http.StatusForbidden, "code: wrong setup code")
+	want(t, b.post("/setup", with("code", "")...), http.StatusForbidden, "code: give the setup code, or press button A")
+	// Another site cannot post the form: the token must match the cookie.
+	other := f.browser()
+	want(t, other.post("/setup", append(with(), "csrf", b.csrf)...), http.StatusForbidden, "security token")
+
+	r := b.post("/setup", good...)
+	wantRedirect(t, r, "/")
+	var ck string
+	for _, c := range r.header.Values("Set-Cookie") {
+		if strings.HasPrefix(c, cookieName+"=") {
+			ck = c
+		}
+	}
+	for _, attr := range []string{cookieName + "=", "HttpOnly", "SameSite=Strict", "Path=/"} {
+		if !strings.Contains(ck, attr) {
+			t.Fatalf("session cookie %q lacks %s", ck, attr)
+		}
+	}
+	if strings.Contains(ck, "Secure") {
+		t.Fatalf("Secure cookie over plain HTTP: %q", ck)
+	}
+	want(t, b.get("/"), http.StatusOK, "Kitchen box", "Dashboard")
+	// The credential is stored hashed, privately; the code is gone.
+	fi, err := os.Stat(filepath.Join(f.dir, AdminFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin file: %v %v", fi, err)
+	}
+	data, _ := os.ReadFile(filepath.Join(f.dir, AdminFile))
+	if strings.Contains(string(data), adminPassword) || !strings.Contains(string(data), "Kitchen box") {
+		t.Fatalf("admin file holds:\n%s", data)
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, SetupCodeFile)); !os.IsNotExist(err) {
+		t.Fatalf("setup code file still there: %v", err)
+	}
+	if _, err := ReadSetupCode(f.dir); err == nil || !strings.Contains(err.Error(), "already set up") {
+		t.Fatalf("ReadSetupCode after setup: %v", err)
+	}
+	// Setup is over: the page sends to the login, a second claim fails.
+	wantRedirect(t, f.browser().get("/setup"), "/login")
+	wantRedirect(t, f.browser().post("/setup", good...), "/login")
+	// A restarted web admin reads the credential back.
+	s2 := New(Config{DataDir: f.dir, Now: f.clock.now}, f.box, nil)
+	if !s2.auth.configured() || s2.boxName() != "Kitchen box" || !s2.auth.checkPassword(adminPassword) {
+		t.Fatal("a new web admin does not see the stored admin")
+	}
+}
+
+func TestSetupWithButtonA(t *testing.T) {
+	f := newFixture(t)
+	form := []string{"name", "Box", "password", adminPassword, "password2", adminPassword, "code", ""}
+	// The window was already open when the page was loaded: not a proof.
+	f.box.OpenPairing(0)
+	b := f.browser()
+	b.get("/setup")
+	want(t, b.post("/setup", form...), http.StatusForbidden, "code: ")
+	// Pressed again after the page was loaded: proof.
+	f.clock.add(time.Second)
+	loaded := f.clock.now()
+	f.clock.add(time.Second)
+	f.box.OpenPairing(0)
+	deadline := time.Now().Add(5 * time.Second)
+	for !f.srv.lastPairing().After(loaded) {
+		if time.Now().After(deadline) {
+			t.Fatal("the pairing event did not arrive")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	wantRedirect(t, b.post("/setup", form...), "/")
+	if !strings.Contains(f.logs.String(), "proof=\"button A\"") {
+		t.Fatalf("log:\n%s", f.logs)
+	}
+}
+
+func TestSetupButtonPressedAfterLoad(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser()
+	b.get("/setup") // the window is closed now
+	f.box.OpenPairing(0)
+	wantRedirect(t, b.post("/setup", "name", "Box", "password", adminPassword, "password2", adminPassword), "/")
+}
+
+func TestSetupCodeThrottled(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser()
+	b.get("/setup")
+	form := []string{"name", "Box", "password", adminPassword, "password2", adminPassword}
+	for range 5 {
+		want(t, b.post("/setup", append(form, "code", "guess")...), http.StatusForbidden, "code: wrong setup code")
+	}
+	want(t, b.post("/setup", append(form, "code", f.code())...), http.StatusTooManyRequests, "code: too many wrong attempts")
+	f.clock.add(time.Minute)
+	wantRedirect(t, b.post("/setup", append(form, "code", f.code())...), "/")
+}
+
+func TestLoginLogout(t *testing.T) {
+	f := newFixture(t)
+	f.setUp()
+	b := f.browser()
+	wantRedirect(t, b.get("/"), "/login")
+	want(t, b.get("/login"), http.StatusOK, `type="password"`)
+	want(t, b.post("/login", "password", adminPassword, "csrf", "forged"), http.StatusForbidden)
+	b.get("/login")
+	want(t, b.post("/login", "password", ""), http.StatusBadRequest, "password: give the admin password")
+	want(t, b.post("/login", "password", "wrong password"), http.StatusUnauthorized, "password: wrong password")
+	r := b.post("/login", "password", adminPassword)
+	wantRedirect(t, r, "/")
+	want(t, b.get("/"), http.StatusOK, "Dashboard")
+	// Logging out needs the session's token.
+	want(t, b.post("/logout", "csrf", "forged"), http.StatusForbidden)
+	wantRedirect(t, b.post("/logout"), "/login")
+	wantRedirect(t, b.get("/"), "/login")
+	// Sessions end after 12 hours.
+	b.get("/login")
+	wantRedirect(t, b.post("/login", "password", adminPassword), "/")
+	f.clock.add(11 * time.Hour)
+	want(t, b.get("/"), http.StatusOK)
+	f.clock.add(2 * time.Hour)
+	wantRedirect(t, b.get("/"), "/login")
+}
+
+func TestLoginThrottled(t *testing.T) {
+	f := newFixture(t)
+	f.setUp()
+	b := f.browser()
+	b.get("/login")
+	for range 5 {
+		want(t, b.post("/login", "password", "wrong password"), http.StatusUnauthorized)
+	}
+	want(t, b.post("/login", "password", adminPassword), http.StatusTooManyRequests, "password: too many failed logins")
+	f.clock.add(61 * time.Second)
+	wantRedirect(t, b.post("/login", "password", adminPassword), "/")
+}
+
+func TestSecureCookieAndHeaders(t *testing.T) {
+	f := newFixture(t)
+	f.srv.cfg.HTTPS = true
+	f.setUp()
+	b := f.browser()
+	r := b.get("/login")
+	if !strings.Contains(r.header.Get("Content-Security-Policy"), "default-src 'none'") ||
+		r.header.Get("X-Content-Type-Options") != "nosniff" || r.header.Get("X-Frame-Options") != "DENY" {
+		t.Fatalf("headers: %v", r.header)
+	}
+	// Over HTTPS the cookies are Secure (checked on the handler: the
+	// test server is plain HTTP, where a client would not send them back).
+	rec := httptest.NewRecorder()
+	f.srv.startSession(rec)
+	if ck := rec.Header().Get("Set-Cookie"); !strings.HasPrefix(ck, cookieName+"=") || !strings.Contains(ck, "Secure") {
+		t.Fatalf("cookie under HTTPS: %q", ck)
+	}
+	if ck := r.header.Get("Set-Cookie"); !strings.Contains(ck, "Secure") {
+		t.Fatalf("form cookie under HTTPS: %q", ck)
+	}
+}
+
+func TestSessionIDsAreRandom(t *testing.T) {
+	a := newAuth(t.TempDir(), time.Now, 5)
+	id1, s1 := a.newSession()
+	id2, s2 := a.newSession()
+	if id1 == id2 || s1.csrf == s2.csrf || len(id1) < 43 {
+		t.Fatalf("ids %q %q", id1, id2)
+	}
+}

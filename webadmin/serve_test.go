@@ -1,0 +1,92 @@
+package webadmin
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func selfSigned(t *testing.T) *tls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "box.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"box.test"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}
+
+// TestServeHTTPS: Serve listens (over TLS when asked), logs where and the
+// setup code, reports ready and stops when its context ends.
+func TestServeHTTPS(t *testing.T) {
+	f := newFixture(t)
+	out := &syncWriter{b: &strings.Builder{}}
+	s := New(Config{Listen: "127.0.0.1:0", HTTPS: true, TLS: selfSigned(t), DataDir: t.TempDir()}, f.box,
+		slog.New(slog.NewTextHandler(out, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatal(err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ready")
+	}
+	out.mu.Lock()
+	text := out.b.String()
+	out.mu.Unlock()
+	m := regexp.MustCompile(`msg=listening door=web addr=(\S+)`).FindStringSubmatch(text)
+	if m == nil || !strings.Contains(text, `msg="web admin setup code" code=`) {
+		t.Fatalf("log:\n%s", text)
+	}
+	client := &http.Client{
+		Transport:     &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	resp, err := client.Get("https://" + m[1] + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/setup" {
+		t.Fatalf("GET /: %s %q", resp.Status, resp.Header.Get("Location"))
+	}
+	if resp, err := http.Get("http://" + m[1] + "/"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("plain HTTP on the HTTPS port: %s", resp.Status)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	// Without a TLS configuration HTTPS is refused.
+	bad := New(Config{Listen: "127.0.0.1:0", HTTPS: true, DataDir: t.TempDir()}, f.box, nil)
+	if err := bad.Serve(context.Background(), func() {}); err == nil {
+		t.Fatal("HTTPS without TLS served")
+	}
+}
