@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,27 +45,60 @@ func Backup(ctx context.Context, cfg Config, configPath, dest string, log *slog.
 	if err := st.Snapshot(ctx, snap); err != nil {
 		return fmt.Errorf("backup: snapshot the database: %w", err)
 	}
-	files := []struct{ name, path string }{{backupDB, snap}}
+	files := append([]archived{{backupDB, snap}}, backupFiles(cfg, configPath)...)
+	return writeFileAtomic(dest, 0o600, func(w io.Writer) error { return writeArchive(w, files) })
+}
+
+type archived struct{ name, path string }
+
+// backupFiles lists what a backup holds besides the database snapshot:
+// the settings file (if any) and the box's TLS files.
+func backupFiles(cfg Config, configPath string) []archived {
+	var files []archived
 	if configPath != "" {
-		files = append(files, struct{ name, path string }{backupConfig, configPath})
+		files = append(files, archived{backupConfig, configPath})
 	}
 	pems, _ := filepath.Glob(filepath.Join(cfg.DataDir, "tls", "*.pem"))
 	for _, p := range pems {
-		files = append(files, struct{ name, path string }{backupTLS + filepath.Base(p), p})
+		files = append(files, archived{backupTLS + filepath.Base(p), p})
 	}
-	return writeFileAtomic(dest, 0o600, func(w io.Writer) error {
-		gz := gzip.NewWriter(w)
-		tw := tar.NewWriter(gz)
-		for _, f := range files {
-			if err := addFile(tw, f.name, f.path); err != nil {
-				return err
-			}
-		}
-		if err := tw.Close(); err != nil {
+	return files
+}
+
+// writeArchive writes files as a gzipped tar to w.
+func writeArchive(w io.Writer, files []archived) error {
+	gz := gzip.NewWriter(w)
+	tw := tar.NewWriter(gz)
+	for _, f := range files {
+		if err := addFile(tw, f.name, f.path); err != nil {
 			return err
 		}
-		return gz.Close()
-	})
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return gz.Close()
+}
+
+// Backup writes the archive `chatbox backup` makes to w, from the running
+// box's store (the web admin's download). The settings file is the one
+// SettingsPath names, if it exists.
+func (b *Box) Backup(ctx context.Context, w io.Writer) error {
+	tmpDir, err := os.MkdirTemp(b.cfg.DataDir, "backup-")
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	defer os.RemoveAll(tmpDir)
+	snap := filepath.Join(tmpDir, DBFile)
+	if err := b.store.Snapshot(ctx, snap); err != nil {
+		return fmt.Errorf("backup: snapshot the database: %w", err)
+	}
+	// The settings file the web admin saves to goes too, once there is one.
+	configPath := b.SettingsPath()
+	if _, err := os.Stat(configPath); err != nil {
+		configPath = ""
+	}
+	return writeArchive(w, append([]archived{{backupDB, snap}}, backupFiles(b.cfg, configPath)...))
 }
 
 func addFile(tw *tar.Writer, name, path string) error {
@@ -101,48 +135,14 @@ func Restore(ctx context.Context, cfg Config, configPath, src string, log *slog.
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer f.Close()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		return fmt.Errorf("restore: %s is not a chatbox backup (%v)", src, err)
-	}
 	tmpDir, err := os.MkdirTemp(cfg.DataDir, "restore-")
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer os.RemoveAll(tmpDir)
-	tr := tar.NewReader(gz)
-	var got []string
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("restore: %s is damaged: %v", src, err)
-		}
-		name := h.Name
-		ok := name == backupDB || name == backupConfig ||
-			(strings.HasPrefix(name, backupTLS) && !strings.Contains(name[len(backupTLS):], "/") && strings.HasSuffix(name, ".pem") && !strings.Contains(name, ".."))
-		if !ok || h.Typeflag != tar.TypeReg {
-			return fmt.Errorf("restore: %s holds an unexpected entry %q; is it a chatbox backup?", src, name)
-		}
-		dest := filepath.Join(tmpDir, filepath.FromSlash(name))
-		os.MkdirAll(filepath.Dir(dest), 0o700)
-		if err := writeFileAtomic(dest, 0o600, func(w io.Writer) error { _, err := io.Copy(w, tr); return err }); err != nil {
-			return fmt.Errorf("restore: %w", err)
-		}
-		got = append(got, name)
-	}
-	if _, err := os.Stat(filepath.Join(tmpDir, backupDB)); err != nil {
-		return fmt.Errorf("restore: %s holds no database; is it a chatbox backup?", src)
-	}
-	// Check the database before replacing anything.
-	st, err := store.Open(ctx, filepath.Join(tmpDir, backupDB), log)
+	got, err := unpackBackup(ctx, f, src, tmpDir, log)
 	if err != nil {
-		return fmt.Errorf("restore: the database in %s is not usable: %w", src, err)
-	}
-	if err := st.Close(); err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return err
 	}
 	if configPath == "" {
 		configPath = filepath.Join(cfg.DataDir, backupConfig)
@@ -178,5 +178,87 @@ func Restore(ctx context.Context, cfg Config, configPath, src string, log *slog.
 		}
 	}
 	log.Info("restored", "from", src, "at", time.Now().Format(time.RFC3339), "files", len(got))
+	return nil
+}
+
+// maxBackupExpanded bounds what a backup may hold once unpacked, so that a
+// crafted archive cannot fill the disk.
+const maxBackupExpanded = 8 << 30
+
+// unpackBackup unpacks the archive r (named src in messages) into tmpDir
+// and checks it the way Restore does: only the expected entries, a
+// database that opens (quick_check, schema). It returns the entries.
+func unpackBackup(ctx context.Context, r io.Reader, src, tmpDir string, log *slog.Logger) ([]string, error) {
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %s is not a chatbox backup (%v)", src, err)
+	}
+	tr := tar.NewReader(gz)
+	var got []string
+	var total int64
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("restore: %s is damaged: %v", src, err)
+		}
+		name := h.Name
+		ok := name == backupDB || name == backupConfig ||
+			(strings.HasPrefix(name, backupTLS) && !strings.Contains(name[len(backupTLS):], "/") && strings.HasSuffix(name, ".pem") && !strings.Contains(name, ".."))
+		if !ok || h.Typeflag != tar.TypeReg {
+			return nil, fmt.Errorf("restore: %s holds an unexpected entry %q; is it a chatbox backup?", src, name)
+		}
+		if total += h.Size; h.Size < 0 || total > maxBackupExpanded {
+			return nil, fmt.Errorf("restore: %s unpacks to more than %d GiB; is it a chatbox backup?", src, maxBackupExpanded>>30)
+		}
+		dest := filepath.Join(tmpDir, filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(dest), 0o700)
+		if err := writeFileAtomic(dest, 0o600, func(w io.Writer) error { _, err := io.Copy(w, tr); return err }); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, fmt.Errorf("restore: %s is damaged: it ends in the middle of %s", src, name)
+			}
+			return nil, fmt.Errorf("restore: %w", err)
+		}
+		got = append(got, name)
+	}
+	if _, err := os.Stat(filepath.Join(tmpDir, backupDB)); err != nil {
+		return nil, fmt.Errorf("restore: %s holds no database; is it a chatbox backup?", src)
+	}
+	// Check the database before replacing anything.
+	st, err := store.Open(ctx, filepath.Join(tmpDir, backupDB), log)
+	if err != nil {
+		return nil, fmt.Errorf("restore: the database in %s is not usable: %w", src, err)
+	}
+	if err := st.Close(); err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	return got, nil
+}
+
+// CheckBackup checks an archive without restoring it (the web admin's dry
+// run): Restore's checks, and the settings file it holds, if any, must
+// load and validate. hostname gives the default domain. It unpacks into a
+// temporary folder of the data directory, removed before it returns.
+func CheckBackup(ctx context.Context, cfg Config, r io.Reader, hostname string, log *slog.Logger) error {
+	tmpDir, err := os.MkdirTemp(cfg.DataDir, "check-")
+	if err != nil {
+		return fmt.Errorf("check backup: %w", err)
+	}
+	defer os.RemoveAll(tmpDir)
+	// Messages name the files inside the archive, not the temporary copies.
+	local := func(err error) error {
+		return errors.New(strings.ReplaceAll(err.Error(), tmpDir+string(filepath.Separator), ""))
+	}
+	got, err := unpackBackup(ctx, r, "the file", tmpDir, log)
+	if err != nil {
+		return local(err)
+	}
+	if slices.Contains(got, backupConfig) {
+		if err := CheckConfigFile(filepath.Join(tmpDir, backupConfig), hostname); err != nil {
+			return local(fmt.Errorf("restore: the settings in the file do not load: %w", err))
+		}
+	}
 	return nil
 }

@@ -241,10 +241,10 @@ func sameFile(a, b string) bool {
 // factoryResetFiles are what a factory reset erases in the data
 // directory: the database with its WAL files, the settings file, the
 // box's own TLS folder (CA and server keys) and the web admin's password
-// (the next visit sets the box up again). The lock file, backups and
+// and API tokens (the next visit sets the box up again). The lock file, backups and
 // anything else stay.
 var factoryResetFiles = []string{DBFile, DBFile + "-wal", DBFile + "-shm", DBFile + "-journal", dataDirSettings, "tls",
-	webadmin.AdminFile, webadmin.SetupCodeFile}
+	webadmin.AdminFile, webadmin.SetupCodeFile, webadmin.TokensFile}
 
 // applyFactoryReset carries out a factory reset asked for by FactoryReset:
 // if dataDir holds FactoryResetMarker it erases factoryResetFiles and then

@@ -1,6 +1,11 @@
 package appliance
 
 import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+
 	"chatbox/services/chat"
 	"chatbox/services/xmpp"
 	"chatbox/webadmin"
@@ -18,6 +23,7 @@ func (b *Box) webService() Service {
 		HTTPS:           c.HTTPS,
 		TLS:             b.ServerTLSConfig(),
 		DataDir:         b.cfg.DataDir,
+		Database:        filepath.Join(b.cfg.DataDir, DBFile),
 		Name:            b.cfg.Name,
 		Domain:          domain,
 		Version:         b.version,
@@ -50,3 +56,44 @@ func (w webBox) Subscribe(buffer int) (<-chan webadmin.Event, func()) {
 }
 
 var _ webadmin.BoxAPI = webBox{}
+
+// CACertPEM is the box's CA certificate for devices to trust (nil with a
+// certificate from the settings).
+func (w webBox) CACertPEM() []byte { return w.Box.TLS().CAPEM() }
+
+// CAFingerprint is the fingerprint the web admin's TLS page shows.
+func (w webBox) CAFingerprint() string { return w.Box.TLS().CAFingerprint }
+
+func (w webBox) Settings() (string, []webadmin.Setting, error) {
+	path := w.Box.SettingsPath()
+	list, err := EditableSettings(path, osHostname())
+	if err != nil {
+		return path, nil, err
+	}
+	out := make([]webadmin.Setting, len(list))
+	for i, s := range list {
+		out[i] = webadmin.Setting{Key: s.Key, Value: s.Value, Help: s.Help}
+	}
+	return path, out, nil
+}
+
+func (w webBox) SaveSettings(values map[string]string) error {
+	err := SaveSettings(w.Box.SettingsPath(), osHostname(), values)
+	if p, ok := err.(SettingsProblems); ok {
+		return webadmin.SettingsError(p)
+	}
+	if err == nil {
+		w.Box.log.Info("settings saved by the web admin; they apply at the next start", "file", w.Box.SettingsPath())
+	}
+	return err
+}
+
+func (w webBox) CheckBackup(ctx context.Context, r io.Reader) error {
+	return CheckBackup(ctx, w.Box.cfg, r, osHostname(), w.Box.log)
+}
+
+// osHostname is the host's name, from which the default domain comes.
+func osHostname() string {
+	h, _ := os.Hostname()
+	return h
+}

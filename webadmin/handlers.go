@@ -43,6 +43,8 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /{$}", s.admin(s.dashboard))
 	s.peopleRoutes(mux)
 	s.roomRoutes(mux)
+	s.boxRoutes(mux)
+	s.tokenRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if !s.auth.configured() {
 			http.Redirect(w, r, "/setup", http.StatusSeeOther)
@@ -68,7 +70,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/setup", http.StatusSeeOther)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	limit := int64(64 << 10)
+	if r.URL.Path == backupCheckPath {
+		limit = maxBackupUpload // the restore check's upload (backup.go)
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	s.mux.ServeHTTP(w, r)
 }
 

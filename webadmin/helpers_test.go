@@ -46,6 +46,8 @@ type fakeBox struct {
 	pairing bool
 	opened  int
 	subs    map[chan Event]struct{}
+
+	settingsFake // settings, certificate and backup (settings_test.go)
 }
 
 func (f *fakeBox) Core() *chat.Core { return f.core }

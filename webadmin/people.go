@@ -362,29 +362,40 @@ type inviteData struct {
 	Invite inviteRow
 }
 
-func (s *Server) inviteCreate(w http.ResponseWriter, r *http.Request, p *page) {
-	req := chat.InviteRequest{Uses: 1, TTL: chat.DefaultInviteTTL}
-	if v := strings.TrimSpace(r.PostFormValue("uses")); v != "" {
+// checkInvite reads an invitation's uses, days and account ("" for the
+// defaults); errs maps a field to what is wrong with it.
+func checkInvite(uses, days, account string) (req chat.InviteRequest, errs map[string]string) {
+	req = chat.InviteRequest{Uses: 1, TTL: chat.DefaultInviteTTL}
+	errs = map[string]string{}
+	if v := strings.TrimSpace(uses); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > chat.MaxInviteUses {
-			p.Errors["uses"] = "a number of accounts from 1 to " + strconv.Itoa(chat.MaxInviteUses)
+			errs["uses"] = "a number of accounts from 1 to " + strconv.Itoa(chat.MaxInviteUses)
 		}
 		req.Uses = n
 	}
 	maxDays := int(chat.MaxInviteTTL / (24 * time.Hour))
-	if v := strings.TrimSpace(r.PostFormValue("days")); v != "" {
+	if v := strings.TrimSpace(days); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxDays {
-			p.Errors["days"] = "a number of days from 1 to " + strconv.Itoa(maxDays)
+			errs["days"] = "a number of days from 1 to " + strconv.Itoa(maxDays)
 		}
 		req.TTL = time.Duration(n) * 24 * time.Hour
 	}
-	if v := strings.TrimSpace(r.PostFormValue("account")); v != "" {
+	if v := strings.TrimSpace(account); v != "" {
 		name, msg := checkName(v)
 		if msg != "" {
-			p.Errors["account"] = msg + " (or empty for any name)"
+			errs["account"] = msg + " (or empty for any name)"
 		}
 		req.Account = name
+	}
+	return req, errs
+}
+
+func (s *Server) inviteCreate(w http.ResponseWriter, r *http.Request, p *page) {
+	req, errs := checkInvite(r.PostFormValue("uses"), r.PostFormValue("days"), r.PostFormValue("account"))
+	for k, v := range errs {
+		p.Errors[k] = v
 	}
 	for _, k := range []string{"uses", "days", "account"} {
 		p.Form[k] = r.PostFormValue(k)

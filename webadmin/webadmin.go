@@ -11,11 +11,15 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"chatbox/services/chat"
@@ -52,6 +56,51 @@ type BoxAPI interface {
 	// box's setting).
 	OpenPairing(d time.Duration) error
 	PairingOpen() bool
+
+	// CACertPEM is the box's CA certificate in PEM, for devices to trust;
+	// nil when the owner provided the certificate (no CA of the box's).
+	CACertPEM() []byte
+	// CAFingerprint is the SHA-256 fingerprint of the CA (of the
+	// server certificate without one), "AB:01:…".
+	CAFingerprint() string
+
+	// Settings returns the settings file saved to and every setting in
+	// it with its value (the default where it sets none) and help.
+	Settings() (path string, list []Setting, err error)
+	// SaveSettings checks values (key → value as the form shows it) as a
+	// start would and writes the settings file; a refusal is a
+	// SettingsError naming each bad key. Saved settings take effect at
+	// the next start.
+	SaveSettings(values map[string]string) error
+
+	// Backup writes the archive `chatbox backup` makes to w.
+	Backup(ctx context.Context, w io.Writer) error
+	// CheckBackup checks an archive the way a restore would, and its
+	// settings file, without restoring anything.
+	CheckBackup(ctx context.Context, r io.Reader) error
+}
+
+// Setting is one setting as the settings page shows it.
+type Setting struct {
+	Key   string // dotted: "limits.message_burst"
+	Value string // text as is, other values as written in TOML
+	Help  string
+}
+
+// SettingsError is SaveSettings' refusal: the problem with each key.
+type SettingsError map[string]string
+
+func (e SettingsError) Error() string {
+	keys := make([]string, 0, len(e))
+	for k := range e {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s: %s; ", k, e[k])
+	}
+	return strings.TrimSuffix(b.String(), "; ")
 }
 
 // Config sets the web admin up.
@@ -59,8 +108,12 @@ type Config struct {
 	Listen string      // host:port
 	HTTPS  bool        // serve TLS with TLS
 	TLS    *tls.Config // required when HTTPS
-	// DataDir holds the admin credential and the setup code.
+	// DataDir holds the admin credential, the setup code and the API
+	// tokens.
 	DataDir string
+	// Database is the chat database's file, whose size /metrics shows
+	// ("" for none).
+	Database string
 	// Name is the box's display name until the setup gives one.
 	Name    string
 	Domain  string
@@ -85,6 +138,8 @@ type Server struct {
 	mux   *http.ServeMux
 
 	auth     *auth
+	tokens   *tokenStore
+	messages atomic.Uint64 // chat messages seen (EventMessage), for /metrics
 	events   *ring
 	mu       sync.Mutex
 	pairedAt time.Time // the last pairing.opened event seen
@@ -108,6 +163,7 @@ func New(cfg Config, box BoxAPI, log *slog.Logger) *Server {
 	}
 	s := &Server{cfg: cfg, box: box, log: log, events: newRing(20)}
 	s.auth = newAuth(cfg.DataDir, cfg.Now, cfg.LoginsPerMinute)
+	s.tokens = newTokenStore(cfg.DataDir)
 	s.pages = parsePages()
 	s.mux = s.routes()
 	return s
@@ -178,6 +234,9 @@ func (s *Server) Watch() func() {
 		for ev := range ch {
 			if ev.Time.IsZero() {
 				ev.Time = s.cfg.Now()
+			}
+			if ev.Kind == string(chat.EventMessage) {
+				s.messages.Add(1)
 			}
 			s.events.add(ev)
 			if ev.Kind == EventPairingOpened {

@@ -1,0 +1,124 @@
+package webadmin
+
+import (
+	"bytes"
+	"errors"
+	"mime/multipart"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// upload posts the backup form: the fields in the order given, then
+// (unless file is "") the file.
+func (b *browser) upload(path string, fields []string, file, content string) reply {
+	b.f.t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for i := 0; i+1 < len(fields); i += 2 {
+		mw.WriteField(fields[i], fields[i+1])
+	}
+	if file != "" {
+		fw, _ := mw.CreateFormFile("backup", file)
+		fw.Write([]byte(content))
+	}
+	mw.Close()
+	req, _ := http.NewRequest("POST", b.f.web.URL+path, &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	return b.do(req)
+}
+
+func (f *settingsFake) lockedChecked() string {
+	f.smu.Lock()
+	defer f.smu.Unlock()
+	return string(f.checked)
+}
+
+func TestBackupPage(t *testing.T) {
+	f := newFixture(t)
+	b := f.setUp()
+	wantRedirect(t, f.browser().get("/backup"), "/login")
+	r := b.get("/backup")
+	want(t, r, http.StatusOK, `href="/backup/download"`, `enctype="multipart/form-data"`, "chatbox restore", "cannot restore while it runs", "2.0 GiB")
+	// The token comes before the file, as the check reads them in order.
+	if strings.Index(r.body, `name="csrf"`) > strings.Index(r.body, `name="backup"`) {
+		t.Fatal("the form's token comes after its file")
+	}
+}
+
+func TestBackupDownload(t *testing.T) {
+	f := newFixture(t)
+	b := f.setUp()
+	wantRedirect(t, f.browser().get("/backup/download"), "/login")
+	r := b.get("/backup/download")
+	want(t, r, http.StatusOK, "fake archive")
+	if ct, cd := r.header.Get("Content-Type"), r.header.Get("Content-Disposition"); ct != "application/gzip" ||
+		cd != `attachment; filename="chatbox-backup-20261201-0900.tgz"` {
+		t.Fatalf("served as %q, %q", ct, cd)
+	}
+	// Failing before a byte is sent: an error page.
+	f.box.smu.Lock()
+	f.box.backErr = errors.New("disk full")
+	f.box.smu.Unlock()
+	want(t, b.get("/backup/download"), http.StatusInternalServerError, "The backup failed: disk full")
+	// Failing midway: the connection breaks, no short file passes as whole.
+	f.box.smu.Lock()
+	f.box.partial = true
+	f.box.smu.Unlock()
+	req, _ := http.NewRequest("GET", f.web.URL+"/backup/download", nil)
+	resp, err := b.c.Do(req)
+	if err == nil {
+		var buf bytes.Buffer
+		_, err = buf.ReadFrom(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Fatal("a broken backup downloaded as if whole")
+	}
+}
+
+func TestBackupCheck(t *testing.T) {
+	f := newFixture(t)
+	b := f.setUp()
+	b.get("/backup")
+	csrf := b.csrf
+
+	// Refusals: no session, no or a wrong token, the token after the
+	// file, not a multipart form.
+	wantRedirect(t, f.browser().upload(backupCheckPath, []string{"csrf", csrf}, "box.tgz", "good"), "/login")
+	want(t, b.upload(backupCheckPath, nil, "box.tgz", "good"), http.StatusForbidden, "security token")
+	want(t, b.upload(backupCheckPath, []string{"csrf", "forged"}, "box.tgz", "good"), http.StatusForbidden, "security token")
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, _ := mw.CreateFormFile("backup", "box.tgz")
+	fw.Write([]byte("good"))
+	mw.WriteField("csrf", csrf)
+	mw.Close()
+	req, _ := http.NewRequest("POST", f.web.URL+backupCheckPath, &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	want(t, b.do(req), http.StatusForbidden)
+	want(t, b.post(backupCheckPath, "csrf", csrf), http.StatusForbidden)
+	if f.box.lockedChecked() != "" {
+		t.Fatal("a refused upload was checked")
+	}
+
+	// No file: 400 naming the field.
+	want(t, b.upload(backupCheckPath, []string{"csrf", csrf}, "", ""), http.StatusBadRequest, `id="backup-err"`, "choose a backup file")
+	// A bad archive: the check's answer next to the field.
+	want(t, b.upload(backupCheckPath, []string{"csrf", csrf}, "old.tgz", "bad"), http.StatusBadRequest,
+		`id="backup-err"`, "holds no database")
+	// A sound one: said so, and how to restore it; nothing is restored.
+	r := b.upload(backupCheckPath, []string{"csrf", csrf}, "box.tgz", "good archive")
+	want(t, r, http.StatusOK, `id="check-ok"`, "box.tgz is a sound backup", "chatbox restore")
+	if got := f.box.lockedChecked(); got != "good archive" {
+		t.Fatalf("checked %q", got)
+	}
+
+	// Larger than the bound: 413 naming the field.
+	defer func(n int64) { maxBackupUpload = n }(maxBackupUpload)
+	maxBackupUpload = 1 << 10
+	want(t, b.upload(backupCheckPath, []string{"csrf", csrf}, "big.tgz", strings.Repeat("x", 4<<10)), http.StatusRequestEntityTooLarge,
+		`id="backup-err"`, "larger than 1.0 KiB")
+	// Other requests keep their small bound.
+	want(t, b.post("/settings", "name", strings.Repeat("x", 100<<10)), http.StatusBadRequest)
+}
