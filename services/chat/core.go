@@ -368,7 +368,7 @@ func (s *Session) Close(reason string) {
 		return
 	}
 	s.closed = true
-	var gone []string
+	var gone, emptied []string
 	notify := map[uint64]*Session{}
 	for room := range s.rooms {
 		r := c.rooms[room]
@@ -380,6 +380,9 @@ func (s *Session) Close(reason string) {
 			continue
 		}
 		gone = append(gone, room)
+		if c.forgetIfEmptyLocked(r) {
+			emptied = append(emptied, room)
+		}
 		for _, o := range r.occupants {
 			for id, os := range o.sessions {
 				notify[id] = os
@@ -418,6 +421,11 @@ func (s *Session) Close(reason string) {
 	}
 	s.rooms = nil
 	c.mu.Unlock()
+	if len(emptied) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c.deleteEmptyRooms(ctx, emptied...)
+		cancel()
+	}
 	c.publish(Event{Type: EventSessionClosed, Account: s.info.Account, Door: s.info.Door, Addr: s.info.Addr})
 }
 

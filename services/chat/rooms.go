@@ -431,17 +431,33 @@ func (c *Core) Part(ctx context.Context, s *Session, room, reason string) error 
 	// account stays in the room under the same nick.
 	d.Echo = true
 	s.sink.Deliver(d)
-	empty := len(r.occupants) == 0 && !r.room.Settings.Persistent
-	if empty {
-		delete(c.rooms, name)
-	}
+	empty := c.forgetIfEmptyLocked(r)
 	c.mu.Unlock()
 	if empty {
+		c.deleteEmptyRooms(ctx, name)
+	}
+	return nil
+}
+
+// forgetIfEmptyLocked drops a temporary (non-persistent) room nobody is in
+// any more from memory and says so: the caller then deletes it from the
+// store (deleteEmptyRooms) once c.mu is released. c.mu held.
+func (c *Core) forgetIfEmptyLocked(r *roomState) bool {
+	if len(r.occupants) != 0 || r.room.Settings.Persistent || c.rooms[r.room.Name] != r {
+		return false
+	}
+	delete(c.rooms, r.room.Name)
+	return true
+}
+
+// deleteEmptyRooms deletes temporary rooms their last occupant left (by
+// part, quit or kick) from the store.
+func (c *Core) deleteEmptyRooms(ctx context.Context, names ...string) {
+	for _, name := range names {
 		if err := c.store.DeleteRoom(ctx, name); err != nil && !errors.Is(err, ErrNotFound) {
 			c.log.Warn("delete empty temporary room", "room", name, "err", err)
 		}
 	}
-	return nil
 }
 
 // Occupants returns who is in a room now.
@@ -601,16 +617,22 @@ func (c *Core) Kick(ctx context.Context, s *Session, room, nick, reason string) 
 		return err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	o := r.occupants[foldNick(nick)]
 	if o == nil {
+		c.mu.Unlock()
 		return fmt.Errorf("%w: %q in %s", ErrNoSuchOccupant, nick, r.room.Name)
 	}
 	role, aff := c.actorStanding(r, s, admin)
 	if !mayActOn(role, aff, o.role, r.affiliation(o.account)) {
+		c.mu.Unlock()
 		return fmt.Errorf("%w: you cannot kick %s from %s", ErrForbidden, o.nick, r.room.Name)
 	}
 	c.removeOccupant(r, o, s, reason, false)
+	empty := c.forgetIfEmptyLocked(r)
+	c.mu.Unlock()
+	if empty {
+		c.deleteEmptyRooms(ctx, r.room.Name)
+	}
 	return nil
 }
 
@@ -724,7 +746,6 @@ func (c *Core) SetAffiliation(ctx context.Context, s *Session, room, account str
 		return err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if aff == AffNone {
 		delete(r.room.Affiliations, account)
 	} else {
@@ -740,6 +761,11 @@ func (c *Core) SetAffiliation(ctx context.Context, s *Session, room, account str
 		}
 		o.role = r.defaultRole(o.account, o.voiced)
 		c.deliverRole(r, o, s, reason)
+	}
+	empty := c.forgetIfEmptyLocked(r)
+	c.mu.Unlock()
+	if empty {
+		c.deleteEmptyRooms(ctx, r.room.Name)
 	}
 	return nil
 }
