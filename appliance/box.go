@@ -67,6 +67,7 @@ func Open(ctx context.Context, o Options) (*Box, error) {
 	o.Config = o.Config.OnLAN()
 	b := &Box{cfg: o.Config, configPath: o.ConfigPath, log: o.Log, hub: newHub(o.Now), started: o.Now(), version: o.Version}
 	b.sup = newSupervisor(o.Log, b.hub)
+	b.sup.pairingOpen = b.PairingOpen
 	dir := o.Config.DataDir
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w (choose another with --data)", dir, err)

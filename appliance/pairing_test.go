@@ -168,6 +168,21 @@ func TestPairingWhileDegraded(t *testing.T) {
 	if s := box.State(); s != StateDegraded {
 		t.Fatalf("state %s after closing", s)
 	}
+	box.sup.setFailing("door", false)
+	waitState(t, events, StateReady)
+
+	// A failure that ends while the window is still open: the box shows
+	// the pairing window again (its LED pattern), not ready.
+	if err := box.OpenPairing(time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, events, StatePairing)
+	box.sup.setFailing("door", true)
+	waitState(t, events, StateDegraded)
+	box.sup.setFailing("door", false)
+	waitState(t, events, StatePairing)
+	box.ClosePairing()
+	waitState(t, events, StateReady)
 }
 
 func TestShutdown(t *testing.T) {

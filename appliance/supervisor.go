@@ -26,6 +26,9 @@ type supervisor struct {
 	startTimeout time.Duration
 	minBackoff   time.Duration
 	maxBackoff   time.Duration
+	// pairingOpen says whether the pairing window is open (the state a
+	// recovery returns to); nil: never.
+	pairingOpen func() bool
 
 	mu      sync.Mutex
 	failing map[string]bool
@@ -133,7 +136,13 @@ func (sv *supervisor) setFailing(name string, failing bool) {
 	case n > 0 && (st == StateReady || st == StatePairing):
 		sv.hub.setState(StateDegraded, name)
 	case n == 0 && st == StateDegraded:
-		sv.hub.setState(StateReady, name)
+		// Back to what the box shows when nothing fails: the pairing
+		// window, if it is still open, or ready.
+		if sv.pairingOpen != nil && sv.pairingOpen() {
+			sv.hub.setState(StatePairing, name)
+		} else {
+			sv.hub.setState(StateReady, name)
+		}
 	}
 }
 
