@@ -85,7 +85,8 @@ func discoIdentities(r *Element) [][4]string {
 }
 
 // testCapsVer computes a XEP-0115 §5.1 ver from a disco#info result,
-// independently of the server's code.
+// independently of the server's code: identities, features and the
+// XEP-0128 forms (§5.4).
 func testCapsVer(r *Element) string {
 	ids := discoIdentities(r)
 	sort.Slice(ids, func(i, j int) bool {
@@ -104,6 +105,47 @@ func testCapsVer(r *Element) string {
 	}
 	for _, f := range feats {
 		s += f + "<"
+	}
+	type form struct {
+		formType string
+		fields   [][2]string // var and "value<value<"
+	}
+	var forms []form
+	for _, x := range r.Child(nsDiscoInfo, "query").Kids() {
+		if !x.Is(nsXData, "x") {
+			continue
+		}
+		var f form
+		for _, fl := range x.Kids() {
+			if !fl.Is(nsXData, "field") {
+				continue
+			}
+			var vals []string
+			for _, v := range fl.Kids() {
+				if v.Is(nsXData, "value") {
+					vals = append(vals, v.Text())
+				}
+			}
+			if fl.Get("var") == "FORM_TYPE" {
+				f.formType = vals[0]
+				continue
+			}
+			sort.Strings(vals)
+			var vs string
+			for _, v := range vals {
+				vs += v + "<"
+			}
+			f.fields = append(f.fields, [2]string{fl.Get("var"), vs})
+		}
+		sort.Slice(f.fields, func(i, j int) bool { return f.fields[i][0] < f.fields[j][0] })
+		forms = append(forms, f)
+	}
+	sort.Slice(forms, func(i, j int) bool { return forms[i].formType < forms[j].formType })
+	for _, f := range forms {
+		s += f.formType + "<"
+		for _, fl := range f.fields {
+			s += fl[0] + "<" + fl[1]
+		}
 	}
 	sum := sha1.Sum([]byte(s))
 	return base64.StdEncoding.EncodeToString(sum[:])
@@ -139,19 +181,11 @@ func TestDiscoServerInfo(t *testing.T) {
 		t.Fatalf("a node on a query without one: %s", r)
 	}
 
-	// The caps the stream features carry after SASL (read raw: mellium
-	// hides the features).
-	raw, _ := b.rawConnect(t)
-	auth := base64.StdEncoding.EncodeToString([]byte("\x00alice\x00" + password("alice")))
-	raw.write(`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">` + auth + `</auth>`)
-	if el := raw.next(); !el.Is(nsSASL, "success") {
-		t.Fatalf("PLAIN: %s", el)
+	if q := r.Child(nsDiscoInfo, "query"); q.Child(nsXData, "x") != nil {
+		t.Fatalf("a XEP-0128 form without a box admin: %s", r)
 	}
-	features := raw.open()
-	c := features.Child(nsCaps, "c")
-	if c == nil {
-		t.Fatalf("no caps in the bound stream features %s", features)
-	}
+
+	raw, c := boundCaps(t, b, "alice")
 	want := testCapsVer(r)
 	if c.Get("hash") != "sha-1" || c.Get("node") != "https://chatbox.invalid" || c.Get("ver") != want {
 		t.Fatalf("caps %s, want ver %s (from %s)", c, want, r)
@@ -173,6 +207,79 @@ func TestDiscoServerInfo(t *testing.T) {
 	alice.iqErr(`<iq type="get" id="{id}" to="box.test"><query xmlns="http://jabber.org/protocol/disco#info" node="no-such-node"/></iq>`, "item-not-found")
 	alice.iqErr(`<iq type="get" id="{id}" to="box.test"><query xmlns="http://jabber.org/protocol/disco#items" node="no-such-node"/></iq>`, "item-not-found")
 	alice.iqErr(`<iq type="set" id="{id}" to="box.test"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`, "bad-request")
+}
+
+// boundCaps authenticates account on a raw stream and returns it with
+// the caps the stream features carry after SASL (read raw: mellium
+// hides the features).
+func boundCaps(t *testing.T, b *box, account string) (*rawClient, *Element) {
+	t.Helper()
+	raw, _ := b.rawConnect(t)
+	auth := base64.StdEncoding.EncodeToString([]byte("\x00" + account + "\x00" + password(account)))
+	raw.write(`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">` + auth + `</auth>`)
+	if el := raw.next(); !el.Is(nsSASL, "success") {
+		t.Fatalf("PLAIN: %s", el)
+	}
+	features := raw.open()
+	c := features.Child(nsCaps, "c")
+	if c == nil {
+		t.Fatalf("no caps in the bound stream features %s", features)
+	}
+	return raw, c
+}
+
+// TestDiscoContactAddresses: XEP-0157 with XEP-0128. Once alice is a box
+// admin, disco#info on the domain carries the serverinfo form with
+// admin-addresses xmpp:alice@box.test, the caps ver of the stream
+// features is computed over identities, features and that form, and the
+// caps node answers the form too.
+func TestDiscoContactAddresses(t *testing.T) {
+	b := startBox(t, []string{"alice", "bob"})
+	_, before := boundCaps(t, b, "bob")
+	b.cli(t, "", "user", "admin", "alice", "yes")
+	bob := b.login(t, "bob", "")
+	r := bob.iq(`<iq type="get" id="{id}" to="box.test"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`)
+	var forms []*Element
+	for _, k := range r.Child(nsDiscoInfo, "query").Kids() {
+		if k.Is(nsXData, "x") {
+			forms = append(forms, k)
+		}
+	}
+	if len(forms) != 1 || forms[0].Get("type") != "result" {
+		t.Fatalf("want one result form in %s", r)
+	}
+	vals := xdataValues(forms[0])
+	if len(vals) != 2 || !slices.Equal(vals["FORM_TYPE"], []string{"http://jabber.org/network/serverinfo"}) ||
+		!slices.Equal(vals["admin-addresses"], []string{"xmpp:alice@box.test"}) {
+		t.Fatalf("serverinfo form %v in %s", vals, r)
+	}
+	for _, f := range forms[0].Kids() {
+		if f.Get("var") == "FORM_TYPE" && f.Get("type") != "hidden" {
+			t.Fatalf("FORM_TYPE not hidden: %s", f)
+		}
+	}
+
+	raw, c := boundCaps(t, b, "bob")
+	want := testCapsVer(r)
+	if c.Get("ver") != want {
+		t.Fatalf("caps %s, want ver %s (from %s)", c, want, r)
+	}
+	if c.Get("ver") == before.Get("ver") {
+		t.Fatalf("the caps ver %s did not change with the form", c.Get("ver"))
+	}
+	raw.write(`<iq type="set" id="b1"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"/></iq>`)
+	if el := rawResponse(raw, "b1"); el.Get("type") != "result" {
+		t.Fatalf("bind: %s", el)
+	}
+	node := c.Get("node") + "#" + c.Get("ver")
+	raw.write(`<iq type="get" id="d1" to="box.test"><query xmlns="http://jabber.org/protocol/disco#info" node="` + node + `"/></iq>`)
+	rn := rawResponse(raw, "d1")
+	if rn.Get("type") != "result" || rn.Child(nsDiscoInfo, "query").Get("node") != node || testCapsVer(rn) != want {
+		t.Fatalf("disco#info on the caps node: %s", rn)
+	}
+	// The old ver's node is gone.
+	bob.iqErr(`<iq type="get" id="{id}" to="box.test"><query xmlns="http://jabber.org/protocol/disco#info" node="`+
+		before.Get("node")+"#"+before.Get("ver")+`"/></iq>`, "item-not-found")
 }
 
 // TestDiscoServerItems: disco#items on the domain lists the connected

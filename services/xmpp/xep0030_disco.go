@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"context"
 	"encoding/xml"
 	"errors"
 	"slices"
@@ -19,11 +20,15 @@ import (
 // Queries to a full JID are routed to that client. A query with a node
 // is answered only for nodes the server knows: the XEP-0115 caps node
 // of the domain (xep0115_caps.go) and what the hooks claim; any other
-// node is item-not-found. XEP-0128 extended information is left out.
+// node is item-not-found. The domain's answer (and its caps node's)
+// carries XEP-0128 extended information: the XEP-0157 contact addresses
+// form, listing the box admins as admin-addresses when there are any.
 
 const (
 	nsDiscoInfo  = "http://jabber.org/protocol/disco#info"
 	nsDiscoItems = "http://jabber.org/protocol/disco#items"
+	// nsServerInfo is the XEP-0157 FORM_TYPE.
+	nsServerInfo = "http://jabber.org/network/serverinfo"
 )
 
 // discoIdentity is one <identity/> of a disco#info answer.
@@ -52,10 +57,37 @@ func registerDisco(f *features, s *Server) {
 }
 
 // serverDisco returns the domain's identities and features, sorted and
-// without duplicates: what disco#info answers and what the XEP-0115 ver
-// string is computed over.
-func (s *Server) serverDisco() ([]discoIdentity, []string) {
-	return []discoIdentity{serverIdentity}, sortedSet(s.features.serverFeatures)
+// without duplicates, and its XEP-0128 extended information forms: what
+// disco#info answers and what the XEP-0115 ver string is computed over.
+func (s *Server) serverDisco(ctx context.Context) ([]discoIdentity, []string, []*Element) {
+	var forms []*Element
+	if f := s.contactAddresses(ctx); f != nil {
+		forms = append(forms, f)
+	}
+	return []discoIdentity{serverIdentity}, sortedSet(s.features.serverFeatures), forms
+}
+
+// contactAddresses is the XEP-0157 form: admin-addresses lists an xmpp:
+// URI per box admin (account names need no escaping in a URI), sorted.
+// It is nil when there is no admin, or the store cannot say: XEP-0157
+// lets a service list no address.
+func (s *Server) contactAddresses(ctx context.Context) *Element {
+	accounts, err := s.core.Accounts(ctx)
+	if err != nil {
+		s.log.Error("list accounts for the contact addresses", "err", err)
+		return nil
+	}
+	var admins []string
+	for _, a := range accounts {
+		if a.Admin {
+			admins = append(admins, "xmpp:"+a.Name+"@"+s.cfg.Domain)
+		}
+	}
+	if len(admins) == 0 {
+		return nil
+	}
+	return xdataForm("result", nsServerInfo, "",
+		xdataField("admin-addresses", "list-multi", "", sortedSet(admins)...))
 }
 
 // accountDisco returns an account's bare JID identities and features.
@@ -90,14 +122,18 @@ func identityLess(a, b discoIdentity) bool {
 	return a.Name < b.Name
 }
 
-// discoInfoElement is a disco#info <query/> with identities and features.
-func discoInfoElement(node string, ids []discoIdentity, feats []string) *Element {
+// discoInfoElement is a disco#info <query/> with identities, features
+// and XEP-0128 extended information forms.
+func discoInfoElement(node string, ids []discoIdentity, feats []string, forms ...*Element) *Element {
 	q := El(nsDiscoInfo, "query", "node", node)
 	for _, id := range ids {
 		q.Add(id.element())
 	}
 	for _, v := range feats {
 		q.Add(El(nsDiscoInfo, "feature", "var", v))
+	}
+	for _, f := range forms {
+		q.Add(f)
 	}
 	return q
 }
@@ -115,13 +151,16 @@ func (s *Server) discoInfoServer(ss *session, iq *Element) {
 	if !discoGet(ss, iq) {
 		return
 	}
+	ctx, cancel := ss.ctx()
+	defer cancel()
+	// One read for both: the caps node checked is the ver of the answer.
+	ids, feats, forms := s.serverDisco(ctx)
 	node := iq.First().Get("node")
-	if node != "" && node != s.capsNode()+"#"+s.capsVer() {
+	if node != "" && node != s.capsNode()+"#"+capsVerString(ids, feats, forms) {
 		ss.replyErr(iq, "item-not-found", "this server has no disco node "+node)
 		return
 	}
-	ids, feats := s.serverDisco()
-	ss.result(iq, discoInfoElement(node, ids, feats))
+	ss.result(iq, discoInfoElement(node, ids, feats, forms...))
 }
 
 func (s *Server) discoItemsServer(ss *session, iq *Element) {
