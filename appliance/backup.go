@@ -4,9 +4,11 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -130,6 +132,9 @@ func Restore(ctx context.Context, cfg Config, configPath, src string, log *slog.
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer lock.Unlock()
+	if err := applyPendingRestore(cfg.DataDir, log); err != nil {
+		return err
+	}
 	f, err := os.Open(src)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
@@ -139,7 +144,12 @@ func Restore(ctx context.Context, cfg Config, configPath, src string, log *slog.
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	defer os.RemoveAll(tmpDir)
+	staged := false // once the marker names it, the staging folder stays until the restore is done
+	defer func() {
+		if !staged {
+			os.RemoveAll(tmpDir)
+		}
+	}()
 	got, err := unpackBackup(ctx, f, src, tmpDir, log)
 	if err != nil {
 		return err
@@ -147,15 +157,56 @@ func Restore(ctx context.Context, cfg Config, configPath, src string, log *slog.
 	if configPath == "" {
 		configPath = filepath.Join(cfg.DataDir, backupConfig)
 	}
-	dbPath := filepath.Join(cfg.DataDir, DBFile)
-	for _, suffix := range []string{"-wal", "-shm"} {
-		if err := os.Remove(dbPath + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("restore: %w", err)
-		}
+	if configPath, err = filepath.Abs(configPath); err != nil {
+		return fmt.Errorf("restore: %w", err)
 	}
-	for _, name := range got {
+	// From here the restore is finished even if chatbox dies midway: the
+	// marker names the unpacked files, and the next start (or restore)
+	// completes the moves before anything opens the database.
+	plan := restorePlan{Staged: filepath.Base(tmpDir), Config: configPath, Files: got}
+	if err := writeFileAtomic(filepath.Join(cfg.DataDir, RestoreMarker), 0o600, func(w io.Writer) error {
+		return json.NewEncoder(w).Encode(plan)
+	}); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	staged = true
+	syncDir(cfg.DataDir)
+	if err := finishRestore(cfg.DataDir, plan); err != nil {
+		return err
+	}
+	log.Info("restored", "from", src, "at", time.Now().Format(time.RFC3339), "files", len(got))
+	return nil
+}
+
+// RestoreMarker, in the data directory, says a restore was unpacked and
+// is being moved into place (see restorePlan).
+const RestoreMarker = "restore-pending.json"
+
+// restorePlan is what RestoreMarker holds: the staging folder (in the
+// data directory), where the settings file goes, and the archive's
+// entries.
+type restorePlan struct {
+	Staged string   `json:"staged"`
+	Config string   `json:"config"`
+	Files  []string `json:"files"`
+}
+
+// finishRestore moves a staged restore into place. Each step can be done
+// again after a crash: a file already moved is not in the staging folder
+// any more and is skipped. It removes the marker and the staging folder
+// last.
+func finishRestore(dataDir string, plan restorePlan) error {
+	tmpDir := filepath.Join(dataDir, plan.Staged)
+	if plan.Staged == "" || filepath.Base(plan.Staged) != plan.Staged {
+		return fmt.Errorf("restore: %s names a bad staging folder %q", RestoreMarker, plan.Staged)
+	}
+	dbPath := filepath.Join(dataDir, DBFile)
+	for _, name := range plan.Files {
 		from := filepath.Join(tmpDir, filepath.FromSlash(name))
-		to := filepath.Join(cfg.DataDir, filepath.FromSlash(name))
+		if _, err := os.Lstat(from); errors.Is(err, fs.ErrNotExist) {
+			continue // moved before a crash
+		}
+		to := filepath.Join(dataDir, filepath.FromSlash(name))
 		switch {
 		case name == backupConfig:
 			// The settings file may live on another file system: copy it.
@@ -163,13 +214,22 @@ func Restore(ctx context.Context, cfg Config, configPath, src string, log *slog.
 			if err != nil {
 				return fmt.Errorf("restore %s: %w", name, err)
 			}
-			if err := writeFileAtomic(configPath, 0o600, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+			if err := writeFileAtomic(plan.Config, 0o600, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+				return fmt.Errorf("restore %s: %w", name, err)
+			}
+			if err := os.Remove(from); err != nil {
 				return fmt.Errorf("restore %s: %w", name, err)
 			}
 			continue
 		case strings.HasPrefix(name, backupTLS):
-			os.MkdirAll(filepath.Join(cfg.DataDir, "tls"), 0o700)
+			os.MkdirAll(filepath.Join(dataDir, "tls"), 0o700)
 		case name == backupDB:
+			// The old database's WAL must not be replayed onto the new one.
+			for _, suffix := range []string{"-wal", "-shm"} {
+				if err := os.Remove(dbPath + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("restore: %w", err)
+				}
+			}
 			os.Remove(from + "-wal")
 			os.Remove(from + "-shm")
 		}
@@ -177,8 +237,34 @@ func Restore(ctx context.Context, cfg Config, configPath, src string, log *slog.
 			return fmt.Errorf("restore %s: %w", name, err)
 		}
 	}
-	log.Info("restored", "from", src, "at", time.Now().Format(time.RFC3339), "files", len(got))
+	syncDir(dataDir)
+	syncDir(filepath.Join(dataDir, "tls"))
+	if err := os.Remove(filepath.Join(dataDir, RestoreMarker)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("restore: %w", err)
+	}
+	syncDir(dataDir)
+	os.RemoveAll(tmpDir)
 	return nil
+}
+
+// applyPendingRestore finishes a restore a crash interrupted; Open runs it
+// before opening the database.
+func applyPendingRestore(dataDir string, log *slog.Logger) error {
+	data, err := os.ReadFile(filepath.Join(dataDir, RestoreMarker))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	var plan restorePlan
+	if err := json.Unmarshal(data, &plan); err != nil {
+		return fmt.Errorf("restore: %s is damaged (%v): restore the backup again with chatbox restore", RestoreMarker, err)
+	}
+	if log != nil {
+		log.Warn("finishing a restore that was interrupted", "data", dataDir, "files", len(plan.Files))
+	}
+	return finishRestore(dataDir, plan)
 }
 
 // maxBackupExpanded bounds what a backup may hold once unpacked, so that a

@@ -87,6 +87,9 @@ func Open(ctx context.Context, o Options) (*Box, error) {
 	if err := applyFactoryReset(dir, o.Log); err != nil {
 		return nil, err
 	}
+	if err := applyPendingRestore(dir, o.Log); err != nil {
+		return nil, err
+	}
 	var boxTLS *BoxTLS
 	if o.Config.TLS.CertFile != "" {
 		boxTLS, err = LoadTLSFiles(o.Config.TLS.CertFile, o.Config.TLS.KeyFile)
