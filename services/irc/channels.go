@@ -5,6 +5,9 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/ergochat/irc-go/ircmsg"
 
 	"chatbox/services/chat"
 )
@@ -63,24 +66,42 @@ func handleJoin(r *request) {
 			continue
 		}
 		joined = true
-		c.replayOnJoin(r, &res)
 	}
 }
 
-// replayOnJoin sends recent lines to clients that will not ask for them
-// with CHATHISTORY.
-func (c *conn) replayOnJoin(r *request, res *chat.JoinResult) {
-	if c.srv.cfg.HistoryOnJoin <= 0 || len(res.History) == 0 || c.hasCap("draft/chathistory") {
-		return
+// replayOnJoin is the recent lines a client that will not ask for them
+// with CHATHISTORY gets after its JOIN burst. It runs on the writer, right
+// after the burst the core queued under its lock: every line committed
+// since is either in this replay or queued after it, and the live copies
+// of replayed lines are skipped (c.replayed), so the history comes once,
+// in order, before anything newer.
+func (c *conn) replayOnJoin(room string, caps capSet) []ircmsg.Message {
+	if c.srv.cfg.HistoryOnJoin <= 0 || caps.has("draft/chathistory") {
+		return nil
 	}
-	hist := res.History
-	if len(hist) > c.srv.cfg.HistoryOnJoin {
-		hist = hist[len(hist)-c.srv.cfg.HistoryOnJoin:]
+	s := c.session()
+	if s == nil {
+		return nil
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	hist, err := c.srv.core.History(ctx, s, chat.HistoryQuery{Room: room, Limit: c.srv.cfg.HistoryOnJoin, Last: true})
+	if err != nil {
+		c.srv.log.Warn("history on join", "room", room, "err", err)
+		return nil
+	}
+	var out []ircmsg.Message
 	for i := range hist {
-		c.Deliver(chat.Delivery{Kind: chat.DelMessage, Message: &hist[i], Room: hist[i].Room,
-			From: chat.SessionRef{Account: hist[i].From}})
+		m := &hist[i]
+		out = append(out, c.messageLines(m, c.source(m.From, ""), channelOf(room), caps)...)
 	}
+	if c.replayed == nil {
+		c.replayed = map[string]int64{}
+	}
+	if n := len(hist); n > 0 {
+		c.replayed[room] = hist[n-1].Seq
+	}
+	return out
 }
 
 func joinError(r *request, ch string, err error) {

@@ -60,18 +60,21 @@ type conn struct {
 	capVersion  int
 	pass        string
 	passNick    string // a NICK held by another connection, kept for a pending PASS login
-	account     string
-	admin       bool // box admin: IRC operator
-	sess        *chat.Session
-	away        string
-	modes       map[byte]bool // user modes: i, w, B, o
-	monitor     map[string]bool
-	signon      time.Time
-	idleSince   time.Time
-	authBy      time.Time // deadline to prove an account's nick
-	saslMech    string
-	saslBuf     []byte
-	clientCert  []byte
+	// replayed is, per room, the last message a JOIN replay showed; the
+	// writer alone uses it (translate).
+	replayed   map[string]int64
+	account    string
+	admin      bool // box admin: IRC operator
+	sess       *chat.Session
+	away       string
+	modes      map[byte]bool // user modes: i, w, B, o
+	monitor    map[string]bool
+	signon     time.Time
+	idleSince  time.Time
+	authBy     time.Time // deadline to prove an account's nick
+	saslMech   string
+	saslBuf    []byte
+	clientCert []byte
 
 	qmu    sync.Mutex // guards the write queue
 	queue  []outItem

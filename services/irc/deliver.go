@@ -211,6 +211,9 @@ func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
 		}
 		src := c.source(m.From, d.From.Door)
 		if m.Room != "" {
+			if m.Seq != 0 && m.Seq <= c.replayed[m.Room] {
+				return nil // already shown by the join's replay
+			}
 			return c.messageLines(m, src, channelOf(m.Room), caps)
 		}
 		if d.Carbon || m.From == fold(me) && m.To != fold(me) {
@@ -235,7 +238,7 @@ func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
 
 	case chat.DelJoin:
 		if d.Echo {
-			return c.joinBurst(d, caps)
+			return append(c.joinBurst(d, caps), c.replayOnJoin(d.Room, caps)...)
 		}
 		v := c.chans[d.Room]
 		if v == nil {
