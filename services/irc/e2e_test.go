@@ -62,7 +62,7 @@ func noticeContaining(text string) func(ircmsg.Message) bool {
 
 func TestRegistration(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, []string{"alice", "bob", "carol", "dave"})
+	b := startBox(t, []string{"alice", "bob", "carol", "dave", "erin"})
 
 	t.Run("SASL PLAIN over TLS trusting the box CA", func(t *testing.T) {
 		ev := b.evConfig("alice", "server-time", "message-tags")
@@ -155,6 +155,37 @@ func TestRegistration(t *testing.T) {
 		c.send("NICK dave")
 		c.send("USER dave 0 * :Dave")
 		c.expectLine("001", "dave")
+	})
+
+	t.Run("labelled SASL", func(t *testing.T) {
+		// labeled-response: the last AUTHENTICATE's replies, 900 and 903,
+		// come as one labelled batch.
+		c := b.dial(t, "erin", false)
+		c.send("CAP LS 302")
+		c.collect("the end of CAP LS", isCapLSEnd)
+		c.send("CAP REQ :sasl labeled-response batch message-tags")
+		c.expect("CAP ACK", isCap("ACK"))
+		c.send("AUTHENTICATE PLAIN")
+		c.expectLine("AUTHENTICATE", "+")
+		c.send("@label=sasl1 AUTHENTICATE " + saslPlain("erin", password("erin")))
+		start := c.expect("the labelled batch", isLine("BATCH"))
+		if _, label := start.GetTag("label"); label != "sasl1" || len(start.Params) < 2 || start.Params[1] != "labeled-response" {
+			t.Fatalf("batch start %v %v", start.AllTags(), start.Params)
+		}
+		ref := strings.TrimPrefix(start.Params[0], "+")
+		var in []string
+		for _, m := range c.collect("the end of the batch", isLine("BATCH", "-"+ref)) {
+			if _, b := m.GetTag("batch"); b == ref {
+				in = append(in, m.Command)
+			}
+		}
+		if strings.Join(in, " ") != "900 903" {
+			t.Fatalf("labelled SASL reply %v, want 900 903", in)
+		}
+		c.send("CAP END")
+		c.send("NICK erin")
+		c.send("USER erin 0 * :Erin")
+		c.expectLine("001", "erin")
 	})
 
 	t.Run("wrong password", func(t *testing.T) {

@@ -55,7 +55,7 @@ func nickserv(r *request, text string) {
 			return
 		}
 		r.finish()
-		c.login(a)
+		c.login(a, nil)
 		c.sendLine(ircmsg.MakeMessage(nil, nickservSource, "NOTICE", c.currentNick(), "You are now logged in as "+a.Name))
 	case "REGISTER":
 		if c.accountName() != "" {
@@ -88,7 +88,7 @@ func nickserv(r *request, text string) {
 		c.srv.log.Info("account registered", "account", name, "via", "NickServ REGISTER", "addr", c.ip)
 		nickservReply(r, "Account "+name+" registered")
 		r.finish()
-		c.login(a)
+		c.login(a, nil)
 	case "INFO":
 		name := c.currentNick()
 		if len(fields) > 1 {

@@ -340,7 +340,10 @@ func (c *conn) takeAccountNick(acct string) bool {
 
 // login makes an identified connection of account a (after SASL during
 // registration, or NickServ IDENTIFY after it).
-func (c *conn) login(a chat.Account) {
+//
+// r, if not nil, is the request that logged in (SASL during registration):
+// RPL_LOGGEDIN goes in its reply, under its label.
+func (c *conn) login(a chat.Account, r *request) {
 	c.mu.Lock()
 	if guest := c.sess; guest != nil {
 		// A guest who logs in leaves its guest session (and its rooms).
@@ -366,8 +369,13 @@ func (c *conn) login(a chat.Account) {
 	if nick == "" {
 		nick = "*"
 	}
-	c.sendLine(ircmsg.MakeMessage(nil, c.srv.cfg.ServerName, RPL_LOGGEDIN, nick, nick+"!"+a.Name+"@"+c.host(), a.Name,
-		"You are now logged in as "+a.Name))
+	line := ircmsg.MakeMessage(nil, c.srv.cfg.ServerName, RPL_LOGGEDIN, nick, nick+"!"+a.Name+"@"+c.host(), a.Name,
+		"You are now logged in as "+a.Name)
+	if r != nil {
+		r.send(line)
+		return
+	}
+	c.sendLine(line)
 }
 
 // startSession opens the connection's session in the core, marks it

@@ -82,9 +82,7 @@ func handleAuthenticate(r *request) {
 			r.numeric(ERR_SASLFAIL, "SASL authentication failed: "+saslReason(err))
 			return
 		}
-		r.finish()
-		c.login(a)
-		c.numeric(RPL_SASLSUCCESS, "SASL authentication successful")
+		c.saslSucceeded(r, a)
 		return
 	}
 	parts := bytes.Split(raw, []byte{0})
@@ -106,8 +104,25 @@ func handleAuthenticate(r *request) {
 		}
 		return
 	}
+	c.saslSucceeded(r, a)
+}
+
+// saslSucceeded logs the connection in and answers 900 and 903. During
+// registration (where SASL happens) both are the AUTHENTICATE's reply,
+// under its label (labeled-response); afterwards the login may rename the
+// client and start its session, which come first.
+func (c *conn) saslSucceeded(r *request, a chat.Account) {
+	c.mu.Lock()
+	registered := c.state >= stateRegistered
+	c.mu.Unlock()
+	if !registered {
+		c.login(a, r)
+		r.numeric(RPL_SASLSUCCESS, "SASL authentication successful")
+		r.finish()
+		return
+	}
 	r.finish()
-	c.login(a)
+	c.login(a, nil)
 	c.numeric(RPL_SASLSUCCESS, "SASL authentication successful")
 }
 
