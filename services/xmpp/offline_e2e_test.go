@@ -32,8 +32,19 @@ func TestOfflineMessages(t *testing.T) {
 	bob.quiet("offline messages before presence", func(e *Element) bool { return e.Local == "message" })
 	before := time.Now().Add(-time.Minute)
 	bob.send(`<presence/>`)
-	m1 := bob.expect("XMPP message", isMsg("while you were out"))
-	m2 := bob.expect("IRC message", isMsg("from irc while out"))
+	// The two senders raced: either may have been stored first, and the
+	// queue comes in store order.
+	var m1, m2 *Element
+	for m1 == nil || m2 == nil {
+		m := bob.expect("the offline messages", func(e *Element) bool {
+			return isMsg("while you were out")(e) || isMsg("from irc while out")(e)
+		})
+		if isMsg("while you were out")(m) {
+			m1 = m
+		} else {
+			m2 = m
+		}
+	}
 	for _, m := range []*Element{m1, m2} {
 		d := m.Child("urn:xmpp:delay", "delay")
 		if d == nil || d.Get("from") != boxDomain {
