@@ -27,42 +27,59 @@ func needSlixmpp(t *testing.T) {
 	}
 }
 
-func TestSlixmppClient(t *testing.T) {
-	needSlixmpp(t)
-	b := startBox(t, []string{"alice", "bob"})
-	bob := b.ircLogin(t, "bob")
+// slixmppRun is the slixmpp client script running as alice against the
+// box with extra arguments; wait returns its stdout once it exited 0.
+type slixmppRun struct {
+	t              *testing.T
+	stdout, stderr bytes.Buffer
+	exited         chan error
+}
+
+func startSlixmpp(t *testing.T, b *box, args ...string) *slixmppRun {
+	t.Helper()
 	host, port, err := net.SplitHostPort(b.xmppAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*waitLimit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, slixmppPython, filepath.Join("testdata", "slixmpp_client.py"),
-		"--jid", "alice@"+boxDomain, "--password", password("alice"),
-		"--host", host, "--port", port, "--ca", filepath.Join(b.data, "tls", "ca.pem"),
-		"--to", "bob@"+boxDomain, "--body", "hello from slixmpp", "--timeout", "20", "--max-tls", "1.2")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	r := &slixmppRun{t: t, exited: make(chan error, 1)}
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, slixmppPython, append([]string{filepath.Join("testdata", "slixmpp_client.py"),
+		"--jid", "alice@" + boxDomain, "--password", password("alice"),
+		"--host", host, "--port", port, "--ca", filepath.Join(b.data, "tls", "ca.pem"), "--timeout", "20"}, args...)...)
+	cmd.Stdout, cmd.Stderr = &r.stdout, &r.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() { r.exited <- cmd.Wait() }()
+	return r
+}
+
+// expectOutput waits for the script and checks what it printed.
+func (r *slixmppRun) expectOutput(want string) {
+	r.t.Helper()
+	if err := <-r.exited; err != nil {
+		r.t.Fatalf("slixmpp client: %v\nstdout:\n%s\nstderr:\n%s", err, &r.stdout, &r.stderr)
+	}
+	if got := strings.TrimSpace(r.stdout.String()); got != want {
+		r.t.Fatalf("slixmpp client printed %q (stderr %q), want %q", got, r.stderr.String(), want)
+	}
+}
+
+func TestSlixmppClient(t *testing.T) {
+	needSlixmpp(t)
+	b := startBox(t, []string{"alice", "bob"})
+	bob := b.ircLogin(t, "bob")
+	run := startSlixmpp(t, b, "--to", "bob@"+boxDomain, "--body", "hello from slixmpp", "--max-tls", "1.2")
 
 	m := bob.expect("alice's message from slixmpp", func(m ircmsg.Message) bool { return m.Command == "PRIVMSG" })
 	if !strings.HasPrefix(m.Source, "alice!") || len(m.Params) != 2 || m.Params[0] != "bob" || m.Params[1] != "hello from slixmpp" {
 		t.Fatalf("bob got %s %v from %s", m.Command, m.Params, m.Source)
 	}
 	bob.raw("PRIVMSG alice :hello back from IRC")
-	if err := <-exited; err != nil {
-		t.Fatalf("slixmpp client: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
-	}
 	// SCRAM with channel binding: slixmpp's first choice, and what the
 	// box offers first.
-	want := "mechanism: SCRAM-SHA-256-PLUS\nreply: hello back from IRC"
-	if got := strings.TrimSpace(stdout.String()); got != want {
-		t.Fatalf("slixmpp client printed %q (stderr %q), want %q", got, stderr.String(), want)
-	}
+	run.expectOutput("mechanism: SCRAM-SHA-256-PLUS\nreply: hello back from IRC")
 }
 
 // TestSlixmppRoom: slixmpp, over TLS 1.3 (SCRAM without channel binding:
@@ -74,33 +91,11 @@ func TestSlixmppRoom(t *testing.T) {
 	bob := b.ircLogin(t, "bob")
 	bob.raw("JOIN #general")
 	bob.expect("join", func(m ircmsg.Message) bool { return m.Command == "366" })
-	host, port, err := net.SplitHostPort(b.xmppAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*waitLimit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, slixmppPython, filepath.Join("testdata", "slixmpp_client.py"),
-		"--jid", "alice@"+boxDomain, "--password", password("alice"),
-		"--host", host, "--port", port, "--ca", filepath.Join(b.data, "tls", "ca.pem"),
-		"--room", "general@"+roomsDomain, "--nick", "Ally", "--body", "hello room from slixmpp", "--timeout", "20")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	run := startSlixmpp(t, b, "--room", "general@"+roomsDomain, "--nick", "Ally", "--body", "hello room from slixmpp")
 	m := bob.expect("alice's line in #general", func(m ircmsg.Message) bool { return m.Command == "PRIVMSG" && m.Params[0] == "#general" })
 	if !strings.HasPrefix(m.Source, "alice!") || m.Params[1] != "hello room from slixmpp" {
 		t.Fatalf("bob got %v from %s", m.Params, m.Source)
 	}
 	bob.raw("PRIVMSG #general :hello back from IRC")
-	if err := <-exited; err != nil {
-		t.Fatalf("slixmpp client: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
-	}
-	want := "mechanism: SCRAM-SHA-256\nreply: bob: hello back from IRC"
-	if got := strings.TrimSpace(stdout.String()); got != want {
-		t.Fatalf("slixmpp client printed %q (stderr %q), want %q", got, stderr.String(), want)
-	}
+	run.expectOutput("mechanism: SCRAM-SHA-256\nreply: bob: hello back from IRC")
 }
