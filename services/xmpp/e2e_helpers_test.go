@@ -13,8 +13,6 @@
 package xmpp
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -23,12 +21,9 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -36,6 +31,8 @@ import (
 	"mellium.im/xmlstream"
 	mxmpp "mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
+
+	"chatbox/internal/testbox"
 )
 
 const (
@@ -46,29 +43,23 @@ const (
 var chatboxBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "chatbox-xmpp-e2e-")
+	bin, cleanup, err := testbox.Build("../../cmd/chatbox")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "xmpp e2e: temp dir:", err)
+		fmt.Fprintln(os.Stderr, "xmpp e2e:", err)
 		os.Exit(2)
 	}
-	chatboxBin = filepath.Join(dir, "chatbox")
-	build := exec.Command("go", "build", "-o", chatboxBin, "../../cmd/chatbox")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "xmpp e2e: building chatbox: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(2)
-	}
+	chatboxBin = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
 // password is the password the harness gives each account.
 func password(account string) string { return "password-" + account }
 
-// box is one running chatbox.
+// box is one running chatbox (testbox.Proc) and the addresses it logged.
 type box struct {
+	*testbox.Proc
 	data       string
 	xmppAddr   string // STARTTLS
 	xmppTLS    string // direct TLS
@@ -76,11 +67,6 @@ type box struct {
 	compAddr   string // components, if configured
 	uploadAddr string // file sharing (HTTPS, XEP-0363)
 	ca         *x509.CertPool
-	cmd        *exec.Cmd
-	logMu      sync.Mutex
-	log        bytes.Buffer
-	exited     chan struct{}
-	err        error
 }
 
 var listenRe = regexp.MustCompile(`msg=listening door=(xmpp|irc) addr=(\S+) (?:kind=(\S+)|tls=(\S+))`)
@@ -90,11 +76,12 @@ var uploadListenRe = regexp.MustCompile(`msg=listening door=upload addr=(\S+)`)
 // settings given as key=value on top of loopback listeners on free ports.
 func startBox(t *testing.T, accounts []string, settings ...string) *box {
 	t.Helper()
-	b := &box{data: filepath.Join(t.TempDir(), "data"), exited: make(chan struct{})}
+	data := filepath.Join(t.TempDir(), "data")
+	b := &box{Proc: testbox.New(chatboxBin, data), data: data}
 	for _, a := range accounts {
 		b.cli(t, password(a)+"\n", "user", "add", a)
 	}
-	args := []string{"--data", b.data,
+	args := []string{
 		"--set", "domain=" + boxDomain,
 		"--set", "irc.plain_listen=127.0.0.1:0",
 		"--set", "irc.tls_listen=[]",
@@ -108,112 +95,38 @@ func startBox(t *testing.T, accounts []string, settings ...string) *box {
 	for _, s := range settings {
 		args = append(args, "--set", s)
 	}
-	b.cmd = exec.Command(chatboxBin, args...)
-	b.cmd.Env = append(os.Environ(), "CHATBOX_CONFIG=", "CHATBOX_DATA=")
-	stderr, err := b.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.cmd.Stdout = io.Discard
-	if err := b.cmd.Start(); err != nil {
-		t.Fatalf("start chatbox: %v", err)
-	}
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64*1024), 1024*1024)
-		isReady := false
-		for sc.Scan() {
-			line := sc.Text()
-			b.logMu.Lock()
-			b.log.WriteString(line + "\n")
-			if m := listenRe.FindStringSubmatch(line); m != nil {
-				switch {
-				case m[1] == "irc":
-					b.ircAddr = m[2]
-				case m[3] == "c2s-starttls":
-					b.xmppAddr = m[2]
-				case m[3] == "c2s-directtls":
-					b.xmppTLS = m[2]
-				case m[3] == "component":
-					b.compAddr = m[2]
-				}
-			}
-			if m := uploadListenRe.FindStringSubmatch(line); m != nil {
-				b.uploadAddr = m[1]
-			}
-			b.logMu.Unlock()
-			if !isReady && strings.Contains(line, `msg="chatbox ready"`) {
-				isReady = true
-				close(ready)
+	b.Start(t, args, func(line string) {
+		if m := listenRe.FindStringSubmatch(line); m != nil {
+			switch {
+			case m[1] == "irc":
+				b.ircAddr = m[2]
+			case m[3] == "c2s-starttls":
+				b.xmppAddr = m[2]
+			case m[3] == "c2s-directtls":
+				b.xmppTLS = m[2]
+			case m[3] == "component":
+				b.compAddr = m[2]
 			}
 		}
-		io.Copy(io.Discard, stderr)
-		b.err = b.cmd.Wait()
-		close(b.exited)
-	}()
-	t.Cleanup(func() { b.stop(t) })
-	select {
-	case <-ready:
-	case <-b.exited:
-		t.Fatalf("chatbox exited before it was ready (%v); log:\n%s", b.err, b.logText())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("chatbox not ready within a minute; log:\n%s", b.logText())
-	}
-	if b.xmppAddr == "" || b.xmppTLS == "" {
+		if m := uploadListenRe.FindStringSubmatch(line); m != nil {
+			b.uploadAddr = m[1]
+		}
+	})
+	var ok bool
+	b.Locked(func() { ok = b.xmppAddr != "" && b.xmppTLS != "" })
+	if !ok {
 		t.Fatalf("chatbox did not log its XMPP listeners; log:\n%s", b.logText())
 	}
-	pem, err := os.ReadFile(filepath.Join(b.data, "tls", "ca.pem"))
-	if err != nil {
-		t.Fatalf("the box's CA: %v", err)
-	}
-	b.ca = x509.NewCertPool()
-	if !b.ca.AppendCertsFromPEM(pem) {
-		t.Fatalf("%s/tls/ca.pem holds no certificate", b.data)
-	}
+	b.ca = b.CA(t)
 	return b
 }
 
 func (b *box) cli(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(chatboxBin, append([]string{"--data", b.data}, args...)...)
-	cmd.Env = append(os.Environ(), "CHATBOX_CONFIG=", "CHATBOX_DATA=")
-	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("chatbox %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return b.CLI(t, stdin, args...)
 }
 
-func (b *box) logText() string {
-	b.logMu.Lock()
-	defer b.logMu.Unlock()
-	return b.log.String()
-}
-
-func (b *box) stop(t *testing.T) {
-	select {
-	case <-b.exited:
-		t.Errorf("chatbox ended by itself during the test (%v); log:\n%s", b.err, b.logText())
-		return
-	default:
-	}
-	b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-b.exited:
-	case <-time.After(30 * time.Second):
-		b.cmd.Process.Kill()
-		<-b.exited
-		t.Errorf("chatbox did not stop within 30s of SIGTERM; log:\n%s", b.logText())
-		return
-	}
-	if b.err != nil {
-		t.Errorf("chatbox exit after SIGTERM: %v (want status 0); log:\n%s", b.err, b.logText())
-	} else if t.Failed() {
-		t.Logf("server log:\n%s", b.logText())
-	}
-}
+func (b *box) logText() string { return b.LogText() }
 
 // tlsConfig trusts the box's CA.
 func (b *box) tlsConfig() *tls.Config {
