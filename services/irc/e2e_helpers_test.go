@@ -14,7 +14,6 @@ package irc_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -25,18 +24,18 @@ import (
 	"log"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ergochat/irc-go/ircevent"
 	"github.com/ergochat/irc-go/ircmsg"
+
+	"chatbox/internal/testbox"
 )
 
 // waitLimit bounds every wait for a line or an event.
@@ -53,21 +52,14 @@ const (
 var chatboxBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "chatbox-irc-e2e-")
+	bin, cleanup, err := testbox.Build("../../cmd/chatbox")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "irc e2e: temp dir:", err)
+		fmt.Fprintln(os.Stderr, "irc e2e:", err)
 		os.Exit(2)
 	}
-	chatboxBin = filepath.Join(dir, "chatbox")
-	build := exec.Command("go", "build", "-o", chatboxBin, "../../cmd/chatbox")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "irc e2e: building chatbox: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(2)
-	}
+	chatboxBin = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
@@ -76,18 +68,13 @@ func password(account string) string { return "password-" + account }
 
 // --- the server ---
 
-// box is one running chatbox.
+// box is one running chatbox (testbox.Proc) and the addresses it logged.
 type box struct {
+	*testbox.Proc
 	data    string // data directory
 	plain   string // host:port of plain-text IRC
 	tlsAddr string // host:port of IRC over TLS
 	ca      *x509.CertPool
-
-	cmd    *exec.Cmd
-	logMu  sync.Mutex
-	log    bytes.Buffer
-	exited chan struct{} // closed when the process has ended
-	err    error         // Wait's result, once exited is closed
 }
 
 var listeningRe = regexp.MustCompile(`msg=listening door=irc addr=(\S+) tls=(true|false)`)
@@ -99,11 +86,12 @@ var listeningRe = regexp.MustCompile(`msg=listening door=irc addr=(\S+) tls=(tru
 // test ends, and must exit with status 0.
 func startBox(t *testing.T, accounts []string, settings ...string) *box {
 	t.Helper()
-	b := &box{data: filepath.Join(t.TempDir(), "data"), exited: make(chan struct{})}
+	data := filepath.Join(t.TempDir(), "data")
+	b := &box{Proc: testbox.New(chatboxBin, data), data: data}
 	for _, a := range accounts {
 		b.cli(t, password(a)+"\n", "user", "add", a)
 	}
-	args := []string{"--data", b.data,
+	args := []string{
 		"--set", "domain=" + boxDomain,
 		"--set", "irc.plain_listen=127.0.0.1:0",
 		"--set", "irc.tls_listen=127.0.0.1:0",
@@ -116,120 +104,31 @@ func startBox(t *testing.T, accounts []string, settings ...string) *box {
 	for _, s := range settings {
 		args = append(args, "--set", s)
 	}
-	b.cmd = exec.Command(chatboxBin, args...)
-	b.cmd.Env = append(os.Environ(), "CHATBOX_CONFIG=", "CHATBOX_DATA=")
-	stderr, err := b.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.cmd.Stdout = &lockedWriter{mu: &b.logMu, w: &b.log}
-	if err := b.cmd.Start(); err != nil {
-		t.Fatalf("start chatbox: %v", err)
-	}
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64*1024), 1024*1024)
-		isReady := false
-		for sc.Scan() {
-			line := sc.Text()
-			b.logMu.Lock()
-			b.log.WriteString(line + "\n")
-			if m := listeningRe.FindStringSubmatch(line); m != nil && !isReady {
-				if m[2] == "true" {
-					b.tlsAddr = m[1]
-				} else {
-					b.plain = m[1]
-				}
-			}
-			b.logMu.Unlock()
-			if !isReady && strings.Contains(line, `msg="chatbox ready"`) {
-				isReady = true
-				close(ready)
+	b.Start(t, args, func(line string) {
+		if m := listeningRe.FindStringSubmatch(line); m != nil {
+			if m[2] == "true" {
+				b.tlsAddr = m[1]
+			} else {
+				b.plain = m[1]
 			}
 		}
-		io.Copy(io.Discard, stderr)
-		b.err = b.cmd.Wait()
-		close(b.exited)
-	}()
-	t.Cleanup(func() { b.stop(t) })
-	select {
-	case <-ready:
-	case <-b.exited:
-		t.Fatalf("chatbox exited before it was ready (%v); log:\n%s", b.err, b.logText())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("chatbox not ready within a minute; log:\n%s", b.logText())
-	}
-	b.logMu.Lock()
-	plain, tlsAddr := b.plain, b.tlsAddr
-	b.logMu.Unlock()
+	})
+	var plain, tlsAddr string
+	b.Locked(func() { plain, tlsAddr = b.plain, b.tlsAddr })
 	if plain == "" || tlsAddr == "" {
 		t.Fatalf("chatbox did not log its IRC listeners (plain %q, TLS %q); log:\n%s", plain, tlsAddr, b.logText())
 	}
-	pem, err := os.ReadFile(filepath.Join(b.data, "tls", "ca.pem"))
-	if err != nil {
-		t.Fatalf("the box's CA: %v", err)
-	}
-	b.ca = x509.NewCertPool()
-	if !b.ca.AppendCertsFromPEM(pem) {
-		t.Fatalf("%s/tls/ca.pem holds no certificate", b.data)
-	}
+	b.ca = b.CA(t)
 	return b
 }
 
 // cli runs a chatbox command on the box's data directory.
 func (b *box) cli(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(chatboxBin, append([]string{"--data", b.data}, args...)...)
-	cmd.Env = append(os.Environ(), "CHATBOX_CONFIG=", "CHATBOX_DATA=")
-	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("chatbox %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return b.CLI(t, stdin, args...)
 }
 
-func (b *box) logText() string {
-	b.logMu.Lock()
-	defer b.logMu.Unlock()
-	return b.log.String()
-}
-
-// stop ends the server with SIGTERM and checks it exits cleanly.
-func (b *box) stop(t *testing.T) {
-	select {
-	case <-b.exited:
-		t.Errorf("chatbox ended by itself during the test (%v); log:\n%s", b.err, b.logText())
-		return
-	default:
-	}
-	b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-b.exited:
-	case <-time.After(30 * time.Second):
-		b.cmd.Process.Kill()
-		<-b.exited
-		t.Errorf("chatbox did not stop within 30s of SIGTERM; log:\n%s", b.logText())
-		return
-	}
-	if b.err != nil {
-		t.Errorf("chatbox exit after SIGTERM: %v (want status 0); log:\n%s", b.err, b.logText())
-	} else if t.Failed() {
-		t.Logf("server log:\n%s", b.logText())
-	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
+func (b *box) logText() string { return b.LogText() }
 
 // --- what a client received ---
 
