@@ -183,6 +183,7 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 		MinPort:      uint16(s.cfg.RelayMinPort),
 		MaxPort:      uint16(s.cfg.RelayMaxPort),
 	}, open: map[*relayConn]struct{}{}}
+	gen.idle = sync.NewCond(&gen.mu)
 	perm := func(_ net.Addr, peer net.IP) bool { return peerAllowed(peer, relayIP) }
 
 	var (
@@ -436,6 +437,10 @@ type relays struct {
 	inner pturn.RelayAddressGenerator
 	mu    sync.Mutex
 	open  map[*relayConn]struct{}
+	// reading counts reads in progress on the relay sockets; idle
+	// (on mu) is signalled when it drops to zero.
+	reading int
+	idle    *sync.Cond
 }
 
 func (r *relays) Validate() error { return r.inner.Validate() }
@@ -466,12 +471,35 @@ func (r *relays) closeAll() {
 	for _, rc := range open {
 		rc.Close()
 	}
+	// A socket is released only when the last read blocked on it returns
+	// (Go's poller defers the close(2) until then): wait for pion's
+	// readers, so that the ports are free when Serve returns.
+	r.mu.Lock()
+	for r.reading > 0 {
+		r.idle.Wait()
+	}
+	r.mu.Unlock()
 }
 
 type relayConn struct {
 	net.PacketConn
 	r    *relays
 	once sync.Once
+}
+
+func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	c.r.mu.Lock()
+	c.r.reading++
+	c.r.mu.Unlock()
+	defer func() {
+		c.r.mu.Lock()
+		c.r.reading--
+		if c.r.reading == 0 {
+			c.r.idle.Broadcast()
+		}
+		c.r.mu.Unlock()
+	}()
+	return c.PacketConn.ReadFrom(p)
 }
 
 func (c *relayConn) Close() error {

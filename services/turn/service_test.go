@@ -3,8 +3,10 @@ package turn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -355,6 +357,9 @@ func TestStopClosesConnectionsAndRelays(t *testing.T) {
 		t.Fatal(err)
 	}
 	relayPort := relay.LocalAddr().(*net.UDPAddr).Port
+	if owned, err := ownUDPPort(relayPort); err == nil && !owned {
+		t.Fatalf("relay port %d: no socket of this process holds it while the relay is open", relayPort)
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -367,12 +372,20 @@ func TestStopClosesConnectionsAndRelays(t *testing.T) {
 	if len(s.Services()) != 0 {
 		t.Errorf("services after stop: %+v, want none", s.Services())
 	}
-	// The relay's port is free again: Serve closed it before returning.
-	pc, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(relayPort)))
-	if err != nil {
-		t.Errorf("relay port %d still in use after Serve returned: %v", relayPort, err)
-	} else {
-		pc.Close()
+	// The relay's socket is closed: Serve closed it before returning. The
+	// port itself may already be taken by another process on the machine
+	// (the relay range lies in the ephemeral range), so what is checked is
+	// that no socket of this process is bound to it any more.
+	if owned, err := ownUDPPort(relayPort); err != nil {
+		t.Logf("cannot inspect sockets (%v); checking the port instead", err)
+		pc, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(relayPort)))
+		if err != nil {
+			t.Errorf("relay port %d still in use after Serve returned: %v", relayPort, err)
+		} else {
+			pc.Close()
+		}
+	} else if owned {
+		t.Errorf("relay port %d still held by this process after Serve returned", relayPort)
 	}
 	// The TCP listener is closed.
 	raw, _ := net.Dial("tcp", addr)
@@ -380,4 +393,35 @@ func TestStopClosesConnectionsAndRelays(t *testing.T) {
 		raw.Close()
 		t.Errorf("the TCP listener %s still accepts after Serve returned", addr)
 	}
+}
+
+// ownUDPPort says whether a UDP socket of this process is bound to port,
+// from /proc/net/udp and the process's file descriptors (Linux).
+func ownUDPPort(port int) (bool, error) {
+	inodes := map[string]bool{}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return false, err
+	}
+	for _, fd := range fds {
+		target, err := os.Readlink("/proc/self/fd/" + fd.Name())
+		if err == nil && strings.HasPrefix(target, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] = true
+		}
+	}
+	table, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		return false, err
+	}
+	hexPort := fmt.Sprintf(":%04X", port)
+	for _, line := range strings.Split(string(table), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 10 {
+			continue
+		}
+		if strings.HasSuffix(f[1], hexPort) && inodes[f[9]] {
+			return true, nil
+		}
+	}
+	return false, nil
 }
