@@ -58,6 +58,10 @@ func (s *Server) routes() *http.ServeMux {
 // ServeHTTP adds the security headers and sends every page to /setup
 // until the admin password is set.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if m, ok := s.cfg.Mounts[r.URL.Path]; ok {
+		m.ServeHTTP(w, r)
+		return
+	}
 	h := w.Header()
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")

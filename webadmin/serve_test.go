@@ -8,9 +8,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"io"
 	"log/slog"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -88,5 +90,25 @@ func TestServeHTTPS(t *testing.T) {
 	bad := New(Config{Listen: "127.0.0.1:0", HTTPS: true, DataDir: t.TempDir()}, f.box, nil)
 	if err := bad.Serve(context.Background(), func() {}); err == nil {
 		t.Fatal("HTTPS without TLS served")
+	}
+}
+
+func TestMountsServedBeforeSetup(t *testing.T) {
+	f := newFixture(t)
+	mounted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "mounted "+r.URL.Path)
+	})
+	s := New(Config{DataDir: t.TempDir(), Domain: "box.test",
+		Mounts: map[string]http.Handler{"/xmpp-websocket": mounted}}, f.box, nil)
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "/xmpp-websocket", nil))
+	if rec.Code != http.StatusOK || rec.Body.String() != "mounted /xmpp-websocket" {
+		t.Fatalf("mounted path before setup: %d %q, want the mounted handler's answer", rec.Code, rec.Body.String())
+	}
+	rec = httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "/xmpp-websocket/x", nil))
+	if rec.Code != http.StatusSeeOther {
+		t.Fatalf("a path under the mount: %d, want the setup redirect (mounts are exact paths)", rec.Code)
 	}
 }

@@ -127,6 +127,12 @@ type Config struct {
 	LoginsPerMinute int
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// Mounts are other services served on the web admin's listener,
+	// by exact path ("/xmpp-websocket", "/.well-known/host-meta"): the
+	// doors' WebSocket endpoints and the like. They are public (they do
+	// their own authentication), reachable before the setup, and get
+	// none of the admin pages' headers or body limits.
+	Mounts map[string]http.Handler
 }
 
 // Server is the web admin service.
