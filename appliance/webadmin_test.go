@@ -56,7 +56,7 @@ func TestWebAdminService(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/setup" {
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/setup" {
 		t.Fatalf("GET /: %s %q", resp.Status, resp.Header.Get("Location"))
 	}
 	// The adapter passes the box's state and events on.

@@ -148,9 +148,9 @@ type tokensData struct {
 }
 
 func (s *Server) tokenRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /tokens", s.admin(s.tokensPage))
-	mux.HandleFunc("POST /tokens/create", s.admin(s.tokenCreate))
-	mux.HandleFunc("POST /tokens/revoke", s.admin(s.tokenRevoke))
+	mux.HandleFunc("GET /admin/tokens", s.admin(s.tokensPage))
+	mux.HandleFunc("POST /admin/tokens/create", s.admin(s.tokenCreate))
+	mux.HandleFunc("POST /admin/tokens/revoke", s.admin(s.tokenRevoke))
 	s.apiRoutes(mux)
 	mux.HandleFunc("/metrics", s.metrics)
 }
@@ -198,7 +198,7 @@ func (s *Server) tokenRevoke(w http.ResponseWriter, r *http.Request, p *page) {
 		return
 	}
 	s.log.Info("web admin: API token revoked")
-	http.Redirect(w, r, "/tokens?done=revoked", http.StatusSeeOther)
+	http.Redirect(w, r, "/admin/tokens?done=revoked", http.StatusSeeOther)
 }
 
 // The JSON API.

@@ -17,8 +17,8 @@ var newTokenRe = regexp.MustCompile(`<code id="new-token">([^<]+)</code>`)
 // newToken makes an API token through the tokens page.
 func newToken(t *testing.T, b *browser, name string) string {
 	t.Helper()
-	b.get("/tokens")
-	r := b.post("/tokens/create", "name", name)
+	b.get("/admin/tokens")
+	r := b.post("/admin/tokens/create", "name", name)
 	want(t, r, http.StatusOK, "shown only this once", name)
 	m := newTokenRe.FindStringSubmatch(r.body)
 	if m == nil {
@@ -82,19 +82,19 @@ func wantErr(t *testing.T, status int, body map[string]any, wantStatus int, fiel
 func TestTokensPage(t *testing.T) {
 	f := newFixture(t)
 	b := f.setUp()
-	refusals(t, f, b, "/tokens/create", "name", "x")
-	refusals(t, f, b, "/tokens/revoke", "id", "x")
-	wantRedirect(t, f.browser().get("/tokens"), "/login")
-	want(t, b.get("/tokens"), http.StatusOK, "No tokens", "API tokens")
-	r := b.post("/tokens/create", "name", "")
+	refusals(t, f, b, "/admin/tokens/create", "name", "x")
+	refusals(t, f, b, "/admin/tokens/revoke", "id", "x")
+	wantRedirect(t, f.browser().get("/admin/tokens"), "/admin/login")
+	want(t, b.get("/admin/tokens"), http.StatusOK, "No tokens", "API tokens")
+	r := b.post("/admin/tokens/create", "name", "")
 	want(t, r, http.StatusBadRequest, `id="name-err"`)
-	want(t, b.post("/tokens/create", "name", strings.Repeat("x", 65)), http.StatusBadRequest, "at most 64")
-	want(t, b.post("/tokens/create", "name", "a\x01b"), http.StatusBadRequest, "letters, digits")
+	want(t, b.post("/admin/tokens/create", "name", strings.Repeat("x", 65)), http.StatusBadRequest, "at most 64")
+	want(t, b.post("/admin/tokens/create", "name", "a\x01b"), http.StatusBadRequest, "letters, digits")
 	tok := newToken(t, b, "grafana")
 	if !strings.HasPrefix(tok, tokenPrefix) {
 		t.Fatal(tok)
 	}
-	r = b.get("/tokens")
+	r = b.get("/admin/tokens")
 	want(t, r, http.StatusOK, "grafana")
 	if strings.Contains(r.body, tok) {
 		t.Fatal("the token is shown again")
@@ -118,9 +118,9 @@ func TestTokensPage(t *testing.T) {
 		t.Fatal(st)
 	}
 	id := f.srv.tokens.all()[0].ID
-	want(t, b.post("/tokens/revoke", "id", "nope"), http.StatusNotFound, "id: no such token")
-	wantRedirect(t, b.post("/tokens/revoke", "id", id), "/tokens?done=revoked")
-	want(t, b.get("/tokens?done=revoked"), http.StatusOK, "API token revoked.")
+	want(t, b.post("/admin/tokens/revoke", "id", "nope"), http.StatusNotFound, "id: no such token")
+	wantRedirect(t, b.post("/admin/tokens/revoke", "id", id), "/admin/tokens?done=revoked")
+	want(t, b.get("/admin/tokens?done=revoked"), http.StatusOK, "API token revoked.")
 	st, body, _ := f.call("GET", "/api/v1/status", tok, "")
 	wantErr(t, st, body, http.StatusUnauthorized, "")
 	for i := range maxTokens {
@@ -128,7 +128,7 @@ func TestTokensPage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want(t, b.post("/tokens/create", "name", "one too many"), http.StatusConflict, "at most 32")
+	want(t, b.post("/admin/tokens/create", "name", "one too many"), http.StatusConflict, "at most 32")
 }
 
 func TestAPIRefusals(t *testing.T) {

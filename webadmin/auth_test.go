@@ -13,15 +13,15 @@ import (
 func TestEveryPageGoesToSetupFirst(t *testing.T) {
 	f := newFixture(t)
 	b := f.browser()
-	for _, p := range []string{"/", "/people", "/rooms", "/login", "/nope", "/people/edit?name=a"} {
-		wantRedirect(t, b.get(p), "/setup")
+	for _, p := range []string{"/", "/admin/people", "/admin/rooms", "/admin/login", "/nope", "/admin/people/edit?name=a"} {
+		wantRedirect(t, b.get(p), "/admin/setup")
 	}
-	wantRedirect(t, b.post("/people/create", "name", "alice", "password", "password-1"), "/setup")
-	r := b.get("/static/style.css")
+	wantRedirect(t, b.post("/admin/people/create", "name", "alice", "password", "password-1"), "/admin/setup")
+	r := b.get("/admin/static/style.css")
 	if r.status != http.StatusOK || !strings.Contains(r.header.Get("Content-Type"), "text/css") {
 		t.Fatalf("style: %d %s", r.status, r.header.Get("Content-Type"))
 	}
-	want(t, b.get("/setup"), http.StatusOK, "press button A", "setup code", `name="code"`, "testbox")
+	want(t, b.get("/admin/setup"), http.StatusOK, "press button A", "setup code", `name="code"`, "testbox")
 	if !strings.Contains(f.logs.String(), `msg="web admin setup code" code=`+f.code()) {
 		t.Fatalf("setup code not logged:\n%s", f.logs)
 	}
@@ -37,7 +37,7 @@ func TestEveryPageGoesToSetupFirst(t *testing.T) {
 func TestSetupWithCode(t *testing.T) {
 	f := newFixture(t)
 	b := f.browser()
-	b.get("/setup")
+	b.get("/admin/setup")
 	code := f.code()
 	good := []string{"name", "Kitchen box", "password", adminPassword, "password2", adminPassword, "code", code}
 	with := func(kv ...string) []string {
@@ -52,20 +52,20 @@ func TestSetupWithCode(t *testing.T) {
 		return out
 	}
 	// Refusals.
-	want(t, b.post("/setup", append(with(), "csrf", "forged")...), http.StatusForbidden, "security token")
-	b.get("/setup")
-	want(t, b.post("/setup", with("password", "short", "password2", "short")...), http.StatusBadRequest, "password: at least 8 characters")
-	want(t, b.post("/setup", with("password2", "something else")...), http.StatusBadRequest, "password2: the two passwords differ")
-	want(t, b.post("/setup", with("name", "")...), http.StatusBadRequest, "name: give the box a name")
-	want(t, b.post("/setup", with("name", "a\x01b")...), http.StatusBadRequest, "name: ")
-	want(t, b.post("/setup", with("code", "wrongcode1")...), http.StatusForbidden, "code: wrong setup code")
-	want(t, b.post("/setup", with("code", "")...), http.StatusForbidden, "code: give the setup code, or press button A")
+	want(t, b.post("/admin/setup", append(with(), "csrf", "forged")...), http.StatusForbidden, "security token")
+	b.get("/admin/setup")
+	want(t, b.post("/admin/setup", with("password", "short", "password2", "short")...), http.StatusBadRequest, "password: at least 8 characters")
+	want(t, b.post("/admin/setup", with("password2", "something else")...), http.StatusBadRequest, "password2: the two passwords differ")
+	want(t, b.post("/admin/setup", with("name", "")...), http.StatusBadRequest, "name: give the box a name")
+	want(t, b.post("/admin/setup", with("name", "a\x01b")...), http.StatusBadRequest, "name: ")
+	want(t, b.post("/admin/setup", with("code", "wrongcode1")...), http.StatusForbidden, "code: wrong setup code")
+	want(t, b.post("/admin/setup", with("code", "")...), http.StatusForbidden, "code: give the setup code, or press button A")
 	// Another site cannot post the form: the token must match the cookie.
 	other := f.browser()
-	want(t, other.post("/setup", append(with(), "csrf", b.csrf)...), http.StatusForbidden, "security token")
+	want(t, other.post("/admin/setup", append(with(), "csrf", b.csrf)...), http.StatusForbidden, "security token")
 
-	r := b.post("/setup", good...)
-	wantRedirect(t, r, "/")
+	r := b.post("/admin/setup", good...)
+	wantRedirect(t, r, "/admin/")
 	var ck string
 	for _, c := range r.header.Values("Set-Cookie") {
 		if strings.HasPrefix(c, cookieName+"=") {
@@ -80,7 +80,7 @@ func TestSetupWithCode(t *testing.T) {
 	if strings.Contains(ck, "Secure") {
 		t.Fatalf("Secure cookie over plain HTTP: %q", ck)
 	}
-	want(t, b.get("/"), http.StatusOK, "Kitchen box", "Dashboard")
+	want(t, b.get("/admin/"), http.StatusOK, "Kitchen box", "Dashboard")
 	// The credential is stored hashed, privately; the code is gone.
 	fi, err := os.Stat(filepath.Join(f.dir, AdminFile))
 	if err != nil || fi.Mode().Perm() != 0o600 {
@@ -97,8 +97,8 @@ func TestSetupWithCode(t *testing.T) {
 		t.Fatalf("ReadSetupCode after setup: %v", err)
 	}
 	// Setup is over: the page sends to the login, a second claim fails.
-	wantRedirect(t, f.browser().get("/setup"), "/login")
-	wantRedirect(t, f.browser().post("/setup", good...), "/login")
+	wantRedirect(t, f.browser().get("/admin/setup"), "/admin/login")
+	wantRedirect(t, f.browser().post("/admin/setup", good...), "/admin/login")
 	// A restarted web admin reads the credential back.
 	s2 := New(Config{DataDir: f.dir, Now: f.clock.now}, f.box, nil)
 	if !s2.auth.configured() || s2.boxName() != "Kitchen box" || !s2.auth.checkPassword(adminPassword) {
@@ -112,8 +112,8 @@ func TestSetupWithButtonA(t *testing.T) {
 	// The window was already open when the page was loaded: not a proof.
 	f.box.OpenPairing(0)
 	b := f.browser()
-	b.get("/setup")
-	want(t, b.post("/setup", form...), http.StatusForbidden, "code: ")
+	b.get("/admin/setup")
+	want(t, b.post("/admin/setup", form...), http.StatusForbidden, "code: ")
 	// Pressed again after the page was loaded: proof.
 	f.clock.add(time.Second)
 	loaded := f.clock.now()
@@ -126,7 +126,7 @@ func TestSetupWithButtonA(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	wantRedirect(t, b.post("/setup", form...), "/")
+	wantRedirect(t, b.post("/admin/setup", form...), "/admin/")
 	if !strings.Contains(f.logs.String(), "proof=\"button A\"") {
 		t.Fatalf("log:\n%s", f.logs)
 	}
@@ -135,61 +135,61 @@ func TestSetupWithButtonA(t *testing.T) {
 func TestSetupButtonPressedAfterLoad(t *testing.T) {
 	f := newFixture(t)
 	b := f.browser()
-	b.get("/setup") // the window is closed now
+	b.get("/admin/setup") // the window is closed now
 	f.box.OpenPairing(0)
-	wantRedirect(t, b.post("/setup", "name", "Box", "password", adminPassword, "password2", adminPassword), "/")
+	wantRedirect(t, b.post("/admin/setup", "name", "Box", "password", adminPassword, "password2", adminPassword), "/admin/")
 }
 
 func TestSetupCodeThrottled(t *testing.T) {
 	f := newFixture(t)
 	b := f.browser()
-	b.get("/setup")
+	b.get("/admin/setup")
 	form := []string{"name", "Box", "password", adminPassword, "password2", adminPassword}
 	for range 5 {
-		want(t, b.post("/setup", append(form, "code", "guess")...), http.StatusForbidden, "code: wrong setup code")
+		want(t, b.post("/admin/setup", append(form, "code", "guess")...), http.StatusForbidden, "code: wrong setup code")
 	}
-	want(t, b.post("/setup", append(form, "code", f.code())...), http.StatusTooManyRequests, "code: too many wrong attempts")
+	want(t, b.post("/admin/setup", append(form, "code", f.code())...), http.StatusTooManyRequests, "code: too many wrong attempts")
 	f.clock.add(time.Minute)
-	wantRedirect(t, b.post("/setup", append(form, "code", f.code())...), "/")
+	wantRedirect(t, b.post("/admin/setup", append(form, "code", f.code())...), "/admin/")
 }
 
 func TestLoginLogout(t *testing.T) {
 	f := newFixture(t)
 	f.setUp()
 	b := f.browser()
-	wantRedirect(t, b.get("/"), "/login")
-	want(t, b.get("/login"), http.StatusOK, `type="password"`)
-	want(t, b.post("/login", "password", adminPassword, "csrf", "forged"), http.StatusForbidden)
-	b.get("/login")
-	want(t, b.post("/login", "password", ""), http.StatusBadRequest, "password: give the admin password")
-	want(t, b.post("/login", "password", "wrong password"), http.StatusUnauthorized, "password: wrong password")
-	r := b.post("/login", "password", adminPassword)
-	wantRedirect(t, r, "/")
-	want(t, b.get("/"), http.StatusOK, "Dashboard")
+	wantRedirect(t, b.get("/admin/"), "/admin/login")
+	want(t, b.get("/admin/login"), http.StatusOK, `type="password"`)
+	want(t, b.post("/admin/login", "password", adminPassword, "csrf", "forged"), http.StatusForbidden)
+	b.get("/admin/login")
+	want(t, b.post("/admin/login", "password", ""), http.StatusBadRequest, "password: give the admin password")
+	want(t, b.post("/admin/login", "password", "wrong password"), http.StatusUnauthorized, "password: wrong password")
+	r := b.post("/admin/login", "password", adminPassword)
+	wantRedirect(t, r, "/admin/")
+	want(t, b.get("/admin/"), http.StatusOK, "Dashboard")
 	// Logging out needs the session's token.
-	want(t, b.post("/logout", "csrf", "forged"), http.StatusForbidden)
-	wantRedirect(t, b.post("/logout"), "/login")
-	wantRedirect(t, b.get("/"), "/login")
+	want(t, b.post("/admin/logout", "csrf", "forged"), http.StatusForbidden)
+	wantRedirect(t, b.post("/admin/logout"), "/admin/login")
+	wantRedirect(t, b.get("/admin/"), "/admin/login")
 	// Sessions end after 12 hours.
-	b.get("/login")
-	wantRedirect(t, b.post("/login", "password", adminPassword), "/")
+	b.get("/admin/login")
+	wantRedirect(t, b.post("/admin/login", "password", adminPassword), "/admin/")
 	f.clock.add(11 * time.Hour)
-	want(t, b.get("/"), http.StatusOK)
+	want(t, b.get("/admin/"), http.StatusOK)
 	f.clock.add(2 * time.Hour)
-	wantRedirect(t, b.get("/"), "/login")
+	wantRedirect(t, b.get("/admin/"), "/admin/login")
 }
 
 func TestLoginThrottled(t *testing.T) {
 	f := newFixture(t)
 	f.setUp()
 	b := f.browser()
-	b.get("/login")
+	b.get("/admin/login")
 	for range 5 {
-		want(t, b.post("/login", "password", "wrong password"), http.StatusUnauthorized)
+		want(t, b.post("/admin/login", "password", "wrong password"), http.StatusUnauthorized)
 	}
-	want(t, b.post("/login", "password", adminPassword), http.StatusTooManyRequests, "password: too many failed logins")
+	want(t, b.post("/admin/login", "password", adminPassword), http.StatusTooManyRequests, "password: too many failed logins")
 	f.clock.add(61 * time.Second)
-	wantRedirect(t, b.post("/login", "password", adminPassword), "/")
+	wantRedirect(t, b.post("/admin/login", "password", adminPassword), "/admin/")
 }
 
 func TestSecureCookieAndHeaders(t *testing.T) {
@@ -197,7 +197,7 @@ func TestSecureCookieAndHeaders(t *testing.T) {
 	f.srv.cfg.HTTPS = true
 	f.setUp()
 	b := f.browser()
-	r := b.get("/login")
+	r := b.get("/admin/login")
 	if !strings.Contains(r.header.Get("Content-Security-Policy"), "default-src 'none'") ||
 		r.header.Get("X-Content-Type-Options") != "nosniff" || r.header.Get("X-Frame-Options") != "DENY" {
 		t.Fatalf("headers: %v", r.header)

@@ -17,7 +17,7 @@ import (
 
 // backupCheckPath takes the uploaded archive; ServeHTTP lets its body be
 // up to maxBackupUpload bytes (every other request: 64 KiB).
-const backupCheckPath = "/backup/check"
+const backupCheckPath = "/admin/backup/check"
 
 // maxBackupUpload bounds an uploaded backup (a variable for the tests).
 var maxBackupUpload int64 = 2 << 30
@@ -33,8 +33,8 @@ type backupData struct {
 }
 
 func (s *Server) backupRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /backup", s.admin(s.backupPage))
-	mux.HandleFunc("GET /backup/download", s.admin(s.backupDownload))
+	mux.HandleFunc("GET /admin/backup", s.admin(s.backupPage))
+	mux.HandleFunc("GET /admin/backup/download", s.admin(s.backupDownload))
 	mux.HandleFunc("POST "+backupCheckPath, s.backupCheck)
 }
 
@@ -100,7 +100,7 @@ func (s *Server) backupCheck(w http.ResponseWriter, r *http.Request) {
 		sess, ok = s.auth.session(c.Value)
 	}
 	if !ok {
-		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
 		return
 	}
 	p := &page{CSRF: sess.csrf, LoggedIn: true, Errors: map[string]string{}, Form: map[string]string{}}

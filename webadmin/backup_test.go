@@ -37,9 +37,9 @@ func (f *settingsFake) lockedChecked() string {
 func TestBackupPage(t *testing.T) {
 	f := newFixture(t)
 	b := f.setUp()
-	wantRedirect(t, f.browser().get("/backup"), "/login")
-	r := b.get("/backup")
-	want(t, r, http.StatusOK, `href="/backup/download"`, `enctype="multipart/form-data"`, "chatbox restore", "cannot restore while it runs", "2.0 GiB")
+	wantRedirect(t, f.browser().get("/admin/backup"), "/admin/login")
+	r := b.get("/admin/backup")
+	want(t, r, http.StatusOK, `href="/admin/backup/download"`, `enctype="multipart/form-data"`, "chatbox restore", "cannot restore while it runs", "2.0 GiB")
 	// The token comes before the file, as the check reads them in order.
 	if strings.Index(r.body, `name="csrf"`) > strings.Index(r.body, `name="backup"`) {
 		t.Fatal("the form's token comes after its file")
@@ -49,8 +49,8 @@ func TestBackupPage(t *testing.T) {
 func TestBackupDownload(t *testing.T) {
 	f := newFixture(t)
 	b := f.setUp()
-	wantRedirect(t, f.browser().get("/backup/download"), "/login")
-	r := b.get("/backup/download")
+	wantRedirect(t, f.browser().get("/admin/backup/download"), "/admin/login")
+	r := b.get("/admin/backup/download")
 	want(t, r, http.StatusOK, "fake archive")
 	if ct, cd := r.header.Get("Content-Type"), r.header.Get("Content-Disposition"); ct != "application/gzip" ||
 		cd != `attachment; filename="chatbox-backup-20261201-0900.tgz"` {
@@ -60,12 +60,12 @@ func TestBackupDownload(t *testing.T) {
 	f.box.smu.Lock()
 	f.box.backErr = errors.New("disk full")
 	f.box.smu.Unlock()
-	want(t, b.get("/backup/download"), http.StatusInternalServerError, "The backup failed: disk full")
+	want(t, b.get("/admin/backup/download"), http.StatusInternalServerError, "The backup failed: disk full")
 	// Failing midway: the connection breaks, no short file passes as whole.
 	f.box.smu.Lock()
 	f.box.partial = true
 	f.box.smu.Unlock()
-	req, _ := http.NewRequest("GET", f.web.URL+"/backup/download", nil)
+	req, _ := http.NewRequest("GET", f.web.URL+"/admin/backup/download", nil)
 	resp, err := b.c.Do(req)
 	if err == nil {
 		var buf bytes.Buffer
@@ -80,12 +80,12 @@ func TestBackupDownload(t *testing.T) {
 func TestBackupCheck(t *testing.T) {
 	f := newFixture(t)
 	b := f.setUp()
-	b.get("/backup")
+	b.get("/admin/backup")
 	csrf := b.csrf
 
 	// Refusals: no session, no or a wrong token, the token after the
 	// file, not a multipart form.
-	wantRedirect(t, f.browser().upload(backupCheckPath, []string{"csrf", csrf}, "box.tgz", "good"), "/login")
+	wantRedirect(t, f.browser().upload(backupCheckPath, []string{"csrf", csrf}, "box.tgz", "good"), "/admin/login")
 	want(t, b.upload(backupCheckPath, nil, "box.tgz", "good"), http.StatusForbidden, "security token")
 	want(t, b.upload(backupCheckPath, []string{"csrf", "forged"}, "box.tgz", "good"), http.StatusForbidden, "security token")
 	var body bytes.Buffer
@@ -120,5 +120,5 @@ func TestBackupCheck(t *testing.T) {
 	want(t, b.upload(backupCheckPath, []string{"csrf", csrf}, "big.tgz", strings.Repeat("x", 4<<10)), http.StatusRequestEntityTooLarge,
 		`id="backup-err"`, "larger than 1.0 KiB")
 	// Other requests keep their small bound.
-	want(t, b.post("/settings", "name", strings.Repeat("x", 100<<10)), http.StatusBadRequest)
+	want(t, b.post("/admin/settings", "name", strings.Repeat("x", 100<<10)), http.StatusBadRequest)
 }

@@ -34,20 +34,23 @@ func (s *Server) routes() *http.ServeMux {
 	if err != nil {
 		panic(err)
 	}
-	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
-	mux.HandleFunc("GET /setup", s.setupPage)
-	mux.HandleFunc("POST /setup", s.setupPost)
-	mux.HandleFunc("GET /login", s.loginPage)
-	mux.HandleFunc("POST /login", s.loginPost)
-	mux.HandleFunc("POST /logout", s.admin(s.logoutPost))
-	mux.HandleFunc("GET /{$}", s.admin(s.dashboard))
+	mux.Handle("GET /admin/static/", http.StripPrefix("/admin/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /admin/setup", s.setupPage)
+	mux.HandleFunc("POST /admin/setup", s.setupPost)
+	mux.HandleFunc("GET /admin/login", s.loginPage)
+	mux.HandleFunc("POST /admin/login", s.loginPost)
+	mux.HandleFunc("POST /admin/logout", s.admin(s.logoutPost))
+	mux.HandleFunc("GET /admin/{$}", s.admin(s.dashboard))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/admin/", http.StatusSeeOther)
+	})
 	s.peopleRoutes(mux)
 	s.roomRoutes(mux)
 	s.boxRoutes(mux)
 	s.tokenRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if !s.auth.configured() {
-			http.Redirect(w, r, "/setup", http.StatusSeeOther)
+			http.Redirect(w, r, "/admin/setup", http.StatusSeeOther)
 			return
 		}
 		http.NotFound(w, r)
@@ -58,8 +61,12 @@ func (s *Server) routes() *http.ServeMux {
 // ServeHTTP adds the security headers and sends every page to /setup
 // until the admin password is set.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if m, ok := s.cfg.Mounts[r.URL.Path]; ok {
+	if m := s.mount(r.URL.Path); m != nil {
 		m.ServeHTTP(w, r)
+		return
+	}
+	if r.URL.Path == "/" && s.cfg.Home != nil {
+		s.cfg.Home.ServeHTTP(w, r)
 		return
 	}
 	h := w.Header()
@@ -67,11 +74,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
-	if !strings.HasPrefix(r.URL.Path, "/static/") {
+	if !strings.HasPrefix(r.URL.Path, "/admin/static/") {
 		h.Set("Cache-Control", "no-store")
 	}
-	if !s.auth.configured() && r.URL.Path != "/setup" && !strings.HasPrefix(r.URL.Path, "/static/") {
-		http.Redirect(w, r, "/setup", http.StatusSeeOther)
+	if !s.auth.configured() && r.URL.Path != "/admin/setup" && !strings.HasPrefix(r.URL.Path, "/admin/static/") {
+		http.Redirect(w, r, "/admin/setup", http.StatusSeeOther)
 		return
 	}
 	limit := int64(64 << 10)
@@ -80,6 +87,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	s.mux.ServeHTTP(w, r)
+}
+
+// mount is the handler Mounts gives path: its exact key, else the longest
+// key ending in "/" that prefixes it; nil for none.
+func (s *Server) mount(path string) http.Handler {
+	if m, ok := s.cfg.Mounts[path]; ok {
+		return m
+	}
+	var best string
+	var h http.Handler
+	for k, m := range s.cfg.Mounts {
+		if strings.HasSuffix(k, "/") && strings.HasPrefix(path, k) && len(k) > len(best) {
+			best, h = k, m
+		}
+	}
+	return h
 }
 
 // render writes a page.
@@ -127,7 +150,7 @@ func (s *Server) admin(h adminHandler) http.HandlerFunc {
 			sess, ok = s.auth.session(c.Value)
 		}
 		if !ok {
-			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
 			return
 		}
 		if r.Method == http.MethodPost {
@@ -171,7 +194,7 @@ func formTokenOK(r *http.Request) (string, bool) {
 
 func (s *Server) setupPage(w http.ResponseWriter, r *http.Request) {
 	if s.auth.configured() {
-		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
 		return
 	}
 	s.renderSetup(w, http.StatusOK, map[string]string{"name": s.boxName()}, map[string]string{})
@@ -185,7 +208,7 @@ func (s *Server) renderSetup(w http.ResponseWriter, status int, form, errs map[s
 
 func (s *Server) setupPost(w http.ResponseWriter, r *http.Request) {
 	if s.auth.configured() {
-		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
 		return
 	}
 	if err := r.ParseForm(); err != nil {
@@ -247,7 +270,7 @@ func (s *Server) setupPost(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("web admin set up", "addr", addr, "proof", how)
 	s.startSession(w)
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	http.Redirect(w, r, "/admin/", http.StatusSeeOther)
 }
 
 // checkDisplayName returns what is wrong with a box name, "" if nothing.
@@ -274,7 +297,7 @@ func (s *Server) startSession(w http.ResponseWriter) {
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(cookieName); err == nil {
 		if _, ok := s.auth.session(c.Value); ok {
-			http.Redirect(w, r, "/", http.StatusSeeOther)
+			http.Redirect(w, r, "/admin/", http.StatusSeeOther)
 			return
 		}
 	}
@@ -316,7 +339,7 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("web admin login", "addr", addr)
 	s.startSession(w)
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	http.Redirect(w, r, "/admin/", http.StatusSeeOther)
 }
 
 func (s *Server) logoutPost(w http.ResponseWriter, r *http.Request, _ *page) {
@@ -325,5 +348,5 @@ func (s *Server) logoutPost(w http.ResponseWriter, r *http.Request, _ *page) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: s.cfg.HTTPS, MaxAge: -1})
-	http.Redirect(w, r, "/login", http.StatusSeeOther)
+	http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
 }

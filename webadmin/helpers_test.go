@@ -228,12 +228,12 @@ const adminPassword = "correct horse"
 func (f *fixture) setUp() *browser {
 	f.t.Helper()
 	b := f.browser()
-	b.get("/setup")
-	r := b.post("/setup", "name", "Kitchen box", "password", adminPassword, "password2", adminPassword, "code", f.code())
-	if r.status != http.StatusSeeOther || r.location != "/" {
+	b.get("/admin/setup")
+	r := b.post("/admin/setup", "name", "Kitchen box", "password", adminPassword, "password2", adminPassword, "code", f.code())
+	if r.status != http.StatusSeeOther || r.location != "/admin/" {
 		f.t.Fatalf("setup: %d %s\n%s", r.status, r.location, r.body)
 	}
-	b.get("/") // picks up the session's token
+	b.get("/admin/") // picks up the session's token
 	return b
 }
 

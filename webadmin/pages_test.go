@@ -31,7 +31,7 @@ func openSession(t *testing.T, core *chat.Core, account, door, room string) *cha
 // login page) and a bad CSRF token (403).
 func refusals(t *testing.T, f *fixture, b *browser, path string, kv ...string) {
 	t.Helper()
-	wantRedirect(t, f.browser().post(path, kv...), "/login")
+	wantRedirect(t, f.browser().post(path, kv...), "/admin/login")
 	want(t, b.post(path, append(kv, "csrf", "forged")...), http.StatusForbidden, "security token")
 	want(t, b.post(path, append(kv, "csrf", "")...), http.StatusForbidden)
 }
@@ -57,11 +57,11 @@ func TestDashboard(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	wantRedirect(t, f.browser().get("/"), "/login")
-	r := b.get("/")
+	wantRedirect(t, f.browser().get("/admin/"), "/admin/login")
+	r := b.get("/admin/")
 	want(t, r, http.StatusOK, "ready", "1d 2h3m0s", "v9.9", "box.test", "Memory", "Disk free", "Accounts", "a failure", "by invitation or button A")
-	if !regexp.MustCompile(`<dt>Accounts</dt><dd><a href="/people">2</a>`).MatchString(r.body) ||
-		!regexp.MustCompile(`<dt>Rooms</dt><dd><a href="/rooms">1</a>`).MatchString(r.body) ||
+	if !regexp.MustCompile(`<dt>Accounts</dt><dd><a href="/admin/people">2</a>`).MatchString(r.body) ||
+		!regexp.MustCompile(`<dt>Rooms</dt><dd><a href="/admin/rooms">1</a>`).MatchString(r.body) ||
 		!strings.Contains(r.body, "3 sessions") ||
 		!strings.Contains(r.body, "<dt>irc</dt><dd>1</dd>") || !strings.Contains(r.body, "<dt>xmpp</dt><dd>2</dd>") {
 		t.Fatalf("counts:\n%s", r.body)
@@ -96,24 +96,24 @@ func TestPeopleAccounts(t *testing.T) {
 	b := f.setUp()
 	ctx := context.Background()
 	core := f.box.core
-	wantRedirect(t, f.browser().get("/people"), "/login")
-	want(t, b.get("/people"), http.StatusOK, "No accounts yet", "New account", "Invitations", "Open registration")
+	wantRedirect(t, f.browser().get("/admin/people"), "/admin/login")
+	want(t, b.get("/admin/people"), http.StatusOK, "No accounts yet", "New account", "Invitations", "Open registration")
 
-	refusals(t, f, b, "/people/create", "name", "alice", "password", "password-alice")
-	want(t, b.post("/people/create", "name", "1alice", "password", "password-alice"), http.StatusBadRequest, `id="name-err">name: &#34;1alice&#34; must start with a letter a-z`)
-	want(t, b.post("/people/create", "name", "alice", "password", "short"), http.StatusBadRequest, "password: at least 8 characters", `value="alice"`)
-	want(t, b.post("/people/create", "name", "", "password", ""), http.StatusBadRequest, "name: ", "password: ")
-	r := b.post("/people/create", "name", "Alice", "password", "password-alice")
-	wantRedirect(t, r, "/people?done=created&name=alice")
-	want(t, b.get(r.location), http.StatusOK, "Account alice created.", `href="/people/edit?name=alice"`)
-	want(t, b.post("/people/create", "name", "alice", "password", "password-alice"), http.StatusBadRequest, "name: that name is taken")
-	want(t, b.post("/people/create", "name", "nickserv", "password", "password-alice"), http.StatusBadRequest, "name: &#34;nickserv&#34; is reserved")
-	wantRedirect(t, b.post("/people/create", "name", "bob", "password", "password-bob", "admin", "yes"), "/people?done=created&name=bob")
+	refusals(t, f, b, "/admin/people/create", "name", "alice", "password", "password-alice")
+	want(t, b.post("/admin/people/create", "name", "1alice", "password", "password-alice"), http.StatusBadRequest, `id="name-err">name: &#34;1alice&#34; must start with a letter a-z`)
+	want(t, b.post("/admin/people/create", "name", "alice", "password", "short"), http.StatusBadRequest, "password: at least 8 characters", `value="alice"`)
+	want(t, b.post("/admin/people/create", "name", "", "password", ""), http.StatusBadRequest, "name: ", "password: ")
+	r := b.post("/admin/people/create", "name", "Alice", "password", "password-alice")
+	wantRedirect(t, r, "/admin/people?done=created&name=alice")
+	want(t, b.get(r.location), http.StatusOK, "Account alice created.", `href="/admin/people/edit?name=alice"`)
+	want(t, b.post("/admin/people/create", "name", "alice", "password", "password-alice"), http.StatusBadRequest, "name: that name is taken")
+	want(t, b.post("/admin/people/create", "name", "nickserv", "password", "password-alice"), http.StatusBadRequest, "name: &#34;nickserv&#34; is reserved")
+	wantRedirect(t, b.post("/admin/people/create", "name", "bob", "password", "password-bob", "admin", "yes"), "/admin/people?done=created&name=bob")
 	if a, err := core.Account(ctx, "bob"); err != nil || !a.Admin {
 		t.Fatalf("bob: %v %v", a, err)
 	}
 	// A forged flash says nothing.
-	if r := b.get("/people?done=<script>&name=<b>"); strings.Contains(r.body, "<script>") || strings.Contains(r.body, "<b>") {
+	if r := b.get("/admin/people?done=<script>&name=<b>"); strings.Contains(r.body, "<script>") || strings.Contains(r.body, "<b>") {
 		t.Fatal("flash reflects the query")
 	}
 
@@ -121,44 +121,44 @@ func TestPeopleAccounts(t *testing.T) {
 	openSession(t, core, "alice", "irc", "")
 	openSession(t, core, "alice", "irc", "")
 	openSession(t, core, "alice", "xmpp", "")
-	r = b.get("/people")
+	r = b.get("/admin/people")
 	want(t, r, http.StatusOK, "irc 2", "xmpp 1", "offline")
-	want(t, b.get("/people/edit?name=alice"), http.StatusOK, "alice", "New password", "Make admin", "irc 2")
-	want(t, b.get("/people/edit?name=nobody"), http.StatusNotFound, "name: no such account")
-	want(t, b.get("/people/edit?name=../x"), http.StatusNotFound, "name: no such account")
+	want(t, b.get("/admin/people/edit?name=alice"), http.StatusOK, "alice", "New password", "Make admin", "irc 2")
+	want(t, b.get("/admin/people/edit?name=nobody"), http.StatusNotFound, "name: no such account")
+	want(t, b.get("/admin/people/edit?name=../x"), http.StatusNotFound, "name: no such account")
 
 	// Password.
-	refusals(t, f, b, "/people/password", "name", "alice", "password", "new-password-1")
-	want(t, b.post("/people/password", "name", "alice", "password", "short"), http.StatusBadRequest, "password: at least 8 characters")
-	want(t, b.post("/people/password", "name", "nobody", "password", "new-password-1"), http.StatusNotFound, "name: no such account")
-	want(t, b.post("/people/password", "name", "", "password", "new-password-1"), http.StatusBadRequest, "name: no such account")
-	wantRedirect(t, b.post("/people/password", "name", "alice", "password", "new-password-1"), "/people?done=password&name=alice")
+	refusals(t, f, b, "/admin/people/password", "name", "alice", "password", "new-password-1")
+	want(t, b.post("/admin/people/password", "name", "alice", "password", "short"), http.StatusBadRequest, "password: at least 8 characters")
+	want(t, b.post("/admin/people/password", "name", "nobody", "password", "new-password-1"), http.StatusNotFound, "name: no such account")
+	want(t, b.post("/admin/people/password", "name", "", "password", "new-password-1"), http.StatusBadRequest, "name: no such account")
+	wantRedirect(t, b.post("/admin/people/password", "name", "alice", "password", "new-password-1"), "/admin/people?done=password&name=alice")
 	if _, err := core.Authenticate(ctx, "alice", "new-password-1", "127.0.0.1", "test"); err != nil {
 		t.Fatalf("new password: %v", err)
 	}
 
 	// Admin.
-	refusals(t, f, b, "/people/admin", "name", "alice", "admin", "yes")
-	want(t, b.post("/people/admin", "name", "alice", "admin", "maybe"), http.StatusBadRequest, "admin: yes or no")
-	want(t, b.post("/people/admin", "name", "nobody", "admin", "yes"), http.StatusNotFound, "name: no such account")
-	wantRedirect(t, b.post("/people/admin", "name", "alice", "admin", "yes"), "/people?done=admin&name=alice")
-	want(t, b.get("/people/edit?name=alice"), http.StatusOK, "Remove admin rights")
-	wantRedirect(t, b.post("/people/admin", "name", "alice", "admin", "no"), "/people?done=unadmin&name=alice")
+	refusals(t, f, b, "/admin/people/admin", "name", "alice", "admin", "yes")
+	want(t, b.post("/admin/people/admin", "name", "alice", "admin", "maybe"), http.StatusBadRequest, "admin: yes or no")
+	want(t, b.post("/admin/people/admin", "name", "nobody", "admin", "yes"), http.StatusNotFound, "name: no such account")
+	wantRedirect(t, b.post("/admin/people/admin", "name", "alice", "admin", "yes"), "/admin/people?done=admin&name=alice")
+	want(t, b.get("/admin/people/edit?name=alice"), http.StatusOK, "Remove admin rights")
+	wantRedirect(t, b.post("/admin/people/admin", "name", "alice", "admin", "no"), "/admin/people?done=unadmin&name=alice")
 	if a, _ := core.Account(ctx, "alice"); a.Admin {
 		t.Fatal("alice still admin")
 	}
 
 	// Delete.
-	want(t, b.get("/people/delete?name=alice"), http.StatusOK, "Delete alice?", "direct messages are deleted", "in rooms stays", "3 open sessions end now")
-	want(t, b.get("/people/delete?name=nobody"), http.StatusNotFound, "name: no such account")
-	refusals(t, f, b, "/people/delete", "name", "alice", "confirm", "yes")
-	want(t, b.post("/people/delete", "name", "alice"), http.StatusBadRequest, "confirm: tick the box")
-	want(t, b.post("/people/delete", "name", "nobody", "confirm", "yes"), http.StatusNotFound, "name: no such account")
-	wantRedirect(t, b.post("/people/delete", "name", "alice", "confirm", "yes"), "/people?done=deleted&name=alice")
+	want(t, b.get("/admin/people/delete?name=alice"), http.StatusOK, "Delete alice?", "direct messages are deleted", "in rooms stays", "3 open sessions end now")
+	want(t, b.get("/admin/people/delete?name=nobody"), http.StatusNotFound, "name: no such account")
+	refusals(t, f, b, "/admin/people/delete", "name", "alice", "confirm", "yes")
+	want(t, b.post("/admin/people/delete", "name", "alice"), http.StatusBadRequest, "confirm: tick the box")
+	want(t, b.post("/admin/people/delete", "name", "nobody", "confirm", "yes"), http.StatusNotFound, "name: no such account")
+	wantRedirect(t, b.post("/admin/people/delete", "name", "alice", "confirm", "yes"), "/admin/people?done=deleted&name=alice")
 	if _, err := core.Account(ctx, "alice"); err == nil {
 		t.Fatal("alice still there")
 	}
-	if strings.Contains(b.get("/people").body, "edit?name=alice") {
+	if strings.Contains(b.get("/admin/people").body, "edit?name=alice") {
 		t.Fatal("alice still listed")
 	}
 }
@@ -169,27 +169,27 @@ func TestPeopleInvites(t *testing.T) {
 	f := newFixture(t)
 	b := f.setUp()
 	ctx := context.Background()
-	b.get("/people")
-	refusals(t, f, b, "/people/invite", "uses", "1")
-	want(t, b.post("/people/invite", "uses", "0"), http.StatusBadRequest, "uses: a number of accounts from 1 to 1000")
-	want(t, b.post("/people/invite", "uses", "x"), http.StatusBadRequest, "uses: ")
-	want(t, b.post("/people/invite", "days", "400"), http.StatusBadRequest, "days: a number of days from 1 to 366")
-	want(t, b.post("/people/invite", "account", "-x"), http.StatusBadRequest, "account: ")
+	b.get("/admin/people")
+	refusals(t, f, b, "/admin/people/invite", "uses", "1")
+	want(t, b.post("/admin/people/invite", "uses", "0"), http.StatusBadRequest, "uses: a number of accounts from 1 to 1000")
+	want(t, b.post("/admin/people/invite", "uses", "x"), http.StatusBadRequest, "uses: ")
+	want(t, b.post("/admin/people/invite", "days", "400"), http.StatusBadRequest, "days: a number of days from 1 to 366")
+	want(t, b.post("/admin/people/invite", "account", "-x"), http.StatusBadRequest, "account: ")
 	f.box.core.CreateAccount(ctx, "taken", "password-taken", false)
-	want(t, b.post("/people/invite", "account", "taken"), http.StatusBadRequest, "account: that name is taken")
+	want(t, b.post("/admin/people/invite", "account", "taken"), http.StatusBadRequest, "account: that name is taken")
 
-	r := b.post("/people/invite", "uses", "3", "days", "2", "account", "")
+	r := b.post("/admin/people/invite", "uses", "3", "days", "2", "account", "")
 	want(t, r, http.StatusOK, "xmpp:box.test?register;preauth=", "<svg", `class="qr"`, "up to 3 accounts")
 	tok := tokenRe.FindStringSubmatch(r.body)[1]
 	invs, _ := f.box.core.AccountInvites(ctx)
 	if len(invs) != 1 || invs[0].Token != tok || invs[0].Uses != 3 || invs[0].Expires.Sub(invs[0].Created) != 48*time.Hour {
 		t.Fatalf("invites %+v", invs)
 	}
-	want(t, b.get("/people"), http.StatusOK, "preauth="+tok)
-	refusals(t, f, b, "/people/invite/revoke", "token", tok)
-	want(t, b.post("/people/invite/revoke", "token", ""), http.StatusBadRequest, "token: no such invitation")
-	want(t, b.post("/people/invite/revoke", "token", "aaaa"), http.StatusNotFound, "token: no such invitation")
-	wantRedirect(t, b.post("/people/invite/revoke", "token", tok), "/people?done=revoked&name=")
+	want(t, b.get("/admin/people"), http.StatusOK, "preauth="+tok)
+	refusals(t, f, b, "/admin/people/invite/revoke", "token", tok)
+	want(t, b.post("/admin/people/invite/revoke", "token", ""), http.StatusBadRequest, "token: no such invitation")
+	want(t, b.post("/admin/people/invite/revoke", "token", "aaaa"), http.StatusNotFound, "token: no such invitation")
+	wantRedirect(t, b.post("/admin/people/invite/revoke", "token", tok), "/admin/people?done=revoked&name=")
 	if invs, _ := f.box.core.AccountInvites(ctx); len(invs) != 0 {
 		t.Fatalf("still %v", invs)
 	}
@@ -198,13 +198,13 @@ func TestPeopleInvites(t *testing.T) {
 func TestPeoplePairing(t *testing.T) {
 	f := newFixture(t)
 	b := f.setUp()
-	b.get("/people")
-	refusals(t, f, b, "/people/pairing")
+	b.get("/admin/people")
+	refusals(t, f, b, "/admin/people/pairing")
 	if f.box.opened != 0 {
 		t.Fatal("opened by a refused request")
 	}
-	r := b.post("/people/pairing")
-	wantRedirect(t, r, "/people?done=pairing&name=")
+	r := b.post("/admin/people/pairing")
+	wantRedirect(t, r, "/admin/people?done=pairing&name=")
 	if !f.box.PairingOpen() || f.box.opened != 1 {
 		t.Fatal("pairing not opened")
 	}
@@ -220,23 +220,23 @@ func TestRooms(t *testing.T) {
 	core.CreateAccount(ctx, "bob", "password-bob", false)
 	openSession(t, core, "alice", "irc", "general")
 	openSession(t, core, "bob", "xmpp", "general")
-	wantRedirect(t, f.browser().get("/rooms"), "/login")
-	r := b.get("/rooms")
+	wantRedirect(t, f.browser().get("/admin/rooms"), "/admin/login")
+	r := b.get("/admin/rooms")
 	want(t, r, http.StatusOK, "general", "#general on IRC", "general@rooms.box.test", "2 here", "alice <span class=\"tag\">irc</span>", "bob <span class=\"tag\">xmpp</span>")
 
-	refusals(t, f, b, "/rooms/create", "name", "kitchen")
-	want(t, b.post("/rooms/create", "name", "no spaces"), http.StatusBadRequest, `id="name-err">name: &#34;no spaces&#34; may hold only a-z`)
-	want(t, b.post("/rooms/create", "name", "general"), http.StatusBadRequest, "name: a room with that name exists")
-	wantRedirect(t, b.post("/rooms/create", "name", "Kitchen"), "/rooms?done=room-created&name=kitchen")
-	want(t, b.get("/rooms?done=room-created&name=kitchen"), http.StatusOK, "Room kitchen created.", "Nobody here now")
+	refusals(t, f, b, "/admin/rooms/create", "name", "kitchen")
+	want(t, b.post("/admin/rooms/create", "name", "no spaces"), http.StatusBadRequest, `id="name-err">name: &#34;no spaces&#34; may hold only a-z`)
+	want(t, b.post("/admin/rooms/create", "name", "general"), http.StatusBadRequest, "name: a room with that name exists")
+	wantRedirect(t, b.post("/admin/rooms/create", "name", "Kitchen"), "/admin/rooms?done=room-created&name=kitchen")
+	want(t, b.get("/admin/rooms?done=room-created&name=kitchen"), http.StatusOK, "Room kitchen created.", "Nobody here now")
 
-	want(t, b.get("/rooms/delete?name=general"), http.StatusOK, "Delete room general?", "all its history", "The 2 people in it now are sent out")
-	want(t, b.get("/rooms/delete?name=nowhere"), http.StatusNotFound, "name: no such room")
-	refusals(t, f, b, "/rooms/delete", "name", "kitchen", "confirm", "yes")
-	want(t, b.post("/rooms/delete", "name", "kitchen"), http.StatusBadRequest, "confirm: tick the box")
-	want(t, b.post("/rooms/delete", "name", "no such", "confirm", "yes"), http.StatusBadRequest, "name: no such room")
-	want(t, b.post("/rooms/delete", "name", "nowhere", "confirm", "yes"), http.StatusNotFound, "name: no such room")
-	wantRedirect(t, b.post("/rooms/delete", "name", "general", "confirm", "yes"), "/rooms?done=room-deleted&name=general")
+	want(t, b.get("/admin/rooms/delete?name=general"), http.StatusOK, "Delete room general?", "all its history", "The 2 people in it now are sent out")
+	want(t, b.get("/admin/rooms/delete?name=nowhere"), http.StatusNotFound, "name: no such room")
+	refusals(t, f, b, "/admin/rooms/delete", "name", "kitchen", "confirm", "yes")
+	want(t, b.post("/admin/rooms/delete", "name", "kitchen"), http.StatusBadRequest, "confirm: tick the box")
+	want(t, b.post("/admin/rooms/delete", "name", "no such", "confirm", "yes"), http.StatusBadRequest, "name: no such room")
+	want(t, b.post("/admin/rooms/delete", "name", "nowhere", "confirm", "yes"), http.StatusNotFound, "name: no such room")
+	wantRedirect(t, b.post("/admin/rooms/delete", "name", "general", "confirm", "yes"), "/admin/rooms?done=room-deleted&name=general")
 	rooms, _ := core.Rooms(ctx)
 	if len(rooms) != 1 || rooms[0].Name != "kitchen" {
 		t.Fatalf("rooms %v", rooms)

@@ -52,16 +52,16 @@ func checkName(raw string) (name, msg string) {
 }
 
 func (s *Server) peopleRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /people", s.admin(s.peoplePage))
-	mux.HandleFunc("POST /people/create", s.admin(s.peopleCreate))
-	mux.HandleFunc("GET /people/edit", s.admin(s.personPage))
-	mux.HandleFunc("POST /people/password", s.admin(s.peoplePassword))
-	mux.HandleFunc("POST /people/admin", s.admin(s.peopleAdmin))
-	mux.HandleFunc("GET /people/delete", s.admin(s.peopleDeletePage))
-	mux.HandleFunc("POST /people/delete", s.admin(s.peopleDelete))
-	mux.HandleFunc("POST /people/invite", s.admin(s.inviteCreate))
-	mux.HandleFunc("POST /people/invite/revoke", s.admin(s.inviteRevoke))
-	mux.HandleFunc("POST /people/pairing", s.admin(s.pairingOpen))
+	mux.HandleFunc("GET /admin/people", s.admin(s.peoplePage))
+	mux.HandleFunc("POST /admin/people/create", s.admin(s.peopleCreate))
+	mux.HandleFunc("GET /admin/people/edit", s.admin(s.personPage))
+	mux.HandleFunc("POST /admin/people/password", s.admin(s.peoplePassword))
+	mux.HandleFunc("POST /admin/people/admin", s.admin(s.peopleAdmin))
+	mux.HandleFunc("GET /admin/people/delete", s.admin(s.peopleDeletePage))
+	mux.HandleFunc("POST /admin/people/delete", s.admin(s.peopleDelete))
+	mux.HandleFunc("POST /admin/people/invite", s.admin(s.inviteCreate))
+	mux.HandleFunc("POST /admin/people/invite/revoke", s.admin(s.inviteRevoke))
+	mux.HandleFunc("POST /admin/people/pairing", s.admin(s.pairingOpen))
 }
 
 func reqCtx(r *http.Request) (context.Context, context.CancelFunc) {
@@ -196,7 +196,7 @@ func (s *Server) peopleCreate(w http.ResponseWriter, r *http.Request, p *page) {
 		switch {
 		case err == nil:
 			s.log.Info("web admin: account created", "account", name, "admin", admin)
-			done(w, r, "/people", "created", name)
+			done(w, r, "/admin/people", "created", name)
 			return
 		case errors.Is(err, chat.ErrExists):
 			p.Errors["name"] = "that name is taken"
@@ -282,7 +282,7 @@ func (s *Server) peoplePassword(w http.ResponseWriter, r *http.Request, p *page)
 	switch {
 	case err == nil:
 		s.log.Info("web admin: password changed", "account", name)
-		done(w, r, "/people", "password", name)
+		done(w, r, "/admin/people", "password", name)
 	case errors.Is(err, chat.ErrNotFound):
 		p.Problem = "name: no such account"
 		s.renderPeople(w, r, p, http.StatusNotFound)
@@ -319,7 +319,7 @@ func (s *Server) peopleAdmin(w http.ResponseWriter, r *http.Request, p *page) {
 		if !admin {
 			what = "unadmin"
 		}
-		done(w, r, "/people", what, name)
+		done(w, r, "/admin/people", what, name)
 	case errors.Is(err, chat.ErrNotFound):
 		p.Problem = "name: no such account"
 		s.renderPeople(w, r, p, http.StatusNotFound)
@@ -348,7 +348,7 @@ func (s *Server) peopleDelete(w http.ResponseWriter, r *http.Request, p *page) {
 	switch {
 	case err == nil:
 		s.log.Info("web admin: account deleted", "account", name)
-		done(w, r, "/people", "deleted", name)
+		done(w, r, "/admin/people", "deleted", name)
 	case errors.Is(err, chat.ErrNotFound):
 		p.Problem = "name: no such account"
 		s.renderPeople(w, r, p, http.StatusNotFound)
@@ -439,7 +439,7 @@ func (s *Server) inviteRevoke(w http.ResponseWriter, r *http.Request, p *page) {
 	switch {
 	case err == nil:
 		s.log.Info("web admin: invitation revoked")
-		done(w, r, "/people", "revoked", "")
+		done(w, r, "/admin/people", "revoked", "")
 	case errors.Is(err, chat.ErrNotFound):
 		p.Problem = "token: no such invitation (used up, expired or cancelled)"
 		s.renderPeople(w, r, p, http.StatusNotFound)
@@ -455,5 +455,5 @@ func (s *Server) pairingOpen(w http.ResponseWriter, r *http.Request, p *page) {
 		return
 	}
 	s.log.Info("web admin: pairing window opened")
-	done(w, r, "/people", "pairing", "")
+	done(w, r, "/admin/people", "pairing", "")
 }

@@ -27,10 +27,10 @@ type roomsData struct {
 }
 
 func (s *Server) roomRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /rooms", s.admin(s.roomsPage))
-	mux.HandleFunc("POST /rooms/create", s.admin(s.roomCreate))
-	mux.HandleFunc("GET /rooms/delete", s.admin(s.roomDeletePage))
-	mux.HandleFunc("POST /rooms/delete", s.admin(s.roomDelete))
+	mux.HandleFunc("GET /admin/rooms", s.admin(s.roomsPage))
+	mux.HandleFunc("POST /admin/rooms/create", s.admin(s.roomCreate))
+	mux.HandleFunc("GET /admin/rooms/delete", s.admin(s.roomDeletePage))
+	mux.HandleFunc("POST /admin/rooms/delete", s.admin(s.roomDelete))
 }
 
 func (s *Server) renderRooms(w http.ResponseWriter, r *http.Request, p *page, status int) {
@@ -78,7 +78,7 @@ func (s *Server) roomCreate(w http.ResponseWriter, r *http.Request, p *page) {
 	switch {
 	case err == nil:
 		s.log.Info("web admin: room created", "room", name)
-		done(w, r, "/rooms", "room-created", name)
+		done(w, r, "/admin/rooms", "room-created", name)
 		return
 	case errors.Is(err, chat.ErrExists):
 		p.Errors["name"] = "a room with that name exists"
@@ -147,7 +147,7 @@ func (s *Server) roomDelete(w http.ResponseWriter, r *http.Request, p *page) {
 	switch {
 	case err == nil:
 		s.log.Info("web admin: room deleted", "room", name)
-		done(w, r, "/rooms", "room-deleted", name)
+		done(w, r, "/admin/rooms", "room-deleted", name)
 	case errors.Is(err, chat.ErrNotFound), errors.Is(err, chat.ErrNoSuchRoom):
 		p.Problem = "name: no such room"
 		s.renderRooms(w, r, p, http.StatusNotFound)

@@ -68,7 +68,7 @@ func TestServeHTTPS(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/setup" {
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/setup" {
 		t.Fatalf("GET /: %s %q", resp.Status, resp.Header.Get("Location"))
 	}
 	if resp, err := http.Get("http://" + m[1] + "/"); err == nil {
@@ -111,4 +111,40 @@ func TestMountsServedBeforeSetup(t *testing.T) {
 	if rec.Code != http.StatusSeeOther {
 		t.Fatalf("a path under the mount: %d, want the setup redirect (mounts are exact paths)", rec.Code)
 	}
+}
+
+// TestMountPrefixAndHome: a mount key ending in "/" serves every path
+// under it (the longest wins, an exact key first); "/" is Config.Home, or
+// a redirect to the admin pages without one.
+func TestMountPrefixAndHome(t *testing.T) {
+	f := newFixture(t)
+	named := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name+" "+r.URL.Path) })
+	}
+	s := New(Config{DataDir: t.TempDir(), Domain: "box.test", Home: named("home"), Mounts: map[string]http.Handler{
+		"/chat/": named("chat"), "/chat/ws/": named("ws"), "/chat/exact": named("exact")}}, f.box, nil)
+	for path, wantBody := range map[string]string{
+		"/":               "home /",
+		"/chat/":          "chat /chat/",
+		"/chat/room/x":    "chat /chat/room/x",
+		"/chat/ws/1":      "ws /chat/ws/1",
+		"/chat/exact":     "exact /chat/exact",
+		"/chat/exactly/y": "chat /chat/exactly/y",
+	} {
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != http.StatusOK || rec.Body.String() != wantBody {
+			t.Errorf("GET %s: %d %q, want 200 %q", path, rec.Code, rec.Body.String(), wantBody)
+		}
+	}
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "/chat", nil))
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/admin/setup" {
+		t.Errorf("GET /chat (not under the prefix): %d %q, want the setup redirect", rec.Code, rec.Header().Get("Location"))
+	}
+	// Without Home, "/" leads to the admin pages once the box is set up.
+	b := f.setUp()
+	r := b.get("/")
+	wantRedirect(t, r, "/admin/")
+	want(t, b.get("/admin/"), http.StatusOK, "Dashboard")
 }

@@ -37,8 +37,8 @@ func (s *Server) boxRoutes(mux *http.ServeMux) {
 }
 
 func (s *Server) settingsRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /settings", s.admin(s.settingsPage))
-	mux.HandleFunc("POST /settings", s.admin(s.settingsSave))
+	mux.HandleFunc("GET /admin/settings", s.admin(s.settingsPage))
+	mux.HandleFunc("POST /admin/settings", s.admin(s.settingsSave))
 }
 
 // renderSettings shows the settings; p.Form holds values sent back.
@@ -96,7 +96,7 @@ func (s *Server) settingsSave(w http.ResponseWriter, r *http.Request, p *page) {
 	switch {
 	case err == nil:
 		s.log.Info("web admin: settings saved", "keys", len(values))
-		http.Redirect(w, r, "/settings?done=saved", http.StatusSeeOther)
+		http.Redirect(w, r, "/admin/settings?done=saved", http.StatusSeeOther)
 	case errors.As(err, &bad):
 		n := 0
 		for k, msg := range bad {

@@ -122,10 +122,10 @@ func (f *settingsFake) CheckBackup(_ context.Context, r io.Reader) error {
 func TestTLSPage(t *testing.T) {
 	f := newFixture(t)
 	b := f.setUp()
-	wantRedirect(t, f.browser().get("/tls"), "/login")
-	wantRedirect(t, f.browser().get("/tls/ca.pem"), "/login")
-	want(t, b.get("/tls"), http.StatusOK, fakeFingerprint, `href="/tls/ca.pem"`, "Conversations", "iPhone", "Windows", "macOS", "Linux")
-	r := b.get("/tls/ca.pem")
+	wantRedirect(t, f.browser().get("/admin/tls"), "/admin/login")
+	wantRedirect(t, f.browser().get("/admin/tls/ca.pem"), "/admin/login")
+	want(t, b.get("/admin/tls"), http.StatusOK, fakeFingerprint, `href="/admin/tls/ca.pem"`, "Conversations", "iPhone", "Windows", "macOS", "Linux")
+	r := b.get("/admin/tls/ca.pem")
 	want(t, r, http.StatusOK, fakeCA)
 	if ct, cd := r.header.Get("Content-Type"), r.header.Get("Content-Disposition"); ct != "application/x-pem-file" || !strings.HasPrefix(cd, "attachment;") {
 		t.Fatalf("served as %q, %q", ct, cd)
@@ -134,19 +134,19 @@ func TestTLSPage(t *testing.T) {
 	f.box.smu.Lock()
 	f.box.noCA = true
 	f.box.smu.Unlock()
-	r = b.get("/tls")
+	r = b.get("/admin/tls")
 	want(t, r, http.StatusOK, fakeFingerprint, "tls.cert_file")
-	if strings.Contains(r.body, "/tls/ca.pem") {
+	if strings.Contains(r.body, "/admin/tls/ca.pem") {
 		t.Fatal("a download offered without a CA")
 	}
-	want(t, b.get("/tls/ca.pem"), http.StatusNotFound, "no certificate authority")
+	want(t, b.get("/admin/tls/ca.pem"), http.StatusNotFound, "no certificate authority")
 }
 
 func TestSettingsPage(t *testing.T) {
 	f := newFixture(t)
 	b := f.setUp()
-	wantRedirect(t, f.browser().get("/settings"), "/login")
-	r := b.get("/settings")
+	wantRedirect(t, f.browser().get("/admin/settings"), "/admin/login")
+	r := b.get("/admin/settings")
 	want(t, r, http.StatusOK, "/data/chatbox.toml", "next start", "restart the box",
 		`name="limits.message_burst" value="20"`, `value="[&#34;127.0.0.1:6667&#34;]"`,
 		"Plain-text IRC &lt;listeners&gt;.", "[limits]", "General")
@@ -158,26 +158,26 @@ func TestSettingsPage(t *testing.T) {
 func TestSettingsSave(t *testing.T) {
 	f := newFixture(t)
 	b := f.setUp()
-	b.get("/settings")
-	refusals(t, f, b, "/settings", "limits.message_burst", "30")
+	b.get("/admin/settings")
+	refusals(t, f, b, "/admin/settings", "limits.message_burst", "30")
 	if n, _ := f.box.lockedSaved(); n != 0 {
 		t.Fatal("saved by a refused request")
 	}
 
 	// A bad value: 400, the key named next to its field, the values sent
 	// kept, nothing saved.
-	r := b.post("/settings", "name", "Kitchen", "limits.message_burst", "ten", "irc.plain_listen", "[]")
+	r := b.post("/admin/settings", "name", "Kitchen", "limits.message_burst", "ten", "irc.plain_listen", "[]")
 	want(t, r, http.StatusBadRequest, `id="limits.message_burst-err"`, `limits.message_burst: expected an integer, got &#34;ten&#34;`,
 		`name="limits.message_burst" value="ten"`, `name="name" value="Kitchen"`, "Nothing was saved")
 	if n, _ := f.box.lockedSaved(); n != 0 {
 		t.Fatal("saved despite a refusal")
 	}
-	r = b.post("/settings", "name", "", "limits.message_burst", "x")
+	r = b.post("/admin/settings", "name", "", "limits.message_burst", "x")
 	want(t, r, http.StatusBadRequest, `id="name-err"`, `id="limits.message_burst-err"`, "2 setting(s)")
 
 	// A good save: back to the page, which says when it applies; keys
 	// the page does not know are not passed on.
-	wantRedirect(t, b.post("/settings", "name", "Kitchen", "limits.message_burst", "30", "csrf2", "x", "bogus.key", "1"), "/settings?done=saved")
+	wantRedirect(t, b.post("/admin/settings", "name", "Kitchen", "limits.message_burst", "30", "csrf2", "x", "bogus.key", "1"), "/admin/settings?done=saved")
 	n, saved := f.box.lockedSaved()
 	if n != 1 || saved["limits.message_burst"] != "30" || saved["name"] != "Kitchen" {
 		t.Fatalf("saved %v", saved)
@@ -185,18 +185,18 @@ func TestSettingsSave(t *testing.T) {
 	if _, ok := saved["bogus.key"]; ok {
 		t.Fatal("an unknown key passed on")
 	}
-	want(t, b.get("/settings?done=saved"), http.StatusOK, "Settings saved", "next start", `name="limits.message_burst" value="30"`)
+	want(t, b.get("/admin/settings?done=saved"), http.StatusOK, "Settings saved", "next start", `name="limits.message_burst" value="30"`)
 
 	// A settings file broken by hand: said so, nothing to edit or save.
 	f.box.smu.Lock()
 	f.box.broken = errors.New("chatbox.toml:3: syntax error")
 	f.box.smu.Unlock()
-	r = b.get("/settings")
+	r = b.get("/admin/settings")
 	want(t, r, http.StatusInternalServerError, "does not load", "chatbox.toml:3: syntax error")
 	if strings.Contains(r.body, `name="limits.message_burst"`) {
 		t.Fatal("fields shown for a broken file")
 	}
-	want(t, b.post("/settings", "name", "x"), http.StatusInternalServerError, "does not load")
+	want(t, b.post("/admin/settings", "name", "x"), http.StatusInternalServerError, "does not load")
 	if n, _ := f.box.lockedSaved(); n != 1 {
 		t.Fatal("saved over a broken file")
 	}

@@ -15,8 +15,8 @@ type tlsData struct {
 }
 
 func (s *Server) tlsRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /tls", s.admin(s.tlsPage))
-	mux.HandleFunc("GET /tls/ca.pem", s.admin(s.tlsCA))
+	mux.HandleFunc("GET /admin/tls", s.admin(s.tlsPage))
+	mux.HandleFunc("GET /admin/tls/ca.pem", s.admin(s.tlsCA))
 }
 
 func (s *Server) tlsPage(w http.ResponseWriter, r *http.Request, p *page) {

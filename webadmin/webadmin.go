@@ -128,11 +128,17 @@ type Config struct {
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 	// Mounts are other services served on the web admin's listener,
-	// by exact path ("/xmpp-websocket", "/.well-known/host-meta"): the
-	// doors' WebSocket endpoints and the like. They are public (they do
-	// their own authentication), reachable before the setup, and get
-	// none of the admin pages' headers or body limits.
+	// by exact path ("/xmpp-websocket", "/.well-known/host-meta"), or by
+	// prefix for a key ending in "/" ("/chat/": the longest such key
+	// wins, an exact key before any): the doors' WebSocket endpoints and
+	// the like. They are public (they do their own authentication),
+	// reachable before the setup, and get none of the admin pages'
+	// headers or body limits.
 	Mounts map[string]http.Handler
+	// Home serves "/" (issue 11's web chat); nil redirects "/" to the
+	// admin pages, under /admin/. Like a mount it is public and gets
+	// none of the admin pages' headers.
+	Home http.Handler
 }
 
 // Server is the web admin service.
@@ -213,7 +219,7 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 	if s.cfg.HTTPS {
 		scheme = "https"
 	}
-	s.log.Info("listening", "door", "web", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/")
+	s.log.Info("listening", "door", "web", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/admin/")
 	ready()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()

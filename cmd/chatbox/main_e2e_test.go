@@ -273,13 +273,13 @@ func TestWebAdminSetupCode(t *testing.T) {
 		t.Fatalf("setup code file: %v %v", fi, err)
 	}
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Get("http://" + addr[1] + "/people")
+	resp, err := client.Get("http://" + addr[1] + "/admin/people")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/setup" {
-		t.Fatalf("GET /people before setup: %s to %q", resp.Status, resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/setup" {
+		t.Fatalf("GET /admin/people before setup: %s to %q", resp.Status, resp.Header.Get("Location"))
 	}
 	srv.stop(t)
 }

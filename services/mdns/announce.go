@@ -111,7 +111,7 @@ func txtFor(service, domain, version string, registrationOpen bool) []string {
 	}
 	txt := []string{"domain=" + domain, "version=" + version, "registration=" + reg}
 	if service == ServiceHTTP || service == ServiceHTTPS {
-		txt = append(txt, "path=/")
+		txt = append(txt, "path=/admin/")
 	}
 	return txt
 }

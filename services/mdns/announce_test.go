@@ -91,7 +91,7 @@ func TestTXT(t *testing.T) {
 	}
 	for _, svc := range []string{ServiceHTTP, ServiceHTTPS} {
 		got = txtFor(svc, "d", "v", true)
-		want = []string{"domain=d", "version=v", "registration=open", "path=/"}
+		want = []string{"domain=d", "version=v", "registration=open", "path=/admin/"}
 		if !slices.Equal(got, want) {
 			t.Errorf("txt(%s) = %v; want %v", svc, got, want)
 		}
