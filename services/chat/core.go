@@ -51,6 +51,7 @@ type Core struct {
 
 	sendLimit  *limiter
 	loginLimit *limiter
+	latency    latencyHistogram // delivery latency (latency.go)
 
 	mu       sync.Mutex
 	nextID   uint64

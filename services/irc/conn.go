@@ -464,6 +464,11 @@ func (c *conn) writeLoop() {
 				c.nc.Close()
 				return
 			}
+			for _, it := range items { // the latency histogram (chat/latency.go)
+				if it.d != nil && it.d.Kind == chat.DelMessage && !dead {
+					c.srv.core.Delivered(it.d.Message)
+				}
+			}
 			if dead {
 				break
 			}

@@ -56,6 +56,9 @@ func (ss *session) drainInbox() {
 		in.mu.Unlock()
 		for _, d := range batch {
 			ss.deliverNow(d)
+			if d.Kind == chat.DelMessage {
+				ss.srv.core.Delivered(d.Message) // the latency histogram (chat/latency.go)
+			}
 		}
 	}
 }
