@@ -8,20 +8,31 @@ DIST        := dist
 # The binary is static: no cgo, ever (the tests may use it for -race).
 export CGO_ENABLED := 0
 
-.PHONY: all build run test lint cross clean
+.PHONY: all build run test lint cross clean assets
 
 all: build
 
-build:
+# The web admin's htmx comes from npm (package.json, pinned in
+# package-lock.json), copied where the binary embeds it; a plain go build
+# without it still serves working pages, without the live parts.
+HTMX := webadmin/static/vendor/htmx.min.js
+NPM  ?= npm
+node_modules/.package-lock.json: package.json package-lock.json
+	$(NPM) ci --ignore-scripts --no-audit --no-fund
+$(HTMX): node_modules/.package-lock.json
+	cp node_modules/htmx.org/dist/htmx.min.js $@
+assets: $(HTMX)
+
+build: $(HTMX)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/chatbox ./cmd/chatbox
 
 # Run with the built-in defaults: everything on localhost, data in ./chatbox-data.
-run:
+run: $(HTMX)
 	$(GO) run ./cmd/chatbox
 
 # Every test: unit, end-to-end (real binary on loopback), fuzz seeds,
 # under the race detector.
-test:
+test: $(HTMX)
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
 
 lint:
@@ -44,4 +55,4 @@ cross:
 	$(GO) run ./scripts/checkstatic $(DIST)/chatbox-*
 
 clean:
-	rm -rf bin $(DIST)
+	rm -rf bin $(DIST) build $(HTMX)

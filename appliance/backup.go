@@ -262,7 +262,7 @@ func applyPendingRestore(dataDir string, log *slog.Logger) error {
 		return fmt.Errorf("restore: %s is damaged (%v): restore the backup again with chatbox restore", RestoreMarker, err)
 	}
 	if log != nil {
-		log.Warn("finishing a restore that was interrupted", "data", dataDir, "files", len(plan.Files))
+		log.Warn("finishing a pending restore (staged by the web admin, or interrupted)", "data", dataDir, "files", len(plan.Files))
 	}
 	return finishRestore(dataDir, plan)
 }

@@ -53,6 +53,7 @@ type Box struct {
 	started    time.Time
 	stopEvents func()
 	actions    actions // pairing window, Shutdown (pairing.go)
+	panel      panelView // the front panel, for the web admin (panel.go)
 }
 
 // Open prepares the box: data directory, lock, certificate, store, core,

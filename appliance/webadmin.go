@@ -92,6 +92,30 @@ func (w webBox) CheckBackup(ctx context.Context, r io.Reader) error {
 	return CheckBackup(ctx, w.Box.cfg, r, osHostname(), w.Box.log)
 }
 
+// StageRestore stages the archive and restarts the box (Box.StageRestore).
+func (w webBox) StageRestore(ctx context.Context, r io.Reader) error {
+	return w.Box.StageRestore(ctx, r, osHostname())
+}
+
+// Restart restarts the box in the same process (Box.Restart).
+func (w webBox) Restart() error {
+	w.Box.Restart("web admin")
+	return nil
+}
+
+// Panel is the front panel as the web admin shows it.
+func (w webBox) Panel() (webadmin.Panel, bool) {
+	st, ok := w.Box.Panel()
+	if !ok {
+		return webadmin.Panel{}, false
+	}
+	p := webadmin.Panel{Backend: st.Backend}
+	for _, l := range st.LEDs {
+		p.LEDs = append(p.LEDs, webadmin.LED{Name: l.Name, Pattern: l.Pattern, Meaning: l.Meaning, Blinks: l.Blinks, Lit: l.Lit})
+	}
+	return p, true
+}
+
 // osHostname is the host's name, from which the default domain comes.
 func osHostname() string {
 	h, _ := os.Hostname()

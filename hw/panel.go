@@ -248,6 +248,18 @@ func (p *Panel) Describe() []string {
 	return out
 }
 
+// State is the panel as it is now, for the web admin (register it with
+// Box.SetPanel): the backend and each LED's pattern and level.
+func (p *Panel) State() appliance.PanelState {
+	st := appliance.PanelState{Backend: p.backend}
+	for _, l := range p.leds {
+		pat := l.Pattern()
+		st.LEDs = append(st.LEDs, appliance.LED{Name: l.Name(), Pattern: pat.Name, Meaning: pat.Meaning,
+			Blinks: pat.Repeat, Lit: l.Lit()})
+	}
+	return st
+}
+
 // pressed takes a button's press (from its tracker's goroutine) to Run.
 func (p *Panel) pressed(pr Press) {
 	select {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -409,6 +410,14 @@ func TestSimPressRealClock(t *testing.T) {
 	waitLED(t, p.Sim(), LEDStatus, StatusPairing)
 	if got := strings.Join(p.Describe(), "; "); got != "status: double blink (pairing); activity: off (idle); wan: off (federation off)" {
 		t.Fatalf("LEDs: %s", got)
+	}
+	st := p.State()
+	want := appliance.PanelState{Backend: "sim", LEDs: []appliance.LED{
+		{Name: "status", Pattern: "double blink", Meaning: "pairing", Blinks: true, Lit: st.LEDs[0].Lit},
+		{Name: "activity", Pattern: "off", Meaning: "idle"},
+		{Name: "wan", Pattern: "off", Meaning: "federation off"}}}
+	if !reflect.DeepEqual(st, want) {
+		t.Fatalf("State: %+v, want %+v", st, want)
 	}
 }
 

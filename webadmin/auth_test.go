@@ -222,3 +222,14 @@ func TestSessionIDsAreRandom(t *testing.T) {
 		t.Fatalf("ids %q %q", id1, id2)
 	}
 }
+
+// TestSetupSavesName: the name given at setup is saved as the `name`
+// setting, so that it survives (mDNS, the IRC network read it).
+func TestSetupSavesName(t *testing.T) {
+	f := newFixture(t)
+	f.setUp()
+	n, saved := f.box.lockedSaved()
+	if n != 1 || len(saved) != 1 || saved["name"] != "Kitchen box" {
+		t.Fatalf("%d saves: %v; want name = Kitchen box once", n, saved)
+	}
+}

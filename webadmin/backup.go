@@ -6,14 +6,18 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
 	"time"
 )
 
-// The backup page: download the archive `chatbox backup` makes, and check
-// an archive before restoring it. The box cannot restore while it runs
-// (a restore takes the data directory's lock, which the running server
-// holds), so the page stops after the check and says which command to
-// run with the server stopped.
+// The backup page: download the archive `chatbox backup` makes, and
+// restore one in two steps: an upload is checked first (a dry run: the
+// archive opens, its database passes the integrity check, its settings
+// load) and kept in the data directory; then "Restore" hands it to the
+// box, which stages it and restarts (in the same process) to put it in
+// place before it opens the database again.
 
 // backupCheckPath takes the uploaded archive; ServeHTTP lets its body be
 // up to maxBackupUpload bytes (every other request: 64 KiB).
@@ -29,13 +33,47 @@ const backupTime = 30 * time.Minute
 type backupData struct {
 	Checked bool // an archive was checked and is sound
 	File    string
+	Apply   string // the token of the checked archive kept for the restore
 	Limit   string
+}
+
+// restoreUploadFile, in the data directory, is the last archive that
+// passed the check, kept until it is restored, another is checked or the
+// web admin starts again.
+const restoreUploadFile = "webadmin-restore.tgz"
+
+// restoreUpload is the checked archive waiting for "Restore".
+type restoreUpload struct {
+	mu    sync.Mutex
+	token string // the restore form's; "" when none is kept
+	name  string // the file's name as uploaded
+}
+
+func (s *Server) restorePath() string { return filepath.Join(s.cfg.DataDir, restoreUploadFile) }
+
+// keepUpload records the checked archive at s.restorePath (already in
+// place) and returns the restore form's token.
+func (s *Server) keepUpload(name string) string {
+	s.restore.mu.Lock()
+	defer s.restore.mu.Unlock()
+	s.restore.token, s.restore.name = randomToken(), name
+	return s.restore.token
+}
+
+// dropUpload forgets and removes the kept archive.
+func (s *Server) dropUpload() {
+	s.restore.mu.Lock()
+	defer s.restore.mu.Unlock()
+	s.restore.token, s.restore.name = "", ""
+	os.Remove(s.restorePath())
 }
 
 func (s *Server) backupRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/backup", s.admin(s.backupPage))
 	mux.HandleFunc("GET /admin/backup/download", s.admin(s.backupDownload))
 	mux.HandleFunc("POST "+backupCheckPath, s.backupCheck)
+	mux.HandleFunc("POST /admin/backup/restore", s.admin(s.backupRestore))
+	mux.HandleFunc("POST /admin/restart", s.admin(s.restartPost))
 }
 
 func (s *Server) renderBackup(w http.ResponseWriter, p *page, status int, d backupData) {
@@ -149,8 +187,21 @@ func (s *Server) backupCheck(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), backupTime)
 	defer cancel()
 	name := part.FileName()
-	upload := &readErr{r: part}
-	if err := s.box.CheckBackup(ctx, upload); err != nil {
+	// The upload is checked as it streams in and kept, for the restore.
+	s.dropUpload()
+	keep, err := os.CreateTemp(s.cfg.DataDir, "."+restoreUploadFile+".tmp-")
+	if err != nil {
+		s.serverError(w, "backup check", err)
+		return
+	}
+	defer os.Remove(keep.Name())
+	defer keep.Close()
+	upload := &readErr{r: io.TeeReader(part, keep)}
+	err = s.box.CheckBackup(ctx, upload)
+	if err == nil {
+		_, err = io.Copy(io.Discard, upload) // what the check did not need (gzip's trailer) is kept too
+	}
+	if err != nil {
 		if tooBig(upload.err) || tooBig(err) {
 			return
 		}
@@ -159,8 +210,66 @@ func (s *Server) backupCheck(w http.ResponseWriter, r *http.Request) {
 		s.renderBackup(w, p, http.StatusBadRequest, backupData{File: name})
 		return
 	}
+	if err := keep.Close(); err != nil {
+		s.serverError(w, "backup check", err)
+		return
+	}
+	if err := os.Rename(keep.Name(), s.restorePath()); err != nil {
+		s.serverError(w, "backup check", err)
+		return
+	}
 	s.log.Info("web admin: backup checked", "file", name)
-	s.renderBackup(w, p, http.StatusOK, backupData{Checked: true, File: name})
+	s.renderBackup(w, p, http.StatusOK, backupData{Checked: true, File: name, Apply: s.keepUpload(name)})
+}
+
+// backupRestore hands the checked archive to the box, which stages it and
+// restarts; the page says so and reloads the login page after a while.
+func (s *Server) backupRestore(w http.ResponseWriter, r *http.Request, p *page) {
+	s.restore.mu.Lock()
+	token, name := s.restore.token, s.restore.name
+	s.restore.mu.Unlock()
+	if token == "" || subtle.ConstantTimeCompare([]byte(r.PostFormValue("upload")), []byte(token)) != 1 {
+		p.Errors["backup"] = "no checked backup to restore (the box restarted, or another file was checked since): check the file again"
+		s.renderBackup(w, p, http.StatusConflict, backupData{})
+		return
+	}
+	f, err := os.Open(s.restorePath())
+	if err != nil {
+		s.dropUpload()
+		p.Errors["backup"] = "the checked backup is gone (" + err.Error() + "): check the file again"
+		s.renderBackup(w, p, http.StatusConflict, backupData{})
+		return
+	}
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(r.Context(), backupTime)
+	defer cancel()
+	rc := http.NewResponseController(w)
+	rc.SetWriteDeadline(time.Now().Add(backupTime))
+	if err := s.box.StageRestore(ctx, f); err != nil {
+		s.log.Warn("web admin: restore refused", "file", name, "err", err)
+		p.Errors["backup"] = err.Error()
+		s.renderBackup(w, p, http.StatusBadRequest, backupData{File: name})
+		return
+	}
+	s.dropUpload()
+	s.log.Warn("web admin: restore staged; the box restarts", "file", name, "addr", remoteAddr(r))
+	p.Title, p.Section = "Restarting", "restarting"
+	p.Data = restartData{Why: name + " is being restored: the box restarts and puts it in place as it starts."}
+	s.render(w, http.StatusOK, "restarting", p)
+}
+
+type restartData struct{ Why string }
+
+// restartPost restarts the box (saved settings apply).
+func (s *Server) restartPost(w http.ResponseWriter, r *http.Request, p *page) {
+	if err := s.box.Restart(); err != nil {
+		s.serverError(w, "restart", err)
+		return
+	}
+	s.log.Warn("web admin: restart", "addr", remoteAddr(r))
+	p.Title, p.Section = "Restarting", "restarting"
+	p.Data = restartData{Why: "The box restarts: its services stop and start again with the saved settings."}
+	s.render(w, http.StatusOK, "restarting", p)
 }
 
 // readErr remembers the error its reader gave (the box's check may not

@@ -41,6 +41,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /admin/login", s.loginPost)
 	mux.HandleFunc("POST /admin/logout", s.admin(s.logoutPost))
 	mux.HandleFunc("GET /admin/{$}", s.admin(s.dashboard))
+	mux.HandleFunc("GET /admin/live", s.admin(s.liveFragment))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/admin/", http.StatusSeeOther)
 	})
@@ -70,7 +71,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
@@ -150,6 +151,13 @@ func (s *Server) admin(h adminHandler) http.HandlerFunc {
 			sess, ok = s.auth.session(c.Value)
 		}
 		if !ok {
+			if r.Header.Get("HX-Request") == "true" {
+				// htmx would swap the login page into the live part:
+				// have it load the login page instead.
+				w.Header().Set("HX-Redirect", "/admin/login")
+				http.Error(w, "unauthorized: log in again", http.StatusUnauthorized)
+				return
+			}
 			http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
 			return
 		}
@@ -263,6 +271,11 @@ func (s *Server) setupPost(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("web admin setup", "err", err)
 		http.Error(w, "could not store the admin password: "+err.Error(), http.StatusInternalServerError)
 		return
+	}
+	// The name goes to the settings file too (the `name` setting: mDNS,
+	// the IRC network), so that it outlives the web admin's own record.
+	if err := s.box.SaveSettings(map[string]string{"name": form["name"]}); err != nil {
+		s.log.Warn("web admin setup: the box's name is not saved in the settings file; set it on the settings page", "err", err)
 	}
 	how := "setup code"
 	if code == "" {

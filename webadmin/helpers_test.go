@@ -39,18 +39,60 @@ func (c *clock) add(d time.Duration) {
 // fakeBox is the appliance as the web admin sees it, over a real core.
 type fakeBox struct {
 	core  *chat.Core
+	store *store.Store
 	clock *clock
 
-	mu      sync.Mutex
-	state   string
-	pairing bool
-	opened  int
-	subs    map[chan Event]struct{}
+	mu       sync.Mutex
+	state    string
+	pairing  bool
+	opened   int
+	subs     map[chan Event]struct{}
+	panel    *Panel
+	staged   [][]byte // archives StageRestore took
+	stageErr error
+	restarts int
 
 	settingsFake // settings, certificate and backup (settings_test.go)
 }
 
 func (f *fakeBox) Core() *chat.Core { return f.core }
+
+func (f *fakeBox) MessagesSince(ctx context.Context, t time.Time) (int, error) {
+	return f.store.CountMessagesSince(ctx, t)
+}
+
+func (f *fakeBox) Panel() (Panel, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.panel == nil {
+		return Panel{}, false
+	}
+	return *f.panel, true
+}
+
+// StageRestore keeps the archive and counts a restart, or fails with
+// stageErr.
+func (f *fakeBox) StageRestore(_ context.Context, r io.Reader) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stageErr != nil {
+		return f.stageErr
+	}
+	f.staged = append(f.staged, data)
+	f.restarts++
+	return nil
+}
+
+func (f *fakeBox) Restart() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.restarts++
+	return nil
+}
 
 func (f *fakeBox) State() string {
 	f.mu.Lock()
@@ -144,7 +186,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	clk := &clock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
-	box := &fakeBox{core: core, clock: clk, state: "ready", subs: map[chan Event]struct{}{}}
+	box := &fakeBox{core: core, store: st, clock: clk, state: "ready", subs: map[chan Event]struct{}{}}
 	logs := &strings.Builder{}
 	log := slog.New(slog.NewTextHandler(&syncWriter{b: logs}, nil))
 	s := New(Config{DataDir: dir, Name: "testbox", Domain: "box.test", Version: "v9.9", Now: clk.now}, box, log)

@@ -7,13 +7,13 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // metrics serves /metrics in the Prometheus text format, to an API token
-// (Authorization: Bearer) or a logged-in admin's browser. There is no
-// delivery-latency histogram: the chat core does not measure it.
+// (Authorization: Bearer) or a logged-in admin's browser.
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -66,6 +66,14 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	}
 	metric("chatbox_messages_total", "counter", "Chat messages stored and routed since the web admin started.")
 	fmt.Fprintf(&b, "chatbox_messages_total %d\n", s.messages.Load())
+	lat := core.DeliveryLatency()
+	metric("chatbox_delivery_latency_seconds", "histogram", "Time from the core accepting a message to a door writing it to a client's connection (live deliveries only).")
+	for i, le := range lat.Bounds {
+		fmt.Fprintf(&b, "chatbox_delivery_latency_seconds_bucket{le=\"%s\"} %d\n", strconv.FormatFloat(le.Seconds(), 'g', -1, 64), lat.Cumulative[i])
+	}
+	fmt.Fprintf(&b, "chatbox_delivery_latency_seconds_bucket{le=\"+Inf\"} %d\n", lat.Count)
+	fmt.Fprintf(&b, "chatbox_delivery_latency_seconds_sum %s\n", strconv.FormatFloat(lat.Sum.Seconds(), 'g', -1, 64))
+	fmt.Fprintf(&b, "chatbox_delivery_latency_seconds_count %d\n", lat.Count)
 	if s.cfg.Database != "" {
 		var size int64
 		found := false

@@ -24,6 +24,10 @@ func TestMetrics(t *testing.T) {
 	openSession(t, core, "alice", "irc", "")
 	openSession(t, core, "alice", "xmpp", "")
 	openSession(t, core, "alice", `we"ird`, "")
+	// Two deliveries 2 s old (the core's clock is the real one: they fall
+	// between the 1 s and 5 s bounds whatever the machine's speed).
+	core.Delivered(&chat.Message{Time: time.Now().Add(-2 * time.Second)})
+	core.Delivered(&chat.Message{Time: time.Now().Add(-2 * time.Second)})
 	f.box.publish(Event{Kind: string(chat.EventMessage), Detail: "general"})
 	f.box.publish(Event{Kind: string(chat.EventMessage)})
 	f.box.publish(Event{Kind: "service.ready"})
@@ -77,19 +81,26 @@ func TestMetrics(t *testing.T) {
 		"chatbox_messages_total 2",
 		"chatbox_up 1",
 		"chatbox_uptime_seconds 93780",
+		"# TYPE chatbox_delivery_latency_seconds histogram",
+		`chatbox_delivery_latency_seconds_bucket{le="0.0005"} 0`,
+		`chatbox_delivery_latency_seconds_bucket{le="1"} 0`,
+		`chatbox_delivery_latency_seconds_bucket{le="5"} 2`,
+		`chatbox_delivery_latency_seconds_bucket{le="+Inf"} 2`,
+		"chatbox_delivery_latency_seconds_count 2",
 	} {
 		if !strings.Contains(body, line+"\n") {
 			t.Fatalf("no %q in\n%s", line, body)
 		}
 	}
 	for _, re := range []string{`(?m)^go_goroutines [1-9]\d*$`, `(?m)^go_memstats_heap_inuse_bytes [1-9]\d*$`,
-		`(?m)^go_memstats_sys_bytes [1-9]\d*$`, `(?m)^chatbox_store_bytes [1-9]\d*$`} {
+		`(?m)^go_memstats_sys_bytes [1-9]\d*$`, `(?m)^chatbox_store_bytes [1-9]\d*$`,
+		`(?m)^chatbox_delivery_latency_seconds_sum 4\.\d+$`} {
 		if !regexp.MustCompile(re).MatchString(body) {
 			t.Fatalf("no %s in\n%s", re, body)
 		}
 	}
 	// every sample line is name{labels} value, and each metric has HELP and TYPE
-	sample := regexp.MustCompile(`^[a-z_]+(\{door="(?:[^"\\]|\\.)*"\})? -?\d+$`)
+	sample := regexp.MustCompile(`^[a-z_]+(\{(door|le)="(?:[^"\\]|\\.)*"\})? -?\d+(\.\d+)?$`)
 	for _, l := range strings.Split(strings.TrimSuffix(body, "\n"), "\n") {
 		if !strings.HasPrefix(l, "# HELP ") && !strings.HasPrefix(l, "# TYPE ") && !sample.MatchString(l) {
 			t.Fatalf("bad line %q", l)

@@ -2,7 +2,10 @@ package webadmin
 
 import (
 	"context"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -250,5 +253,92 @@ func TestQRCode(t *testing.T) {
 	}
 	if qrSVG(strings.Repeat("x", 5000)) != "" {
 		t.Fatal("too long a text made a code")
+	}
+}
+
+// TestDashboardLive: the live part (also served alone for htmx) shows the
+// LED panel, messages since local midnight (cached a while), the CPU's
+// hottest thermal zone, and htmx's attributes; without a session the
+// fragment answers 401 with htmx's redirect to the login page.
+func TestDashboardLive(t *testing.T) {
+	f := newFixture(t)
+	b := f.setUp()
+	ctx := context.Background()
+	now := f.clock.now() // 09:00 UTC, the fixture's zone
+	for i, at := range []time.Time{now.Add(-9*time.Hour - time.Second), now.Add(-8 * time.Hour), now.Add(-time.Minute), now} {
+		m := &chat.Message{ID: "m" + string(rune('a'+i)), Room: "general", From: "alice", Time: at, Body: "hi"}
+		if err := f.box.store.AppendMessage(ctx, m, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	zones := t.TempDir()
+	for name, v := range map[string]string{"thermal_zone0": "45000\n", "thermal_zone1": "51234\n", "thermal_zone2": "garbage"} {
+		os.MkdirAll(filepath.Join(zones, name), 0o700)
+		os.WriteFile(filepath.Join(zones, name, "temp"), []byte(v), 0o600)
+	}
+	f.srv.thermal = filepath.Join(zones, "thermal_zone*", "temp")
+	f.clock.add(31 * time.Second) // past the count setUp's dashboard cached
+	f.box.mu.Lock()
+	f.box.panel = &Panel{Backend: "sim", LEDs: []LED{
+		{Name: "status", Pattern: "double blink", Meaning: "pairing", Blinks: true},
+		{Name: "activity", Pattern: "off", Meaning: "idle"},
+		{Name: "wan", Pattern: "on", Meaning: "federation up", Lit: true}}}
+	f.box.mu.Unlock()
+
+	r := b.get("/admin/")
+	want(t, r, http.StatusOK, `<div id="live" hx-get="/admin/live" hx-trigger="every 5s" hx-swap="outerHTML">`,
+		`<dd id="messages-today">3</dd>`, `<dd id="cpu-temp">51.2 °C</dd>`,
+		`<span class="led led-status blinks" aria-hidden="true"></span> <strong>status</strong> double blink <span class="muted">(pairing)</span>`,
+		`<span class="led led-wan lit" aria-hidden="true"></span>`, "Simulated")
+	live := b.get("/admin/live")
+	want(t, live, http.StatusOK, `<div id="live"`, `<dd id="messages-today">3</dd>`, "double blink")
+	if strings.Contains(live.body, "<html") || strings.Contains(live.body, "<nav") {
+		t.Fatalf("the fragment is a whole page:\n%s", live.body)
+	}
+	// The count is cached for 30 s, then read again.
+	f.box.store.AppendMessage(ctx, &chat.Message{ID: "late", Room: "general", From: "alice", Time: now, Body: "hi"}, nil)
+	want(t, b.get("/admin/live"), http.StatusOK, `<dd id="messages-today">3</dd>`)
+	f.clock.add(30 * time.Second)
+	want(t, b.get("/admin/live"), http.StatusOK, `<dd id="messages-today">4</dd>`)
+
+	// No sensor, no panel: neither is shown.
+	f.srv.thermal = filepath.Join(t.TempDir(), "none*")
+	f.box.mu.Lock()
+	f.box.panel = nil
+	f.box.mu.Unlock()
+	live = b.get("/admin/live")
+	if strings.Contains(live.body, "cpu-temp") || strings.Contains(live.body, "Front panel") {
+		t.Fatalf("absent sensor or panel shown:\n%s", live.body)
+	}
+
+	// Refusals: no session (a browser is sent to the login page, htmx is
+	// told to go there).
+	wantRedirect(t, f.browser().get("/admin/live"), "/admin/login")
+	req, _ := http.NewRequest("GET", f.web.URL+"/admin/live", nil)
+	req.Header.Set("HX-Request", "true")
+	r = f.browser().do(req)
+	if r.status != http.StatusUnauthorized || r.header.Get("HX-Redirect") != "/admin/login" {
+		t.Fatalf("htmx without a session: %d, HX-Redirect %q", r.status, r.header.Get("HX-Redirect"))
+	}
+}
+
+// TestHTMXLinkedWhenEmbedded: the layout loads htmx (with its inline
+// styles off, for the strict CSP) exactly when the build embedded it.
+func TestHTMXLinkedWhenEmbedded(t *testing.T) {
+	f := newFixture(t)
+	b := f.setUp()
+	r := b.get("/admin/")
+	_, err := fs.Stat(assets, htmxFile)
+	linked := strings.Contains(r.body, `<script src="/admin/static/vendor/htmx.min.js" defer></script>`) &&
+		strings.Contains(r.body, `"includeIndicatorStyles":false`)
+	if linked != (err == nil) {
+		t.Fatalf("htmx embedded: %v, linked: %v", err == nil, linked)
+	}
+	if err == nil {
+		want(t, b.get("/admin/static/vendor/htmx.min.js"), http.StatusOK, "htmx")
+	}
+	csp := r.header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "script-src 'self';") || !strings.Contains(csp, "connect-src 'self';") || strings.Contains(csp, "unsafe") {
+		t.Fatalf("CSP %q", csp)
 	}
 }

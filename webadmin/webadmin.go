@@ -25,8 +25,15 @@ import (
 	"chatbox/services/chat"
 )
 
+// assets are the templates and static files; static/vendor holds what
+// `make build` copies from node_modules (htmx), and only its README
+// without that: the pages work either way.
+//
 //go:embed templates/*.html static/*
 var assets embed.FS
+
+// htmxFile is htmx in assets, when the build put it there.
+const htmxFile = "static/vendor/htmx.min.js"
 
 // Event is something the box tells its observers: a state change, a
 // service failure, or a chat event.
@@ -78,6 +85,35 @@ type BoxAPI interface {
 	// CheckBackup checks an archive the way a restore would, and its
 	// settings file, without restoring anything.
 	CheckBackup(ctx context.Context, r io.Reader) error
+	// StageRestore checks an archive as CheckBackup does, keeps it as
+	// the pending restore and restarts the box, which puts it in place
+	// as it starts again. Once it returns nil the restart is under way.
+	StageRestore(ctx context.Context, r io.Reader) error
+	// Restart stops the services and starts them again in the same
+	// process (saved settings apply).
+	Restart() error
+
+	// Panel is the front panel now (the LEDs); ok is false when the box
+	// has none running.
+	Panel() (p Panel, ok bool)
+	// MessagesSince counts the messages stored since t (rooms and
+	// direct).
+	MessagesSince(ctx context.Context, t time.Time) (int, error)
+}
+
+// Panel is the box's front panel as the dashboard shows it.
+type Panel struct {
+	Backend string // "gpio" or "sim" (simulated: no LEDs on this machine)
+	LEDs    []LED
+}
+
+// LED is one front-panel LED.
+type LED struct {
+	Name    string // "status", "activity", "wan"
+	Pattern string // how it looks: "double blink"
+	Meaning string // what it says: "pairing"
+	Blinks  bool   // the pattern repeats
+	Lit     bool   // lit at this instant
 }
 
 // Setting is one setting as the settings page shows it.
@@ -153,6 +189,9 @@ type Server struct {
 	tokens   *tokenStore
 	messages atomic.Uint64 // chat messages seen (EventMessage), for /metrics
 	events   *ring
+	today    todayCache // "messages today" (dashboard.go)
+	thermal  string     // the CPU temperature files, a glob
+	restore  restoreUpload // the checked archive waiting for "apply" (backup.go)
 	mu       sync.Mutex
 	pairedAt time.Time // the last pairing.opened event seen
 }
@@ -173,7 +212,8 @@ func New(cfg Config, box BoxAPI, log *slog.Logger) *Server {
 			return "xmpp:" + cfg.Domain + "?register;preauth=" + inv.Token
 		}
 	}
-	s := &Server{cfg: cfg, box: box, log: log, events: newRing(20)}
+	s := &Server{cfg: cfg, box: box, log: log, events: newRing(20),
+		thermal: "/sys/class/thermal/thermal_zone*/temp"}
 	s.auth = newAuth(cfg.DataDir, cfg.Now, cfg.LoginsPerMinute)
 	s.tokens = newTokenStore(cfg.DataDir)
 	s.pages = parsePages()
@@ -206,6 +246,7 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 		ln.Close()
 		return err
 	}
+	s.dropUpload() // a checked archive from before is not restored by this run's form
 	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -273,6 +314,8 @@ func (s *Server) lastPairing() time.Time {
 // parsePages builds one template per page: the layout and the page's
 // "content".
 func parsePages() map[string]*template.Template {
+	_, err := fs.Stat(assets, htmxFile)
+	hasHTMX := err == nil
 	funcs := template.FuncMap{
 		"when": func(t time.Time) string {
 			if t.IsZero() {
@@ -281,6 +324,8 @@ func parsePages() map[string]*template.Template {
 			return t.Local().Format("2006-01-02 15:04:05")
 		},
 		"bytes": humanBytes,
+		// htmx says whether the pages may load htmx (embedded).
+		"htmx": func() bool { return hasHTMX },
 		// err shows a field's error, naming the field, or nothing.
 		"err": func(errs map[string]string, field string) template.HTML {
 			msg, ok := errs[field]

@@ -166,7 +166,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			if err != nil || !again {
 				break
 			}
-			// A factory reset erased the data: start afresh, as new.
+			// A factory reset erased the data, or the web admin asked
+			// for a restart (saved settings, a staged restore): start
+			// afresh, reading the settings again.
 			if cfg, cfgPath, err = loadConfig(g); err != nil {
 				break
 			}
@@ -285,7 +287,7 @@ func newLogger(c appliance.LogConfig, w io.Writer) *slog.Logger {
 const stopTimeout = 8 * time.Second
 
 // serve runs the box until a signal or a shutdown from the panel; it
-// reports whether to start again (after a factory reset).
+// reports whether to start again (after a factory reset or a restart).
 func serve(ctx context.Context, cfg appliance.Config, cfgPath string, log *slog.Logger) (bool, error) {
 	log.Info("chatbox starting", "version", versionString(), "config", cmpOr(cfgPath, "(built-in defaults)"), "data", cfg.DataDir)
 	box, err := appliance.Open(ctx, appliance.Options{Config: cfg, ConfigPath: cfgPath, Log: log, Version: versionString()})
@@ -297,6 +299,7 @@ func serve(ctx context.Context, cfg appliance.Config, cfgPath string, log *slog.
 		box.Close()
 		return false, err
 	}
+	box.SetPanel(panel.State) // the web admin's dashboard shows the LEDs
 	// The panel outlives Run so that the shutdown pattern stays visible.
 	panelCtx, stopPanel := context.WithCancel(context.WithoutCancel(ctx))
 	panelDone := make(chan struct{})
@@ -322,7 +325,7 @@ func serve(ctx context.Context, cfg appliance.Config, cfgPath string, log *slog.
 		return false, err
 	}
 	log.Info("chatbox stopped", "reason", cmpOr(reason, "signal"))
-	return reason == appliance.ShutdownFactoryReset, nil
+	return reason == appliance.ShutdownFactoryReset || reason == appliance.ShutdownRestart, nil
 }
 
 func cmpOr(a, b string) string {
