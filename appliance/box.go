@@ -52,7 +52,7 @@ type Box struct {
 	version    string
 	started    time.Time
 	stopEvents func()
-	actions    actions // pairing window, Shutdown (pairing.go)
+	actions    actions   // pairing window, Shutdown (pairing.go)
 	panel      panelView // the front panel, for the web admin (panel.go)
 }
 

@@ -189,8 +189,8 @@ type Server struct {
 	tokens   *tokenStore
 	messages atomic.Uint64 // chat messages seen (EventMessage), for /metrics
 	events   *ring
-	today    todayCache // "messages today" (dashboard.go)
-	thermal  string     // the CPU temperature files, a glob
+	today    todayCache    // "messages today" (dashboard.go)
+	thermal  string        // the CPU temperature files, a glob
 	restore  restoreUpload // the checked archive waiting for "apply" (backup.go)
 	mu       sync.Mutex
 	pairedAt time.Time // the last pairing.opened event seen

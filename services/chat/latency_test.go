@@ -15,7 +15,7 @@ func TestDeliveryLatencyHistogram(t *testing.T) {
 		f.core.Delivered(&chat.Message{Time: now.Add(-ago)})
 	}
 	f.core.Delivered(&chat.Message{Time: now.Add(time.Second)}) // a clock step back counts as 0
-	f.core.Delivered(&chat.Message{})                          // no time: not counted
+	f.core.Delivered(&chat.Message{})                           // no time: not counted
 	f.core.Delivered(nil)
 	h := f.core.DeliveryLatency()
 	if h.Count != 6 || h.Sum != 7*time.Second+42300*time.Microsecond {
