@@ -58,6 +58,7 @@ type session struct {
 type setupLoad struct {
 	loaded      time.Time
 	pairingOpen bool
+	browser     string // the form cookie's value the token is bound to
 }
 
 // auth holds the admin credential, the browser sessions, the setup code
@@ -174,7 +175,7 @@ func randomBytes(n int) []byte {
 func randomToken() string { return base64.RawURLEncoding.EncodeToString(randomBytes(32)) }
 
 // newSetupLoad records a load of the setup page and returns its token.
-func (a *auth) newSetupLoad(pairingOpen bool) string {
+func (a *auth) newSetupLoad(pairingOpen bool, browser string) string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.now()
@@ -184,7 +185,7 @@ func (a *auth) newSetupLoad(pairingOpen bool) string {
 		}
 	}
 	t := randomToken()
-	a.loads[t] = setupLoad{loaded: now, pairingOpen: pairingOpen}
+	a.loads[t] = setupLoad{loaded: now, pairingOpen: pairingOpen, browser: browser}
 	return t
 }
 

@@ -233,3 +233,24 @@ func TestSetupSavesName(t *testing.T) {
 		t.Fatalf("%d saves: %v; want name = Kitchen box once", n, saved)
 	}
 }
+
+// TestFormTokenSurvivesAnotherLoad: a second load of the setup page in
+// the same browser (another tab, the browser's /favicon.ico sent to the
+// setup page) leaves the first form valid; a token is refused with
+// another browser's cookie.
+func TestFormTokenSurvivesAnotherLoad(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser()
+	b.get("/admin/setup")
+	first := b.csrf
+	wantRedirect(t, b.get("/favicon.ico"), "/admin/setup")
+	b.get("/admin/setup")
+	if b.csrf == first {
+		t.Fatal("two loads, one token")
+	}
+	other := f.browser()
+	other.get("/admin/setup")
+	want(t, other.post("/admin/setup", "csrf", first, "name", "Box", "password", adminPassword, "password2", adminPassword, "code", f.code()),
+		http.StatusForbidden, "security token")
+	wantRedirect(t, b.post("/admin/setup", "csrf", first, "name", "Box", "password", adminPassword, "password2", adminPassword, "code", f.code()), "/admin/")
+}

@@ -184,20 +184,36 @@ func remoteAddr(r *http.Request) string {
 	return host
 }
 
-// anonymous forms (setup, login) carry a token that is also in a cookie,
-// so that another site cannot post them (double submit).
-func (s *Server) formToken(w http.ResponseWriter, token string) {
-	http.SetCookie(w, &http.Cookie{Name: formCookie, Value: token, Path: "/", HttpOnly: true,
+// anonymous forms (setup, login) carry a token that is bound to a random
+// value in a cookie of the browser, so that another site cannot post them
+// (double submit). The cookie is kept across page loads (a second tab, or
+// the browser's own /favicon.ico going to the setup page, must not void
+// the form already shown); each load gets its own token.
+func (s *Server) formBrowser(w http.ResponseWriter, r *http.Request) string {
+	v := ""
+	if c, err := r.Cookie(formCookie); err == nil && len(c.Value) >= 32 && len(c.Value) <= 64 {
+		v = c.Value
+	} else {
+		v = randomToken()
+	}
+	http.SetCookie(w, &http.Cookie{Name: formCookie, Value: v, Path: "/", HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: s.cfg.HTTPS, MaxAge: int(setupTTL / time.Second)})
+	return v
 }
 
-func formTokenOK(r *http.Request) (string, bool) {
+// formTokenOK returns the form's token and its load if the token is one
+// this browser was given.
+func (s *Server) formTokenOK(r *http.Request) (string, setupLoad, bool) {
 	c, err := r.Cookie(formCookie)
 	t := r.PostFormValue("csrf")
-	if err != nil || t == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(t)) != 1 {
-		return "", false
+	if err != nil || t == "" {
+		return "", setupLoad{}, false
 	}
-	return t, true
+	load, known := s.auth.setupLoad(t)
+	if !known || subtle.ConstantTimeCompare([]byte(c.Value), []byte(load.browser)) != 1 {
+		return "", setupLoad{}, false
+	}
+	return t, load, true
 }
 
 func (s *Server) setupPage(w http.ResponseWriter, r *http.Request) {
@@ -205,12 +221,11 @@ func (s *Server) setupPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
 		return
 	}
-	s.renderSetup(w, http.StatusOK, map[string]string{"name": s.boxName()}, map[string]string{})
+	s.renderSetup(w, r, http.StatusOK, map[string]string{"name": s.boxName()}, map[string]string{})
 }
 
-func (s *Server) renderSetup(w http.ResponseWriter, status int, form, errs map[string]string) {
-	tok := s.auth.newSetupLoad(s.box.PairingOpen())
-	s.formToken(w, tok)
+func (s *Server) renderSetup(w http.ResponseWriter, r *http.Request, status int, form, errs map[string]string) {
+	tok := s.auth.newSetupLoad(s.box.PairingOpen(), s.formBrowser(w, r))
 	s.render(w, status, "setup", &page{Title: "Set up", CSRF: tok, Form: form, Errors: errs})
 }
 
@@ -223,9 +238,8 @@ func (s *Server) setupPost(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad form", http.StatusBadRequest)
 		return
 	}
-	tok, ok := formTokenOK(r)
-	load, known := s.auth.setupLoad(tok)
-	if !ok || !known {
+	_, load, ok := s.formTokenOK(r)
+	if !ok {
 		http.Error(w, "forbidden: the form's security token is missing or stale; reload the page", http.StatusForbidden)
 		return
 	}
@@ -234,7 +248,7 @@ func (s *Server) setupPost(w http.ResponseWriter, r *http.Request) {
 	errs := map[string]string{}
 	if !s.auth.allowed(addr) {
 		errs["code"] = "too many wrong attempts from your address; wait a minute"
-		s.renderSetup(w, http.StatusTooManyRequests, form, errs)
+		s.renderSetup(w, r, http.StatusTooManyRequests, form, errs)
 		return
 	}
 	if msg := checkDisplayName(form["name"]); msg != "" {
@@ -249,7 +263,7 @@ func (s *Server) setupPost(w http.ResponseWriter, r *http.Request) {
 		errs["password2"] = "the two passwords differ"
 	}
 	if len(errs) > 0 {
-		s.renderSetup(w, http.StatusBadRequest, form, errs)
+		s.renderSetup(w, r, http.StatusBadRequest, form, errs)
 		return
 	}
 	code := strings.TrimSpace(form["code"])
@@ -264,7 +278,7 @@ func (s *Server) setupPost(w http.ResponseWriter, r *http.Request) {
 		errs["code"] = "give the setup code, or press button A on the box and then send this form"
 	}
 	if len(errs) > 0 {
-		s.renderSetup(w, http.StatusForbidden, form, errs)
+		s.renderSetup(w, r, http.StatusForbidden, form, errs)
 		return
 	}
 	if err := s.auth.setAdmin(form["name"], pw); err != nil {
@@ -314,12 +328,11 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.renderLogin(w, http.StatusOK, map[string]string{})
+	s.renderLogin(w, r, http.StatusOK, map[string]string{})
 }
 
-func (s *Server) renderLogin(w http.ResponseWriter, status int, errs map[string]string) {
-	tok := s.auth.newSetupLoad(false)
-	s.formToken(w, tok)
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, errs map[string]string) {
+	tok := s.auth.newSetupLoad(false, s.formBrowser(w, r))
 	s.render(w, status, "login", &page{Title: "Log in", CSRF: tok, Errors: errs})
 }
 
@@ -328,26 +341,25 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad form", http.StatusBadRequest)
 		return
 	}
-	tok, ok := formTokenOK(r)
-	if _, known := s.auth.setupLoad(tok); !ok || !known {
+	if _, _, ok := s.formTokenOK(r); !ok {
 		http.Error(w, "forbidden: the form's security token is missing or stale; reload the page", http.StatusForbidden)
 		return
 	}
 	addr := remoteAddr(r)
 	if !s.auth.allowed(addr) {
 		s.log.Warn("web admin login refused: too many failures", "addr", addr)
-		s.renderLogin(w, http.StatusTooManyRequests, map[string]string{"password": "too many failed logins from your address; wait a minute"})
+		s.renderLogin(w, r, http.StatusTooManyRequests, map[string]string{"password": "too many failed logins from your address; wait a minute"})
 		return
 	}
 	pw := r.PostFormValue("password")
 	if pw == "" {
-		s.renderLogin(w, http.StatusBadRequest, map[string]string{"password": "give the admin password"})
+		s.renderLogin(w, r, http.StatusBadRequest, map[string]string{"password": "give the admin password"})
 		return
 	}
 	if len(pw) > 1024 || !s.auth.checkPassword(pw) {
 		s.auth.failed(addr)
 		s.log.Warn("web admin login failed", "addr", addr)
-		s.renderLogin(w, http.StatusUnauthorized, map[string]string{"password": "wrong password"})
+		s.renderLogin(w, r, http.StatusUnauthorized, map[string]string{"password": "wrong password"})
 		return
 	}
 	s.log.Info("web admin login", "addr", addr)
