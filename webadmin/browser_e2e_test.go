@@ -18,21 +18,22 @@ import (
 
 // browserResult is what browsertest/admin.mjs prints.
 type browserResult struct {
-	OK              bool              `json:"ok"`
-	Step            string            `json:"step"`
-	Error           string            `json:"error"`
-	Screenshots     map[string]string `json:"screenshots"`
-	CSPViolations   []string          `json:"cspViolations"`
-	ConsoleErrors   []string          `json:"consoleErrors"`
-	HTMX            any               `json:"htmx"` // its version, or false
-	LiveRefreshed   bool              `json:"liveRefreshed"`
-	LEDPanel        []string          `json:"ledPanel"`
-	State           string            `json:"state"`
-	Invite          string            `json:"invite"`
-	DashboardWeight struct {
-		HTML, CSS, JS, Total int
-	} `json:"dashboardBytes"`
+	OK                    bool              `json:"ok"`
+	Step                  string            `json:"step"`
+	Error                 string            `json:"error"`
+	Screenshots           map[string]string `json:"screenshots"`
+	CSPViolations         []string          `json:"cspViolations"`
+	ConsoleErrors         []string          `json:"consoleErrors"`
+	HTMX                  any               `json:"htmx"` // its version, or false
+	LiveRefreshed         bool              `json:"liveRefreshed"`
+	LEDPanel              []string          `json:"ledPanel"`
+	State                 string            `json:"state"`
+	Invite                string            `json:"invite"`
+	DashboardWeight       pageWeight        `json:"dashboardBytes"`       // cache off: a first visit
+	DashboardWeightCached pageWeight        `json:"dashboardBytesCached"` // the assets cached
 }
+
+type pageWeight struct{ HTML, CSS, JS, Total int }
 
 // TestBrowserE2E drives the web admin in a real browser (Debian's
 // chromium through playwright-core, browsertest/admin.mjs) against the
@@ -108,8 +109,11 @@ func TestBrowserE2E(t *testing.T) {
 	if len(res.ConsoleErrors) > 0 {
 		t.Errorf("console errors: %q", res.ConsoleErrors)
 	}
-	if w := res.DashboardWeight; w.HTML <= 0 || w.CSS <= 0 || w.Total != w.HTML+w.CSS+w.JS {
+	if w := res.DashboardWeight; w.HTML <= 0 || w.CSS <= 0 || w.JS <= 0 || w.Total != w.HTML+w.CSS+w.JS {
 		t.Errorf("dashboard weight %+v", w)
+	}
+	if w := res.DashboardWeightCached; w.HTML <= 0 || w.CSS != 0 || w.JS != 0 {
+		t.Errorf("dashboard weight with the assets cached %+v: want the HTML alone", w)
 	}
 
 	// The account the browser made, over both doors.

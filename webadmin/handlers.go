@@ -75,8 +75,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
-	if !strings.HasPrefix(r.URL.Path, "/admin/static/") {
+	switch {
+	case !strings.HasPrefix(r.URL.Path, "/admin/static/"):
 		h.Set("Cache-Control", "no-store")
+	case r.URL.Query().Get("v") != "":
+		// The pages link assets with their content's hash (asset): a
+		// new build changes the URL, so the browser may keep them.
+		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	default:
+		h.Set("Cache-Control", "no-cache")
 	}
 	if !s.auth.configured() && r.URL.Path != "/admin/setup" && !strings.HasPrefix(r.URL.Path, "/admin/static/") {
 		http.Redirect(w, r, "/admin/setup", http.StatusSeeOther)

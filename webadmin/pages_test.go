@@ -329,7 +329,7 @@ func TestHTMXLinkedWhenEmbedded(t *testing.T) {
 	b := f.setUp()
 	r := b.get("/admin/")
 	_, err := fs.Stat(assets, htmxFile)
-	linked := strings.Contains(r.body, `<script src="/admin/static/vendor/htmx.min.js" defer></script>`) &&
+	linked := regexp.MustCompile(`<script src="/admin/static/vendor/htmx.min.js\?v=[0-9a-f]{12}" defer></script>`).MatchString(r.body) &&
 		strings.Contains(r.body, `"includeIndicatorStyles":false`)
 	if linked != (err == nil) {
 		t.Fatalf("htmx embedded: %v, linked: %v", err == nil, linked)
@@ -340,5 +340,27 @@ func TestHTMXLinkedWhenEmbedded(t *testing.T) {
 	csp := r.header.Get("Content-Security-Policy")
 	if !strings.Contains(csp, "script-src 'self';") || !strings.Contains(csp, "connect-src 'self';") || strings.Contains(csp, "unsafe") {
 		t.Fatalf("CSP %q", csp)
+	}
+}
+
+// TestAssetCaching: pages link static files with their content's hash and
+// those URLs may be cached for good; pages themselves are never stored.
+func TestAssetCaching(t *testing.T) {
+	f := newFixture(t)
+	b := f.setUp()
+	r := b.get("/admin/")
+	if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+		t.Fatalf("page Cache-Control %q", cc)
+	}
+	m := regexp.MustCompile(`href="(/admin/static/style.css\?v=[0-9a-f]{12})"`).FindStringSubmatch(r.body)
+	if m == nil {
+		t.Fatalf("no versioned stylesheet:\n%s", r.body)
+	}
+	css := b.get(m[1])
+	if css.status != http.StatusOK || css.header.Get("Cache-Control") != "public, max-age=31536000, immutable" || !strings.Contains(css.body, ".card") {
+		t.Fatalf("versioned asset: %d %q", css.status, css.header.Get("Cache-Control"))
+	}
+	if cc := b.get("/admin/static/style.css").header.Get("Cache-Control"); cc != "no-cache" {
+		t.Fatalf("unversioned asset Cache-Control %q", cc)
 	}
 }

@@ -6,8 +6,10 @@ package webadmin
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"html/template"
@@ -316,6 +318,16 @@ func (s *Server) lastPairing() time.Time {
 func parsePages() map[string]*template.Template {
 	_, err := fs.Stat(assets, htmxFile)
 	hasHTMX := err == nil
+	versions := map[string]string{}
+	fs.WalkDir(assets, "static", func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if b, err := assets.ReadFile(path); err == nil {
+				sum := sha256.Sum256(b)
+				versions[strings.TrimPrefix(path, "static/")] = hex.EncodeToString(sum[:6])
+			}
+		}
+		return nil
+	})
 	funcs := template.FuncMap{
 		"when": func(t time.Time) string {
 			if t.IsZero() {
@@ -326,6 +338,14 @@ func parsePages() map[string]*template.Template {
 		"bytes": humanBytes,
 		// htmx says whether the pages may load htmx (embedded).
 		"htmx": func() bool { return hasHTMX },
+		// asset is a static file's URL with its content's hash, which
+		// lets browsers cache it for good.
+		"asset": func(name string) string {
+			if v, ok := versions[name]; ok {
+				return "/admin/static/" + name + "?v=" + v
+			}
+			return "/admin/static/" + name
+		},
 		// err shows a field's error, naming the field, or nothing.
 		"err": func(errs map[string]string, field string) template.HTML {
 			msg, ok := errs[field]

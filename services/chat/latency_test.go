@@ -1,11 +1,13 @@
 package chat_test
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
 
 	"chatbox/services/chat"
+	"chatbox/services/store"
 )
 
 func TestDeliveryLatencyHistogram(t *testing.T) {
@@ -25,5 +27,28 @@ func TestDeliveryLatencyHistogram(t *testing.T) {
 	want := []uint64{3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5}
 	if !slices.Equal(h.Cumulative, want) || len(h.Bounds) != len(want) || h.Bounds[0] != 500*time.Microsecond {
 		t.Fatalf("buckets %v over %v, want %v", h.Cumulative, h.Bounds, want)
+	}
+}
+
+// BenchmarkDelivered is what the latency histogram costs a door's writer
+// per message, with every CPU's goroutines sharing the counters.
+func BenchmarkDelivered(b *testing.B) {
+	st, err := store.Open(context.Background(), b.TempDir()+"/chat.db", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	core, err := chat.New(chat.Options{Store: st})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := &chat.Message{Time: time.Now()}
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			core.Delivered(m)
+		}
+	})
+	if h := core.DeliveryLatency(); h.Count != uint64(b.N) {
+		b.Fatalf("counted %d of %d", h.Count, b.N)
 	}
 }
