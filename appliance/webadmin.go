@@ -29,6 +29,8 @@ func (b *Box) webService() Service {
 		Version:         b.version,
 		Registration:    b.cfg.Registration.Policy,
 		InviteURI:       func(inv chat.AccountInvite) string { return xmpp.InviteURI(domain, inv) },
+		IRCTLSListen:    b.cfg.IRC.TLSListen,
+		IRCPlainListen:  b.cfg.IRC.PlainListen,
 		LoginsPerMinute: b.cfg.Limits.FailedLoginsPerMinute,
 	}, webBox{b}, b.log)
 }

@@ -189,7 +189,8 @@ func newFixture(t *testing.T) *fixture {
 	box := &fakeBox{core: core, store: st, clock: clk, state: "ready", subs: map[chan Event]struct{}{}}
 	logs := &strings.Builder{}
 	log := slog.New(slog.NewTextHandler(&syncWriter{b: logs}, nil))
-	s := New(Config{DataDir: dir, Name: "testbox", Domain: "box.test", Version: "v9.9", Now: clk.now}, box, log)
+	s := New(Config{DataDir: dir, Name: "testbox", Domain: "box.test", Version: "v9.9", Now: clk.now,
+		IRCTLSListen: []string{"127.0.0.1:6697"}, IRCPlainListen: []string{"127.0.0.1:6667"}}, box, log)
 	stop := s.Watch()
 	t.Cleanup(stop)
 	if err := s.auth.startSetup(log); err != nil {

@@ -188,6 +188,11 @@ func TestPeopleInvites(t *testing.T) {
 	if len(invs) != 1 || invs[0].Token != tok || invs[0].Uses != 3 || invs[0].Expires.Sub(invs[0].Created) != 48*time.Hour {
 		t.Fatalf("invites %+v", invs)
 	}
+	// The IRC settings to type, with the NickServ command that redeems
+	// the token (the admin page was reached on loopback: loopback
+	// listeners are shown).
+	want(t, r, http.StatusOK, "<code>6697</code>, with TLS", "<code>6667</code> without",
+		"/msg NickServ REGISTER your-password "+tok)
 	want(t, b.get("/admin/people"), http.StatusOK, "preauth="+tok)
 	refusals(t, f, b, "/admin/people/invite/revoke", "token", tok)
 	want(t, b.post("/admin/people/invite/revoke", "token", ""), http.StatusBadRequest, "token: no such invitation")
@@ -362,5 +367,24 @@ func TestAssetCaching(t *testing.T) {
 	}
 	if cc := b.get("/admin/static/style.css").header.Get("Cache-Control"); cc != "no-cache" {
 		t.Fatalf("unversioned asset Cache-Control %q", cc)
+	}
+}
+
+func TestInviteIRCPorts(t *testing.T) {
+	for _, c := range []struct {
+		listen []string
+		local  bool
+		want   string
+	}{
+		{[]string{"127.0.0.1:6697"}, false, ""},
+		{[]string{"127.0.0.1:6697"}, true, "6697"},
+		{[]string{"[::1]:6697", "0.0.0.0:7000"}, false, "7000"},
+		{[]string{"localhost:6697", ":6698"}, false, "6698"},
+		{[]string{"127.0.0.1:0"}, true, ""},
+		{nil, true, ""},
+	} {
+		if got := reachablePort(c.listen, c.local); got != c.want {
+			t.Errorf("reachablePort(%q, local=%v) = %q, want %q", c.listen, c.local, got, c.want)
+		}
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"html/template"
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -360,6 +362,56 @@ func (s *Server) peopleDelete(w http.ResponseWriter, r *http.Request, p *page) {
 // inviteData is the page showing a new invitation.
 type inviteData struct {
 	Invite inviteRow
+	IRC    ircSettings
+}
+
+// ircSettings is what an IRC user types to use an invitation: the box's
+// address as the admin reached it, the IRC ports, and the NickServ
+// command that redeems the token.
+type ircSettings struct {
+	Host      string
+	TLSPort   string
+	PlainPort string
+	Nick      string
+	Token     string
+}
+
+func (s *Server) ircSettings(r *http.Request, inv chat.AccountInvite) ircSettings {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == "" {
+		host = s.cfg.Domain
+	}
+	nick := inv.Account
+	if nick == "" {
+		nick = "yourname"
+	}
+	local := host == "localhost"
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+		local = true
+	}
+	return ircSettings{Host: host, TLSPort: reachablePort(s.cfg.IRCTLSListen, local),
+		PlainPort: reachablePort(s.cfg.IRCPlainListen, local), Nick: nick, Token: inv.Token}
+}
+
+// reachablePort is the port of the first listener that the invited
+// person can reach: one on another address than loopback, or any when
+// the admin page itself was reached on loopback. "" when none is.
+func reachablePort(listen []string, local bool) string {
+	for _, a := range listen {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || port == "0" {
+			continue
+		}
+		ip, err := netip.ParseAddr(host)
+		if !local && (host == "localhost" || err == nil && ip.IsLoopback()) {
+			continue
+		}
+		return port
+	}
+	return ""
 }
 
 // checkInvite reads an invitation's uses, days and account ("" for the
@@ -422,7 +474,7 @@ func (s *Server) inviteCreate(w http.ResponseWriter, r *http.Request, p *page) {
 		return
 	}
 	s.log.Info("web admin: invitation created", "uses", inv.Uses, "expires", inv.Expires)
-	p.Title, p.Section, p.Data = "Invitation", "people", inviteData{Invite: s.inviteRow(inv, true)}
+	p.Title, p.Section, p.Data = "Invitation", "people", inviteData{Invite: s.inviteRow(inv, true), IRC: s.ircSettings(r, inv)}
 	s.render(w, http.StatusOK, "invite", p)
 }
 

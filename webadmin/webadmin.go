@@ -160,6 +160,9 @@ type Config struct {
 	Registration string
 	// InviteURI turns an invitation into the link an XMPP app opens.
 	InviteURI func(chat.AccountInvite) string
+	// IRCTLSListen and IRCPlainListen are the IRC door's listeners,
+	// whose ports an invitation shows IRC users.
+	IRCTLSListen, IRCPlainListen []string
 	// LoginsPerMinute bounds failed logins (and setup attempts) per
 	// remote address; default 5.
 	LoginsPerMinute int

@@ -12,7 +12,8 @@ import (
 )
 
 // A small built-in NickServ for clients that log in the old way:
-// IDENTIFY, REGISTER (only while the box's registration is open), INFO
+// IDENTIFY, REGISTER (while the box's registration is open, or with an
+// invitation token from the web admin), INFO
 // and HELP. Its replies are NOTICEs from NickServ.
 
 const nickservSource = "NickServ!NickServ@services"
@@ -62,23 +63,48 @@ func nickserv(r *request, text string) {
 			nickservReply(r, "You are already logged in as "+c.accountName())
 			return
 		}
-		if !c.srv.cfg.RegistrationOpen() {
-			nickservReply(r, "Registration is closed on this box: ask its owner for an account or an invitation")
-			return
-		}
 		if len(fields) < 2 {
-			nickservReply(r, "Syntax: REGISTER password (your nick becomes your account)")
+			nickservReply(r, "Syntax: REGISTER password [invitation] (your nick becomes your account)")
 			return
 		}
 		name := fold(c.currentNick())
-		if err := c.srv.core.CreateAccount(ctx, name, fields[1], false); err != nil {
-			switch {
-			case errors.Is(err, chat.ErrExists):
-				nickservReply(r, name+" is already registered")
-			default:
-				nickservReply(r, "Cannot register "+name+": "+err.Error())
+		if len(fields) > 2 {
+			// An invitation from the web admin (the token after
+			// "preauth=" in its link): it works while registration
+			// is closed, and may reserve the name. Wrong tokens count
+			// as failed logins of the address (guessing).
+			if err := c.srv.core.LoginAllowed(c.ip); err != nil {
+				nickservReply(r, "Too many failed attempts from your address; wait a minute")
+				return
 			}
-			return
+			if _, _, err := c.srv.core.RedeemAccountInvite(ctx, fields[2], name, fields[1]); err != nil {
+				switch {
+				case errors.Is(err, chat.ErrNotFound):
+					c.srv.core.LoginFailed(c.ip, name, "irc")
+					nickservReply(r, "That invitation is not valid (unknown, expired or used up): ask the box's owner for a new one")
+				case errors.Is(err, chat.ErrForbidden):
+					nickservReply(r, "Cannot register "+name+": "+err.Error()+"; change your nick to that name (/nick) and try again")
+				case errors.Is(err, chat.ErrExists):
+					nickservReply(r, name+" is already registered: change your nick (/nick) and try again")
+				default:
+					nickservReply(r, "Cannot register "+name+": "+err.Error())
+				}
+				return
+			}
+		} else {
+			if !c.srv.cfg.RegistrationOpen() {
+				nickservReply(r, "Registration is closed on this box: ask its owner for an account or an invitation (REGISTER password invitation)")
+				return
+			}
+			if err := c.srv.core.CreateAccount(ctx, name, fields[1], false); err != nil {
+				switch {
+				case errors.Is(err, chat.ErrExists):
+					nickservReply(r, name+" is already registered")
+				default:
+					nickservReply(r, "Cannot register "+name+": "+err.Error())
+				}
+				return
+			}
 		}
 		a, err := c.srv.core.Account(ctx, name)
 		if err != nil {
@@ -105,7 +131,7 @@ func nickserv(r *request, text string) {
 		nickservCert(r, fields[1:])
 	case "HELP":
 		nickservReply(r, "IDENTIFY [account] password — log in to your account")
-		nickservReply(r, "REGISTER password — make your nick an account (when the box's registration is open)")
+		nickservReply(r, "REGISTER password [invitation] — make your nick an account (when the box's registration is open, or with an invitation from its owner)")
 		nickservReply(r, "INFO [account] — about an account")
 		nickservReply(r, "CERT ADD [fingerprint] | CERT DEL fingerprint | CERT LIST — client certificates that log you in (SASL EXTERNAL); ADD alone adds the one you are connected with")
 	default:
