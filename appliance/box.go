@@ -201,7 +201,7 @@ func (b *Box) builtinServices() []Service {
 			Uploads:               uploader(uploads),
 		}, b.core, b.log))
 	}
-	if web := b.webService(); web != nil {
+	if web := b.webService(svcs); web != nil {
 		svcs = append(svcs, web)
 	}
 	l := b.cfg

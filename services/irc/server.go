@@ -103,6 +103,7 @@ type Server struct {
 	klines      map[string]string // banned address -> reason
 	maxSeen     int
 	listenAddrs []string
+	serving     bool // between ready and shutdown: connections are taken
 
 	wg sync.WaitGroup
 }
@@ -176,12 +177,18 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 	for _, ln := range lns {
 		go func() { errc <- s.accept(ctx, ln) }()
 	}
+	s.mu.Lock()
+	s.serving = true
+	s.mu.Unlock()
 	ready()
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	s.mu.Lock()
+	s.serving = false
+	s.mu.Unlock()
 	closeAll()
 	s.shutdown("Server shutting down")
 	s.wg.Wait()
@@ -227,21 +234,29 @@ func (s *Server) accept(ctx context.Context, ln net.Listener) error {
 			nc.Close()
 			continue
 		}
-		s.serveConn(nc, ip, nil)
+		if !s.serveConn(nc, ip, nil) {
+			nc.Close()
+			s.release(ip)
+		}
 	}
 }
 
 // serveConn serves one accepted connection (already counted in perAddr)
 // in its own goroutine; done, if not nil, is closed when it has ended.
-func (s *Server) serveConn(nc net.Conn, ip string, done chan<- struct{}) {
+// It is false, and nothing is started, once the server is shutting down.
+func (s *Server) serveConn(nc net.Conn, ip string, done chan<- struct{}) bool {
 	c := newConn(s, nc, ip)
 	s.mu.Lock()
+	if !s.serving {
+		s.mu.Unlock()
+		return false
+	}
 	s.conns[c] = struct{}{}
 	if len(s.conns) > s.maxSeen {
 		s.maxSeen = len(s.conns)
 	}
-	s.mu.Unlock()
 	s.wg.Add(1)
+	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
 		if done != nil {
@@ -250,6 +265,7 @@ func (s *Server) serveConn(nc net.Conn, ip string, done chan<- struct{}) {
 		c.run()
 		s.forget(c)
 	}()
+	return true
 }
 
 func remoteIP(a net.Addr) string {

@@ -20,10 +20,11 @@ const (
 	kindStartTLS  connKind = iota // c2s, STARTTLS (5222)
 	kindDirectTLS                 // c2s, TLS from the first byte (5223)
 	kindComponent                 // XEP-0114 components
+	kindWebSocket                 // c2s over WebSocket, RFC 7395 (the web listener's TLS, if any)
 )
 
 func (k connKind) String() string {
-	return [...]string{"c2s-starttls", "c2s-directtls", "component"}[k]
+	return [...]string{"c2s-starttls", "c2s-directtls", "component", "c2s-websocket"}[k]
 }
 
 // connState is how far a c2s stream has come (RFC 6120 §9).
@@ -60,6 +61,10 @@ type conn struct {
 	regTries int  // XEP-0077 registrations tried before authentication
 
 	invite string // XEP-0401 invitation token presented before authentication
+
+	// secure marks a WebSocket whose HTTP listener is HTTPS or whose
+	// peer is on loopback: PLAIN is offered there (rfc7395_websocket.go).
+	secure bool
 
 	tokens float64 // stanza rate bucket
 	tokAt  time.Time
@@ -142,7 +147,7 @@ func (c *conn) run() {
 		return
 	}
 	c.state = stateStart
-	if c.tc != nil || c.srv.cfg.AllowPlaintext {
+	if c.tc != nil || c.srv.cfg.AllowPlaintext || c.kind == kindWebSocket {
 		c.state = stateAuth
 	}
 	c.newReader(c.nc)
@@ -321,7 +326,7 @@ func (c *conn) streamFeatures() *Element {
 	case stateStart:
 		f.Add(El(nsTLS, "starttls").Add(El(nsTLS, "required")))
 	case stateAuth:
-		if c.tc == nil {
+		if c.tc == nil && c.kind != kindWebSocket {
 			f.Add(El(nsTLS, "starttls"))
 		}
 		for _, e := range c.saslFeatures() {
@@ -351,7 +356,7 @@ func (c *conn) handle(el *Element) {
 		c.fail(streamErr("policy-violation", "use STARTTLS first: this server does not accept unencrypted logins"))
 	case stateAuth:
 		switch {
-		case el.Is(nsTLS, "starttls") && c.tc == nil:
+		case el.Is(nsTLS, "starttls") && c.tc == nil && c.kind != kindWebSocket:
 			c.startTLS()
 		case el.Space == nsSASL:
 			c.handleSASL(el)

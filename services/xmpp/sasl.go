@@ -69,7 +69,7 @@ func (c *conn) mechanisms() []string {
 		m = append(m, "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS")
 	}
 	m = append(m, "SCRAM-SHA-256", "SCRAM-SHA-1")
-	if c.tc != nil || c.srv.cfg.AllowPlaintext {
+	if c.plainAllowed() {
 		m = append(m, "PLAIN")
 	}
 	if c.clientCert() != nil {
@@ -318,4 +318,13 @@ func (c *conn) succeed(account string, additional []byte) {
 	c.restart = true
 	c.restartReader()
 	c.srv.log.Info("logged in", "account", c.account, "addr", c.ip)
+}
+
+// plainAllowed says whether PLAIN may be offered: over TLS, on a listener
+// set to allow plaintext, or on a WebSocket that is HTTPS or loopback.
+func (c *conn) plainAllowed() bool {
+	if c.kind == kindWebSocket {
+		return c.secure
+	}
+	return c.tc != nil || c.srv.cfg.AllowPlaintext
 }
