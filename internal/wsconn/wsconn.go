@@ -231,9 +231,11 @@ func (c *Conn) Write(p []byte) (int, error) {
 }
 
 // Close ends the WebSocket with the status a ProtocolError set (normal
-// closure otherwise). A write still in flight is abandoned.
+// closure otherwise). A write still in flight is abandoned. Close returns
+// at once: the close handshake (waiting for the client's close frame,
+// which a client that stopped reading never sends) finishes in the
+// background within the library's bounds (5 s per step).
 func (c *Conn) Close() error {
-	var err error
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		code, reason := c.status, c.reason
@@ -244,12 +246,14 @@ func (c *Conn) Close() error {
 		if len(reason) > 120 {
 			reason = reason[:120]
 		}
-		// Close waits (at most seconds) for the client's close frame; the
-		// intake must keep reading meanwhile, so it stops only after.
-		err = c.ws.Close(code, reason)
-		c.cancel()
+		go func() {
+			// The intake keeps reading meanwhile (the client's close frame
+			// comes through it), so it stops only after.
+			c.ws.Close(code, reason)
+			c.cancel()
+		}()
 	})
-	return err
+	return nil
 }
 
 // LocalAddr is the listener's address.

@@ -234,29 +234,21 @@ func (s *Server) accept(ctx context.Context, ln net.Listener) error {
 			nc.Close()
 			continue
 		}
-		if !s.serveConn(nc, ip, nil) {
-			nc.Close()
-			s.release(ip)
-		}
+		s.serveConn(nc, ip, nil)
 	}
 }
 
 // serveConn serves one accepted connection (already counted in perAddr)
 // in its own goroutine; done, if not nil, is closed when it has ended.
-// It is false, and nothing is started, once the server is shutting down.
-func (s *Server) serveConn(nc net.Conn, ip string, done chan<- struct{}) bool {
+func (s *Server) serveConn(nc net.Conn, ip string, done chan<- struct{}) {
 	c := newConn(s, nc, ip)
 	s.mu.Lock()
-	if !s.serving {
-		s.mu.Unlock()
-		return false
-	}
 	s.conns[c] = struct{}{}
 	if len(s.conns) > s.maxSeen {
 		s.maxSeen = len(s.conns)
 	}
-	s.wg.Add(1)
 	s.mu.Unlock()
+	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		if done != nil {
@@ -265,7 +257,6 @@ func (s *Server) serveConn(nc net.Conn, ip string, done chan<- struct{}) bool {
 		c.run()
 		s.forget(c)
 	}()
-	return true
 }
 
 func remoteIP(a net.Addr) string {

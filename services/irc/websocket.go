@@ -51,9 +51,9 @@ func (s *Server) ServeWebSocket(w http.ResponseWriter, r *http.Request) {
 	serving := s.serving
 	reason, banned := s.klinedLocked(ip)
 	tooMany := s.perAddr[ip] >= s.cfg.ConnectionsPerAddress
-	ok := serving && !banned && !tooMany
-	if ok {
+	if serving && !banned && !tooMany {
 		s.perAddr[ip]++
+		s.wg.Add(1) // held while the connection is served: Serve waits for it
 	}
 	s.mu.Unlock()
 	switch {
@@ -67,6 +67,7 @@ func (s *Server) ServeWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many connections from your address: close some first", http.StatusTooManyRequests)
 		return
 	}
+	defer s.wg.Done()
 	rc := http.NewResponseController(w) // the web server's deadlines would cut the session
 	rc.SetReadDeadline(time.Time{})
 	rc.SetWriteDeadline(time.Time{})
@@ -84,10 +85,12 @@ func (s *Server) ServeWebSocket(w http.ResponseWriter, r *http.Request) {
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	nc := &wsNetConn{Conn: wsconn.New(ws, f, maxReadLine-2, local, remote), tls: r.TLS != nil}
 	done := make(chan struct{})
-	if !s.serveConn(nc, ip, done) {
+	s.serveConn(nc, ip, done)
+	s.mu.Lock()
+	stopped := !s.serving // shutdown may have listed its connections before this one
+	s.mu.Unlock()
+	if stopped {
 		nc.Close()
-		s.release(ip)
-		return
 	}
 	<-done
 }

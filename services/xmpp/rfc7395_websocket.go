@@ -91,7 +91,11 @@ func (s *Server) ServeWebSocket(w http.ResponseWriter, r *http.Request) {
 	c.secure = r.TLS != nil || net.ParseIP(ip).IsLoopback()
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
+	stopped := !s.serving // shutdown may have listed its connections before this one
 	s.mu.Unlock()
+	if stopped {
+		nc.Close()
+	}
 	c.run()
 	s.mu.Lock()
 	delete(s.conns, c)
