@@ -146,7 +146,7 @@ func (f *wsLines) Out(p []byte) [][]byte {
 		if i < 0 {
 			break
 		}
-		line := bytes.TrimSuffix(f.buf[:i], []byte("\r"))
+		line := bytes.TrimRight(f.buf[:i], "\r")
 		if f.typ == websocket.MessageText && !utf8.Valid(line) {
 			line = []byte(strings.ToValidUTF8(string(line), "\uFFFD"))
 		} else {
