@@ -460,3 +460,31 @@ func TestWebSocketFramerOut(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkWebSocketFraming is the framing's own cost per stanza: a
+// client message checked and let through (In), and a door stanza cut
+// into a message (Out).
+func BenchmarkWebSocketFraming(b *testing.B) {
+	msg := []byte(`<message xmlns="jabber:client" to="bob@box.test" type="chat" id="abc123"><body>` +
+		strings.Repeat("hello ", 20) + `</body><active xmlns="http://jabber.org/protocol/chatstates"/></message>`)
+	out := El(nsClient, "message", "from", "bob@box.test/web", "to", "alice@box.test/web", "type", "chat", "id", "abc123").
+		Add(El(nsClient, "body").Add(strings.Repeat("hello ", 20))).Bytes(nsClient)
+	b.Run("In", func(b *testing.B) {
+		f := &wsFramer{max: 256 << 10}
+		b.SetBytes(int64(len(msg)))
+		for b.Loop() {
+			if _, err := f.In(websocket.MessageText, msg, false); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Out", func(b *testing.B) {
+		f := &wsFramer{}
+		b.SetBytes(int64(len(out)))
+		for b.Loop() {
+			if len(f.Out(out)) != 1 {
+				b.Fatal("not one message")
+			}
+		}
+	})
+}
