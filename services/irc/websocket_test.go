@@ -285,3 +285,30 @@ func TestWebSocketIRCSlowReader(t *testing.T) {
 	}
 	t.Fatal("alice still connected")
 }
+
+// TestWebSocketIRCGuest: with guests allowed, a browser client that does
+// not log in joins a room and speaks there under its own nick, which may
+// not be an account's.
+func TestWebSocketIRCGuest(t *testing.T) {
+	_, url := startWSDoor(t, Config{Guests: true}, "alice")
+	alice := dialIRCWS(t, url, "text.ircv3.net")
+	alice.login("alice")
+	alice.send("JOIN #general")
+	alice.expect("the end of NAMES", has(" 366 "))
+
+	g := dialIRCWS(t, url, "text.ircv3.net")
+	g.send("NICK visitor")
+	g.send("USER visitor 0 * :a guest")
+	g.expect("the welcome", has(" 001 visitor "))
+	g.send("JOIN #general")
+	g.expect("the end of NAMES", has(" 366 "))
+	alice.expect("the guest's join", has(":visitor!guest@irc.box.test JOIN"))
+	g.send("PRIVMSG #general :hello from a browser")
+	if l := alice.expect("the guest's message", has("PRIVMSG #general")); l != ":visitor!guest@irc.box.test PRIVMSG #general :hello from a browser" {
+		t.Fatalf("alice got %q", l)
+	}
+	g.send("PRIVMSG alice :psst")
+	g.expect("a refusal", has("FAIL"))
+	g.send("NICK alice")
+	g.expect("the account's nick refused", has(" 432 "))
+}
