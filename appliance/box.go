@@ -199,6 +199,7 @@ func (b *Box) builtinServices() []Service {
 			Version:               b.version,
 			Calls:                 callServices(calls),
 			Uploads:               uploader(uploads),
+			Guests:                b.cfg.Registration.Guests,
 		}, b.core, b.log))
 	}
 	if web := b.webService(svcs); web != nil {

@@ -65,6 +65,8 @@ type conn struct {
 	// secure marks a WebSocket whose HTTP listener is HTTPS or whose
 	// peer is on loopback: PLAIN is offered there (rfc7395_websocket.go).
 	secure bool
+	// guest marks a stream to the guest host (xep0175_anonymous.go).
+	guest bool
 
 	tokens float64 // stanza rate bucket
 	tokAt  time.Time
@@ -285,7 +287,13 @@ func (c *conn) openStream() error {
 	id := make([]byte, 12)
 	randRead(id)
 	c.streamID = base64.RawURLEncoding.EncodeToString(id)
-	c.send([]byte(streamHeader(nsClient, c.srv.cfg.Domain, "", c.streamID, "en")))
+	host := c.srv.cfg.Domain
+	if c.srv.cfg.Guests && to != "" && equalFoldDomain(to, c.srv.guestDomain()) && c.state <= stateAuth {
+		c.guest, host = true, c.srv.guestDomain()
+	} else if c.guest {
+		host = c.srv.guestDomain()
+	}
+	c.send([]byte(streamHeader(nsClient, host, "", c.streamID, "en")))
 	var defNS string
 	for _, a := range hdr.Attr {
 		if a.Name.Space == "" && a.Name.Local == "xmlns" {
@@ -295,7 +303,7 @@ func (c *conn) openStream() error {
 	switch {
 	case defNS != nsClient:
 		return streamErr("invalid-namespace", "the stream's default namespace must be %s", nsClient)
-	case to != "" && !equalFoldDomain(to, c.srv.cfg.Domain):
+	case to != "" && !equalFoldDomain(to, host):
 		return streamErr("host-unknown", "this server serves %s, not %s", c.srv.cfg.Domain, to)
 	case version != "" && !versionOK(version):
 		return streamErr("unsupported-version", "XMPP 1.0 is required")
@@ -333,7 +341,9 @@ func (c *conn) streamFeatures() *Element {
 			f.Add(e)
 		}
 		for _, fn := range c.srv.features.preAuthFeatures {
-			f.Add(fn(c))
+			if !c.guest { // no registration or invitations on the guest host
+				f.Add(fn(c))
+			}
 		}
 	case stateBind:
 		f.Add(El(nsBind, "bind"))
@@ -360,7 +370,7 @@ func (c *conn) handle(el *Element) {
 			c.startTLS()
 		case el.Space == nsSASL:
 			c.handleSASL(el)
-		case el.Is(nsClient, "iq") && c.srv.features.preAuthIQ(c, el):
+		case el.Is(nsClient, "iq") && !c.guest && c.srv.features.preAuthIQ(c, el):
 		default:
 			c.fail(streamErr("not-authorized", "log in first"))
 		}

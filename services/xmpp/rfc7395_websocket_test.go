@@ -18,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 	"mellium.im/sasl"
 
+	"chatbox/services/chat"
 	"chatbox/services/irc"
 )
 
@@ -486,5 +487,99 @@ func BenchmarkWebSocketFraming(b *testing.B) {
 				b.Fatal("not one message")
 			}
 		}
+	})
+}
+
+// TestWebSocketGuest: with guests allowed, a browser logs in with SASL
+// ANONYMOUS on guest.<domain>, gets a random JID, joins a room under a
+// nickname that is no account's, speaks there, and can do nothing else;
+// without guests, the guest host is unknown.
+func TestWebSocketGuest(t *testing.T) {
+	srv, core := startInproc(t, Config{Guests: true}, "alice")
+	if err := core.CreateRoom(context.Background(), "general", "", chat.DefaultRoomSettings()); err != nil {
+		t.Fatal(err)
+	}
+	url := serveWS(t, srv)
+	guestHost := "guest." + boxDomain
+
+	if _, f := dialWS(t, url).open(); strings.Contains(strings.Join(mechanismsOf(f), " "), "ANONYMOUS") {
+		t.Fatalf("ANONYMOUS offered on the box's domain: %s", f)
+	}
+	alice := dialWS(t, url)
+	alice.login("alice", "web", "SCRAM-SHA-256")
+	alice.send(`<presence xmlns="jabber:client" to="general@rooms.%s/alice"><x xmlns="%s"/></presence>`, boxDomain, nsMUC)
+	alice.expect("her own room presence", func(e *Element) bool { return e.Is(nsClient, "presence") && e.Get("from") == "general@rooms."+boxDomain+"/alice" })
+
+	g := dialWS(t, url)
+	open := func() *Element {
+		g.send(`<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="%s" version="1.0"/>`, guestHost)
+		if op := g.next(); !op.Is(nsFraming, "open") || op.Get("from") != guestHost {
+			t.Fatalf("guest host's open = %s", op)
+		}
+		return g.next()
+	}
+	if f := open(); strings.Join(mechanismsOf(f), " ") != "ANONYMOUS" || len(f.Kids()) != 1 {
+		t.Fatalf("guest host features = %s", f)
+	}
+	g.send(`<auth xmlns="%s" mechanism="ANONYMOUS"/>`, nsSASL)
+	if ok := g.next(); !ok.Is(nsSASL, "success") {
+		t.Fatalf("got %s, want success", ok)
+	}
+	open()
+	g.send(`<iq xmlns="jabber:client" type="set" id="b"><bind xmlns="%s"><resource>phone</resource></bind></iq>`, nsBind)
+	jid := g.next().Child(nsBind, "bind").ChildText(nsBind, "jid")
+	local, rest, _ := strings.Cut(jid, "@")
+	if !strings.HasPrefix(local, "guest-") || len(local) != len("guest-")+8 || rest != guestHost+"/phone" {
+		t.Fatalf("guest JID %q", jid)
+	}
+
+	// A nickname that is an account's is refused.
+	g.send(`<presence xmlns="jabber:client" to="general@rooms.%s/Alice"><x xmlns="%s"/></presence>`, boxDomain, nsMUC)
+	if e := g.expect("a refusal", func(e *Element) bool { return e.Is(nsClient, "presence") }); e.Get("type") != "error" {
+		t.Fatalf("joined under an account's name: %s", e)
+	}
+	g.send(`<presence xmlns="jabber:client" to="general@rooms.%s/Visitor"><x xmlns="%s"/></presence>`, boxDomain, nsMUC)
+	g.expect("its own room presence", func(e *Element) bool {
+		return e.Is(nsClient, "presence") && e.Get("from") == "general@rooms."+boxDomain+"/Visitor" && e.Get("type") == ""
+	})
+	p := alice.expect("the guest's arrival", func(e *Element) bool { return e.Get("from") == "general@rooms."+boxDomain+"/Visitor" })
+	if item := p.Child(nsMUCUser, "x").Child(nsMUCUser, "item"); item == nil || item.Get("jid") != "" {
+		t.Fatalf("the guest's presence shows %s", p)
+	}
+	g.send(`<message xmlns="jabber:client" to="general@rooms.%s" type="groupchat" id="g1"><body>hello from a guest</body></message>`, boxDomain)
+	m := alice.expect("the guest's message", func(e *Element) bool { return e.Is(nsClient, "message") && e.ChildText(nsClient, "body") != "" })
+	if m.Get("from") != "general@rooms."+boxDomain+"/Visitor" || m.ChildText(nsClient, "body") != "hello from a guest" {
+		t.Fatalf("alice got %s", m)
+	}
+
+	// Nothing but rooms.
+	g.send(`<message xmlns="jabber:client" to="alice@%s" type="chat" id="d1"><body>psst</body></message>`, boxDomain)
+	if e := g.expect("the refusal", func(e *Element) bool { return e.Get("id") == "d1" }); e.Get("type") != "error" || e.Child(nsClient, "error").Child(nsStanzaErr, "forbidden") == nil {
+		t.Fatalf("direct message answer %s", e)
+	}
+	g.send(`<iq xmlns="jabber:client" type="get" id="r1"><query xmlns="jabber:iq:roster"/></iq>`)
+	if e := g.expect("the refusal", func(e *Element) bool { return e.Get("id") == "r1" }); e.Get("type") != "error" {
+		t.Fatalf("roster answer %s", e)
+	}
+	g.send(`<iq xmlns="jabber:client" type="get" id="p1" to="%s"><ping xmlns="urn:xmpp:ping"/></iq>`, boxDomain)
+	if e := g.expect("the ping answer", func(e *Element) bool { return e.Get("id") == "p1" }); e.Get("type") != "result" {
+		t.Fatalf("ping answer %s", e)
+	}
+
+	// Gone when it leaves: its pseudo-account has no session left.
+	g.send(`<close xmlns="urn:ietf:params:xml:ns:xmpp-framing"/>`)
+	alice.expect("the guest leaving", func(e *Element) bool {
+		return e.Get("from") == "general@rooms."+boxDomain+"/Visitor" && e.Get("type") == "unavailable"
+	})
+	if n := len(srv.sessionsOf(chat.GuestPrefix + local)); n != 0 {
+		t.Fatalf("%d sessions left for the guest", n)
+	}
+
+	t.Run("guests off", func(t *testing.T) {
+		srv, _ := startInproc(t, Config{})
+		c := dialWS(t, serveWS(t, srv))
+		c.send(`<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="%s" version="1.0"/>`, guestHost)
+		c.next()
+		c.expectStreamError("host-unknown", websocket.StatusNormalClosure)
 	})
 }

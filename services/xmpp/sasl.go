@@ -64,6 +64,9 @@ func (c *conn) channelBinding(cbType string) ([]byte, bool) {
 
 // mechanisms lists the SASL mechanisms offered now, strongest first.
 func (c *conn) mechanisms() []string {
+	if c.guest {
+		return []string{"ANONYMOUS"}
+	}
 	var m []string
 	if len(c.channelBindingTypes()) > 0 {
 		m = append(m, "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS")
@@ -147,6 +150,8 @@ func (c *conn) handleSASL(el *Element) {
 			c.saslPlain(in)
 		case "EXTERNAL":
 			c.saslExternal(in)
+		case "ANONYMOUS":
+			c.saslAnonymous()
 		default:
 			// RFC 5802's downgrade check (a client saying "y" while -PLUS
 			// is offered fails) is applied where every binding-capable

@@ -64,6 +64,10 @@ type Config struct {
 	// InvitesOpen says whether every account may invite new accounts
 	// (XEP-0401, xep0401_invites.go); box admins always may.
 	InvitesOpen func() bool
+
+	// Guests lets people without an account log in with SASL ANONYMOUS
+	// on guest.<Domain>, confined to rooms (xep0175_anonymous.go).
+	Guests bool
 }
 
 func (c *Config) defaults() {
