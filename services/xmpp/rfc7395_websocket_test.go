@@ -508,7 +508,9 @@ func TestWebSocketGuest(t *testing.T) {
 	alice := dialWS(t, url)
 	alice.login("alice", "web", "SCRAM-SHA-256")
 	alice.send(`<presence xmlns="jabber:client" to="general@rooms.%s/alice"><x xmlns="%s"/></presence>`, boxDomain, nsMUC)
-	alice.expect("her own room presence", func(e *Element) bool { return e.Is(nsClient, "presence") && e.Get("from") == "general@rooms."+boxDomain+"/alice" })
+	alice.expect("her own room presence", func(e *Element) bool {
+		return e.Is(nsClient, "presence") && e.Get("from") == "general@rooms."+boxDomain+"/alice"
+	})
 
 	g := dialWS(t, url)
 	open := func() *Element {
@@ -550,6 +552,12 @@ func TestWebSocketGuest(t *testing.T) {
 	m := alice.expect("the guest's message", func(e *Element) bool { return e.Is(nsClient, "message") && e.ChildText(nsClient, "body") != "" })
 	if m.Get("from") != "general@rooms."+boxDomain+"/Visitor" || m.ChildText(nsClient, "body") != "hello from a guest" {
 		t.Fatalf("alice got %s", m)
+	}
+
+	// Stream management, without resumption.
+	g.send(`<enable xmlns="%s" resume="true"/>`, nsSM)
+	if e := g.expect("enabled", func(e *Element) bool { return e.Space == nsSM }); !e.Is(nsSM, "enabled") || e.Get("resume") != "" {
+		t.Fatalf("SM for a guest: %s", e)
 	}
 
 	// Nothing but rooms.
