@@ -82,6 +82,7 @@ type Conn struct {
 
 	wmu       sync.Mutex // one writer at a time (Out is stateful)
 	closeOnce sync.Once
+	closing   chan struct{} // closed by Close: Read returns at once
 }
 
 // New wraps ws; messages longer than max bytes are refused (Framer.In
@@ -91,7 +92,8 @@ func New(ws *websocket.Conn, f Framer, max int64, local, remote net.Addr) *Conn 
 	// The library's own limit sits above ours, so ours is the one hit.
 	ws.SetReadLimit(max + 1024)
 	c := &Conn{ws: ws, f: f, max: max, local: local, remote: remote, ctx: ctx, cancel: cancel,
-		in: make(chan chunk), rdlWake: make(chan struct{}), status: websocket.StatusNormalClosure}
+		in: make(chan chunk), rdlWake: make(chan struct{}), status: websocket.StatusNormalClosure,
+		closing: make(chan struct{})}
 	go c.intake()
 	return c
 }
@@ -194,7 +196,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		case <-timeout:
 			return 0, os.ErrDeadlineExceeded
 		case <-wake:
-		case <-c.ctx.Done():
+		case <-c.closing:
 			return 0, net.ErrClosed
 		}
 	}
@@ -237,6 +239,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 // background within the library's bounds (5 s per step).
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
+		close(c.closing)
 		c.mu.Lock()
 		code, reason := c.status, c.reason
 		if c.wcancel != nil {

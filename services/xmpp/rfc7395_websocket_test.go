@@ -591,3 +591,23 @@ func TestWebSocketGuest(t *testing.T) {
 		c.expectStreamError("host-unknown", websocket.StatusNormalClosure)
 	})
 }
+
+// TestWebSocketLoginTimeout: a WebSocket client that does not log in in
+// time is cut as a TCP one is; an idle bound one is pinged, and cut when
+// it does not answer.
+func TestWebSocketLoginTimeout(t *testing.T) {
+	srv, _ := startInproc(t, Config{AuthTimeout: 300 * time.Millisecond})
+	c := dialWS(t, serveWS(t, srv))
+	c.open()
+	c.expectStreamError("policy-violation", websocket.StatusNormalClosure)
+
+	// The login itself has the default minute.
+	srv, _ = startInproc(t, Config{PingInterval: 300 * time.Millisecond, PingTimeout: 300 * time.Millisecond}, "alice")
+	a := dialWS(t, serveWS(t, srv))
+	a.login("alice", "idle", "PLAIN")
+	ping := a.expect("the keepalive", func(e *Element) bool { return e.Is(nsClient, "iq") && e.Child("urn:xmpp:ping", "ping") != nil })
+	if ping.Get("type") != "get" {
+		t.Fatalf("keepalive %s", ping)
+	}
+	a.expectStreamError("connection-timeout", websocket.StatusNormalClosure)
+}
