@@ -18,10 +18,11 @@ var webListenRe = regexp.MustCompile(`msg=listening door=web addr=(\S+) url=(\S+
 
 // TestWebSocketE2E: the real binary serves XEP-0156 host-meta, XMPP over
 // WebSocket and IRC over WebSocket on the web admin's HTTPS listener
-// (before the web admin is set up); a WebSocket XMPP client and a
-// WebSocket IRC client talk to each other through it.
+// (before the web admin is set up); a guest logs in anonymously; a
+// WebSocket XMPP client and a WebSocket IRC client talk to each other
+// through it.
 func TestWebSocketE2E(t *testing.T) {
-	b := startBox(t, []string{"alice", "bob"}, "web.listen=127.0.0.1:0", "web.https=true")
+	b := startBox(t, []string{"alice", "bob"}, "web.listen=127.0.0.1:0", "web.https=true", "registration.guests=true")
 	m := webListenRe.FindStringSubmatch(b.logText())
 	if m == nil || !strings.HasPrefix(m[2], "https://") {
 		t.Fatalf("no HTTPS web listener in the log:\n%s", b.logText())
@@ -75,6 +76,21 @@ func TestWebSocketE2E(t *testing.T) {
 	if mechs := strings.Join(mechanismsOf(f), " "); mechs != "SCRAM-SHA-256 SCRAM-SHA-1 PLAIN" {
 		t.Fatalf("mechanisms over wss = %q", mechs)
 	}
+	// registration.guests reaches the XMPP door: the guest host takes
+	// anonymous logins.
+	guest := &wsClient{t: t, ws: dial("/xmpp-websocket", "xmpp")}
+	guest.send(`<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="guest.%s" version="1.0"/>`, boxDomain)
+	if op := guest.next(); op.Get("from") != "guest."+boxDomain {
+		t.Fatalf("guest host's open = %s", op)
+	}
+	if mechs := strings.Join(mechanismsOf(guest.next()), " "); mechs != "ANONYMOUS" {
+		t.Fatalf("mechanisms on the guest host = %q", mechs)
+	}
+	guest.send(`<auth xmlns="%s" mechanism="ANONYMOUS"/>`, nsSASL)
+	if ok := guest.next(); !ok.Is(nsSASL, "success") {
+		t.Fatalf("anonymous login: %s", ok)
+	}
+
 	alice = &wsClient{t: t, ws: dial("/xmpp-websocket", "xmpp")}
 	alice.ws.SetReadLimit(1 << 20)
 	alice.login("alice", "browser", "SCRAM-SHA-256")
