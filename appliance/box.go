@@ -200,9 +200,10 @@ func (b *Box) builtinServices() []Service {
 			Version:               b.version,
 			Calls:                 callServices(calls),
 			Uploads:               uploader(uploads),
+			Guests:                b.cfg.Registration.Guests,
 		}, b.core, b.log))
 	}
-	if web := b.webService(); web != nil {
+	if web := b.webService(svcs); web != nil {
 		svcs = append(svcs, web)
 	}
 	l := b.cfg

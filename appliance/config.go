@@ -91,7 +91,8 @@ type RegistrationConfig struct {
 	Policy        string        `toml:"policy"` // closed, invite or open
 	PairingWindow time.Duration `toml:"pairing_window"`
 	// Guests lets people without an account join rooms and speak there
-	// (IRC clients that do not log in), with a nick that is no account's.
+	// (IRC clients that do not log in; XMPP SASL ANONYMOUS on
+	// guest.<domain>), with a nick that is no account's.
 	Guests bool `toml:"guests"`
 }
 

@@ -11,8 +11,9 @@ import (
 	"chatbox/webadmin"
 )
 
-// webService is the web admin, if the settings switch it on.
-func (b *Box) webService() Service {
+// webService is the web admin, if the settings switch it on; it also
+// serves the doors' WebSocket endpoints (doorMounts).
+func (b *Box) webService(doors []Service) Service {
 	c := b.cfg.Web
 	if c.Listen == "" {
 		return nil
@@ -32,6 +33,7 @@ func (b *Box) webService() Service {
 		IRCTLSListen:    b.cfg.IRC.TLSListen,
 		IRCPlainListen:  b.cfg.IRC.PlainListen,
 		LoginsPerMinute: b.cfg.Limits.FailedLoginsPerMinute,
+		Mounts:          doorMounts(doors),
 	}, webBox{b}, b.log)
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/ergochat/irc-go/ircmsg"
 	"github.com/ergochat/irc-go/ircreader"
 
+	"chatbox/internal/wsconn"
 	"chatbox/services/chat"
 )
 
@@ -100,6 +101,9 @@ func newConn(s *Server, nc net.Conn, ip string) *conn {
 		caps: capSet{}, modes: map[byte]bool{}, monitor: map[string]bool{}, signon: now, idleSince: now,
 		wake: make(chan struct{}, 1), done: make(chan struct{}), chans: map[string]*chanView{}}
 	_, c.isTLS = nc.(*tls.Conn)
+	if w, ok := nc.(*wsNetConn); ok {
+		c.isTLS = w.tls
+	}
 	c.rd.Initialize(nc, 512, maxReadLine)
 	return c
 }
@@ -206,6 +210,7 @@ func (c *conn) run() {
 		line, err := c.rd.ReadLine()
 		if err != nil {
 			var ne net.Error
+			var wsErr *wsconn.ProtocolError // websocket.go
 			switch {
 			case errors.As(err, &ne) && ne.Timeout():
 				if c.isDead() {
@@ -229,6 +234,9 @@ func (c *conn) run() {
 			case errors.Is(err, ircreader.ErrReadQ):
 				c.numeric(ERR_INPUTTOOLONG, "Input line too long")
 				c.kill("Input line too long")
+				return
+			case errors.As(err, &wsErr):
+				c.kill(wsErr.Reason)
 				return
 			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded):
 				c.kill("Connection closed")

@@ -103,6 +103,7 @@ type Server struct {
 	klines      map[string]string // banned address -> reason
 	maxSeen     int
 	listenAddrs []string
+	serving     bool // between ready and shutdown: connections are taken
 
 	wg sync.WaitGroup
 }
@@ -176,12 +177,18 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 	for _, ln := range lns {
 		go func() { errc <- s.accept(ctx, ln) }()
 	}
+	s.mu.Lock()
+	s.serving = true
+	s.mu.Unlock()
 	ready()
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	s.mu.Lock()
+	s.serving = false
+	s.mu.Unlock()
 	closeAll()
 	s.shutdown("Server shutting down")
 	s.wg.Wait()

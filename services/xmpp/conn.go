@@ -20,10 +20,11 @@ const (
 	kindStartTLS  connKind = iota // c2s, STARTTLS (5222)
 	kindDirectTLS                 // c2s, TLS from the first byte (5223)
 	kindComponent                 // XEP-0114 components
+	kindWebSocket                 // c2s over WebSocket, RFC 7395 (the web listener's TLS, if any)
 )
 
 func (k connKind) String() string {
-	return [...]string{"c2s-starttls", "c2s-directtls", "component"}[k]
+	return [...]string{"c2s-starttls", "c2s-directtls", "component", "c2s-websocket"}[k]
 }
 
 // connState is how far a c2s stream has come (RFC 6120 §9).
@@ -60,6 +61,12 @@ type conn struct {
 	regTries int  // XEP-0077 registrations tried before authentication
 
 	invite string // XEP-0401 invitation token presented before authentication
+
+	// secure marks a WebSocket whose HTTP listener is HTTPS or whose
+	// peer is on loopback: PLAIN is offered there (rfc7395_websocket.go).
+	secure bool
+	// guest marks a stream to the guest host (xep0175_anonymous.go).
+	guest bool
 
 	tokens float64 // stanza rate bucket
 	tokAt  time.Time
@@ -142,7 +149,7 @@ func (c *conn) run() {
 		return
 	}
 	c.state = stateStart
-	if c.tc != nil || c.srv.cfg.AllowPlaintext {
+	if c.tc != nil || c.srv.cfg.AllowPlaintext || c.kind == kindWebSocket {
 		c.state = stateAuth
 	}
 	c.newReader(c.nc)
@@ -280,7 +287,13 @@ func (c *conn) openStream() error {
 	id := make([]byte, 12)
 	randRead(id)
 	c.streamID = base64.RawURLEncoding.EncodeToString(id)
-	c.send([]byte(streamHeader(nsClient, c.srv.cfg.Domain, "", c.streamID, "en")))
+	host := c.srv.cfg.Domain
+	if c.srv.cfg.Guests && to != "" && equalFoldDomain(to, c.srv.guestDomain()) && c.state <= stateAuth {
+		c.guest, host = true, c.srv.guestDomain()
+	} else if c.guest {
+		host = c.srv.guestDomain()
+	}
+	c.send([]byte(streamHeader(nsClient, host, "", c.streamID, "en")))
 	var defNS string
 	for _, a := range hdr.Attr {
 		if a.Name.Space == "" && a.Name.Local == "xmlns" {
@@ -290,7 +303,7 @@ func (c *conn) openStream() error {
 	switch {
 	case defNS != nsClient:
 		return streamErr("invalid-namespace", "the stream's default namespace must be %s", nsClient)
-	case to != "" && !equalFoldDomain(to, c.srv.cfg.Domain):
+	case to != "" && !equalFoldDomain(to, host):
 		return streamErr("host-unknown", "this server serves %s, not %s", c.srv.cfg.Domain, to)
 	case version != "" && !versionOK(version):
 		return streamErr("unsupported-version", "XMPP 1.0 is required")
@@ -321,14 +334,16 @@ func (c *conn) streamFeatures() *Element {
 	case stateStart:
 		f.Add(El(nsTLS, "starttls").Add(El(nsTLS, "required")))
 	case stateAuth:
-		if c.tc == nil {
+		if c.tc == nil && c.kind != kindWebSocket {
 			f.Add(El(nsTLS, "starttls"))
 		}
 		for _, e := range c.saslFeatures() {
 			f.Add(e)
 		}
 		for _, fn := range c.srv.features.preAuthFeatures {
-			f.Add(fn(c))
+			if !c.guest { // no registration or invitations on the guest host
+				f.Add(fn(c))
+			}
 		}
 	case stateBind:
 		f.Add(El(nsBind, "bind"))
@@ -351,11 +366,11 @@ func (c *conn) handle(el *Element) {
 		c.fail(streamErr("policy-violation", "use STARTTLS first: this server does not accept unencrypted logins"))
 	case stateAuth:
 		switch {
-		case el.Is(nsTLS, "starttls") && c.tc == nil:
+		case el.Is(nsTLS, "starttls") && c.tc == nil && c.kind != kindWebSocket:
 			c.startTLS()
 		case el.Space == nsSASL:
 			c.handleSASL(el)
-		case el.Is(nsClient, "iq") && c.srv.features.preAuthIQ(c, el):
+		case el.Is(nsClient, "iq") && !c.guest && c.srv.features.preAuthIQ(c, el):
 		default:
 			c.fail(streamErr("not-authorized", "log in first"))
 		}

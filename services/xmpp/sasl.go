@@ -64,12 +64,15 @@ func (c *conn) channelBinding(cbType string) ([]byte, bool) {
 
 // mechanisms lists the SASL mechanisms offered now, strongest first.
 func (c *conn) mechanisms() []string {
+	if c.guest {
+		return []string{"ANONYMOUS"}
+	}
 	var m []string
 	if len(c.channelBindingTypes()) > 0 {
 		m = append(m, "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS")
 	}
 	m = append(m, "SCRAM-SHA-256", "SCRAM-SHA-1")
-	if c.tc != nil || c.srv.cfg.AllowPlaintext {
+	if c.plainAllowed() {
 		m = append(m, "PLAIN")
 	}
 	if c.clientCert() != nil {
@@ -147,6 +150,8 @@ func (c *conn) handleSASL(el *Element) {
 			c.saslPlain(in)
 		case "EXTERNAL":
 			c.saslExternal(in)
+		case "ANONYMOUS":
+			c.saslAnonymous()
 		default:
 			// RFC 5802's downgrade check (a client saying "y" while -PLUS
 			// is offered fails) is applied where every binding-capable
@@ -318,4 +323,13 @@ func (c *conn) succeed(account string, additional []byte) {
 	c.restart = true
 	c.restartReader()
 	c.srv.log.Info("logged in", "account", c.account, "addr", c.ip)
+}
+
+// plainAllowed says whether PLAIN may be offered: over TLS, on a listener
+// set to allow plaintext, or on a WebSocket that is HTTPS or loopback.
+func (c *conn) plainAllowed() bool {
+	if c.kind == kindWebSocket {
+		return c.secure
+	}
+	return c.tc != nil || c.srv.cfg.AllowPlaintext
 }

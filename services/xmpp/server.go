@@ -64,6 +64,10 @@ type Config struct {
 	// InvitesOpen says whether every account may invite new accounts
 	// (XEP-0401, xep0401_invites.go); box admins always may.
 	InvitesOpen func() bool
+
+	// Guests lets people without an account log in with SASL ANONYMOUS
+	// on guest.<Domain>, confined to rooms (xep0175_anonymous.go).
+	Guests bool
 }
 
 func (c *Config) defaults() {
@@ -127,6 +131,7 @@ type Server struct {
 	detached    map[string]*session            // SM id -> session waiting to be resumed
 	components  map[string]*conn               // component domain -> its connection
 	listenAddrs []string
+	serving     bool // between ready and shutdown: WebSockets are taken
 
 	wg sync.WaitGroup
 }
@@ -200,12 +205,18 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 	for _, l := range lns {
 		go func() { errc <- s.accept(ctx, l.ln, l.kind) }()
 	}
+	s.mu.Lock()
+	s.serving = true
+	s.mu.Unlock()
 	ready()
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	s.mu.Lock()
+	s.serving = false
+	s.mu.Unlock()
 	closeAll()
 	s.shutdown()
 	s.wg.Wait()

@@ -46,7 +46,11 @@ func (c *conn) bind(iq *Element) {
 	if res == "" {
 		res = "chatbox-" + randomID()
 	}
-	a, err := parseJID(c.account + "@" + c.srv.cfg.Domain + "/" + res)
+	host := c.srv.cfg.Domain
+	if c.guest {
+		host = c.srv.guestDomain()
+	}
+	a, err := parseJID(c.account + "@" + host + "/" + res)
 	if err != nil || a.Resource == "" {
 		c.sendEl(stanzaErrorReply(iq, "modify", "bad-request", "that resource is not valid"))
 		return
@@ -60,8 +64,13 @@ func (c *conn) bind(iq *Element) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cs, err := c.srv.core.Open(ctx, chat.SessionInfo{Account: c.account, Door: "xmpp", Resource: a.Resource,
-		Mask: ss.full, Addr: c.ip}, ss)
+	info := chat.SessionInfo{Account: c.account, Door: "xmpp", Resource: a.Resource, Mask: ss.full, Addr: c.ip}
+	var cs *chat.Session
+	if c.guest {
+		cs, err = c.srv.core.OpenGuest(ctx, c.account, info, ss)
+	} else {
+		cs, err = c.srv.core.Open(ctx, info, ss)
+	}
 	if err != nil {
 		if errors.Is(err, chat.ErrTooManySessions) {
 			c.sendEl(stanzaErrorReply(iq, "wait", "resource-constraint", err.Error()))
@@ -71,11 +80,12 @@ func (c *conn) bind(iq *Element) {
 		return
 	}
 	ss.core = cs
+	ss.account = cs.Account() // a guest's is its pseudo-account (chat.GuestPrefix)
 	c.srv.mu.Lock()
-	if c.srv.bound[c.account] == nil {
-		c.srv.bound[c.account] = map[string]*session{}
+	if c.srv.bound[ss.account] == nil {
+		c.srv.bound[ss.account] = map[string]*session{}
 	}
-	c.srv.bound[c.account][a.Resource] = ss
+	c.srv.bound[ss.account][a.Resource] = ss
 	c.srv.mu.Unlock()
 	c.mu.Lock()
 	c.sess = ss
@@ -84,6 +94,9 @@ func (c *conn) bind(iq *Element) {
 	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.PingInterval))
 	c.sendEl(El(nsClient, "iq", "type", "result", "id", iq.Get("id")).Add(
 		El(nsBind, "bind").Add(El(nsBind, "jid").Add(ss.full))))
+	if ss.guest() {
+		return // a guest has no roster, blocklist or vCard to load
+	}
 	for _, h := range c.srv.features.onBound {
 		h(ss)
 	}

@@ -196,7 +196,9 @@ func (sm *smServer) enable(c *conn, el *Element) {
 	st.inBase = ss.handled
 	ss.mu.Unlock()
 	reply := El(nsSM, "enabled")
-	if r := el.Get("resume"); r == "true" || r == "1" {
+	// A guest cannot resume (a new login is a new guest): its session
+	// ends with its connection, freeing its room nicknames.
+	if r := el.Get("resume"); (r == "true" || r == "1") && !ss.guest() {
 		if m, err := strconv.ParseUint(el.Get("max"), 10, 32); err == nil && m > 0 && time.Duration(m)*time.Second < st.timeout {
 			st.timeout = time.Duration(m) * time.Second
 		}

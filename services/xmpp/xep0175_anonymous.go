@@ -1,0 +1,68 @@
+package xmpp
+
+import (
+	"strings"
+
+	"chatbox/services/chat"
+)
+
+// This file is guest access: SASL ANONYMOUS (RFC 4505, XEP-0175) on the
+// guest host guest.<domain>, when the box admits guests
+// (registration.guests). A stream to the guest host offers ANONYMOUS
+// only (no registration, no invitations); the guest gets a random JID
+// guest-xxxxxxxx@guest.<domain>/resource and a core guest session
+// (chat.Core.OpenGuest) named after that localpart, which is how IRC
+// shows it. A guest may only use rooms (rooms.<domain>: join under a
+// nickname the core checks against account names, speak, leave) and
+// ping or disco the box; every other stanza gets <forbidden/> (IQs and
+// messages) or is dropped (presence), so a guest has no roster, cannot
+// message accounts directly, and keeps no data: its session and
+// pseudo-account end when it leaves (what it said in rooms stays in their
+// history, as for accounts). Left out: the ANONYMOUS trace token (not
+// used), stream management resumption for guests (a guest that drops
+// comes back as a new guest), and a guest-chosen JID.
+
+// guestDomain is the host guests log in to.
+func (s *Server) guestDomain() string { return "guest." + s.cfg.Domain }
+
+// saslAnonymous logs a guest in (RFC 4505): only offered on the guest
+// host, so c.guest is set.
+func (c *conn) saslAnonymous() {
+	if !c.guest {
+		c.saslFailure("invalid-mechanism", "ANONYMOUS is for guest."+c.srv.cfg.Domain)
+		return
+	}
+	c.succeed("guest-"+randomID()[:8], nil)
+}
+
+// guest says whether the session is a guest's.
+func (ss *session) guest() bool { return chat.IsGuest(ss.account) }
+
+// guestMay lets through what a guest may send, and answers or drops the
+// rest.
+func (ss *session) guestMay(el *Element) bool {
+	to := el.Get("to")
+	a, _ := parseJID(to)
+	switch {
+	case to != "" && strings.EqualFold(a.Domain, ss.srv.mucDomain()):
+		return true // rooms
+	case el.Local == "iq" && to != "" && a.Local == "" && a.Resource == "" &&
+		strings.EqualFold(a.Domain, ss.srv.cfg.Domain) && guestIQ(el):
+		return true // ping, disco of the box
+	case el.Get("type") == "error", el.Local == "presence":
+		return false // nobody to tell: a guest has no contacts
+	}
+	ss.replyErr(el, "forbidden", "guests may only use rooms: log in with an account for the rest")
+	return false
+}
+
+// guestIQ is an IQ a guest may send to the box.
+func guestIQ(el *Element) bool {
+	for _, k := range el.Kids() {
+		switch k.Space {
+		case "urn:xmpp:ping", nsDiscoInfo, nsDiscoItems:
+			return true
+		}
+	}
+	return false
+}
