@@ -185,10 +185,15 @@ func (b *box) tryLogin(t *testing.T, user, resource string, o ...loginOpts) (*cl
 	if opt.direct {
 		addr = b.xmppTLS
 	}
-	nc, err := net.DialTimeout("tcp", addr, waitLimit)
+	raw, err := net.DialTimeout("tcp", addr, waitLimit)
 	if err != nil {
 		return nil, err
 	}
+	var nc net.Conn = writeBound{raw}
+	// The login is bounded by closing the connection, not by mellium's
+	// context deadline (see writeBound).
+	stop := time.AfterFunc(waitLimit, func() { raw.Close() })
+	defer stop.Stop()
 	var features []mxmpp.StreamFeature
 	if opt.direct {
 		nc = tls.Client(nc, opt.tls)
@@ -224,6 +229,24 @@ func (b *box) tryLogin(t *testing.T, user, resource string, o ...loginOpts) (*cl
 	t.Cleanup(func() { c.close() })
 	return c, nil
 }
+
+// writeBound is the test client's connection: each write is bounded by
+// waitLimit, and the deadlines mellium sets are ignored. mellium v0.22.0
+// arms a goroutine per Send that sets the write deadline to the distant
+// past when the call's context is done; when the caller cancels the
+// context right after a successful Send, that goroutine may still pick
+// the context's branch and fail a later, unrelated write with "i/o
+// timeout" (seen under load).
+type writeBound struct{ net.Conn }
+
+func (c writeBound) Write(p []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(waitLimit))
+	return c.Conn.Write(p)
+}
+
+func (writeBound) SetDeadline(time.Time) error      { return nil }
+func (writeBound) SetReadDeadline(time.Time) error  { return nil }
+func (writeBound) SetWriteDeadline(time.Time) error { return nil }
 
 // elementFromTokens reads an element whose start was already read.
 func elementFromTokens(start xml.StartElement, r xml.TokenReader) (*Element, error) {
