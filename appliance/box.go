@@ -182,6 +182,10 @@ func (b *Box) builtinServices() []Service {
 		svcs = append(svcs, uploads)
 	}
 	if c := b.cfg.XMPP; len(c.Listen)+len(c.TLSListen) > 0 {
+		fed, err := b.federationConfig() // appliance/federation.go
+		if err != nil {
+			b.log.Error("federation: dialback keys will not survive a restart", "err", err)
+		}
 		svcs = append(svcs, xmpp.New(xmpp.Config{
 			Domain:                b.cfg.Domain,
 			Listen:                c.Listen,
@@ -199,6 +203,7 @@ func (b *Box) builtinServices() []Service {
 			Version:               b.version,
 			Calls:                 callServices(calls),
 			Uploads:               uploader(uploads),
+			Federation:            fed,
 		}, b.core, b.log))
 	}
 	if web := b.webService(); web != nil {
