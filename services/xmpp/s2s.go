@@ -96,7 +96,9 @@ type federation struct {
 	in       map[*s2sIn]struct{}
 	lns      []net.Listener
 	addrs    []string
-	verifies map[string]chan bool // dialback verifications waiting (by key)
+	// occupants are remote users' room sessions, by room and full JID
+	// (xep0045_s2s_muc.go).
+	occupants map[string]*session
 
 	wg sync.WaitGroup
 }
@@ -107,7 +109,7 @@ func newFederation(s *Server) *federation {
 	}
 	cfg := s.cfg.Federation
 	cfg.defaults()
-	return &federation{srv: s, cfg: cfg, out: map[string]*peerOut{}, in: map[*s2sIn]struct{}{}, verifies: map[string]chan bool{}}
+	return &federation{srv: s, cfg: cfg, out: map[string]*peerOut{}, in: map[*s2sIn]struct{}{}, occupants: map[string]*session{}}
 }
 
 // allowed says whether the box federates with domain.
@@ -189,6 +191,7 @@ func (f *federation) close() {
 	for _, ln := range lns {
 		ln.Close()
 	}
+	f.closeOccupants()
 	for _, c := range ins {
 		c.fail(&streamError{Condition: "system-shutdown", Text: "the server is shutting down"})
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ergochat/irc-go/ircmsg"
+
 	"chatbox/internal/testbox"
 )
 
@@ -270,3 +272,44 @@ func TestFederationOffAndPolicy(t *testing.T) {
 		t.Fatalf("got %s; want remote-server-not-found for a blocked domain", e)
 	}
 }
+
+// TestFederationRemoteOccupant: bob@b.test joins #general of a.test,
+// where carol is on IRC: each sees the other and their messages.
+func TestFederationRemoteOccupant(t *testing.T) {
+	a, b := fedPair(t, []string{"carol"}, []string{"bob"})
+	carol := a.ircLogin(t, "carol")
+	carol.raw("JOIN #general")
+	carol.expect("end of NAMES", func(m ircmsg.Message) bool { return m.Command == "366" })
+	bob := b.login(t, "bob", "")
+	bob.send(`<presence to="general@rooms.a.test/bobby"><x xmlns="http://jabber.org/protocol/muc"/></presence>`)
+	self := bob.expect("self-presence in the room", func(e *Element) bool {
+		x := e.Child(nsMUCUser, "x")
+		return e.Local == "presence" && e.Get("from") == "general@rooms.a.test/bobby" && x != nil && hasStatus(e, "110")
+	})
+	if self.Get("to") != bob.jid || self.Get("type") != "" {
+		t.Fatalf("self-presence %s; want an available presence to %s", self, bob.jid)
+	}
+	join := carol.expect("bobby's JOIN", func(m ircmsg.Message) bool { return m.Command == "JOIN" && strings.HasPrefix(m.Source, "bobby!") })
+	if join.Params[0] != "#general" {
+		t.Fatalf("JOIN %v; want #general", join.Params)
+	}
+	bob.send(`<message to="general@rooms.a.test" type="groupchat" id="g1"><body>hi from b.test</body></message>`)
+	echo := bob.expect("the room's echo", isMsg("hi from b.test"))
+	if echo.Get("from") != "general@rooms.a.test/bobby" || echo.Get("type") != "groupchat" {
+		t.Fatalf("echo %s; want a groupchat from general@rooms.a.test/bobby", echo)
+	}
+	pm := carol.expect("bobby's PRIVMSG", func(m ircmsg.Message) bool { return m.Command == "PRIVMSG" })
+	if !strings.HasPrefix(pm.Source, "bobby!") || pm.Params[0] != "#general" || pm.Params[1] != "hi from b.test" {
+		t.Fatalf("IRC got %s %v; want bobby's message to #general", pm.Source, pm.Params)
+	}
+	carol.raw("PRIVMSG #general :hello bobby")
+	m := bob.expect("carol's message", isMsg("hello bobby"))
+	if m.Get("from") != "general@rooms.a.test/carol" || m.Get("type") != "groupchat" || m.Get("to") != bob.jid {
+		t.Fatalf("bob got %s; want a groupchat from general@rooms.a.test/carol to %s", m, bob.jid)
+	}
+	bob.send(`<presence to="general@rooms.a.test/bobby" type="unavailable"/>`)
+	carol.expect("bobby's PART", func(m ircmsg.Message) bool {
+		return (m.Command == "PART" || m.Command == "QUIT") && strings.HasPrefix(m.Source, "bobby!")
+	})
+}
+

@@ -10,7 +10,9 @@ import (
 // Finding a peer server (RFC 6120 §3.2 with XEP-0368): first the static
 // host map of the settings (domain = "host:port", STARTTLS), then DNS SRV
 // records _xmpps-server._tcp (direct TLS) and _xmpp-server._tcp
-// (STARTTLS), merged by priority, then the domain itself on 5269. An IP
+// (STARTTLS), merged by priority; a domain not in the map whose parent
+// domain is (rooms.other.example under other.example) goes where its
+// parent goes, then the domain itself on 5269. An IP
 // literal domain is its own address. Left out: DNSSEC/DANE (RFC 7673)
 // and mDNS discovery of LAN peers.
 
@@ -22,8 +24,16 @@ type peerAddr struct {
 
 // resolve lists the addresses to try for domain, best first.
 func (f *federation) resolve(ctx context.Context, domain string) []peerAddr {
-	if a := f.cfg.Hosts[strings.ToLower(domain)]; a != "" {
-		return []peerAddr{{addr: a}}
+	// The host map covers a domain's subdomains too (rooms.<domain>).
+	for d := strings.ToLower(domain); d != ""; {
+		if a := f.cfg.Hosts[d]; a != "" {
+			return []peerAddr{{addr: a}}
+		}
+		_, parent, ok := strings.Cut(d, ".")
+		if !ok || !strings.Contains(parent, ".") && f.cfg.Hosts[parent] == "" {
+			break
+		}
+		d = parent
 	}
 	if ip := net.ParseIP(strings.Trim(domain, "[]")); ip != nil {
 		return []peerAddr{{addr: net.JoinHostPort(ip.String(), "5269")}}

@@ -90,8 +90,12 @@ func (s *Server) fromRemote(el *Element) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if to.Domain == s.mucDomain() && s.fed != nil {
+		s.remoteMUC(ctx, el, from, to, reply) // xep0045_s2s_muc.go
+		return
+	}
 	if to.Domain != s.cfg.Domain {
-		reply("service-unavailable") // hosted services (rooms) are not federated
+		reply("service-unavailable") // other hosted services are not federated
 		return
 	}
 	if to.Local == "" {
