@@ -91,11 +91,11 @@ type federation struct {
 	cfg Federation
 	ctx context.Context // the server's; set by listen
 
-	mu       sync.Mutex
-	out      map[string]*peerOut // remote domain -> outgoing stream and queue
-	in       map[*s2sIn]struct{}
-	lns      []net.Listener
-	addrs    []string
+	mu    sync.Mutex
+	out   map[string]*peerOut // remote domain -> outgoing stream and queue
+	in    map[*s2sIn]struct{}
+	lns   []net.Listener
+	addrs []string
 	// occupants are remote users' room sessions, by room and full JID
 	// (xep0045_s2s_muc.go).
 	occupants map[string]*session

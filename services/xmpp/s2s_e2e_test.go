@@ -312,4 +312,3 @@ func TestFederationRemoteOccupant(t *testing.T) {
 		return (m.Command == "PART" || m.Command == "QUIT") && strings.HasPrefix(m.Source, "bobby!")
 	})
 }
-
