@@ -14,8 +14,8 @@ import (
 )
 
 // Federation end to end: two real chatbox processes, a.test and b.test,
-// each listening for servers on its own loopback address (127.x.y.z:5269,
-// chosen at random so that parallel runs do not meet) and pointing at the
+// each listening for servers on its own loopback address and port
+// (chosen at random so that parallel runs do not meet) and pointing at the
 // other with the static host map. They authenticate each other with
 // dialback (their certificates come from their own CAs, unknown to the
 // other), as two boxes on a LAN do before anyone pins anything.
@@ -34,11 +34,20 @@ func randomLoopback() string {
 	return fmt.Sprintf("127.%d.%d.%d", 100+int(b[0])%100, b[1], 1+int(b[2])%250)
 }
 
+// randomListen is a random loopback address and port (a federated box
+// restarts on the same address, so the port cannot be the kernel's
+// choice; a server listening on every address of 5269 does not meet it).
+func randomListen() string {
+	b := make([]byte, 2)
+	rand.Read(b)
+	return fmt.Sprintf("%s:%d", randomLoopback(), 20000+int(b[0])<<8%40000+int(b[1]))
+}
+
 // fedPair starts a.test and b.test federated with each other.
 func fedPair(t *testing.T, accountsA, accountsB []string, extra ...string) (*fedNode, *fedNode) {
 	t.Helper()
-	a := &fedNode{domain: "a.test", s2s: randomLoopback() + ":5269"}
-	b := &fedNode{domain: "b.test", s2s: randomLoopback() + ":5269"}
+	a := &fedNode{domain: "a.test", s2s: randomListen()}
+	b := &fedNode{domain: "b.test", s2s: randomListen()}
 	for _, n := range []struct{ me, other *fedNode }{{a, b}, {b, a}} {
 		n.me.settings = append([]string{
 			"domain=" + n.me.domain,

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -57,7 +58,6 @@ end
 `
 
 type prosodyServer struct {
-	ip      string
 	cmd     *exec.Cmd
 	mu      sync.Mutex
 	log     bytes.Buffer
@@ -78,13 +78,16 @@ func (p *prosodyServer) logText() string {
 }
 
 // startProsody runs Prosody for domain with the given users (name →
-// password) on ip (c2s 5222, s2s 5269), mapping peers to host, port.
-func startProsody(t *testing.T, domain, ip string, users map[string]string, peers map[string]string) *prosodyServer {
+// password) on c2s and s2s (host:port on the same host), mapping peers
+// to host, port.
+func startProsody(t *testing.T, domain, c2s, s2s string, users map[string]string, peers map[string]string) *prosodyServer {
 	t.Helper()
 	bin, err := exec.LookPath("prosody")
 	if err != nil {
 		t.Skip("prosody is not installed (apt-get install prosody; .ci/run installs it): the interoperability test needs it")
 	}
+	ip, c2sPort, _ := net.SplitHostPort(c2s)
+	_, s2sPort, _ := net.SplitHostPort(s2s)
 	dir := t.TempDir()
 	for _, d := range []string{dir, filepath.Dir(dir)} {
 		os.Chmod(d, 0o755)
@@ -122,8 +125,8 @@ data_path = %[2]q
 plugin_paths = { %[3]q }
 log = { { levels = { min = "debug" }, to = "console" } }
 interfaces = { %[4]q }
-c2s_ports = { 5222 }
-s2s_ports = { 5269 }
+c2s_ports = { %[9]s }
+s2s_ports = { %[10]s }
 c2s_direct_tls_ports = { }
 s2s_direct_tls_ports = { }
 http_ports = { }
@@ -139,12 +142,12 @@ test_s2s_hosts = {
 %[5]s}
 VirtualHost %[6]q
 	ssl = { certificate = %[7]q; key = %[8]q; }
-`, dir, data, plugins, ip, hosts.String(), domain, certFile, keyFile)
+`, dir, data, plugins, ip, hosts.String(), domain, certFile, keyFile, c2sPort, s2sPort)
 	cfgFile := filepath.Join(dir, "prosody.cfg.lua")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &prosodyServer{ip: ip, exited: make(chan struct{})}
+	p := &prosodyServer{exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, "--config", cfgFile, "-F")
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	p.cmd.Dir = dir
@@ -163,7 +166,7 @@ VirtualHost %[6]q
 	// Ready when its c2s port answers.
 	deadline := time.Now().Add(waitLimit)
 	for {
-		nc, err := net.DialTimeout("tcp", net.JoinHostPort(ip, "5222"), time.Second)
+		nc, err := net.DialTimeout("tcp", c2s, time.Second)
 		if err == nil {
 			nc.Close()
 			break
@@ -174,7 +177,7 @@ VirtualHost %[6]q
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("prosody did not listen on %s:5222 within %s; its log:\n%s", ip, waitLimit, p.logText())
+			t.Fatalf("prosody did not listen on %s within %s; its log:\n%s", c2s, waitLimit, p.logText())
 		}
 	}
 	return p
@@ -236,17 +239,18 @@ func TestFederationProsodyInterop(t *testing.T) {
 	if _, err := exec.LookPath("prosody"); err != nil {
 		t.Skip("prosody is not installed (apt-get install prosody; .ci/run installs it): the interoperability test needs it")
 	}
-	boxIP, prosodyIP := randomLoopback(), randomLoopback()
+	boxS2S, prosodyS2S := randomListen(), randomListen()
+	prosodyHost, _, _ := net.SplitHostPort(prosodyS2S)
+	prosodyC2S := net.JoinHostPort(prosodyHost, strconv.Itoa(20000+int(time.Now().UnixNano()%40000)))
 	cb := startFedBox(t, filepath.Join(t.TempDir(), "box"), []string{"alice"}, []string{
 		"domain=chatbox.test",
 		"federation.enabled=true",
-		"federation.listen=" + boxIP + ":5269",
-		"federation.hosts=prosody.test=" + prosodyIP + ":5269",
+		"federation.listen=" + boxS2S,
+		"federation.hosts=prosody.test=" + prosodyS2S,
 	})
-	pr := startProsody(t, "prosody.test", prosodyIP, map[string]string{"dave": "password-dave"},
-		map[string]string{"chatbox.test": boxIP + ":5269"})
-	_ = pr
-	prosodyBox := &box{xmppAddr: net.JoinHostPort(prosodyIP, "5222"), domain: "prosody.test"}
+	startProsody(t, "prosody.test", prosodyC2S, prosodyS2S, map[string]string{"dave": "password-dave"},
+		map[string]string{"chatbox.test": boxS2S})
+	prosodyBox := &box{xmppAddr: prosodyC2S, domain: "prosody.test"}
 	dave := prosodyBox.login(t, "dave", "", loginOpts{mechs: []sasl.Mechanism{sasl.Plain},
 		tls: &tls.Config{ServerName: "prosody.test", InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}})
 	dave.send(`<presence/>`)
