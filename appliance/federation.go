@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"chatbox/services/xmpp"
 )
@@ -32,6 +33,7 @@ func (b *Box) federationConfig() (xmpp.Federation, error) {
 		Block:        c.Block,
 		Secret:       secret,
 		QueueTimeout: c.QueueTimeout,
+		OnState:      b.federationState(),
 	}, err
 }
 
@@ -50,4 +52,27 @@ func loadOrCreateSecret(path string) ([]byte, error) {
 		return nil, fmt.Errorf("federation: write %s: %w (check the data directory's permissions)", path, err)
 	}
 	return b, nil
+}
+
+// federationState publishes the state of the links to other servers when
+// it changes (the WAN LED follows the hw package's federation.* events).
+func (b *Box) federationState() func(int) {
+	var mu sync.Mutex
+	last := -2
+	return func(st int) {
+		mu.Lock()
+		defer mu.Unlock()
+		if st == last {
+			return
+		}
+		last = st
+		kind := "federation.disconnected"
+		switch st {
+		case 1:
+			kind = "federation.connected"
+		case 0:
+			kind = "federation.retrying"
+		}
+		b.hub.publish(Event{Kind: kind})
+	}
 }

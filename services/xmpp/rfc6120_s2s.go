@@ -95,7 +95,10 @@ func (c *s2sIn) fail(e *streamError) {
 	c.closeOnce.Do(func() {
 		c.f.srv.log.Info("federation: incoming stream error", "addr", c.ip, "peer", c.from, "condition", e.Condition, "text", e.Text)
 		c.write(streamErrorXML(e) + "</stream:stream>")
-		c.nc.Close()
+		c.wmu.Lock()
+		nc := c.nc // STARTTLS replaces it
+		c.wmu.Unlock()
+		nc.Close()
 	})
 }
 
