@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"math/big"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -236,5 +237,85 @@ func TestFederationIntakeChecks(t *testing.T) {
 	c.write(`<db:result xmlns:db="jabber:server:dialback" from="a.test" to="c.test">00</db:result>`)
 	if el := c.next(); el.Get("type") != "error" || el.Child(nsServer, "error").Child(nsStanzaErr, "item-not-found") == nil {
 		t.Fatalf("dialback to c.test: %s; want an item-not-found dialback error", el)
+	}
+}
+
+// benchClient is a logged-in plaintext c2s stream for benchmarks.
+type benchClient struct {
+	nc  net.Conn
+	rd  *streamReader
+	jid string
+}
+
+func benchLogin(tb testing.TB, srv *Server, user string) *benchClient {
+	tb.Helper()
+	nc, err := net.DialTimeout("tcp", srv.Addrs()[0], waitLimit)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { nc.Close() })
+	c := &benchClient{nc: nc}
+	must := func(el *Element, err error) *Element {
+		tb.Helper()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return el
+	}
+	open := func() {
+		nc.Write([]byte(`<?xml version='1.0'?><stream:stream xmlns="jabber:client" xmlns:stream="http://etherx.jabber.org/streams" to="` + srv.cfg.Domain + `" version="1.0">`))
+		c.rd = newStreamReader(nc, 1<<24, 64, nil)
+		nc.SetReadDeadline(time.Now().Add(waitLimit))
+		if _, err := c.rd.Header(); err != nil {
+			tb.Fatal(err)
+		}
+		must(c.rd.Next())
+	}
+	open()
+	nc.Write([]byte(`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">` +
+		base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+password(user))) + `</auth>`))
+	if el := must(c.rd.Next()); !el.Is(nsSASL, "success") {
+		tb.Fatalf("PLAIN: %s", el)
+	}
+	open()
+	nc.Write([]byte(`<iq type="set" id="bind"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"/></iq><presence/>`))
+	c.jid = must(c.rd.Next()).Child(nsBind, "bind").ChildText(nsBind, "jid")
+	must(c.rd.Next()) // own presence
+	return c
+}
+
+// BenchmarkFederatedMessage measures the latency of one chat message
+// from a client of a.test to a client of b.test over loopback federation
+// (client → a.test → s2s stream → b.test → client), one at a time: ns/op
+// is the time from writing the message to reading it at the recipient.
+func BenchmarkFederatedMessage(b *testing.B) {
+	aAddr, bAddr := randomListen(), randomListen()
+	fedCfg := func(peer, addr string) Federation {
+		return Federation{Enabled: true, Hosts: map[string]string{peer: addr}}
+	}
+	fa, fb := fedCfg("b.test", bAddr), fedCfg("a.test", aAddr)
+	fa.Listen, fb.Listen = []string{aAddr}, []string{bAddr}
+	sa, _ := startInproc(b, Config{Domain: "a.test", AllowPlaintext: true, TLS: selfSignedTLS(b, "a.test"), Federation: fa,
+		StanzasPerSecond: 1e6, StanzaBurst: 1e6}, "alice")
+	sb, _ := startInproc(b, Config{Domain: "b.test", AllowPlaintext: true, TLS: selfSignedTLS(b, "b.test"), Federation: fb,
+		StanzasPerSecond: 1e6, StanzaBurst: 1e6}, "bob")
+	alice, bob := benchLogin(b, sa, "alice"), benchLogin(b, sb, "bob")
+	roundTrip := func(i int) {
+		alice.nc.Write([]byte(`<message to="` + bob.jid + `" type="chat" id="b` + strconv.Itoa(i) + `"><body>ping ` + strconv.Itoa(i) + `</body></message>`))
+		for {
+			bob.nc.SetReadDeadline(time.Now().Add(waitLimit))
+			el, err := bob.rd.Next()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if el.Local == "message" && el.Get("id") == "b"+strconv.Itoa(i) {
+				return
+			}
+		}
+	}
+	roundTrip(-1) // connects and authenticates the streams
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		roundTrip(i)
 	}
 }
