@@ -44,7 +44,7 @@ type s2sIn struct {
 	sasl     bool // authenticated by SASL EXTERNAL: no more SASL
 
 	amu     sync.Mutex
-	domains map[string]bool // remote domains this stream authenticated
+	domains map[string]string // remote domains this stream authenticated, and how
 	nauth   atomic.Int32
 
 	tokens float64
@@ -54,7 +54,7 @@ type s2sIn struct {
 }
 
 func newS2SIn(f *federation, nc net.Conn, ip string) *s2sIn {
-	c := &s2sIn{f: f, nc: nc, ip: ip, domains: map[string]bool{}, tokens: float64(f.srv.cfg.StanzaBurst), tokAt: time.Now()}
+	c := &s2sIn{f: f, nc: nc, ip: ip, domains: map[string]string{}, tokens: float64(f.srv.cfg.StanzaBurst), tokAt: time.Now()}
 	if tc, ok := nc.(*tls.Conn); ok {
 		c.tc = tc
 	}
@@ -66,17 +66,17 @@ func (c *s2sIn) authed() bool { return c.nauth.Load() > 0 }
 func (c *s2sIn) isAuthed(domain string) bool {
 	c.amu.Lock()
 	defer c.amu.Unlock()
-	return c.domains[strings.ToLower(domain)]
+	return c.domains[strings.ToLower(domain)] != ""
 }
 
-func (c *s2sIn) authenticate(domain string) {
+func (c *s2sIn) authenticate(domain, how string) {
 	c.amu.Lock()
-	if !c.domains[domain] {
-		c.domains[domain] = true
+	if c.domains[domain] == "" {
+		c.domains[domain] = how
 		c.nauth.Add(1)
 	}
 	c.amu.Unlock()
-	c.f.srv.log.Info("federation: incoming stream authenticated", "peer", domain, "addr", c.ip)
+	c.f.srv.log.Info("federation: incoming stream authenticated", "peer", domain, "addr", c.ip, "by", how)
 	c.f.reportState()
 }
 
@@ -316,7 +316,7 @@ func (c *s2sIn) handleSASL(el *Element) *streamError {
 	}
 	c.sasl = true
 	c.write(El(nsSASL, "success").String())
-	c.authenticate(domain)
+	c.authenticate(domain, "sasl-external")
 	c.newReader(c.tc)
 	c.restart = true
 	return nil

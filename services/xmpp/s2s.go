@@ -288,7 +288,7 @@ func (f *federation) peerVerified(cs tls.ConnectionState, domain string) bool {
 		return false
 	}
 	if pin := f.cfg.Pinned[strings.ToLower(domain)]; pin != "" {
-		want := strings.ToLower(strings.TrimPrefix(strings.ReplaceAll(pin, ":", ""), "sha256"))
+		want := strings.ReplaceAll(strings.TrimPrefix(strings.ToLower(strings.TrimSpace(pin)), "sha256:"), ":", "")
 		for _, c := range certs {
 			sum := sha256.Sum256(c.Raw)
 			if hex.EncodeToString(sum[:]) == want {

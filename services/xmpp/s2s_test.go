@@ -4,10 +4,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/hex"
 	"math/big"
 	"net"
 	"strconv"
@@ -115,6 +117,9 @@ func TestFederationInproc(t *testing.T) {
 	m := bob.expectRaw("alice's message", isMsg("hi bob"))
 	if m.Get("from") != alice.jid || m.Get("to") != "bob@b.test" {
 		t.Fatalf("bob got %s; want it from %s", m, alice.jid)
+	}
+	if got := authMethods(b, "a.test"); strings.Join(got, ",") != "dialback" {
+		t.Fatalf("b.test authenticated a.test by %q; want dialback (nothing pinned)", got)
 	}
 	bob.write(`<message to="` + alice.jid + `" type="chat" id="m2"><body>hi alice</body></message>`)
 	if m := alice.expectRaw("bob's message", isMsg("hi alice")); m.Get("from") != bob.jid {
@@ -318,4 +323,46 @@ func BenchmarkFederatedMessage(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		roundTrip(i)
 	}
+}
+
+// authMethods lists how srv's incoming streams authenticated domain.
+func authMethods(srv *Server, domain string) []string {
+	srv.fed.mu.Lock()
+	defer srv.fed.mu.Unlock()
+	var out []string
+	for c := range srv.fed.in {
+		c.amu.Lock()
+		if how := c.domains[domain]; how != "" {
+			out = append(out, how)
+		}
+		c.amu.Unlock()
+	}
+	return out
+}
+
+// TestFederationPinnedCertificate: with each other's certificate pinned
+// the boxes log in with SASL EXTERNAL instead of dialback.
+func TestFederationPinnedCertificate(t *testing.T) {
+	aAddr, bAddr := randomListen(), randomListen()
+	tlsA, tlsB := selfSignedTLS(t, "a.test"), selfSignedTLS(t, "b.test")
+	pin := func(c *tls.Config) string {
+		sum := sha256.Sum256(c.Certificates[0].Certificate[0])
+		return "SHA256:" + strings.ToUpper(hex.EncodeToString(sum[:]))
+	}
+	a, _ := startInproc(t, Config{Domain: "a.test", AllowPlaintext: true, TLS: tlsA, Federation: Federation{Enabled: true,
+		Listen: []string{aAddr}, Hosts: map[string]string{"b.test": bAddr}, Pinned: map[string]string{"b.test": pin(tlsB)}}}, "alice")
+	b, _ := startInproc(t, Config{Domain: "b.test", AllowPlaintext: true, TLS: tlsB, Federation: Federation{Enabled: true,
+		Listen: []string{bAddr}, Hosts: map[string]string{"a.test": aAddr}, Pinned: map[string]string{"a.test": pin(tlsA)}}}, "bob")
+	alice, bob := plainLogin(t, a, "alice"), plainLogin(t, b, "bob")
+	alice.write(`<message to="bob@b.test" type="chat" id="m1"><body>pinned</body></message>`)
+	bob.expectRaw("alice's message", isMsg("pinned"))
+	if got := authMethods(b, "a.test"); strings.Join(got, ",") != "sasl-external" {
+		t.Fatalf("b.test authenticated a.test by %q; want sasl-external", got)
+	}
+	bob.write(`<message to="alice@a.test" type="chat" id="m2"><body>pinned too</body></message>`)
+	alice.expectRaw("bob's message", isMsg("pinned too"))
+	if got := authMethods(a, "b.test"); strings.Join(got, ",") != "sasl-external" {
+		t.Fatalf("a.test authenticated b.test by %q; want sasl-external", got)
+	}
+	// Without pins (TestFederationInproc) the same boxes use dialback.
 }

@@ -68,7 +68,9 @@ func (c *s2sIn) dialbackResult(el *Element) *streamError {
 	go func() {
 		defer c.f.wg.Done()
 		valid := c.f.peerVerified(c.tc.ConnectionState(), from)
+		how := "dialback-certificate" // XEP-0344 §2.4: no round trip
 		if !valid {
+			how = "dialback"
 			ctx, cancel := context.WithTimeout(c.f.ctx, c.f.cfg.DialTimeout)
 			ok, err := c.f.verify(ctx, to, from, id, key)
 			cancel()
@@ -84,7 +86,7 @@ func (c *s2sIn) dialbackResult(el *Element) *streamError {
 			c.write(string(El(nsDialback, "result", "from", to, "to", from, "type", "invalid").Bytes(nsServer)))
 			return
 		}
-		c.authenticate(from) // before the peer hears it may send
+		c.authenticate(from, how) // before the peer hears it may send
 		c.write(string(El(nsDialback, "result", "from", to, "to", from, "type", "valid").Bytes(nsServer)))
 	}()
 	return nil
