@@ -95,6 +95,8 @@ type FederationConfig struct {
 	// Block are domains never to federate with.
 	Allow []string `toml:"allow"`
 	Block []string `toml:"block"`
+	// RemoteOccupants lets users of other servers join the box's rooms.
+	RemoteOccupants bool `toml:"remote_occupants"`
 	// QueueTimeout is how long a stanza waits for an unreachable server
 	// before it is returned to its sender as undeliverable.
 	QueueTimeout time.Duration `toml:"queue_timeout"`
@@ -258,7 +260,7 @@ func Defaults(hostname string) Config {
 			MOTD:        "Welcome to chatbox.",
 		},
 		Web:          WebConfig{Listen: "127.0.0.1:8080"},
-		Federation:   FederationConfig{Listen: []string{"127.0.0.1:5269"}, QueueTimeout: 2 * time.Minute},
+		Federation:   FederationConfig{Listen: []string{"127.0.0.1:5269"}, QueueTimeout: 2 * time.Minute, RemoteOccupants: true},
 		Registration: RegistrationConfig{Policy: "closed", PairingWindow: 5 * time.Minute},
 		Rooms: RoomsConfig{
 			Default:         []string{"general"},

@@ -24,16 +24,17 @@ func (b *Box) federationConfig() (xmpp.Federation, error) {
 	// Without the file the door makes a secret for this run.
 	secret, err := loadOrCreateSecret(filepath.Join(b.cfg.DataDir, federationSecretFile))
 	return xmpp.Federation{
-		Enabled:      true,
-		Listen:       c.Listen,
-		TLSListen:    c.TLSListen,
-		Hosts:        FederationPairs(c.Hosts),
-		Pinned:       FederationPairs(c.Pinned),
-		Allow:        c.Allow,
-		Block:        c.Block,
-		Secret:       secret,
-		QueueTimeout: c.QueueTimeout,
-		OnState:      b.federationState(),
+		Enabled:         true,
+		Listen:          c.Listen,
+		TLSListen:       c.TLSListen,
+		Hosts:           FederationPairs(c.Hosts),
+		Pinned:          FederationPairs(c.Pinned),
+		Allow:           c.Allow,
+		Block:           c.Block,
+		Secret:          secret,
+		QueueTimeout:    c.QueueTimeout,
+		RemoteOccupants: c.RemoteOccupants,
+		OnState:         b.federationState(),
 	}, err
 }
 

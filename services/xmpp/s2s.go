@@ -40,6 +40,8 @@ type Federation struct {
 	// Allow, when not empty, lists the only domains the box federates
 	// with; Block lists domains it never federates with.
 	Allow, Block []string
+	// RemoteOccupants lets users of other servers join the box's rooms.
+	RemoteOccupants bool
 	// Pinned maps a domain to the SHA-256 fingerprint ("sha256:hex" or
 	// hex) of its certificate or of a CA certificate in its chain: such a
 	// peer is authenticated by its certificate (SASL EXTERNAL).
@@ -91,11 +93,12 @@ type federation struct {
 	cfg Federation
 	ctx context.Context // the server's; set by listen
 
-	mu    sync.Mutex
-	out   map[string]*peerOut // remote domain -> outgoing stream and queue
-	in    map[*s2sIn]struct{}
-	lns   []net.Listener
-	addrs []string
+	mu     sync.Mutex
+	out    map[string]*peerOut // remote domain -> outgoing stream and queue
+	in     map[*s2sIn]struct{}
+	lns    []net.Listener
+	closed bool // close ran: no new peers
+	addrs  []string
 	// occupants are remote users' room sessions, by room and full JID
 	// (xep0045_s2s_muc.go).
 	occupants map[string]*session
@@ -177,6 +180,7 @@ func (f *federation) listen(ctx context.Context) error {
 // close stops listening, ends every stream and bounces what is queued.
 func (f *federation) close() {
 	f.mu.Lock()
+	f.closed = true
 	lns := f.lns
 	f.lns = nil
 	var ins []*s2sIn

@@ -263,7 +263,8 @@ func TestFederationPeerRestart(t *testing.T) {
 }
 
 // TestFederationOffAndPolicy: without federation other domains get
-// remote-server-not-found; with a block list, the blocked domain too.
+// remote-server-not-found; with a block list, the blocked domain too;
+// rooms closed to remote users refuse them.
 func TestFederationOffAndPolicy(t *testing.T) {
 	off := startBox(t, []string{"carol"})
 	carol := off.login(t, "carol", "")
@@ -273,12 +274,19 @@ func TestFederationOffAndPolicy(t *testing.T) {
 		t.Fatalf("got %s; want remote-server-not-found", e)
 	}
 
-	a, _ := fedPair(t, []string{"alice"}, []string{"bob"}, "federation.block=evil.test")
+	a, b := fedPair(t, []string{"alice"}, []string{"bob"}, "federation.block=evil.test", "federation.remote_occupants=false")
 	alice := a.login(t, "alice", "")
 	alice.send(`<message to="x@evil.test" type="chat" id="b1"><body>hi</body></message>`)
 	e = alice.expect("error", func(e *Element) bool { return e.Local == "message" && e.Get("id") == "b1" })
 	if e.Child(nsClient, "error").Child(nsStanzaErr, "remote-server-not-found") == nil {
 		t.Fatalf("got %s; want remote-server-not-found for a blocked domain", e)
+	}
+	// Rooms closed to remote users: the join is refused.
+	bob := b.login(t, "bob", "")
+	bob.send(`<presence to="general@rooms.a.test/bobby" id="j1"><x xmlns="http://jabber.org/protocol/muc"/></presence>`)
+	e = bob.expect("join refused", func(e *Element) bool { return e.Local == "presence" && e.Get("id") == "j1" })
+	if e.Get("type") != "error" || e.Get("from") != "general@rooms.a.test/bobby" || e.Child(nsClient, "error").Child(nsStanzaErr, "not-allowed") == nil {
+		t.Fatalf("got %s; want a not-allowed error from the room", e)
 	}
 }
 

@@ -266,6 +266,7 @@ type peerOut struct {
 	queue  []queued
 	st     int
 	stream *s2sStream
+	dead   bool // retired: no longer in the pool
 
 	wake     chan struct{}
 	quit     chan struct{}
@@ -303,34 +304,49 @@ func (f *federation) send(el *Element) string {
 		return "remote-server-not-found"
 	}
 	key := from.Domain + " " + to.Domain
-	f.mu.Lock()
-	p := f.out[key]
-	if p == nil {
-		if f.ctx == nil || f.ctx.Err() != nil {
-			f.mu.Unlock()
-			return "remote-server-not-found"
+	for range 3 { // a peer retiring meanwhile is made again
+		f.mu.Lock()
+		p := f.out[key]
+		if p == nil {
+			if f.ctx == nil || f.ctx.Err() != nil || f.closed {
+				f.mu.Unlock()
+				return "remote-server-not-found"
+			}
+			if len(f.out) >= maxPeers {
+				f.mu.Unlock()
+				return "resource-constraint"
+			}
+			p = &peerOut{f: f, local: from.Domain, remote: to.Domain, wake: make(chan struct{}, 1), quit: make(chan struct{})}
+			f.out[key] = p
+			f.wg.Add(1)
+			go func() {
+				defer f.wg.Done()
+				p.run()
+			}()
 		}
-		p = &peerOut{f: f, local: from.Domain, remote: to.Domain, wake: make(chan struct{}, 1), quit: make(chan struct{})}
-		f.out[key] = p
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			p.run()
-		}()
+		f.mu.Unlock()
+		p.mu.Lock()
+		if p.dead {
+			p.mu.Unlock()
+			continue
+		}
+		full := len(p.queue) >= f.cfg.QueueLimit
+		if !full {
+			p.queue = append(p.queue, queued{el: el, at: time.Now()})
+		}
+		p.mu.Unlock()
+		if full {
+			return "resource-constraint"
+		}
+		p.poke()
+		return ""
 	}
-	f.mu.Unlock()
-	p.mu.Lock()
-	full := len(p.queue) >= f.cfg.QueueLimit
-	if !full {
-		p.queue = append(p.queue, queued{el: el, at: time.Now()})
-	}
-	p.mu.Unlock()
-	if full {
-		return "resource-constraint"
-	}
-	p.poke()
-	return ""
+	return "resource-constraint"
 }
+
+// maxPeers bounds the servers the box holds streams and queues for at
+// once (idle ones are retired).
+const maxPeers = 1000
 
 func (p *peerOut) run() {
 	f := p.f
@@ -360,6 +376,9 @@ func (p *peerOut) run() {
 					f.srv.log.Info("federation: closing idle stream", "peer", p.remote)
 					p.drop(st)
 					st.close()
+				}
+				if p.retire() {
+					return
 				}
 				idle.Reset(f.cfg.IdleTimeout)
 			}
@@ -425,6 +444,24 @@ func (p *peerOut) run() {
 		}
 		idle.Reset(f.cfg.IdleTimeout)
 	}
+}
+
+// retire removes an idle peer with nothing queued from the pool (its
+// goroutine then ends); a later stanza makes a new one.
+func (p *peerOut) retire() bool {
+	f := p.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.queue) > 0 || p.stream != nil {
+		return false
+	}
+	p.dead = true
+	if f.out[p.local+" "+p.remote] == p {
+		delete(f.out, p.local+" "+p.remote)
+	}
+	return true
 }
 
 // drop forgets a stream that ended.

@@ -14,7 +14,8 @@ import (
 // occupant), and everything the room sends that session goes back over
 // federation to the user's full JID. The remote user may speak in rooms
 // that are not members-only (a guest's rights); members-only rooms refuse
-// the join. The session ends when the user leaves the room (or the box
+// the join, as does a box whose settings keep remote users out of its
+// rooms (federation.remote_occupants = false). The session ends when the user leaves the room (or the box
 // stops). Left out: affiliations for remote JIDs (members-only access,
 // moderation of remote users by their JID), private messages to remote
 // occupants, and noticing that a remote server went away without sending
@@ -41,6 +42,11 @@ func (s *Server) remoteMUC(ctx context.Context, el *Element, from, to address, r
 			} else if el.Local == "iq" {
 				reply("service-unavailable")
 			}
+			return
+		}
+		if !f.cfg.RemoteOccupants {
+			r := stanzaErrorReply(el, "", "not-allowed", "this server does not let users of other servers into its rooms")
+			s.fedSend(r.Add(El(nsMUC, "x")))
 			return
 		}
 		ss = &session{srv: s, resource: from.Resource, bare: from.Bare(), full: from.String(), remote: true,
