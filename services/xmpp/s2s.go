@@ -98,7 +98,10 @@ type federation struct {
 	in     map[*s2sIn]struct{}
 	lns    []net.Listener
 	closed bool // close ran: no new peers
-	addrs  []string
+	// offlineMu orders the hand-out of kept remote messages
+	// (s2s_route.go remoteOffline).
+	offlineMu sync.Mutex
+	addrs     []string
 	// occupants are remote users' room sessions, by room and full JID
 	// (xep0045_s2s_muc.go).
 	occupants map[string]*session

@@ -198,8 +198,14 @@ func (s *Server) keepRemoteMessage(ctx context.Context, account string, el *Elem
 }
 
 // remoteOffline shows a newly available session the remote messages
-// kept for its account, oldest first, and forgets them.
+// kept for its account, oldest first, and forgets them: each goes to the
+// first session that takes it (it is deleted before it is sent).
 func (s *Server) remoteOffline(ss *session) {
+	if s.fed == nil {
+		return
+	}
+	s.fed.offlineMu.Lock()
+	defer s.fed.offlineMu.Unlock()
 	ctx, cancel := ss.ctx()
 	defer cancel()
 	items, err := s.core.ListData(ctx, ss.account, s2sOfflineCollection)
@@ -207,11 +213,14 @@ func (s *Server) remoteOffline(ss *session) {
 		return
 	}
 	for _, it := range items {
+		if err := s.core.DeleteData(ctx, ss.account, s2sOfflineCollection, it.Key); err != nil {
+			if !errors.Is(err, chat.ErrNotFound) {
+				s.log.Error("federation: forget a kept message", "account", ss.account, "err", err)
+			}
+			continue
+		}
 		for _, el := range parseFragment(string(it.Value)) {
 			ss.send(el)
-		}
-		if err := s.core.DeleteData(ctx, ss.account, s2sOfflineCollection, it.Key); err != nil && !errors.Is(err, chat.ErrNotFound) {
-			s.log.Error("federation: forget delivered message", "account", ss.account, "err", err)
 		}
 	}
 }
