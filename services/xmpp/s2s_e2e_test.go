@@ -216,6 +216,10 @@ func TestFederationSubscriptionPresenceMessages(t *testing.T) {
 	if r := alice.expectID("p1"); r.Get("type") != "result" || r.Get("from") != "b.test" {
 		t.Fatalf("ping to b.test: %s; want a result from b.test", r)
 	}
+	info := alice.iq(`<iq type="get" id="{id}" to="b.test"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`)
+	if id := info.Child(nsDiscoInfo, "query").Child(nsDiscoInfo, "identity"); info.Get("from") != "b.test" || id.Get("category") != "server" {
+		t.Fatalf("disco#info of b.test: %s; want b.test's server identity", info)
+	}
 	// A remote account that does not exist: service-unavailable (RFC
 	// 6121 §8.5.1).
 	alice.send(`<message to="nobody@b.test" type="chat" id="m3"><body>anyone?</body></message>`)

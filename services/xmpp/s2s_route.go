@@ -24,8 +24,9 @@ import (
 // stanzas through the RFC 6121 roster state machine
 // (rfc6121_subscriptions.go) with remote contacts in rosters; probes
 // answered from the account's presence when the contact is subscribed;
-// IQs to a full JID relayed, IQs to a bare JID answered for ping
-// (XEP-0199) and vCard (XEP-0054) and refused otherwise
+// IQs to a full JID relayed, IQs to the domain answered for ping and
+// disco#info, IQs to a bare JID answered for ping (XEP-0199) and vCard
+// (XEP-0054) and refused otherwise
 // (service-unavailable). XEP-0191 blocks apply to remote senders.
 // Left out: rooms of this box with remote occupants (MUC) and carbons of
 // remote messages.
@@ -135,11 +136,18 @@ func (s *Server) remoteToDomain(el *Element, reply func(string)) {
 	if el.Local != "iq" || (typ != "get" && typ != "set") {
 		return
 	}
-	if p := el.First(); p != nil && p.Is(nsPing, "ping") {
-		s.fedSend(El(nsClient, "iq", "type", "result", "id", el.Get("id"), "from", el.Get("to"), "to", el.Get("from")))
-		return
+	res := El(nsClient, "iq", "type", "result", "id", el.Get("id"), "from", el.Get("to"), "to", el.Get("from"))
+	switch p := el.First(); {
+	case p.Is(nsPing, "ping"):
+		s.fedSend(res)
+	case p.Is(nsDiscoInfo, "query") && typ == "get" && p.Get("node") == "":
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ids, feats, forms := s.serverDisco(ctx)
+		s.fedSend(res.Add(discoInfoElement("", ids, feats, forms...)))
+	default:
+		reply("service-unavailable")
 	}
-	reply("service-unavailable")
 }
 
 func (s *Server) remoteMessage(ctx context.Context, el *Element, account string, to address, typ string) {
