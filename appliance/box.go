@@ -210,10 +210,11 @@ func (b *Box) builtinServices() []Service {
 		svcs = append(svcs, web)
 	}
 	l := b.cfg
-	// Only doors that exist are announced: federation joins this list
-	// when it is built.
+	// Only doors that exist are announced (federation when it runs: it
+	// is part of the XMPP door).
 	anns := mdns.Build(mdns.Listeners{IRCTLS: l.IRC.TLSListen, IRCPlain: l.IRC.PlainListen,
-		XMPP: l.XMPP.Listen, XMPPTLS: l.XMPP.TLSListen, Web: l.Web.Listen, WebHTTPS: l.Web.HTTPS})
+		XMPP: l.XMPP.Listen, XMPPTLS: l.XMPP.TLSListen, Web: l.Web.Listen, WebHTTPS: l.Web.HTTPS,
+		Federation: l.Federation.Listen, FederationEnabled: l.Federation.Enabled && len(l.XMPP.Listen)+len(l.XMPP.TLSListen) > 0})
 	if len(anns) > 0 { // loopback-only listeners (the built-in defaults) are not announced
 		host, _ := os.Hostname()
 		svcs = append(svcs, mdns.New(mdns.Config{
