@@ -183,6 +183,10 @@ func (b *Box) builtinServices() []Service {
 		svcs = append(svcs, uploads)
 	}
 	if c := b.cfg.XMPP; len(c.Listen)+len(c.TLSListen) > 0 {
+		fed, err := b.federationConfig() // appliance/federation.go
+		if err != nil {
+			b.log.Error("federation: dialback keys will not survive a restart", "err", err)
+		}
 		svcs = append(svcs, xmpp.New(xmpp.Config{
 			Domain:                b.cfg.Domain,
 			Listen:                c.Listen,
@@ -201,16 +205,18 @@ func (b *Box) builtinServices() []Service {
 			Calls:                 callServices(calls),
 			Uploads:               uploader(uploads),
 			Guests:                b.cfg.Registration.Guests,
+			Federation:            fed,
 		}, b.core, b.log))
 	}
 	if web := b.webService(svcs); web != nil {
 		svcs = append(svcs, web)
 	}
 	l := b.cfg
-	// Only doors that exist are announced: federation joins this list
-	// when it is built.
+	// Only doors that exist are announced (federation when it runs: it
+	// is part of the XMPP door).
 	anns := mdns.Build(mdns.Listeners{IRCTLS: l.IRC.TLSListen, IRCPlain: l.IRC.PlainListen,
-		XMPP: l.XMPP.Listen, XMPPTLS: l.XMPP.TLSListen, Web: l.Web.Listen, WebHTTPS: l.Web.HTTPS})
+		XMPP: l.XMPP.Listen, XMPPTLS: l.XMPP.TLSListen, Web: l.Web.Listen, WebHTTPS: l.Web.HTTPS,
+		Federation: l.Federation.Listen, FederationEnabled: l.Federation.Enabled && len(l.XMPP.Listen)+len(l.XMPP.TLSListen) > 0})
 	if len(anns) > 0 { // loopback-only listeners (the built-in defaults) are not announced
 		host, _ := os.Hostname()
 		svcs = append(svcs, mdns.New(mdns.Config{

@@ -84,6 +84,35 @@ type WebConfig struct {
 type FederationConfig struct {
 	Enabled bool     `toml:"enabled"`
 	Listen  []string `toml:"listen"` // 5269, used only when Enabled
+	// TLSListen takes other servers with direct TLS (XEP-0368, 5270).
+	TLSListen []string `toml:"tls_listen"`
+	// Hosts are "domain=host:port": where to reach a server, before DNS.
+	Hosts []string `toml:"hosts"`
+	// Pinned are "domain=sha256:hex": a server's certificate (or its CA)
+	// trusted for that domain without a public CA.
+	Pinned []string `toml:"pinned"`
+	// Allow, when not empty, are the only domains to federate with;
+	// Block are domains never to federate with.
+	Allow []string `toml:"allow"`
+	Block []string `toml:"block"`
+	// RemoteOccupants lets users of other servers join the box's rooms.
+	RemoteOccupants bool `toml:"remote_occupants"`
+	// QueueTimeout is how long a stanza waits for an unreachable server
+	// before it is returned to its sender as undeliverable.
+	QueueTimeout time.Duration `toml:"queue_timeout"`
+}
+
+// FederationPairs splits "domain=value" entries (hosts, pinned) into a
+// map by lower-case domain.
+func FederationPairs(entries []string) map[string]string {
+	m := map[string]string{}
+	for _, e := range entries {
+		d, v, ok := strings.Cut(e, "=")
+		if ok {
+			m[strings.ToLower(strings.TrimSpace(d))] = strings.TrimSpace(v)
+		}
+	}
+	return m
 }
 
 // RegistrationConfig sets who may create an account.
@@ -194,6 +223,7 @@ func (c Config) OnLAN() Config {
 	c.XMPP.TLSListen = widen(c.XMPP.TLSListen)
 	c.IRC.TLSListen = widen(c.IRC.TLSListen)
 	c.Federation.Listen = widen(c.Federation.Listen)
+	c.Federation.TLSListen = widen(c.Federation.TLSListen)
 	c.Upload.Listen = widen(c.Upload.Listen)
 	c.Calls.Listen = widen(c.Calls.Listen)
 	if c.Web.Listen != "" {
@@ -231,7 +261,7 @@ func Defaults(hostname string) Config {
 			MOTD:        "Welcome to chatbox.",
 		},
 		Web:          WebConfig{Listen: "127.0.0.1:8080"},
-		Federation:   FederationConfig{Listen: []string{"127.0.0.1:5269"}},
+		Federation:   FederationConfig{Listen: []string{"127.0.0.1:5269"}, QueueTimeout: 2 * time.Minute, RemoteOccupants: true},
 		Registration: RegistrationConfig{Policy: "closed", PairingWindow: 5 * time.Minute},
 		Rooms: RoomsConfig{
 			Default:         []string{"general"},

@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"chatbox/services/chat"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -814,11 +815,30 @@ func (c *Config) Validate() error {
 	}
 	if c.Federation.Enabled {
 		listen("federation.listen", c.Federation.Listen...)
+		listen("federation.tls_listen", c.Federation.TLSListen...)
+		if c.Federation.QueueTimeout <= 0 {
+			bad("federation.queue_timeout", `must be longer than 0, such as "2m", got %q`, formatDuration(c.Federation.QueueTimeout))
+		}
 	} else {
 		for _, a := range c.Federation.Listen {
 			if msg := checkListenAddr(a); msg != "" {
 				bad("federation.listen", "%q %s", a, msg)
 			}
+		}
+	}
+	for _, h := range c.Federation.Hosts {
+		d, addr, ok := strings.Cut(h, "=")
+		if !ok || checkDNSName(strings.ToLower(strings.TrimSpace(d))) != "" {
+			bad("federation.hosts", `%q must be "domain=host:port", such as "other.example=192.0.2.7:5269"`, h)
+		} else if _, _, err := net.SplitHostPort(strings.TrimSpace(addr)); err != nil {
+			bad("federation.hosts", "%q: %v", h, err)
+		}
+	}
+	for _, pin := range c.Federation.Pinned {
+		d, fp, ok := strings.Cut(pin, "=")
+		fp = strings.ReplaceAll(strings.TrimPrefix(strings.ToLower(strings.TrimSpace(fp)), "sha256:"), ":", "")
+		if _, err := hex.DecodeString(fp); !ok || checkDNSName(strings.ToLower(strings.TrimSpace(d))) != "" || err != nil || len(fp) != 64 {
+			bad("federation.pinned", `%q must be "domain=sha256:<64 hex digits>" (the server's certificate fingerprint)`, pin)
 		}
 	}
 	for _, comp := range c.XMPP.Components {

@@ -67,6 +67,16 @@ type box struct {
 	compAddr   string // components, if configured
 	uploadAddr string // file sharing (HTTPS, XEP-0363)
 	ca         *x509.CertPool
+	domain     string // "" means boxDomain (federation tests run others)
+	s2sAddr    string // federation (STARTTLS), if enabled
+}
+
+// dom is the box's XMPP domain.
+func (b *box) dom() string {
+	if b.domain != "" {
+		return b.domain
+	}
+	return boxDomain
 }
 
 var listenRe = regexp.MustCompile(`msg=listening door=(xmpp|irc) addr=(\S+) (?:kind=(\S+)|tls=(\S+))`)
@@ -106,6 +116,8 @@ func startBox(t *testing.T, accounts []string, settings ...string) *box {
 				b.xmppTLS = m[2]
 			case m[3] == "component":
 				b.compAddr = m[2]
+			case m[3] == "s2s-starttls":
+				b.s2sAddr = m[2]
 			}
 		}
 		if m := uploadListenRe.FindStringSubmatch(line); m != nil {
@@ -130,7 +142,7 @@ func (b *box) logText() string { return b.LogText() }
 
 // tlsConfig trusts the box's CA.
 func (b *box) tlsConfig() *tls.Config {
-	return &tls.Config{ServerName: boxDomain, RootCAs: b.ca, MinVersion: tls.VersionTLS12}
+	return &tls.Config{ServerName: b.dom(), RootCAs: b.ca, MinVersion: tls.VersionTLS12}
 }
 
 // client is one logged-in XMPP client.
@@ -200,7 +212,7 @@ func (b *box) tryLogin(t *testing.T, user, resource string, o ...loginOpts) (*cl
 	} else {
 		features = append(features, mxmpp.StartTLS(opt.tls))
 	}
-	origin := user + "@" + boxDomain
+	origin := user + "@" + b.dom()
 	if resource != "" {
 		origin += "/" + resource
 	}
@@ -348,7 +360,11 @@ func (c *client) iq(x string) *Element {
 func (c *client) quiet(what string, pred func(*Element) bool) {
 	c.t.Helper()
 	id := randomID()
-	c.send(`<iq type="get" id="%s" to="%s"><ping xmlns="urn:xmpp:ping"/></iq>`, id, boxDomain)
+	domain := boxDomain
+	if a, err := parseJID(c.jid); err == nil {
+		domain = a.Domain
+	}
+	c.send(`<iq type="get" id="%s" to="%s"><ping xmlns="urn:xmpp:ping"/></iq>`, id, domain)
 	deadline := time.After(waitLimit)
 	for {
 		select {

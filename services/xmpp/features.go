@@ -57,6 +57,9 @@ type features struct {
 	blocks func(account string, from address) bool
 	// domains are services hosted here (MUC, upload), by domain.
 	domains map[string]func(ss *session, el *Element)
+	// rosters is the roster service, for presence subscriptions from
+	// other servers (s2s_route.go).
+	rosters *rosters
 	// deliveries handle the core's other delivery kinds (rooms).
 	deliveries map[chat.DeliveryKind][]func(ss *session, d chat.Delivery)
 	// roomIQ answers IQs to a room's bare JID by payload namespace
@@ -118,6 +121,7 @@ func buildFeatures(s *Server) *features {
 		registerUpload,
 		registerCommands, // XEP-0050; its commands come from the feature files (XEP-0401)
 		registerInvites,
+		registerFederation, // s2s: remote messages kept for offline accounts
 	} {
 		register(f, s)
 	}

@@ -88,9 +88,8 @@ func (ss *session) routeMessage(msg *Element) {
 		ss.toHostedDomain(msg, a)
 		return
 	case toRemote:
-		if typ != "error" {
-			ss.replyErr(msg, "remote-server-not-found", "this server does not talk to other servers")
-		}
+		ss.toRemoteDomain(msg) // s2s_route.go
+		ss.carbonSent(msg)
 		return
 	}
 	ctx, cancel := ss.ctx()

@@ -214,7 +214,13 @@ func (ss *session) presenceTo(p *Element, to string) {
 			out.Set("to", to)
 			ss.toHostedDomain(out, a)
 		}
-		return // remote contacts: federation
+		if ss.srv.isRemote(a.Domain) {
+			out := p.Clone()
+			out.Set("from", ss.full)
+			out.Set("to", to)
+			ss.srv.fedSend(out) // s2s_route.go
+		}
+		return
 	}
 	var peers []*session
 	if a.Resource != "" {
@@ -259,8 +265,11 @@ func (ss *session) directedPresence(p *Element) {
 	case toServer:
 		return
 	case toRemote:
-		ss.replyErr(p, "remote-server-not-found", "this server does not talk to other servers")
-		return
+		if ss.srv.fed == nil {
+			ss.replyErr(p, "remote-server-not-found", "this server does not talk to other servers")
+			return
+		}
+		ss.presenceTo(p.Clone(), a.String())
 	case toHosted:
 		ss.toHostedDomain(p, a)
 	case toAccount:

@@ -139,6 +139,7 @@ func imState(ss *session) *imSession {
 
 func registerRoster(f *features, s *Server) {
 	r := &rosters{srv: s}
+	f.rosters = r
 	f.accountIQ[nsRoster] = r.handleIQ
 	f.boundFeatures = append(f.boundFeatures,
 		func(*conn) *Element { return El(nsRosterVer, "ver") },

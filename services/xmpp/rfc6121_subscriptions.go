@@ -32,8 +32,9 @@ import (
 // roster that still says to/both is then corrected as if the contact had
 // sent unsubscribed).
 //
-// Contacts on other domains keep their roster item and ask state, but
-// nothing is delivered to them (federation is the s2s service's); hosted
+// Contacts on other domains get the stanzas through federation
+// (s2s_route.go; without it they keep their roster item and ask state and
+// nothing is sent), and their server's stanzas enter here too; hosted
 // domains (components) get the stanza. XEP-0191 blocks stand between
 // accounts: a request from a blocked JID changes nothing and is dropped.
 
@@ -321,8 +322,11 @@ func (r *rosters) route(ctx context.Context, ss *session, c address, typ string,
 	if c.Domain != r.srv.cfg.Domain && r.srv.hosted(c.Domain) {
 		ss.toHostedDomain(el, c)
 	}
-	// Another server: the item keeps its state; nothing is sent until
-	// the box federates.
+	if r.srv.isRemote(c.Domain) {
+		// Another server (s2s_route.go); without federation the item
+		// keeps its state and nothing is sent.
+		r.srv.fedSend(el)
+	}
 }
 
 // subscribeOut: the user asks for the contact's presence (§3.1.2).
@@ -373,6 +377,9 @@ func (r *rosters) subscribedOut(ctx context.Context, ss *session, c address, p *
 	r.route(ctx, ss, c, "subscribed", p)
 	// The contact's server then sends the user its current presence.
 	r.srv.presenceOf(ss.account, r.srv.availableSessions(r.localAccount(c)), false)
+	if r.srv.isRemote(c.Domain) {
+		r.srv.presenceToRemote(ss.account, c.Bare(), false)
+	}
 	return nil
 }
 
@@ -413,6 +420,9 @@ func (r *rosters) unsubscribedOut(ctx context.Context, ss *session, c address, p
 		// While the contact is still subscribed: unavailable from every
 		// available resource of the user (§3.2.2).
 		r.srv.presenceOf(ss.account, r.srv.availableSessions(r.localAccount(c)), true)
+		if r.srv.isRemote(c.Domain) {
+			r.srv.presenceToRemote(ss.account, c.Bare(), true)
+		}
 	}
 	r.route(ctx, ss, c, "unsubscribed", p)
 	return nil
@@ -444,7 +454,9 @@ func (r *rosters) subscribeIn(ctx context.Context, account string, u address, el
 	switch act {
 	case inIgnore:
 	case inAutoReply:
-		if r.subscribedIn(ctx, u.Local, r.addr(account), nil) {
+		if r.srv.isRemote(u.Domain) {
+			r.subscribedRemote(account, u)
+		} else if r.subscribedIn(ctx, u.Local, r.addr(account), nil) {
 			r.srv.presenceOf(account, r.srv.availableSessions(u.Local), false)
 		}
 	case inPreApproved:
@@ -452,7 +464,9 @@ func (r *rosters) subscribeIn(ctx context.Context, account string, u address, el
 			r.srv.log.Error("inbound subscribe", "account", account, "from", u.Bare(), "err", err)
 			return
 		}
-		if r.subscribedIn(ctx, u.Local, r.addr(account), nil) {
+		if r.srv.isRemote(u.Domain) {
+			r.subscribedRemote(account, u)
+		} else if r.subscribedIn(ctx, u.Local, r.addr(account), nil) {
 			r.srv.presenceOf(account, r.srv.availableSessions(u.Local), false)
 		}
 	case inDeliver:
@@ -516,7 +530,11 @@ func (r *rosters) unsubscribeIn(ctx context.Context, account string, u address, 
 		return
 	}
 	if before.hasFrom() {
-		r.srv.presenceOf(account, r.srv.availableSessions(u.Local), true)
+		if r.srv.isRemote(u.Domain) {
+			r.srv.presenceToRemote(account, u.Bare(), true)
+		} else {
+			r.srv.presenceOf(account, r.srv.availableSessions(u.Local), true)
+		}
 	}
 	if err := r.save(ctx, account, before, after); err != nil {
 		r.srv.log.Error("inbound unsubscribe", "account", account, "from", u.Bare(), "err", err)
@@ -701,6 +719,9 @@ func (r *rosters) initialPresence(ss *session) {
 		if ca := r.localAccount(a); ca != "" {
 			to[ca] = true
 			contacts = append(contacts, ca)
+		} else if r.srv.isRemote(a.Domain) {
+			// A remote contact's server answers the probe (§4.3.1).
+			r.srv.fedSend(El(nsClient, "presence", "from", ss.bare, "to", a.Bare(), "type", "probe"))
 		}
 	}
 	st := imState(ss)
@@ -739,6 +760,9 @@ func anySlice(els []*Element) []any {
 func (r *rosters) probe(ctx context.Context, ss *session, c address, kind target, p *Element) {
 	ca := r.localAccount(c)
 	if ca == "" {
+		if kind == toRemote {
+			r.srv.fedSend(El(nsClient, "presence", "from", ss.bare, "to", c.Bare(), "type", "probe"))
+		}
 		if kind == toHosted {
 			el := p.Clone()
 			el.Set("from", ss.bare)
@@ -769,6 +793,8 @@ func (r *rosters) relayError(ss *session, p *Element) {
 	switch kind {
 	case toHosted:
 		ss.toHostedDomain(p, a)
+	case toRemote:
+		r.srv.fedSend(p)
 	case toAccount:
 		var peers []*session
 		if a.Resource != "" {
@@ -784,4 +810,12 @@ func (r *rosters) relayError(ss *session, p *Element) {
 			}
 		}
 	}
+}
+
+// subscribedRemote approves a remote user's request on account's behalf
+// (auto-reply or pre-approval): subscribed and the account's presence go
+// to the user's server (s2s_route.go).
+func (r *rosters) subscribedRemote(account string, u address) {
+	r.srv.fedSend(El(nsClient, "presence", "from", r.addr(account).Bare(), "to", u.Bare(), "type", "subscribed"))
+	r.srv.presenceToRemote(account, u.Bare(), false)
 }

@@ -8,8 +8,8 @@ import (
 // §8): the server stamps the from address, answers what is addressed to
 // itself or to an account's bare JID on its behalf, hands messages with a
 // body to the core (stored, cross-door), and relays the rest to the
-// addressee's sessions. Federation is the s2s service's (issue 8): until
-// it runs, other domains get remote-server-not-found.
+// addressee's sessions. Other domains are federation's (s2s_route.go):
+// when it is off they get remote-server-not-found.
 
 // handle takes one top-level element from the client.
 func (ss *session) handle(el *Element) {
@@ -145,9 +145,7 @@ func (ss *session) routeIQ(iq *Element) {
 	case toHosted:
 		ss.toHostedDomain(iq, a)
 	case toRemote:
-		if typ == "get" || typ == "set" {
-			ss.replyErr(iq, "remote-server-not-found", "this server does not talk to other servers")
-		}
+		ss.toRemoteDomain(iq) // s2s_route.go
 	case toAccount:
 		if a.Resource == "" {
 			if typ == "result" || typ == "error" {

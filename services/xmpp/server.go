@@ -61,6 +61,9 @@ type Config struct {
 	// when file sharing is off.
 	Uploads Uploader
 
+	// Federation is server-to-server (s2s.go); off unless Enabled.
+	Federation Federation
+
 	// InvitesOpen says whether every account may invite new accounts
 	// (XEP-0401, xep0401_invites.go); box admins always may.
 	InvitesOpen func() bool
@@ -123,6 +126,7 @@ type Server struct {
 	secret   []byte // per-run secret (SCRAM fake salts, SM ids)
 	started  time.Time
 	features *features
+	fed      *federation // nil when federation is off
 
 	mu          sync.Mutex
 	conns       map[*conn]struct{}
@@ -149,6 +153,7 @@ func New(cfg Config, core *chat.Core, log *slog.Logger) *Server {
 		bound: map[string]map[string]*session{}, detached: map[string]*session{},
 		components: map[string]*conn{}}
 	s.features = buildFeatures(s)
+	s.fed = newFederation(s)
 	return s
 }
 
@@ -201,6 +206,12 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 		s.listenAddrs = append(s.listenAddrs, l.ln.Addr().String())
 	}
 	s.mu.Unlock()
+	if s.fed != nil {
+		if err := s.fed.listen(ctx); err != nil {
+			closeAll()
+			return err
+		}
+	}
 	errc := make(chan error, len(lns))
 	for _, l := range lns {
 		go func() { errc <- s.accept(ctx, l.ln, l.kind) }()
@@ -218,6 +229,9 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 	s.serving = false
 	s.mu.Unlock()
 	closeAll()
+	if s.fed != nil {
+		s.fed.close()
+	}
 	s.shutdown()
 	s.wg.Wait()
 	return err

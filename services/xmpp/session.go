@@ -19,6 +19,9 @@ type session struct {
 	bare     string // account@domain
 	full     string // account@domain/resource
 	core     *chat.Session
+	// remote marks a federated user's room session (xep0045_s2s_muc.go):
+	// what it is sent goes to its server.
+	remote bool
 
 	wmu sync.Mutex // orders writes, so that XEP-0198 numbers them as sent
 
@@ -122,6 +125,10 @@ func (ss *session) send(el *Element) {
 
 // write puts a stanza on the wire (or the resumption queue) as is.
 func (ss *session) write(el *Element) {
+	if ss.remote {
+		ss.srv.fedSend(el.Clone())
+		return
+	}
 	ss.wmu.Lock()
 	defer ss.wmu.Unlock()
 	ss.mu.Lock()
