@@ -15,10 +15,14 @@
 # Environment: N, K, M, PACE (chatbench --pace), RUNS (each point this many
 # times, fresh server each time; the table shows medians), PARALLEL (clients
 # connecting at once, the same for every server; default 16), TIMEOUT (one
-# chatbench run's bound, default 10m), SERVERS (default: ngircd inspircd
+# chatbench run's bound, default 10m), DRAIN (give up once no delivery came
+# for this long after the last send, default 60s: a busy XMPP server may
+# still be sending the joins' presence), SERVERS (default: ngircd inspircd
 # chatbox-irc prosody ejabberd chatbox-xmpp chatbox-half), PORT_BASE
 # (default 26700: the servers listen on PORT_BASE+1 … +7, which must be
-# free), KEEP=1 keeps the work directory (configs, logs, JSON lines).
+# free), KEEP=1 keeps the work directory (configs, logs, JSON lines);
+# REPORT=DIR prints the table of such a kept directory again (give the same
+# N, K, M, RUNS and SERVERS).
 #
 # The peers come from Debian (apt-get install, as root, when missing; their
 # packages' own services are not used, but installing them may start them on
@@ -35,6 +39,7 @@ PACE=${PACE:-0}
 RUNS=${RUNS:-1}
 PARALLEL=${PARALLEL:-16}
 TIMEOUT=${TIMEOUT:-10m}
+DRAIN=${DRAIN:-60s}
 SERVERS=${SERVERS:-ngircd inspircd chatbox-irc prosody ejabberd chatbox-xmpp chatbox-half}
 PORT_BASE=${PORT_BASE:-26700}
 DOMAIN=bench.local
@@ -49,8 +54,12 @@ P_CHATBOX_IRC=$((PORT_BASE + 6))
 P_CHATBOX_XMPP=$((PORT_BASE + 7))
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d "${TMPDIR:-/tmp}/chatbox-peers.XXXXXX")
-chmod 755 "$work" # the peers' users read their configs under it
+if [ -n "${REPORT:-}" ]; then # only the table, from an earlier KEEP=1 run's directory
+	work=$REPORT KEEP=1
+else
+	work=$(mktemp -d "${TMPDIR:-/tmp}/chatbox-peers.XXXXXX")
+	chmod 755 "$work" # the peers' users read their configs under it
+fi
 spid=""           # what was started (setpriv, or a wrapper script)
 pid=""            # the server process measured
 status=0
@@ -68,50 +77,52 @@ trap 'status=130; exit 130' INT TERM
 
 say() { echo "bench-peers: $*" >&2; }
 
-# ---------------------------------------------------------------- install
+# ---------------------------------------------------------------- install, build
 
-declare -A pkg_of=([ngircd]=ngircd [inspircd]=inspircd [prosody]=prosody [ejabberd]=ejabberdctl)
-want_pkgs=()
-for s in $SERVERS; do
-	case $s in
-	ngircd | inspircd | prosody | ejabberd)
-		command -v "${pkg_of[$s]}" >/dev/null || want_pkgs+=("$s")
-		;;
-	chatbox-irc | chatbox-xmpp | chatbox-half) ;;
-	*)
-		say "unknown server $s in SERVERS (want ngircd inspircd prosody ejabberd chatbox-irc chatbox-xmpp chatbox-half)"
-		exit 2
+prepare() {
+
+	declare -A pkg_of=([ngircd]=ngircd [inspircd]=inspircd [prosody]=prosody [ejabberd]=ejabberdctl)
+	want_pkgs=()
+	for s in $SERVERS; do
+		case $s in
+		ngircd | inspircd | prosody | ejabberd)
+			command -v "${pkg_of[$s]}" >/dev/null || want_pkgs+=("$s")
+			;;
+		chatbox-irc | chatbox-xmpp | chatbox-half) ;;
+		*)
+			say "unknown server $s in SERVERS (want ngircd inspircd prosody ejabberd chatbox-irc chatbox-xmpp chatbox-half)"
+			exit 2
+			;;
+		esac
+	done
+	command -v openssl >/dev/null || want_pkgs+=(openssl)
+	if [ ${#want_pkgs[@]} -gt 0 ]; then
+		if [ "$(id -u)" != 0 ]; then
+			say "missing: ${want_pkgs[*]}; install them (apt-get install ${want_pkgs[*]}) or run as root"
+			exit 1
+		fi
+		say "installing ${want_pkgs[*]} (apt)"
+		timeout 900 apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
+		DEBIAN_FRONTEND=noninteractive timeout 900 apt-get -o DPkg::Lock::Timeout=300 install -y -q \
+			--no-install-recommends "${want_pkgs[@]}" >&2
+	fi
+	ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+	say "building chatbox and chatbench into $work"
+	(cd "$repo" && git describe --always --dirty 2>/dev/null || echo '?') >"$work/chatbox.version"
+	(cd "$repo" && CGO_ENABLED=0 go build -o "$work/chatbox" ./cmd/chatbox && go build -o "$work/chatbench" ./cmd/chatbench)
+	if [ "$(stat -f -c %T "$work" 2>/dev/null)" = tmpfs ]; then
+		say "warning: $work is on tmpfs: the disk figures will be 0 (set TMPDIR to a real disk)"
+	fi
+	case " $SERVERS " in *" chatbox-"*)
+		say "creating $N chatbox accounts"
+		"$work/chatbench" --make-accounts "$work/chatbox-seed" --chatbox "$work/chatbox" --clients "$N" --room $ROOM >&2
 		;;
 	esac
-done
-command -v openssl >/dev/null || want_pkgs+=(openssl)
-if [ ${#want_pkgs[@]} -gt 0 ]; then
-	if [ "$(id -u)" != 0 ]; then
-		say "missing: ${want_pkgs[*]}; install them (apt-get install ${want_pkgs[*]}) or run as root"
-		exit 1
-	fi
-	say "installing ${want_pkgs[*]} (apt)"
-	timeout 900 apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
-	DEBIAN_FRONTEND=noninteractive timeout 900 apt-get -o DPkg::Lock::Timeout=300 install -y -q \
-		--no-install-recommends "${want_pkgs[@]}" >&2
-fi
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-# ---------------------------------------------------------------- build
-
-say "building chatbox and chatbench into $work"
-(cd "$repo" && CGO_ENABLED=0 go build -o "$work/chatbox" ./cmd/chatbox && go build -o "$work/chatbench" ./cmd/chatbench)
-if [ "$(stat -f -c %T "$work" 2>/dev/null)" = tmpfs ]; then
-	say "warning: $work is on tmpfs: the disk figures will be 0 (set TMPDIR to a real disk)"
-fi
-case " $SERVERS " in *" chatbox-"*)
-	say "creating $N chatbox accounts"
-	"$work/chatbench" --make-accounts "$work/chatbox-seed" --chatbox "$work/chatbox" --clients "$N" --room $ROOM >&2
-	;;
-esac
-# One self-signed certificate for the XMPP peers (chatbench --insecure).
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/bench.key" -out "$work/bench.crt" -days 7 \
-	-subj "/CN=$DOMAIN" -addext "subjectAltName=DNS:$DOMAIN,DNS:rooms.$DOMAIN" 2>/dev/null
+	# One self-signed certificate for the XMPP peers (chatbench --insecure).
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/bench.key" -out "$work/bench.crt" -days 7 \
+		-subj "/CN=$DOMAIN" -addext "subjectAltName=DNS:$DOMAIN,DNS:rooms.$DOMAIN" 2>/dev/null
+}
 
 # ---------------------------------------------------------------- servers
 
@@ -362,68 +373,86 @@ start_chatbox() { # share
 version_of() {
 	case $1 in
 	ngircd | inspircd | prosody | ejabberd) echo "$1 $(dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo '?')" ;;
-	*) echo "$1 $(cd "$repo" && git describe --always --dirty 2>/dev/null || echo '?')" ;;
+	*) echo "$1 $(cat "$work/chatbox.version" 2>/dev/null || echo '?')" ;;
 	esac
 }
 
 # ---------------------------------------------------------------- runs
 
-for run in $(seq "$RUNS"); do
-	for s in $SERVERS; do
-		dir="$work/$s.$run"
-		mkdir -p "$dir"
-		case $s in
-		chatbox-irc) start_chatbox 0 ;;
-		chatbox-xmpp) start_chatbox 1 ;;
-		chatbox-half) start_chatbox 0.5 ;;
-		*) "start_$s" ;;
-		esac
-		say "run $run/$RUNS: $s (pid $pid): $N clients, $K senders x $M messages"
-		if ! "$work/chatbench" "${bench_args[@]}" --room $ROOM --clients "$N" --senders "$K" --messages "$M" \
-			--pace "$PACE" --connect-parallel "$PARALLEL" --pid "$pid" --timeout "$TIMEOUT" \
-			--join-timeout "$TIMEOUT" --json >"$work/$s.$run.json" 2>"$dir/chatbench.err"; then
-			say "$s run $run incomplete: $(tail -n 3 "$dir/chatbench.err")"
-			status=1
-		fi
-		stop_server
+runs() {
+	for run in $(seq "$RUNS"); do
+		for s in $SERVERS; do
+			dir="$work/$s.$run"
+			mkdir -p "$dir"
+			case $s in
+			chatbox-irc) start_chatbox 0 ;;
+			chatbox-xmpp) start_chatbox 1 ;;
+			chatbox-half) start_chatbox 0.5 ;;
+			*) "start_$s" ;;
+			esac
+			say "run $run/$RUNS: $s (pid $pid): $N clients, $K senders x $M messages"
+			if ! "$work/chatbench" "${bench_args[@]}" --room $ROOM --clients "$N" --senders "$K" --messages "$M" \
+				--pace "$PACE" --connect-parallel "$PARALLEL" --pid "$pid" --timeout "$TIMEOUT" \
+				--join-timeout "$TIMEOUT" --drain "$DRAIN" --json >"$work/$s.$run.json" 2>"$dir/chatbench.err"; then
+				say "$s run $run incomplete: $(tail -n 3 "$dir/chatbench.err")"
+				status=1
+			fi
+			stop_server
+		done
 	done
-done
+}
+
+if [ -z "${REPORT:-}" ]; then
+	prepare
+	runs
+fi
 
 # ---------------------------------------------------------------- table
 
 # field FILE KEY: a number from a JSON line, or nothing.
 field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1" 2>/dev/null; }
 
-# median SERVER KEY: the median of KEY over the runs (- when none).
+# complete SERVER: how many runs delivered everything without an error.
+complete() {
+	local r n=0
+	for r in $(seq "$RUNS"); do
+		if [ "$(field "$work/$1.$r.json" complete)" = true ]; then n=$((n + 1)); fi
+	done
+	echo $n
+}
+
+# median SERVER KEY: the median of KEY over the complete runs (- when none).
 median() {
 	local r
-	for r in $(seq "$RUNS"); do field "$work/$1.$r.json" "$2"; done |
+	for r in $(seq "$RUNS"); do
+		if [ "$(field "$work/$1.$r.json" complete)" = true ]; then field "$work/$1.$r.json" "$2"; fi
+	done |
 		sort -g | awk '{v[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'
 }
 
 # ratio A B: A/B to two places (- when either is missing or B is 0).
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a=="-"||b=="-"||b==0) print "-"; else printf "%.2f", a/b}'; }
 
-declare -A kb dps cpu join p99 disk miss errs
+declare -A kb dps cpu join p99 disk ok
 for s in $SERVERS; do
+	ok[$s]="$(complete "$s")/$RUNS"
 	kb[$s]=$(median "$s" rss_per_conn_kb)
 	dps[$s]=$(median "$s" deliveries_per_s)
 	cpu[$s]=$(median "$s" cpu_us_per_delivery)
 	join[$s]=$(median "$s" connect_wall_ms)
 	p99[$s]=$(median "$s" latency_p99_ms)
 	disk[$s]=$(median "$s" disk_bytes_per_message)
-	miss[$s]=$(median "$s" missing)
-	errs[$s]=$(median "$s" errors)
 done
 
 echo
 echo "side by side: $N clients in one room, $K senders x $M messages (pace $PACE), $PARALLEL connecting at once;"
-echo "median of $RUNS run(s), a fresh server each; $(nproc) CPUs, $(uname -m); $(date -u '+%Y-%m-%d %H:%M UTC')"
-printf '%-22s %10s %13s %12s %12s %10s %11s %8s %6s\n' \
-	server KB/conn deliveries/s CPU_us/deliv joins_ms p99_ms disk_B/msg missing errors
+echo "medians of the complete runs (every delivery, no error) of $RUNS, a fresh server each;"
+echo "$(nproc) CPUs, $(uname -m), load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"
+printf '%-26s %9s %9s %13s %12s %10s %10s %10s\n' \
+	server complete KB/conn deliveries/s CPU_us/deliv joins_ms p99_ms disk_B/msg
 for s in $SERVERS; do
-	printf '%-22s %10s %13s %12s %12s %10s %11s %8s %6s\n' "$(version_of "$s")" \
-		"${kb[$s]}" "${dps[$s]}" "${cpu[$s]}" "${join[$s]}" "${p99[$s]}" "${disk[$s]}" "${miss[$s]}" "${errs[$s]}"
+	printf '%-26s %9s %9s %13s %12s %10s %10s %10s\n' "$(version_of "$s")" \
+		"${ok[$s]}" "${kb[$s]}" "${dps[$s]}" "${cpu[$s]}" "${join[$s]}" "${p99[$s]}" "${disk[$s]}"
 done
 
 echo
