@@ -29,8 +29,11 @@ var ircJoinErrors = map[string]bool{
 	"464": true, "465": true, // password, banned
 }
 
-// dialIRC connects, logs in (PASS account:password, NICK account) and
-// joins #room; it returns once the server has sent the end of NAMES.
+// dialIRC connects, logs in (PASS account:password, NICK account; with
+// --irc-login nick, NICK and USER alone) and joins #room; it returns once
+// the server has sent the end of NAMES. A server without echo-message
+// (ngIRCd) does not send a sender its own lines: the bench then expects
+// none.
 //
 // If the nick is taken before the login (chatbox: another connection of
 // the same account, e.g. one a previous run left and the server has not
@@ -46,15 +49,19 @@ func dialIRC(ctx context.Context, o *options, account, password string, m *membe
 	c := &ircClient{peer: peer{nc: nc, deadline: dl}, m: m, br: bufio.NewReaderSize(nc, 16<<10), channel: "#" + o.room}
 	stop := watchCtx(ctx, nc)
 	defer stop()
+	pass := "PASS " + account + ":" + password + "\r\n"
+	if o.ircLogin == "nick" {
+		pass = ""
+	}
 	login := "CAP LS 302\r\nCAP REQ :echo-message\r\nCAP END\r\n" +
-		"PASS " + account + ":" + password + "\r\nNICK " + account + "\r\nUSER u 0 * :r\r\n" +
+		pass + "NICK " + account + "\r\nUSER u 0 * :r\r\n" +
 		"JOIN " + c.channel + "\r\n"
 	m.setStage("waiting for the welcome (001)")
 	if err := c.write([]byte(login)); err != nil {
 		nc.Close()
 		return nil, ioErr(ctx, "login", err)
 	}
-	renamed := false
+	renamed, welcomed, rejoin := false, false, false
 	for {
 		line, err := c.br.ReadString('\n')
 		if err != nil {
@@ -75,7 +82,15 @@ func dialIRC(ctx context.Context, o *options, account, password string, m *membe
 			c.write([]byte("NICK cb" + strconv.Itoa(m.idx) + "_" + strconv.FormatInt(time.Now().UnixNano()%1e6, 36) + "\r\n" +
 				"JOIN " + c.channel + "\r\n"))
 			m.setStage("waiting for the welcome (001) after 433 and another NICK")
+		case msg.Command == "451" && !welcomed && !rejoin:
+			// The JOIN sent ahead came before the server had finished the
+			// login (InspIRCd looking up the host name): again after 001.
+			rejoin = true
 		case msg.Command == "001":
+			welcomed = true
+			if rejoin {
+				c.write([]byte("JOIN " + c.channel + "\r\n"))
+			}
 			m.setStage("waiting for the end of NAMES (366) of " + c.channel)
 		case msg.Command == "CAP" && len(msg.Params) >= 3 && msg.Params[1] == "ACK":
 			for _, cp := range strings.Fields(msg.Params[len(msg.Params)-1]) {

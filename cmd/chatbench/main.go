@@ -158,6 +158,13 @@ func run(ctx context.Context, o options, progress func(string)) (*report, error)
 		hist:    newHistogram(),
 		allDone: make(chan struct{}),
 	}
+	if o.xmppRegister {
+		t0 := time.Now()
+		if err := registerAll(ctx, &o, func(n int) { say("registered %d/%d", n, o.xmppClients()) }); err != nil {
+			return nil, err
+		}
+		say("registered %d XMPP accounts in %s", o.xmppClients(), time.Since(t0).Round(time.Millisecond))
+	}
 	var idle procSample
 	if o.pid > 0 {
 		var err error

@@ -24,6 +24,8 @@ type options struct {
 	ca              string
 	insecure        bool
 	sasl            string
+	ircLogin        string // pass or nick
+	xmppRegister    bool   // XEP-0077 in-band registration before the run
 	clients         int
 	xmppShare       float64
 	room            string
@@ -61,7 +63,11 @@ Usage:
 
 Accounts are PREFIX0000 … with password PASSWORD_PREFIX+account (u0000 /
 pw-u0000 by default); --make-accounts creates the missing ones (and the
-room) with "chatbox --data DATA_DIR user add".
+room) with "chatbox --data DATA_DIR user add". Another server (ngIRCd,
+InspIRCd, Prosody, ejabberd: see scripts/bench-peers.sh): --irc-login nick
+for an IRC server without accounts, --xmpp-register to create the XMPP
+accounts in-band first, --muc-domain for its rooms, --insecure for its
+self-signed certificate.
 
 Flags:
 `
@@ -82,6 +88,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.ca, "ca", "", "PEM `file` of the CA that signed the server's certificate (chatbox: <data>/tls/ca.pem)")
 	fs.BoolVar(&o.insecure, "insecure", false, "accept any XMPP server certificate (benchmarks only)")
 	fs.StringVar(&o.sasl, "sasl", "plain", "XMPP login: plain or scram-sha-256")
+	fs.StringVar(&o.ircLogin, "irc-login", "pass", "IRC login: pass (PASS account:password, chatbox) or nick (NICK and USER only, a server without accounts)")
+	fs.BoolVar(&o.xmppRegister, "xmpp-register", false, "first register every XMPP account in-band (XEP-0077; an existing one is fine), outside the measured time")
 	fs.IntVar(&o.clients, "clients", 10, "clients, each its own account (1-10000)")
 	fs.Float64Var(&o.xmppShare, "xmpp-share", 0, "fraction of the clients that use XMPP (0-1); the rest use IRC")
 	fs.StringVar(&o.room, "room", "general", "the room every client joins (#room on IRC, room@<muc-domain> on XMPP)")
@@ -162,6 +170,10 @@ func (o *options) check() error {
 		return errors.New("give --ca or --insecure, not both")
 	case o.sasl != "plain" && o.sasl != "scram-sha-256":
 		return fmt.Errorf("--sasl %q: want plain or scram-sha-256", o.sasl)
+	case o.ircLogin != "pass" && o.ircLogin != "nick":
+		return fmt.Errorf("--irc-login %q: want pass or nick", o.ircLogin)
+	case o.xmppRegister && nx == 0:
+		return errors.New("--xmpp-register without XMPP clients (--xmpp-share is 0)")
 	}
 	if o.pid > 0 {
 		if _, err := os.Stat("/proc/" + strconv.Itoa(o.pid) + "/stat"); err != nil {

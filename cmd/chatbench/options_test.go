@@ -88,6 +88,10 @@ func TestFlagValidation(t *testing.T) {
 		{append([]string{"--irc", "127.0.0.1:0"}, irc[:0]...), "port"},
 		{append([]string{"extra"}, irc...), "unexpected argument"},
 		{append(irc, "extra"), "unexpected argument"},
+		{append([]string{"--irc-login", "nick"}, irc...), ""},
+		{append([]string{"--irc-login", "sasl"}, irc...), "--irc-login"},
+		{append([]string{"--xmpp-register", "--xmpp-share", "1"}, both...), ""},
+		{append([]string{"--xmpp-register"}, irc...), "--xmpp-register without XMPP clients"},
 		{[]string{"--make-accounts", "/tmp/x"}, "needs --chatbox"},
 		{[]string{"--make-accounts", "/tmp/x", "--chatbox", "/bin/chatbox", "--clients", "20"}, ""},
 	}

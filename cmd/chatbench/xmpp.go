@@ -232,50 +232,61 @@ func dialXMPP(ctx context.Context, o *options, account, password string, m *memb
 	return c, nil
 }
 
-func (c *xmppClient) login(ctx context.Context, tcfg *tls.Config, o *options, account, password string) error {
+// startTLS opens the stream, upgrades it with STARTTLS and opens it
+// again: it returns the features offered over TLS and the reader that
+// later stream restarts read from.
+func (c *xmppClient) startTLS(ctx context.Context, tcfg *tls.Config, o *options) (*elem, *bufio.Reader, error) {
 	// Plain text: the features, then STARTTLS.
 	c.m.setStage("waiting for the stream features")
 	if err := c.write([]byte(streamHeader(o.domain))); err != nil {
-		return ioErr(ctx, "stream", err)
+		return nil, nil, ioErr(ctx, "stream", err)
 	}
 	// Buffered reading is safe: after <proceed/> the server waits for the
 	// client's TLS hello.
 	dec := xml.NewDecoder(bufio.NewReader(c.nc))
 	f, err := openStream(dec)
 	if err != nil {
-		return ioErr(ctx, "stream", err)
+		return nil, nil, ioErr(ctx, "stream", err)
 	}
 	if f.child(nsTLS, "starttls") == nil {
-		return errors.New("the server offers no STARTTLS")
+		return nil, nil, errors.New("the server offers no STARTTLS")
 	}
 	c.m.setStage("waiting for <proceed/>")
 	if err := c.write([]byte(`<starttls xmlns='` + nsTLS + `'/>`)); err != nil {
-		return ioErr(ctx, "starttls", err)
+		return nil, nil, ioErr(ctx, "starttls", err)
 	}
 	el, err := readElem(dec)
 	if err != nil {
-		return ioErr(ctx, "starttls", err)
+		return nil, nil, ioErr(ctx, "starttls", err)
 	}
 	if !el.is(nsTLS, "proceed") {
-		return fmt.Errorf("starttls: the server answered <%s>", el.name.Local)
+		return nil, nil, fmt.Errorf("starttls: the server answered <%s>", el.name.Local)
 	}
 	c.m.setStage("TLS handshake")
 	tc := tls.Client(c.nc, tcfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return fmt.Errorf("TLS: %w", err)
+		return nil, nil, fmt.Errorf("TLS: %w", err)
 	}
 	c.nc = tc
 	br := bufio.NewReaderSize(tc, 16<<10)
 
-	// Over TLS: SASL.
 	c.m.setStage("waiting for the features after TLS")
 	if err := c.write([]byte(streamHeader(o.domain))); err != nil {
-		return ioErr(ctx, "stream", err)
+		return nil, nil, ioErr(ctx, "stream", err)
 	}
 	c.dec = xml.NewDecoder(br)
 	if f, err = openStream(c.dec); err != nil {
-		return ioErr(ctx, "stream after TLS", err)
+		return nil, nil, ioErr(ctx, "stream after TLS", err)
 	}
+	return f, br, nil
+}
+
+func (c *xmppClient) login(ctx context.Context, tcfg *tls.Config, o *options, account, password string) error {
+	f, br, err := c.startTLS(ctx, tcfg, o)
+	if err != nil {
+		return err
+	}
+	// Over TLS: SASL.
 	mechs := map[string]bool{}
 	if ms := f.child(nsSASL, "mechanisms"); ms != nil {
 		for _, k := range ms.kids {
