@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds chatbox's packages into dist/ (make deb, make openwrt):
-#   packaging/build.sh deb       .deb for amd64, arm64, armhf, then lintian
+#   packaging/build.sh deb       .deb for amd64, arm64, armhf (DEB_ARCHES), then lintian
 #   packaging/build.sh openwrt   .ipk (OpenWrt 24.10) and .apk for
 #                                mipsel_24kc, aarch64_generic, arm_cortex-a7
 # nfpm comes from tools/go.mod (pinned); versions from scripts/pkgversion;
@@ -46,7 +46,7 @@ deb() {
   "$GO" run ./scripts/pkgdocs changelog "$version" "$date" "$commit" | gzip -9n > "$doc/changelog.gz"
   "$GO" run ./scripts/pkgdocs copyright "$host" > "$doc/copyright"
   local a goarch variant b
-  for a in amd64 arm64 armhf; do
+  for a in ${DEB_ARCHES:-amd64 arm64 armhf}; do
     case $a in armhf) goarch=arm variant=7 ;; *) goarch=$a variant= ;; esac
     b=$DIST/pkg/deb-$a
     build "$goarch" "$variant" "$b/chatbox"
