@@ -51,7 +51,7 @@ deb() {
     b=$DIST/pkg/deb-$a
     build "$goarch" "$variant" "$b/chatbox"
     cp "$doc"/* "$b"/
-    touch -d "@$SOURCE_DATE_EPOCH" "$b"/*
+    touch -d "@$SOURCE_DATE_EPOCH" "$b"/* packaging/debian/*
     DEB_ARCH=$a PKG_VERSION=$version PKG_BUILD=$b "$nfpm" package -p deb -f packaging/nfpm-deb.yaml -t "$DIST/" >/dev/null
   done
   ls -l "$DIST"/chatbox_*.deb
@@ -65,20 +65,20 @@ deb() {
 }
 
 openwrt() {
-  rm -f "$DIST"/chatbox_*.ipk "$DIST"/chatbox-*.apk
-  local t oarch goarch variant b p
+  rm -f "$DIST"/chatbox_*.ipk "$DIST"/chatbox_*.apk
+  local t oarch goarch variant b p v r
   for t in mipsel_24kc:mipsle:softfloat aarch64_generic:arm64: arm_cortex-a7:arm:7; do
     IFS=: read -r oarch goarch variant <<<"$t"
     b=$DIST/pkg/openwrt-$oarch
     build "$goarch" "$variant" "$b/chatbox"
-    touch -d "@$SOURCE_DATE_EPOCH" "$b/chatbox"
+    touch -d "@$SOURCE_DATE_EPOCH" "$b/chatbox" packaging/openwrt/*
     for p in ipk apk; do
-      v=$version
-      [ "$p" = apk ] && v=$apk_version
-      OPENWRT_ARCH=$oarch PKG_VERSION=$v PKG_BUILD=$b "$nfpm" package -p "$p" -f packaging/nfpm-openwrt.yaml -t "$DIST/" >/dev/null
+      v=$version r=
+      [ "$p" = apk ] && v=$apk_version r=0
+      OPENWRT_ARCH=$oarch PKG_VERSION=$v PKG_RELEASE=$r PKG_BUILD=$b "$nfpm" package -p "$p" -f packaging/nfpm-openwrt.yaml -t "$DIST/" >/dev/null
     done
   done
-  ls -l "$DIST"/chatbox_*.ipk "$DIST"/chatbox-*.apk
+  ls -l "$DIST"/chatbox_*.ipk "$DIST"/chatbox_*.apk
 }
 
 case ${1:-} in

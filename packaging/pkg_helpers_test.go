@@ -69,7 +69,7 @@ func readTar(t *testing.T, r io.Reader) map[string]tarEntry {
 		if err != nil {
 			t.Fatalf("reading the package's archive: %v", err)
 		}
-		name := "/" + strings.TrimPrefix(strings.TrimPrefix(h.Name, "."), "/")
+		name := "/" + strings.TrimPrefix(strings.TrimPrefix(h.Name, "./"), "/")
 		e := tarEntry{Mode: h.Mode & 0o7777, Owner: fmt.Sprintf("%d:%d", h.Uid, h.Gid), Type: h.Typeflag}
 		if h.Typeflag == tar.TypeReg {
 			if e.Body, err = io.ReadAll(tr); err != nil {
