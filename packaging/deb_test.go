@@ -109,7 +109,7 @@ func TestDebPackages(t *testing.T) {
 				"Type=notify", "WatchdogSec=30", "ExecStart=/usr/bin/chatbox --config /etc/chatbox/chatbox.toml",
 				"User=chatbox", "StateDirectory=chatbox", "AmbientCapabilities=CAP_NET_BIND_SERVICE",
 				"CapabilityBoundingSet=CAP_NET_BIND_SERVICE", "NoNewPrivileges=yes", "ProtectSystem=strict",
-				"ProtectHome=yes", "PrivateTmp=yes", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
+				"ProtectHome=yes", "PrivateTmp=yes", "MemoryDenyWriteExecute=yes", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
 				"WantedBy=multi-user.target",
 			} {
 				if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(want) + `$`).MatchString(unit) {

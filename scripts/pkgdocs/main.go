@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"time"
 	"unicode"
@@ -200,11 +199,11 @@ from them as they stand.
 standard library (%s) and the Go modules listed below, each under the
 license that follows its name.
 `, bi.GoVersion)
-	goroot := runtime.GOROOT()
-	if out, err := exec.Command("go", "env", "GOROOT").Output(); err == nil {
-		goroot = strings.TrimSpace(string(out))
+	goroot, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		return fmt.Errorf("go env GOROOT: %w", err)
 	}
-	if err := license(bw, "Go standard library "+bi.GoVersion, goroot); err != nil {
+	if err := license(bw, "Go standard library "+bi.GoVersion, strings.TrimSpace(string(goroot))); err != nil {
 		return err
 	}
 	for _, d := range bi.Deps {
