@@ -10,25 +10,37 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
 // dist is where make deb and make openwrt leave the packages.
 const dist = "../dist"
 
-// pkgVersion is the version the packages of this tree carry (Debian and
-// opkg form, or apk form).
+// pkgVersions are the versions the packages of this tree carry: Debian
+// and opkg form, apk form (scripts/pkgversion, run once).
+var pkgVersions = sync.OnceValues(func() ([2]string, error) {
+	var v [2]string
+	for i, args := range [][]string{{"run", "../scripts/pkgversion"}, {"run", "../scripts/pkgversion", "-apk"}} {
+		out, err := exec.Command("go", args...).Output()
+		if err != nil {
+			return v, fmt.Errorf("scripts/pkgversion: %w", err)
+		}
+		v[i] = strings.TrimSpace(string(out))
+	}
+	return v, nil
+})
+
 func pkgVersion(t *testing.T, apk bool) string {
 	t.Helper()
-	args := []string{"run", "../scripts/pkgversion"}
-	if apk {
-		args = append(args, "-apk")
-	}
-	out, err := exec.Command("go", args...).Output()
+	v, err := pkgVersions()
 	if err != nil {
-		t.Fatalf("scripts/pkgversion: %v", err)
+		t.Fatal(err)
 	}
-	return strings.TrimSpace(string(out))
+	if apk {
+		return v[1]
+	}
+	return v[0]
 }
 
 // packageFile finds dist/NAME; without it the test is skipped (make test
