@@ -8,7 +8,7 @@ DIST        := dist
 # The binary is static: no cgo, ever (the tests may use it for -race).
 export CGO_ENABLED := 0
 
-.PHONY: all build run test lint cross clean assets
+.PHONY: all build run test lint cross clean assets deb deb-test openwrt
 
 all: build
 
@@ -53,6 +53,23 @@ cross:
 	  unset GOARM GOMIPS; \
 	done
 	$(GO) run ./scripts/checkstatic $(DIST)/chatbox-*
+
+# Debian packages (amd64, arm64, armhf) in dist/, checked by lintian;
+# nfpm is pinned in tools/go.mod. See packaging/build.sh.
+deb:
+	packaging/build.sh deb
+
+# Installs the amd64 package into a throw-away Debian root (debootstrap,
+# cached in packaging/.cache) and starts it there. Needs root; the first
+# run downloads and installs Debian (about 7 minutes), later ones 20 s.
+deb-test:
+	DEB_ARCHES=amd64 packaging/build.sh deb
+	CHATBOX_DEB_TEST=1 $(GO) test -count=1 -timeout 30m -v -run 'TestDebInstall' ./packaging/
+
+# OpenWrt packages (.ipk for 24.10, .apk for 25.x) for mipsel_24kc,
+# aarch64_generic and arm_cortex-a7 in dist/.
+openwrt:
+	packaging/build.sh openwrt
 
 clean:
 	rm -rf bin $(DIST) build $(HTMX)

@@ -315,9 +315,30 @@ func serve(ctx context.Context, cfg appliance.Config, cfgPath string, log *slog.
 	}()
 	sigCtx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// systemd (Type=notify, WatchdogSec=): readiness, state and watchdog
+	// pings; nothing without $NOTIFY_SOCKET.
+	notifier, err := appliance.NotifierFromEnv(os.Getenv, os.Getpid())
+	if err != nil {
+		log.Warn("service manager notifications off", "err", err)
+	}
+	notifyCtx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
+	notifyDone := make(chan struct{})
+	go func() {
+		defer close(notifyDone)
+		appliance.ServeNotify(notifyCtx, box, notifier, func(err error) { log.Warn("service manager", "err", err) })
+	}()
+	defer func() {
+		stopNotify()
+		<-notifyDone
+	}()
 	go func() {
 		<-sigCtx.Done()
 		stop() // a second signal ends the process at once
+		if ctx.Err() == nil && notifier != nil {
+			if err := notifier.Send("STOPPING=1"); err != nil {
+				log.Warn("service manager", "err", err)
+			}
+		}
 	}()
 	err = box.Run(sigCtx, stopTimeout)
 	reason := box.ShutdownReason()
