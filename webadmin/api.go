@@ -304,7 +304,7 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("/api/v1/accounts/{name}/password", s.api(map[string]http.HandlerFunc{"POST": s.apiAccountPassword}))
 	mux.HandleFunc("/api/v1/accounts/{name}/admin", s.api(map[string]http.HandlerFunc{"POST": s.apiAccountAdmin}))
 	mux.HandleFunc("/api/v1/rooms", s.api(map[string]http.HandlerFunc{"GET": s.apiRooms, "POST": s.apiRoomCreate}))
-	mux.HandleFunc("/api/v1/rooms/{name}", s.api(map[string]http.HandlerFunc{"DELETE": s.apiRoomDelete}))
+	mux.HandleFunc("/api/v1/rooms/{name}", s.api(map[string]http.HandlerFunc{"DELETE": s.apiRoomDelete, "PATCH": s.apiRoomEdit}))
 	mux.HandleFunc("/api/v1/invites", s.api(map[string]http.HandlerFunc{"GET": s.apiInvites, "POST": s.apiInviteCreate}))
 	mux.HandleFunc("/api/v1/invites/{token}", s.api(map[string]http.HandlerFunc{"DELETE": s.apiInviteRevoke}))
 	mux.HandleFunc("/api/v1/pairing", s.api(map[string]http.HandlerFunc{"POST": s.apiPairing}))

@@ -166,7 +166,7 @@ func TestAPIRefusals(t *testing.T) {
 	for _, p := range []struct{ method, path, allow string }{
 		{"POST", "/api/v1/status", "GET"}, {"PUT", "/api/v1/accounts", "GET, POST"},
 		{"GET", "/api/v1/accounts/alice", "DELETE"}, {"GET", "/api/v1/accounts/alice/password", "POST"},
-		{"GET", "/api/v1/pairing", "POST"}, {"PATCH", "/api/v1/rooms/general", "DELETE"},
+		{"GET", "/api/v1/pairing", "POST"}, {"PUT", "/api/v1/rooms/general", "DELETE, PATCH"},
 		{"DELETE", "/api/v1/invites", "GET, POST"},
 	} {
 		req, _ := http.NewRequest(p.method, f.web.URL+p.path, nil)

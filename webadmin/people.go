@@ -161,6 +161,8 @@ func flashMessage(done, name string) string {
 		return "Room " + name + " created."
 	case "room-deleted":
 		return "Room " + name + " deleted."
+	case "room-saved":
+		return "Room " + name + " saved."
 	}
 	return ""
 }

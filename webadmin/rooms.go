@@ -29,6 +29,8 @@ type roomsData struct {
 func (s *Server) roomRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/rooms", s.admin(s.roomsPage))
 	mux.HandleFunc("POST /admin/rooms/create", s.admin(s.roomCreate))
+	mux.HandleFunc("GET /admin/rooms/edit", s.admin(s.roomEditPage))
+	mux.HandleFunc("POST /admin/rooms/edit", s.admin(s.roomEditPost))
 	mux.HandleFunc("GET /admin/rooms/delete", s.admin(s.roomDeletePage))
 	mux.HandleFunc("POST /admin/rooms/delete", s.admin(s.roomDelete))
 }
