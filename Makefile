@@ -8,7 +8,7 @@ DIST        := dist
 # The binary is static: no cgo, ever (the tests may use it for -race).
 export CGO_ENABLED := 0
 
-.PHONY: all build run test lint cross clean
+.PHONY: all build run test lint cross clean bench bench-smoke
 
 all: build
 
@@ -23,6 +23,19 @@ run:
 # under the race detector.
 test:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
+
+# Go benchmarks of the hot paths, BENCHCOUNT runs each (for benchstat:
+# `make bench > old.txt`, change, `make bench > new.txt`, `benchstat old.txt
+# new.txt`); the history benchmark on a 1,000,000-message store.
+BENCHCOUNT ?= 6
+BENCHTIME  ?= 1s
+bench:
+	CHATBOX_BENCH_MESSAGES=$${CHATBOX_BENCH_MESSAGES:-1000000} \
+	  $(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) -benchtime $(BENCHTIME) ./...
+
+# Every benchmark once, so they never rot (CI).
+bench-smoke:
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

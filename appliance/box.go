@@ -171,6 +171,7 @@ func (b *Box) builtinServices() []Service {
 			HistoryOnJoin:         b.cfg.Rooms.DefaultHistory,
 			RegistrationOpen:      b.registrationOpen,
 			Guests:                b.cfg.Registration.Guests,
+			RegistrationTimeout:   b.cfg.Limits.LoginTimeout,
 		}, b.core, b.log))
 	}
 	calls := b.callsService() // before XMPP, which announces it (XEP-0215)
@@ -199,6 +200,7 @@ func (b *Box) builtinServices() []Service {
 			Version:               b.version,
 			Calls:                 callServices(calls),
 			Uploads:               uploader(uploads),
+			AuthTimeout:           b.cfg.Limits.LoginTimeout,
 		}, b.core, b.log))
 	}
 	if web := b.webService(); web != nil {
