@@ -318,3 +318,33 @@ func (b *box) xmppLogin(src, account, pw string) (*rawConn, error) {
 type saslFailure struct{ xml string }
 
 func (f *saslFailure) Error() string { return "SASL failure: " + f.xml }
+
+// all is everything the connection received.
+func (c *rawConn) all() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return string(c.buf)
+}
+
+// waitCount waits until re matches n times in everything received.
+func (c *rawConn) waitCount(re *regexp.Regexp, n int) error {
+	deadline := time.NewTimer(waitLimit)
+	defer deadline.Stop()
+	for {
+		c.mu.Lock()
+		got := len(re.FindAllIndex(c.buf, n))
+		err := c.err
+		c.mu.Unlock()
+		if got >= n {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("connection ended (%v) after %d of %d %q", err, got, n, re)
+		}
+		select {
+		case <-c.notify:
+		case <-deadline.C:
+			return fmt.Errorf("%d of %d %q within %v; got:\n%s", got, n, re, waitLimit, c.tail())
+		}
+	}
+}

@@ -175,6 +175,28 @@ func (p *Proc) Stop(t testing.TB) {
 	}
 }
 
+// Kill ends the server with SIGKILL (no shutdown, no flush: a crash or a
+// power cut, as far as the data directory can tell) and waits until it
+// has gone.
+func (p *Proc) Kill(t testing.TB) {
+	t.Helper()
+	select {
+	case <-p.exited:
+		t.Errorf("chatbox ended by itself before the kill (%v); log:\n%s", p.err, p.LogText())
+		return
+	default:
+	}
+	p.stopped = true
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Errorf("SIGKILL: %v", err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("chatbox still running 30s after SIGKILL")
+	}
+}
+
 type lockedWriter struct {
 	mu *sync.Mutex
 	w  io.Writer
