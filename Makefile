@@ -8,7 +8,7 @@ DIST        := dist
 # The binary is static: no cgo, ever (the tests may use it for -race).
 export CGO_ENABLED := 0
 
-.PHONY: all build run test lint cross clean bench bench-smoke
+.PHONY: all build run test lint cross clean bench bench-smoke fuzz
 
 all: build
 
@@ -36,6 +36,20 @@ bench:
 # Every benchmark once, so they never rot (CI).
 bench-smoke:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+# Every fuzz target (func Fuzz* in a _test.go file), one after the other,
+# FUZZTIME each (`make fuzz FUZZTIME=10m` for a long run). A failing input
+# is written to the package's testdata/fuzz/<target>/: keep it, it becomes
+# a regression test in `make test`.
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+	  pkg=./$$(dirname $${f#./}); \
+	  for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+	    echo "== $$pkg $$name ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

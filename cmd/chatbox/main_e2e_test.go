@@ -12,25 +12,23 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"chatbox/internal/testbox"
 )
 
 // binary is the real chatbox, built once for the end-to-end tests.
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "chatbox-e2e-")
+	// testbox.Build builds nothing when no test will run (fuzzing
+	// workers, -run '^$').
+	bin, cleanup, err := testbox.Build(".")
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "chatbox")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		os.Stderr.Write(out)
-		panic(err)
-	}
+	binary = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
