@@ -8,7 +8,7 @@ DIST        := dist
 # The binary is static: no cgo, ever (the tests may use it for -race).
 export CGO_ENABLED := 0
 
-.PHONY: all build run test lint cross clean bench bench-smoke fuzz
+.PHONY: all build run test lint cross clean bench bench-smoke fuzz test-cross
 
 all: build
 
@@ -69,6 +69,22 @@ cross:
 	  unset GOARM GOMIPS; \
 	done
 	$(GO) run ./scripts/checkstatic $(DIST)/chatbox-*
+
+# The unit tests on 32-bit targets under qemu-user (Debian package
+# qemu-user-static): 64-bit atomics' alignment, int overflow, endianness
+# (mipsle is little-endian too, but its alignment rules are strict).
+# End-to-end tests are skipped (CHATBOX_E2E=off): the binary they run
+# cannot run beside the emulated tests without binfmt_misc.
+CROSS_TEST := arm/6/qemu-arm-static mipsle/softfloat/qemu-mipsel-static
+test-cross:
+	@set -e; for t in $(CROSS_TEST); do \
+	  arch=$${t%%/*}; rest=$${t#*/}; variant=$${rest%%/*}; qemu=$${rest#*/}; \
+	  command -v $$qemu >/dev/null || { echo "$$qemu missing: apt-get install qemu-user-static"; exit 1; }; \
+	  echo "== linux/$$arch $$variant under $$qemu"; \
+	  case $$arch in arm) export GOARM=$$variant;; mipsle) export GOMIPS=$$variant;; esac; \
+	  CHATBOX_E2E=off GOOS=linux GOARCH=$$arch $(GO) test -count=1 -timeout 30m -exec $$qemu ./...; \
+	  unset GOARM GOMIPS; \
+	done
 
 clean:
 	rm -rf bin $(DIST)

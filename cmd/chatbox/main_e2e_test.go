@@ -41,6 +41,7 @@ type result struct {
 // chatbox runs the binary with args in dir, stdin as given.
 func chatbox(t *testing.T, dir, stdin string, args ...string) result {
 	t.Helper()
+	testbox.Skip(t, binary)
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CHATBOX_CONFIG=", "CHATBOX_DATA=")
@@ -73,6 +74,7 @@ type server struct {
 
 func startServer(t *testing.T, dir string, args ...string) *server {
 	t.Helper()
+	testbox.Skip(t, binary)
 	args = append([]string{"--set", "irc.tls_listen=127.0.0.1:0", "--set", "irc.plain_listen=127.0.0.1:0",
 		"--set", "xmpp.listen=127.0.0.1:0", "--set", "xmpp.tls_listen=127.0.0.1:0",
 		"--set", "calls.listen=127.0.0.1:0", "--set", "upload.listen=127.0.0.1:0",

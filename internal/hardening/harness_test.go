@@ -264,7 +264,6 @@ func (b *box) xmppClient(t *testing.T, src, account string) *rawConn {
 var (
 	reFeatures = regexp.MustCompile(`</stream:features>`)
 	reSuccess  = regexp.MustCompile(`<success[ />]`)
-	reSASLFail = regexp.MustCompile(`(?s)<failure.*?</failure>`)
 	reBound    = regexp.MustCompile(`<iq[^>]*id=["']bind1["'][^>]*type=["']result["']|<iq[^>]*type=["']result["'][^>]*id=["']bind1["']`)
 )
 
