@@ -24,11 +24,17 @@ import (
 // they hit are theirs.
 
 const (
-	loginTimeout  = 5 * time.Second // limits.login_timeout, for slowloris and half-open TLS
-	perAddress    = 8               // limits.connections_per_address
-	failedLogins  = 5               // limits.failed_logins_per_minute
-	maxStanza     = 64 << 10        // xmpp.max_stanza_bytes
-	probeInterval = 200 * time.Millisecond
+	loginTimeout = 5 * time.Second // limits.login_timeout, for slowloris and half-open TLS
+	perAddress   = 8               // limits.connections_per_address
+	failedLogins = 5               // limits.failed_logins_per_minute
+	maxStanza    = 64 << 10        // xmpp.max_stanza_bytes
+	// probeInterval paces the well-behaved clients' round trips, within
+	// the flood limits the box is given (limits.messages_per_second=100:
+	// IRC lines and XMPP stanzas), so that their own pace never slows them.
+	probeInterval = 20 * time.Millisecond
+	// attackRounds is how many times a quick attack is repeated, so that
+	// the probes' round trips overlap it.
+	attackRounds = 40
 )
 
 // probes are the well-behaved clients.
@@ -167,7 +173,8 @@ func TestBadInput(t *testing.T) {
 		"limits.login_timeout="+loginTimeout.String(),
 		fmt.Sprintf("limits.connections_per_address=%d", perAddress),
 		fmt.Sprintf("limits.failed_logins_per_minute=%d", failedLogins),
-		fmt.Sprintf("xmpp.max_stanza_bytes=%d", maxStanza))
+		fmt.Sprintf("xmpp.max_stanza_bytes=%d", maxStanza),
+		"limits.messages_per_second=100", "limits.message_burst=100")
 	p := &probes{irc: ircClient(t, b.ircPlain, "127.0.0.1", "alice", ""), xmpp: b.xmppClient(t, "127.0.0.1", "bob")}
 
 	// IRC: a body over 512 bytes gets 417 and is dropped, the connection
@@ -175,7 +182,7 @@ func TestBadInput(t *testing.T) {
 	// gets 417 and the connection is closed.
 	t.Run("irc-long-lines", func(t *testing.T) {
 		p.during(t, func() error {
-			return repeat(5, func(int) error {
+			return repeat(attackRounds, func(int) error {
 				c, err := attacker("127.0.0.2", b.ircPlain)
 				if err != nil {
 					return err
@@ -196,7 +203,7 @@ func TestBadInput(t *testing.T) {
 
 	t.Run("xmpp-stanza-too-large", func(t *testing.T) {
 		p.during(t, func() error {
-			return repeat(5, func(int) error {
+			return repeat(attackRounds, func(int) error {
 				return xmppStreamError("127.0.0.2", b.xmppPlain,
 					`<message to='alice@box.test'><body>`+strings.Repeat("x", maxStanza+1000)+`</body></message>`, "policy-violation")
 			})
@@ -205,7 +212,7 @@ func TestBadInput(t *testing.T) {
 
 	t.Run("xmpp-deep-nesting", func(t *testing.T) {
 		p.during(t, func() error {
-			return repeat(5, func(int) error {
+			return repeat(attackRounds, func(int) error {
 				return xmppStreamError("127.0.0.2", b.xmppPlain,
 					`<message>`+strings.Repeat("<a>", 1000), "policy-violation")
 			})
@@ -214,7 +221,7 @@ func TestBadInput(t *testing.T) {
 
 	t.Run("xmpp-huge-attribute", func(t *testing.T) {
 		p.during(t, func() error {
-			return repeat(5, func(int) error {
+			return repeat(attackRounds, func(int) error {
 				return xmppStreamError("127.0.0.2", b.xmppPlain,
 					`<message to='`+strings.Repeat("a", maxStanza+1000)+`'/>`, "policy-violation")
 			})
@@ -225,7 +232,7 @@ func TestBadInput(t *testing.T) {
 	// entities beyond XML's five: restricted-xml (RFC 6120 §11.1).
 	t.Run("xmpp-entities", func(t *testing.T) {
 		p.during(t, func() error {
-			return repeat(5, func(int) error {
+			return repeat(attackRounds, func(int) error {
 				c, err := attacker("127.0.0.2", b.xmppPlain)
 				if err != nil {
 					return err
@@ -244,7 +251,7 @@ func TestBadInput(t *testing.T) {
 	// XMPP ends the stream, not-well-formed (neither is XML).
 	t.Run("invalid-utf8-and-nul", func(t *testing.T) {
 		p.during(t, func() error {
-			return repeat(5, func(int) error {
+			return repeat(attackRounds, func(int) error {
 				c, err := attacker("127.0.0.2", b.ircPlain)
 				if err != nil {
 					return err
