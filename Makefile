@@ -8,7 +8,7 @@ DIST        := dist
 # The binary is static: no cgo, ever (the tests may use it for -race).
 export CGO_ENABLED := 0
 
-.PHONY: all build run test lint cross clean assets deb deb-test openwrt
+.PHONY: all build run test lint cross clean assets deb deb-test openwrt bench bench-smoke fuzz test-cross
 
 all: build
 
@@ -34,6 +34,33 @@ run: $(HTMX)
 # under the race detector.
 test: $(HTMX)
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
+
+# Go benchmarks of the hot paths, BENCHCOUNT runs each (for benchstat:
+# `make bench > old.txt`, change, `make bench > new.txt`, `benchstat old.txt
+# new.txt`); the history benchmark on a 1,000,000-message store.
+BENCHCOUNT ?= 6
+BENCHTIME  ?= 1s
+bench:
+	CHATBOX_BENCH_MESSAGES=$${CHATBOX_BENCH_MESSAGES:-1000000} \
+	  $(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) -benchtime $(BENCHTIME) ./...
+
+# Every benchmark once, so they never rot (CI).
+bench-smoke:
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+# Every fuzz target (func Fuzz* in a _test.go file), one after the other,
+# FUZZTIME each (`make fuzz FUZZTIME=10m` for a long run). A failing input
+# is written to the package's testdata/fuzz/<target>/: keep it, it becomes
+# a regression test in `make test`.
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+	  pkg=./$$(dirname $${f#./}); \
+	  for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+	    echo "== $$pkg $$name ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -70,6 +97,24 @@ deb-test:
 # aarch64_generic and arm_cortex-a7 in dist/.
 openwrt:
 	packaging/build.sh openwrt
+
+# The unit tests on 32-bit targets under qemu-user (Debian package
+# qemu-user-static): 64-bit atomics' alignment, int overflow, endianness
+# (mipsle is little-endian too, but its alignment rules are strict).
+# End-to-end tests are skipped (CHATBOX_E2E=off; and the TestEndToEnd of
+# cmd/chatbench and services/mdns, which build or re-execute binaries of
+# their own): the binaries they run cannot run beside the emulated tests
+# without binfmt_misc.
+CROSS_TEST := arm/6/qemu-arm-static mipsle/softfloat/qemu-mipsel-static
+test-cross:
+	@set -e; for t in $(CROSS_TEST); do \
+	  arch=$${t%%/*}; rest=$${t#*/}; variant=$${rest%%/*}; qemu=$${rest#*/}; \
+	  command -v $$qemu >/dev/null || { echo "$$qemu missing: apt-get install qemu-user-static"; exit 1; }; \
+	  echo "== linux/$$arch $$variant under $$qemu"; \
+	  case $$arch in arm) export GOARM=$$variant;; mipsle) export GOMIPS=$$variant;; esac; \
+	  CHATBOX_E2E=off GOOS=linux GOARCH=$$arch $(GO) test -count=1 -timeout 30m -skip '^TestEndToEnd$$' -exec $$qemu ./...; \
+	  unset GOARM GOMIPS; \
+	done
 
 clean:
 	rm -rf bin $(DIST) build $(HTMX)

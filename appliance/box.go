@@ -172,6 +172,7 @@ func (b *Box) builtinServices() []Service {
 			HistoryOnJoin:         b.cfg.Rooms.DefaultHistory,
 			RegistrationOpen:      b.registrationOpen,
 			Guests:                b.cfg.Registration.Guests,
+			RegistrationTimeout:   b.cfg.Limits.LoginTimeout,
 		}, b.core, b.log))
 	}
 	calls := b.callsService() // before XMPP, which announces it (XEP-0215)
@@ -206,6 +207,7 @@ func (b *Box) builtinServices() []Service {
 			Uploads:               uploader(uploads),
 			Guests:                b.cfg.Registration.Guests,
 			Federation:            fed,
+			AuthTimeout:           b.cfg.Limits.LoginTimeout,
 		}, b.core, b.log))
 	}
 	if web := b.webService(svcs); web != nil {

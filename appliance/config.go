@@ -141,6 +141,9 @@ type LimitsConfig struct {
 	FailedLoginsPerMinute int `toml:"failed_logins_per_minute"` // per address
 	MaxMessageBytes       int `toml:"max_message_bytes"`
 	SessionsPerAccount    int `toml:"sessions_per_account"`
+	// LoginTimeout: a connection must have logged in (IRC: registered;
+	// XMPP: authenticated and bound) this long after it connected.
+	LoginTimeout time.Duration `toml:"login_timeout"`
 }
 
 // MDNSConfig sets LAN discovery: every listener reachable beyond
@@ -276,6 +279,7 @@ func Defaults(hostname string) Config {
 			FailedLoginsPerMinute: 10,
 			MaxMessageBytes:       64 << 10,
 			SessionsPerAccount:    10,
+			LoginTimeout:          time.Minute,
 		},
 		Upload: UploadConfig{
 			Listen:       []string{"127.0.0.1:5443"},

@@ -923,6 +923,9 @@ func (c *Config) Validate() error {
 	atLeast("limits.failed_logins_per_minute", c.Limits.FailedLoginsPerMinute, 1)
 	atLeast("limits.max_message_bytes", c.Limits.MaxMessageBytes, 1)
 	atLeast("limits.sessions_per_account", c.Limits.SessionsPerAccount, 1)
+	if c.Limits.LoginTimeout < time.Second {
+		bad("limits.login_timeout", `must be at least 1s, such as "1m", got %q`, formatDuration(c.Limits.LoginTimeout))
+	}
 	atLeast("history.retention_days", c.History.RetentionDays, 0)
 	return errors.Join(errs...)
 }

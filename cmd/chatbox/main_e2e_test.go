@@ -12,25 +12,23 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"chatbox/internal/testbox"
 )
 
 // binary is the real chatbox, built once for the end-to-end tests.
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "chatbox-e2e-")
+	// testbox.Build builds nothing when no test will run (fuzzing
+	// workers, -run '^$').
+	bin, cleanup, err := testbox.Build(".")
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "chatbox")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		os.Stderr.Write(out)
-		panic(err)
-	}
+	binary = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
@@ -43,6 +41,7 @@ type result struct {
 // chatbox runs the binary with args in dir, stdin as given.
 func chatbox(t *testing.T, dir, stdin string, args ...string) result {
 	t.Helper()
+	testbox.Skip(t, binary)
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CHATBOX_CONFIG=", "CHATBOX_DATA=")
@@ -75,6 +74,7 @@ type server struct {
 
 func startServer(t *testing.T, dir string, args ...string) *server {
 	t.Helper()
+	testbox.Skip(t, binary)
 	args = append([]string{"--set", "irc.tls_listen=127.0.0.1:0", "--set", "irc.plain_listen=127.0.0.1:0",
 		"--set", "xmpp.listen=127.0.0.1:0", "--set", "xmpp.tls_listen=127.0.0.1:0",
 		"--set", "calls.listen=127.0.0.1:0", "--set", "upload.listen=127.0.0.1:0",

@@ -25,7 +25,6 @@ import (
 const (
 	maxLineBody = 512
 	maxReadLine = maxLineBody + ircmsg.MaxlenTagsFromClient + 2
-	regTimeout  = 60 * time.Second
 	writeWait   = 30 * time.Second
 )
 
@@ -178,8 +177,11 @@ func (c *conn) run() {
 		}
 		c.nc.Close()
 	}()
+	// Registration must be over by regBy, however slowly the client
+	// sends (slowloris): the deadline does not move with each line.
+	regBy := time.Now().Add(c.srv.cfg.RegistrationTimeout)
 	if tc, ok := c.nc.(*tls.Conn); ok {
-		tc.SetDeadline(time.Now().Add(regTimeout))
+		tc.SetDeadline(regBy)
 		if err := tc.Handshake(); err != nil {
 			c.srv.log.Debug("tls handshake", "addr", c.ip, "err", err)
 			return
@@ -197,7 +199,7 @@ func (c *conn) run() {
 		c.mu.Unlock()
 		wait := c.srv.cfg.PingInterval
 		if !registered {
-			wait = regTimeout
+			wait = max(time.Until(regBy), time.Millisecond)
 		} else if pinged {
 			wait = c.srv.cfg.PingTimeout
 		}
@@ -248,6 +250,10 @@ func (c *conn) run() {
 		}
 		pinged = false
 		if c.isDead() {
+			return
+		}
+		if !registered && !time.Now().Before(regBy) {
+			c.kill("Registration timed out")
 			return
 		}
 		c.throttle()

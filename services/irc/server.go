@@ -36,6 +36,10 @@ type Config struct {
 	// silent for PingTimeout after that is disconnected.
 	PingInterval time.Duration
 	PingTimeout  time.Duration
+	// RegistrationTimeout is how long a connection has to finish
+	// registering (NICK, USER, CAP END, SASL) after it connected, however
+	// slowly it sends: past it, it is closed.
+	RegistrationTimeout time.Duration
 	// AuthTimeout is how long a client using an account's nick has to
 	// prove it before it is renamed to a guest nick.
 	AuthTimeout time.Duration
@@ -72,6 +76,9 @@ func (c *Config) defaults() {
 	}
 	if c.AuthTimeout <= 0 {
 		c.AuthTimeout = 30 * time.Second
+	}
+	if c.RegistrationTimeout <= 0 {
+		c.RegistrationTimeout = 60 * time.Second
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"testing"
@@ -340,7 +341,7 @@ func TestHistoryAccount(t *testing.T) {
 }
 
 func TestClampLimit(t *testing.T) {
-	for in, want := range map[int]int{0: DefaultLimit, 1: 1, 999: 999, MaxLimit: MaxLimit, MaxLimit + 1: MaxLimit, 1 << 40: MaxLimit} {
+	for in, want := range map[int]int{0: DefaultLimit, 1: 1, 999: 999, MaxLimit: MaxLimit, MaxLimit + 1: MaxLimit, math.MaxInt: MaxLimit} {
 		if got, err := clampLimit(in); err != nil || got != want {
 			t.Errorf("clampLimit(%d) = %d, %v; want %d", in, got, err, want)
 		}

@@ -161,7 +161,19 @@ func (s *Store) init(ctx context.Context) error {
 // B-trees but not index contents (integrity_check would, at a much higher
 // cost on a large history).
 func (s *Store) quickCheck(ctx context.Context) error {
-	rows, err := s.db.QueryContext(ctx, `PRAGMA quick_check`)
+	return s.check(ctx, "quick_check")
+}
+
+// IntegrityCheck runs PRAGMA integrity_check: every page, every B-tree and
+// every index entry against its table. It reads the whole database (slow on
+// a large history; Open runs the cheaper quick_check). A damaged database
+// gives an error naming the first problems found.
+func (s *Store) IntegrityCheck(ctx context.Context) error {
+	return s.check(ctx, "integrity_check")
+}
+
+func (s *Store) check(ctx context.Context, pragma string) error {
+	rows, err := s.db.QueryContext(ctx, `PRAGMA `+pragma)
 	if err != nil {
 		return openError(s.path, err)
 	}
@@ -180,8 +192,8 @@ func (s *Store) quickCheck(ctx context.Context) error {
 		return openError(s.path, err)
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("database %s is damaged (quick_check: %s): restore a backup with `chatbox restore`",
-			s.path, strings.Join(problems, "; "))
+		return fmt.Errorf("database %s is damaged (%s: %s): restore a backup with `chatbox restore`",
+			s.path, pragma, strings.Join(problems, "; "))
 	}
 	return nil
 }

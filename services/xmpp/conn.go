@@ -50,6 +50,11 @@ type conn struct {
 	rd   *streamReader
 	br   *budgetReader
 
+	// loginBy is when the connection must be logged in and bound
+	// (AuthTimeout after it connected), however slowly it sends: the read
+	// deadline until then; STARTTLS does not extend it.
+	loginBy time.Time
+
 	state    connState
 	restart  bool   // the stream restarts after this element (STARTTLS, SASL)
 	account  string // after SASL
@@ -136,14 +141,15 @@ func (c *conn) run() {
 		c.nc.Close()
 		c.detach()
 	}()
+	c.loginBy = time.Now().Add(c.srv.cfg.AuthTimeout)
 	if c.tc != nil {
-		c.nc.SetDeadline(time.Now().Add(c.srv.cfg.AuthTimeout))
+		c.nc.SetDeadline(c.loginBy)
 		if err := c.tc.Handshake(); err != nil {
 			c.srv.log.Debug("TLS handshake failed", "addr", c.ip, "err", err)
 			return
 		}
 	}
-	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.AuthTimeout))
+	c.nc.SetReadDeadline(c.loginBy)
 	if c.kind == kindComponent {
 		c.runComponent()
 		return
@@ -410,7 +416,7 @@ func (c *conn) startTLS() {
 		return
 	}
 	tc := tls.Server(c.nc, c.srv.tlsConfig())
-	c.nc.SetDeadline(time.Now().Add(c.srv.cfg.AuthTimeout))
+	c.nc.SetDeadline(c.loginBy)
 	if err := tc.Handshake(); err != nil {
 		c.srv.log.Debug("STARTTLS handshake failed", "addr", c.ip, "err", err)
 		c.out.close(nil)

@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"crypto/rand"
+	"fmt"
 	"strings"
 
 	"mellium.im/xmpp/jid"
@@ -79,7 +80,13 @@ func parseJID(s string) (address, error) {
 	if err != nil {
 		return address{}, err
 	}
-	return address{Local: j.Localpart(), Domain: strings.ToLower(j.Domainpart()), Resource: j.Resourcepart()}, nil
+	a := address{Local: j.Localpart(), Domain: strings.ToLower(j.Domainpart()), Resource: j.Resourcepart()}
+	// jid.Parse removes one trailing dot and takes what is left: ".."
+	// would be the domain ".", which no JID can name (found by FuzzJID).
+	if strings.HasPrefix(a.Domain, ".") || strings.HasSuffix(a.Domain, ".") || strings.Contains(a.Domain, "..") {
+		return address{}, fmt.Errorf("the domainpart %q has an empty label", a.Domain)
+	}
+	return a, nil
 }
 
 func randRead(b []byte) { rand.Read(b) }
