@@ -137,6 +137,22 @@ func waitEvent(t *testing.T, events <-chan appliance.Event, kind string) {
 	}
 }
 
+// waitReady waits for the box to be ready: every service started.
+func waitReady(t *testing.T, events <-chan appliance.Event) {
+	t.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if ev.Kind == "state" && ev.State == appliance.StateReady {
+				return
+			}
+		case <-timeout:
+			t.Fatal("the box did not become ready")
+		}
+	}
+}
+
 // TestPairingButtonOpensRegistration: pressing button A of the
 // (simulated) panel opens the pairing window, during which an IRC client
 // registers an account with NickServ and an XMPP client with in-band
@@ -170,7 +186,9 @@ func TestPairingButtonOpensRegistration(t *testing.T) {
 	go panel.Run(ctx)
 	done := make(chan error, 1)
 	go func() { done <- box.Run(ctx, 5*time.Second) }()
-	waitEvent(t, events, "service.ready")
+	// Every service ready (both doors listening): the box's state, not the
+	// first service.ready.
+	waitReady(t, events)
 
 	early := dialIRC(t, addr, "early")
 	if reply := early.register("early-password"); !strings.Contains(reply, "closed") {
