@@ -50,6 +50,11 @@ func TestMUCSharedWithIRC(t *testing.T) {
 	bob.raw("JOIN #general")
 	bob.expect("join", func(m ircmsg.Message) bool { return m.Command == "366" })
 	bob.raw("PRIVMSG #general :written on irc before")
+	// The IRC door handles a connection's lines in order: once the PONG
+	// is back, the line is in the history (else it could come to alice
+	// live, after her join, rather than as history).
+	bob.raw("PING :stored")
+	bob.expect("PONG", func(m ircmsg.Message) bool { return m.Command == "PONG" })
 
 	alice := b.login(t, "alice", "")
 	alice.send(`<presence/>`)
