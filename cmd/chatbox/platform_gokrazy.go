@@ -21,7 +21,7 @@ const seedSettings = "/etc/chatbox/chatbox.toml"
 
 // netWait bounds the wait for a default route: a box on a LAN without a
 // router (no gateway) is announced all the same after it.
-const netWait = 2 * time.Minute
+const netWait = 30 * time.Second
 
 // networkWaiter returns what mDNS waits for before its first announcement:
 // at boot, gokrazy starts chatbox before DHCP has configured an address.
