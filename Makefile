@@ -118,3 +118,19 @@ test-cross:
 
 clean:
 	rm -rf bin $(DIST) build $(HTMX)
+
+# The Raspberry Pi SD image (gokrazy; Pi 3, 4, 5, Zero 2 W):
+# dist/image/chatbox-rpi.img.xz and its .sha256. See image/build.sh for
+# the password of gokrazy's web UI (IMAGE_PASSWORD_FILE) and the size.
+.PHONY: image image-qemu image-test
+image:
+	VERSION=$(VERSION) bash image/build.sh rpi
+
+# The same instance for qemu-system-aarch64 (kernel.arm64, no Pi firmware).
+image-qemu:
+	VERSION=$(VERSION) bash image/build.sh qemu
+
+# Boots the image in QEMU: IRC and XMPP answer, /perm survives a reboot,
+# A/B update with gok update and back (image/imagetest).
+image-test: image-qemu
+	CHATBOX_IMAGE_TEST=1 $(GO) test -count=1 -timeout 30m -v -run TestQEMUBoot ./image/imagetest/

@@ -35,6 +35,9 @@ type Options struct {
 	Services []Service
 	// Version is the running chatbox's version, shown to clients.
 	Version string
+	// WaitNetwork, if set, is what mDNS waits for before its first
+	// announcement (mdns.Config.WaitNetwork): the SD image's boot.
+	WaitNetwork func(ctx context.Context)
 }
 
 // Box is a running chatbox.
@@ -50,6 +53,7 @@ type Box struct {
 	tls        atomic.Pointer[BoxTLS]
 	services   []Service
 	version    string
+	waitNet    func(ctx context.Context)
 	started    time.Time
 	stopEvents func()
 	actions    actions   // pairing window, Shutdown (pairing.go)
@@ -66,7 +70,7 @@ func Open(ctx context.Context, o Options) (*Box, error) {
 		o.Now = time.Now
 	}
 	o.Config = o.Config.OnLAN()
-	b := &Box{cfg: o.Config, configPath: o.ConfigPath, log: o.Log, hub: newHub(o.Now), started: o.Now(), version: o.Version}
+	b := &Box{cfg: o.Config, configPath: o.ConfigPath, log: o.Log, hub: newHub(o.Now), started: o.Now(), version: o.Version, waitNet: o.WaitNetwork}
 	b.sup = newSupervisor(o.Log, b.hub)
 	b.sup.pairingOpen = b.PairingOpen
 	dir := o.Config.DataDir
@@ -224,7 +228,7 @@ func (b *Box) builtinServices() []Service {
 		svcs = append(svcs, mdns.New(mdns.Config{
 			Instance: l.Name, Host: host, Domain: l.Domain, Version: b.version,
 			Announcements: anns, Interfaces: l.MDNS.Interfaces,
-			RegistrationOpen: b.registrationOpen, Log: b.log,
+			RegistrationOpen: b.registrationOpen, Log: b.log, WaitNetwork: b.waitNet,
 		}))
 	}
 	return svcs

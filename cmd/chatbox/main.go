@@ -255,6 +255,11 @@ func loadConfig(g globals) (appliance.Config, string, error) {
 		}
 		if p := filepath.Join(dir, "chatbox.toml"); fileExists(p) {
 			path = p
+		} else if seedSettings != "" { // the SD image (platform_gokrazy.go)
+			if err := seedConfig(seedSettings, p); err != nil {
+				return appliance.Config{}, "", err
+			}
+			path = p
 		}
 	}
 	cfg, err := appliance.Load(path, g.sets, hostname())
@@ -290,7 +295,8 @@ const stopTimeout = 8 * time.Second
 // reports whether to start again (after a factory reset or a restart).
 func serve(ctx context.Context, cfg appliance.Config, cfgPath string, log *slog.Logger) (bool, error) {
 	log.Info("chatbox starting", "version", versionString(), "config", cmpOr(cfgPath, "(built-in defaults)"), "data", cfg.DataDir)
-	box, err := appliance.Open(ctx, appliance.Options{Config: cfg, ConfigPath: cfgPath, Log: log, Version: versionString()})
+	box, err := appliance.Open(ctx, appliance.Options{Config: cfg, ConfigPath: cfgPath, Log: log, Version: versionString(),
+		WaitNetwork: networkWaiter(log)})
 	if err != nil {
 		return false, err
 	}

@@ -49,6 +49,11 @@ type Config struct {
 	// (default 2 s).
 	InterfacePoll    time.Duration
 	RegistrationPoll time.Duration
+	// WaitNetwork, if set, is called once before the first announcement
+	// and should return when the network is up or ctx ends (on gokrazy:
+	// gokrazy.WaitFor("net-route"), see cmd/chatbox). Address changes
+	// after that are picked up by the interface poll as always.
+	WaitNetwork func(ctx context.Context)
 }
 
 // Service is the appliance service "mdns".
@@ -98,6 +103,12 @@ func (s *Service) Name() string { return "mdns" }
 // interface with an address appears.
 func (s *Service) Serve(ctx context.Context, ready func()) error {
 	ready()
+	if s.cfg.WaitNetwork != nil {
+		s.cfg.WaitNetwork(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
 	var (
 		cur     *responder
 		curKey  string
