@@ -8,15 +8,15 @@ DIST        := dist
 # The binary is static: no cgo, ever (the tests may use it for -race).
 export CGO_ENABLED := 0
 
-.PHONY: all build run test lint cross clean
+.PHONY: all build run test lint cross clean webchat-assets
 
 all: build
 
-build:
+build: webchat-assets
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/chatbox ./cmd/chatbox
 
 # Run with the built-in defaults: everything on localhost, data in ./chatbox-data.
-run:
+run: webchat-assets
 	$(GO) run ./cmd/chatbox
 
 # Every test: unit, end-to-end (real binary on loopback), fuzz seeds,
@@ -42,6 +42,19 @@ cross:
 	  unset GOARM GOMIPS; \
 	done
 	$(GO) run ./scripts/checkstatic $(DIST)/chatbox-*
+
+# The web chat's Converse.js files (pinned in webchat/package-lock.json),
+# copied into webchat/dist/ for go:embed: the script, its style, emoji
+# data, images, fonts and sounds; no other locale than English, no OMEMO.
+CONVERSE := webchat/node_modules/converse.js/dist
+webchat-assets: webchat/dist/converse.min.js
+webchat/dist/converse.min.js: webchat/package.json webchat/package-lock.json
+	cd webchat && npm ci --ignore-scripts --no-audit --no-fund
+	find webchat/dist -mindepth 1 ! -name README.md -delete
+	cp $(CONVERSE)/converse.min.css $(CONVERSE)/emoji.json $(CONVERSE)/../LICENSE webchat/dist/
+	cp -r $(CONVERSE)/images $(CONVERSE)/webfonts webchat/dist/
+	mkdir -p webchat/dist/sounds && cp $(CONVERSE)/sounds/*.ogg $(CONVERSE)/sounds/*.mp3 webchat/dist/sounds/
+	cp $(CONVERSE)/converse.min.js webchat/dist/
 
 clean:
 	rm -rf bin $(DIST)

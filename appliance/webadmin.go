@@ -31,7 +31,7 @@ func (b *Box) webService(doors []Service) Service {
 		Registration:    b.cfg.Registration.Policy,
 		InviteURI:       func(inv chat.AccountInvite) string { return xmpp.InviteURI(domain, inv) },
 		LoginsPerMinute: b.cfg.Limits.FailedLoginsPerMinute,
-		Mounts:          doorMounts(doors),
+		Mounts:          webChatMounts(doorMounts(doors), webChatHandler(b.cfg, b.log)),
 	}, webBox{b}, b.log)
 }
 
