@@ -60,6 +60,7 @@ type Handler struct {
 	static    fs.FS
 	page      *template.Template
 	pageState pageData
+	policy    string
 }
 
 // clientConfig is the JSON data block chatbox.js reads.
@@ -109,6 +110,7 @@ func newHandler(cfg Config, dist fs.FS) *Handler {
 	if name == "" {
 		name = cfg.Domain
 	}
+	h.policy = pagePolicy(cfg.Domain)
 	h.pageState = pageData{Name: name, Domain: cfg.Domain, Built: h.assets != nil, Guests: cfg.Guests, Rooms: cfg.Rooms, Client: cc, Converse: conversePath}
 	return h
 }
@@ -136,12 +138,18 @@ func (h *Handler) Paths() []string {
 	return out
 }
 
-// csp is the page's policy: what Converse needs and nothing more. Its
-// templates set style attributes, hence style-src 'unsafe-inline' (no
-// script runs inline). connect-src 'self' covers ws(s):// to this host.
-const csp = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; " +
-	"media-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; manifest-src 'self'; " +
-	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+// pagePolicy is the page's CSP: what Converse needs and nothing more.
+// Its templates set style attributes, hence style-src 'unsafe-inline'
+// (no script runs inline, none is evaluated). connect-src 'self' covers
+// ws(s):// to this host; https://<domain>:* is the box's file sharing
+// (XEP-0363 slots are on the upload listener, another port).
+func pagePolicy(domain string) string {
+	files := "https://" + domain + ":*"
+	return "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; " +
+		"img-src 'self' data: blob: " + files + "; media-src 'self' data: blob: " + files + "; " +
+		"font-src 'self' data:; connect-src 'self' " + files + "; manifest-src 'self'; " +
+		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+}
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -166,7 +174,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) servePage(w http.ResponseWriter) {
 	hd := w.Header()
-	hd.Set("Content-Security-Policy", csp)
+	hd.Set("Content-Security-Policy", h.policy)
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("Content-Type", "text/html; charset=utf-8")

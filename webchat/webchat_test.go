@@ -38,7 +38,11 @@ func TestPage(t *testing.T) {
 		if res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/html; charset=utf-8" {
 			t.Fatalf("GET %s: %d %s", path, res.StatusCode, res.Header.Get("Content-Type"))
 		}
-		if got := res.Header.Get("Content-Security-Policy"); got != csp || !strings.Contains(got, "script-src 'self';") {
+		policy := "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; " +
+			"img-src 'self' data: blob: https://box.test:*; media-src 'self' data: blob: https://box.test:*; " +
+			"font-src 'self' data:; connect-src 'self' https://box.test:*; manifest-src 'self'; " +
+			"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+		if got := res.Header.Get("Content-Security-Policy"); got != policy {
 			t.Errorf("CSP %q", got)
 		}
 		if res.Header.Get("Cache-Control") != "no-store" || res.Header.Get("X-Frame-Options") != "DENY" {
