@@ -46,15 +46,18 @@ cross:
 # The web chat's Converse.js files (pinned in webchat/package-lock.json),
 # copied into webchat/dist/ for go:embed: the script, its style, emoji
 # data, images, fonts and sounds; no other locale than English, no OMEMO.
+# The script, style and emoji data are kept gzipped (served as they are).
 CONVERSE := webchat/node_modules/converse.js/dist
-webchat-assets: webchat/dist/converse.min.js
-webchat/dist/converse.min.js: webchat/package.json webchat/package-lock.json
+webchat-assets: webchat/dist/.built
+webchat/dist/.built: webchat/package.json webchat/package-lock.json
 	cd webchat && npm ci --ignore-scripts --no-audit --no-fund
 	find webchat/dist -mindepth 1 ! -name README.md -delete
 	cp $(CONVERSE)/converse.min.css $(CONVERSE)/emoji.json $(CONVERSE)/../LICENSE webchat/dist/
 	cp -r $(CONVERSE)/images $(CONVERSE)/webfonts webchat/dist/
 	mkdir -p webchat/dist/sounds && cp $(CONVERSE)/sounds/*.ogg $(CONVERSE)/sounds/*.mp3 webchat/dist/sounds/
 	cp $(CONVERSE)/converse.min.js webchat/dist/
+	gzip -9n webchat/dist/converse.min.js webchat/dist/converse.min.css webchat/dist/emoji.json
+	touch $@
 
 clean:
 	rm -rf bin $(DIST)

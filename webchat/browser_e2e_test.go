@@ -66,7 +66,7 @@ func TestBrowserE2E(t *testing.T) {
 	if _, err := os.Stat("node_modules/playwright-core/package.json"); err != nil {
 		t.Skipf("no playwright-core in webchat/node_modules (make webchat-assets installs it): %v", err)
 	}
-	if _, err := os.Stat("dist/converse.min.js"); err != nil {
+	if _, err := os.Stat("dist/converse.min.js.gz"); err != nil {
 		t.Skipf("no Converse.js in webchat/dist (make webchat-assets copies it): %v", err)
 	}
 	node, err := exec.LookPath("node")

@@ -20,14 +20,18 @@
 package webchat
 
 import (
+	"bytes"
+	"compress/gzip"
 	"embed"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"mime"
 	"net/http"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -95,7 +99,7 @@ func newHandler(cfg Config, dist fs.FS) *Handler {
 	}
 	static, _ := fs.Sub(staticFS, "static")
 	h := &Handler{cfg: cfg, static: static, page: template.Must(template.New("page").Parse(pageHTML))}
-	if _, err := fs.Stat(dist, "converse.min.js"); err == nil {
+	if _, _, err := readAsset(dist, "converse.min.js"); err == nil {
 		h.assets = dist
 	}
 	muc := "rooms." + cfg.Domain
@@ -125,7 +129,7 @@ func (h *Handler) Paths() []string {
 	add := func(fsys fs.FS, prefix string) {
 		fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 			if err == nil && !d.IsDir() && p != "README.md" {
-				out = append(out, prefix+p)
+				out = append(out, prefix+strings.TrimSuffix(p, ".gz"))
 			}
 			return nil
 		})
@@ -184,24 +188,69 @@ func (h *Handler) servePage(w http.ResponseWriter) {
 }
 
 func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, fsys fs.FS, name, cache string) {
-	if name == "" || name == "README.md" || !fs.ValidPath(name) {
+	if name == "" || name == "README.md" || strings.HasSuffix(name, ".gz") || !fs.ValidPath(name) {
 		http.Error(w, "no such file in the web chat", http.StatusNotFound)
 		return
 	}
-	data, err := fs.ReadFile(fsys, name)
+	data, gzipped, err := readAsset(fsys, name)
 	if err != nil {
 		http.Error(w, "no such file in the web chat", http.StatusNotFound)
 		return
+	}
+	hd := w.Header()
+	if gzipped {
+		hd.Set("Vary", "Accept-Encoding")
+		if acceptsGzip(r) {
+			hd.Set("Content-Encoding", "gzip")
+		} else if data, err = gunzip(data); err != nil {
+			h.cfg.Log.Error("web chat: a gzipped file does not decompress; rebuild with make webchat-assets", "file", name, "err", err)
+			http.Error(w, "this file of the web chat is damaged in this build", http.StatusInternalServerError)
+			return
+		}
 	}
 	ct := mime.TypeByExtension(path.Ext(name))
 	if ct == "" {
 		ct = http.DetectContentType(data)
 	}
-	w.Header().Set("Content-Type", ct)
-	w.Header().Set("Cache-Control", cache)
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	hd.Set("Content-Type", ct)
+	hd.Set("Cache-Control", cache)
+	hd.Set("Content-Length", strconv.Itoa(len(data)))
+	hd.Set("Content-Security-Policy", "default-src 'none'; sandbox")
 	if r.Method == http.MethodHead {
 		return
 	}
 	w.Write(data)
+}
+
+// readAsset reads name, or name.gz (then gzipped is true).
+func readAsset(fsys fs.FS, name string) (data []byte, gzipped bool, err error) {
+	data, err = fs.ReadFile(fsys, name)
+	if err == nil {
+		return data, false, nil
+	}
+	data, err = fs.ReadFile(fsys, name+".gz")
+	return data, err == nil, err
+}
+
+// acceptsGzip reports whether the request's Accept-Encoding allows gzip
+// (a q=0 refuses it).
+func acceptsGzip(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept-Encoding") {
+		for _, part := range strings.Split(v, ",") {
+			coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+				q := strings.ReplaceAll(params, " ", "")
+				return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+			}
+		}
+	}
+	return false
+}
+
+func gunzip(data []byte) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(io.LimitReader(zr, 64<<20))
 }

@@ -1,6 +1,8 @@
 package webchat
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -23,7 +25,7 @@ func get(t *testing.T, h http.Handler, method, path string) (*http.Response, str
 var fakeDist = fstest.MapFS{
 	"converse.min.js":  {Data: []byte("window.converse = {};")},
 	"converse.min.css": {Data: []byte("body{}")},
-	"emoji.json":       {Data: []byte("{}")},
+	"emoji.json.gz":    {Data: gzipped(`{"smileys":{}}`)},
 	"README.md":        {Data: []byte("how to build")},
 }
 
@@ -131,6 +133,49 @@ func TestAssets(t *testing.T) {
 	if got := strings.Join(h.Paths(), " "); got != want {
 		t.Errorf("paths %q, want %q", got, want)
 	}
+}
+
+// TestGzipped: a file kept gzipped goes as it is to a browser that
+// accepts gzip, decompressed to one that does not.
+func TestGzipped(t *testing.T) {
+	h := newHandler(Config{Domain: "box.test"}, fakeDist)
+	for _, tc := range []struct {
+		accept, encoding, body string
+	}{
+		{"gzip, deflate, br", "gzip", string(gzipped(`{"smileys":{}}`))},
+		{"br;q=1.0, GZIP;q=0.5", "gzip", string(gzipped(`{"smileys":{}}`))},
+		{"", "", `{"smileys":{}}`},
+		{"gzip;q=0", "", `{"smileys":{}}`},
+		{"deflate", "", `{"smileys":{}}`},
+	} {
+		req := httptest.NewRequest("GET", "/chat/converse/emoji.json", nil)
+		if tc.accept != "" {
+			req.Header.Set("Accept-Encoding", tc.accept)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		res := rec.Result()
+		if res.StatusCode != 200 || res.Header.Get("Content-Encoding") != tc.encoding || rec.Body.String() != tc.body ||
+			res.Header.Get("Vary") != "Accept-Encoding" || res.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("Accept-Encoding %q: %d, encoding %q, %v, body %q", tc.accept, res.StatusCode, res.Header.Get("Content-Encoding"), res.Header, rec.Body.String())
+		}
+	}
+	if res, _ := get(t, h, "GET", "/chat/converse/emoji.json.gz"); res.StatusCode != 404 {
+		t.Errorf("the .gz name itself: %d", res.StatusCode)
+	}
+	// A damaged file is a server error, not a panic.
+	h = newHandler(Config{Domain: "box.test"}, fstest.MapFS{"converse.min.js": {Data: []byte("x")}, "emoji.json.gz": {Data: []byte("not gzip")}})
+	if res, _ := get(t, h, "GET", "/chat/converse/emoji.json"); res.StatusCode != 500 {
+		t.Errorf("damaged gzip: %d", res.StatusCode)
+	}
+}
+
+func gzipped(s string) []byte {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write([]byte(s))
+	zw.Close()
+	return b.Bytes()
 }
 
 func jsonOf(v any) string {
