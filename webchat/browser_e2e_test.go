@@ -53,7 +53,8 @@ var listenRe = regexp.MustCompile(`msg=listening door=(xmpp|irc|web) addr=(\S+) 
 // nickname, sees the message already there, says something that an IRC
 // client and an XMPP client in the room receive, and sees both of their
 // replies; then an account holder logs in through the same page and sees
-// the room with that history. The page makes no request beyond the box
+// the room with that history, and speaks there under the account's
+// name. The page makes no request beyond the box
 // and no CSP violation. Screenshots go to build/screenshots/.
 func TestBrowserE2E(t *testing.T) {
 	if testing.Short() {
@@ -123,6 +124,7 @@ func TestBrowserE2E(t *testing.T) {
 		guestText = "hello from the browser"
 		ircReply  = "hi zoe, from IRC"
 		xmppReply = "hi zoe, from XMPP"
+		aliceText = "hello from alice's account"
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -133,7 +135,7 @@ func TestBrowserE2E(t *testing.T) {
 	bob.send("PRIVMSG #general :" + firstText)
 	carl.waitBody(t, "general@rooms."+domain+"/bob", firstText)
 	var wg sync.WaitGroup
-	var ircGot, xmppGot string
+	var ircGot, xmppGot, aliceFrom string
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -149,12 +151,13 @@ func TestBrowserE2E(t *testing.T) {
 		if from, ok := carl.waitFor(guestText); ok {
 			xmppGot = from
 			carl.say(ctx, xmppReply)
+			aliceFrom, _ = carl.waitFor(aliceText)
 		}
 	}()
 
 	cmd := exec.CommandContext(ctx, node, "browsertest/webchat.mjs")
 	cmd.Env = append(os.Environ(), "BASE_URL="+web, "NICK="+nick, "FIRST_TEXT="+firstText, "GUEST_TEXT="+guestText,
-		"REPLIES="+ircReply+"|"+xmppReply, "ACCOUNT=alice", "ACCOUNT_PASSWORD=password-alice",
+		"REPLIES="+ircReply+"|"+xmppReply, "ACCOUNT=alice", "ACCOUNT_PASSWORD=password-alice", "ACCOUNT_TEXT="+aliceText,
 		"SHOTS_DIR="+shots, "CHROMIUM="+chromium)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -176,6 +179,9 @@ func TestBrowserE2E(t *testing.T) {
 	}
 	if xmppGot != "general@rooms."+domain+"/"+nick {
 		t.Errorf("XMPP got the guest's message from %q", xmppGot)
+	}
+	if aliceFrom != "general@rooms."+domain+"/alice" {
+		t.Errorf("XMPP got the account holder's message from %q, want under the account's name", aliceFrom)
 	}
 	for _, name := range []string{"entry", "guest-room", "login", "account-room"} {
 		data, err := os.ReadFile(res.Screenshots[name])

@@ -11,14 +11,15 @@
 //   FIRST_TEXT        a message already in the room before the guest comes
 //   REPLIES           the replies to wait for, separated by '|'
 //   ACCOUNT, ACCOUNT_PASSWORD  the account holder who logs in afterwards
+//   ACCOUNT_TEXT      what the account holder says
 //   SHOTS_DIR         where the screenshots go
 //   CHROMIUM          the browser (default /usr/bin/chromium)
 //
 // A guest opens the page, joins with a nickname, sees the room's last
 // message (the time from opening the page to that is measured), says
 // GUEST_TEXT, sees the replies; then, in a fresh browser profile, the
-// account holder logs in through the same page and sees the room with its
-// history. Every request the page makes is recorded: any that is not to
+// account holder logs in through the same page, sees the room with its
+// history and says ACCOUNT_TEXT. Every request the page makes is recorded: any that is not to
 // BASE_URL's host is reported, as are CSP violations. It prints one JSON
 // object on stdout; a failure exits non-zero with the step on stderr.
 import { chromium } from 'playwright-core';
@@ -38,6 +39,7 @@ const firstText = env('FIRST_TEXT');
 const replies = env('REPLIES').split('|');
 const account = env('ACCOUNT');
 const accountPassword = env('ACCOUNT_PASSWORD');
+const accountText = env('ACCOUNT_TEXT');
 const shots = env('SHOTS_DIR');
 const executablePath = env('CHROMIUM', '/usr/bin/chromium');
 const timeout = 20000;
@@ -48,6 +50,7 @@ const result = { screenshots: {}, cspViolations: [], foreignRequests: [], reques
 const profiles = [];
 const contexts = [];
 let step = 'launch';
+let current; // the page in use, for a screenshot of a failure
 
 const open = async () => {
   const profile = mkdtempSync(join(tmpdir(), 'chatbox-chromium-'));
@@ -82,7 +85,7 @@ const message = (page, text) => page.locator('.chat-msg__text', { hasText: text 
 
 try {
   step = 'guest opens the page';
-  let page = await open();
+  let page = current = await open();
   const t0 = Date.now();
   await page.goto(base + '/chat/');
   await page.waitForFunction(() => document.documentElement.dataset.chatbox === 'ready');
@@ -105,7 +108,7 @@ try {
   await shot(page, 'guest-room');
 
   step = 'account holder logs in';
-  page = await open();
+  page = current = await open();
   await page.goto(base + '/chat/');
   await page.waitForFunction(() => document.documentElement.dataset.chatbox === 'ready');
   await page.click('#login-button');
@@ -116,6 +119,10 @@ try {
   step = 'account holder sees the room and its history';
   await message(page, guestText).waitFor();
   for (const r of replies) await message(page, r).waitFor();
+  step = 'account holder speaks';
+  await page.locator('.chat-textarea').fill(accountText);
+  await page.locator('.chat-textarea').press('Enter');
+  await message(page, accountText).waitFor();
   await shot(page, 'account-room');
   result.ok = true;
 } catch (e) {
@@ -123,6 +130,7 @@ try {
   result.step = step;
   result.error = String(e?.message ?? e);
   process.stderr.write(`failed at: ${step}: ${result.error}\n`);
+  if (current) await shot(current, 'failure').catch(() => {});
 } finally {
   for (const c of contexts) await c.close().catch(() => {});
   for (const p of profiles) rmSync(p, { recursive: true, force: true });

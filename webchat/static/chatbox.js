@@ -65,6 +65,7 @@
       authentication: 'login',
       default_domain: box.domain,
       locked_domain: box.domain,
+      muc_nickname_from_jid: true,
     });
   });
   // The buttons work once this script runs.
