@@ -8,7 +8,7 @@ DIST        := dist
 # The binary is static: no cgo, ever (the tests may use it for -race).
 export CGO_ENABLED := 0
 
-.PHONY: all build run test lint cross clean assets deb deb-test openwrt bench bench-smoke fuzz test-cross
+.PHONY: all build run test lint cross clean assets webchat-assets deb deb-test openwrt bench bench-smoke fuzz test-cross
 
 all: build
 
@@ -23,16 +23,16 @@ $(HTMX): node_modules/.package-lock.json
 	cp node_modules/htmx.org/dist/htmx.min.js $@
 assets: $(HTMX)
 
-build: $(HTMX)
+build: $(HTMX) webchat-assets
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/chatbox ./cmd/chatbox
 
 # Run with the built-in defaults: everything on localhost, data in ./chatbox-data.
-run: $(HTMX)
+run: $(HTMX) webchat-assets
 	$(GO) run ./cmd/chatbox
 
 # Every test: unit, end-to-end (real binary on loopback), fuzz seeds,
 # under the race detector.
-test: $(HTMX)
+test: $(HTMX) webchat-assets
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
 
 # Go benchmarks of the hot paths, BENCHCOUNT runs each (for benchstat:
@@ -115,6 +115,22 @@ test-cross:
 	  CHATBOX_E2E=off GOOS=linux GOARCH=$$arch $(GO) test -count=1 -timeout 30m -skip '^TestEndToEnd$$' -exec $$qemu ./...; \
 	  unset GOARM GOMIPS; \
 	done
+
+# The web chat's Converse.js files (pinned in webchat/package-lock.json),
+# copied into webchat/dist/ for go:embed: the script, its style, emoji
+# data, images, fonts and sounds; no other locale than English, no OMEMO.
+# The script, style and emoji data are kept gzipped (served as they are).
+CONVERSE := webchat/node_modules/converse.js/dist
+webchat-assets: webchat/dist/.built
+webchat/dist/.built: webchat/package.json webchat/package-lock.json
+	cd webchat && npm ci --ignore-scripts --no-audit --no-fund
+	find webchat/dist -mindepth 1 ! -name README.md -delete
+	cp $(CONVERSE)/converse.min.css $(CONVERSE)/emoji.json $(CONVERSE)/../LICENSE webchat/dist/
+	cp -r $(CONVERSE)/images $(CONVERSE)/webfonts webchat/dist/
+	mkdir -p webchat/dist/sounds && cp $(CONVERSE)/sounds/*.ogg $(CONVERSE)/sounds/*.mp3 webchat/dist/sounds/
+	cp $(CONVERSE)/converse.min.js webchat/dist/
+	gzip -9n webchat/dist/converse.min.js webchat/dist/converse.min.css webchat/dist/emoji.json
+	touch $@
 
 clean:
 	rm -rf bin $(DIST) build $(HTMX)

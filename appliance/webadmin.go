@@ -19,6 +19,7 @@ func (b *Box) webService(doors []Service) Service {
 		return nil
 	}
 	domain := b.cfg.Domain
+	webChat := webChatHandler(b.cfg, b.log)
 	return webadmin.New(webadmin.Config{
 		Listen:          c.Listen,
 		HTTPS:           c.HTTPS,
@@ -33,7 +34,8 @@ func (b *Box) webService(doors []Service) Service {
 		IRCTLSListen:    b.cfg.IRC.TLSListen,
 		IRCPlainListen:  b.cfg.IRC.PlainListen,
 		LoginsPerMinute: b.cfg.Limits.FailedLoginsPerMinute,
-		Mounts:          doorMounts(doors),
+		Mounts:          webChatMounts(doorMounts(doors), webChat),
+		Home:            webChat, // the web chat is the listener's home page
 	}, webBox{b}, b.log)
 }
 

@@ -534,6 +534,10 @@ func TestWebSocketGuest(t *testing.T) {
 	if !strings.HasPrefix(local, "guest-") || len(local) != len("guest-")+8 || rest != guestHost+"/phone" {
 		t.Fatalf("guest JID %q", jid)
 	}
+	g.send(`<iq xmlns="jabber:client" type="set" id="s1"><session xmlns="%s"/></iq>`, nsSession)
+	if r := g.expect("the session answer", func(e *Element) bool { return e.Get("id") == "s1" }); r.Get("type") != "result" {
+		t.Fatalf("a guest's session request answered %s", r)
+	}
 
 	// A nickname that is an account's is refused.
 	g.send(`<presence xmlns="jabber:client" to="general@rooms.%s/Alice"><x xmlns="%s"/></presence>`, boxDomain, nsMUC)

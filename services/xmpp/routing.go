@@ -43,6 +43,9 @@ func (ss *session) handle(el *Element) {
 		}
 		el.Set("to", a.String())
 	}
+	if ss.sessionRequest(el) {
+		return
+	}
 	if ss.guest() && !ss.guestMay(el) {
 		return
 	}

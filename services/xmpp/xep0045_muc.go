@@ -790,7 +790,15 @@ func (s *Server) mucServiceIQ(ss *session, iq *Element) {
 
 // roomDiscoInfo describes a room (XEP-0045 §6.4) with its muc#roominfo
 // form.
+//
+// The reserved-nickname query (§7.12, node x-roomuser-item) gets an
+// empty answer: nicknames are not reserved per room here. (Echoing the
+// room's identity there made Converse.js join under the room's name.)
 func (s *Server) roomDiscoInfo(ss *session, iq *Element, room string) {
+	if iq.First().Get("node") == "x-roomuser-item" {
+		ss.result(iq, El(nsDiscoInfo, "query", "node", "x-roomuser-item"))
+		return
+	}
 	ctx, cancel := ss.ctx()
 	defer cancel()
 	r, occ, err := s.core.RoomInfo(ctx, room)
