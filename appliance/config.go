@@ -186,7 +186,7 @@ type HWConfig struct {
 	StatusLED   string `toml:"status_led"`
 	ActivityLED string `toml:"activity_led"`
 	WANLED      string `toml:"wan_led"`
-	ButtonA     string `toml:"button_a"` // pairing; held 5 s: shut down
+	ButtonA     string `toml:"button_a"` // pairing; held 2 s: close guest access; 5 s: shut down
 	ButtonB     string `toml:"button_b"` // held 15 s: factory reset (asks first)
 	// LEDActiveLow: the LEDs light when their pin is low (wired from 3.3 V
 	// to the pin) instead of high (wired from the pin to ground).

@@ -22,3 +22,10 @@ func (b *Box) eventSweep(ctx context.Context, every time.Duration) {
 		}
 	}
 }
+
+// CloseGuests disconnects every guest on both doors and refuses new ones
+// until the web admin re-opens guest access (the front panel's button A
+// held 2 s). It returns how many guest sessions it ended.
+func (b *Box) CloseGuests() int {
+	return b.core.CloseGuests("the box's owner closed guest access")
+}
