@@ -18,7 +18,7 @@ type PressKind int
 // answer at once), and its release is then not reported.
 const (
 	ShortPress PressKind = iota + 1
-	HoldPress             // held ButtonTiming.Hold (2 s): button A closes guest access
+	HoldPress            // held ButtonTiming.Hold (2 s): button A closes guest access
 	LongPress
 	VeryLongPress
 )

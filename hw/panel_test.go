@@ -277,7 +277,7 @@ func TestPanelButtonATogglesPairing(t *testing.T) {
 func TestPanelButtonAHeldShutsDown(t *testing.T) {
 	r := newRig(t, appliance.StateReady)
 	r.sim.Hold(ButtonA)
-	r.clock.Advance(5*time.Second + 30*ms) // debounce + 5 s
+	r.clock.Advance(5*time.Second + 30*ms)           // debounce + 5 s
 	if c := r.box.nextCall(t); c != "close guests" { // at 2 s, on the way
 		t.Fatalf("call %q", c)
 	}
