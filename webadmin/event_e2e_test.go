@@ -104,7 +104,9 @@ func TestEventModeE2E(t *testing.T) {
 		return got["irc guest words"] && got["xmpp guest words"]
 	})
 	alice.send("PRIVMSG #general :alice words")
-	ig.expect("alice's line", func(m ircmsg.Message) bool { return m.Command == "PRIVMSG" && len(m.Params) == 2 && m.Params[1] == "alice words" })
+	ig.expect("alice's line", func(m ircmsg.Message) bool {
+		return m.Command == "PRIVMSG" && len(m.Params) == 2 && m.Params[1] == "alice words"
+	})
 
 	// Close guest access: both guests go, new ones are refused.
 	if r := api("POST", "/api/v1/event/close-guests", ""); r["disconnected"] != float64(2) {
