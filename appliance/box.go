@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -114,7 +115,11 @@ func Open(ctx context.Context, o Options) (*Box, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range o.Config.Rooms.Default {
+	rooms := o.Config.Rooms.Default
+	if o.Config.Event.Enabled {
+		rooms = append(slices.Clone(rooms), o.Config.Event.Rooms...)
+	}
+	for _, name := range rooms {
 		err := b.core.CreateRoom(ctx, name, "", chat.DefaultRoomSettings())
 		if err != nil && !errors.Is(err, chat.ErrExists) {
 			return nil, fmt.Errorf("create default room %q: %w", name, err)
@@ -149,6 +154,8 @@ func OpenCore(ctx context.Context, cfg Config, log *slog.Logger) (*store.Store, 
 		UsersMayCreateRooms: cfg.Rooms.UsersMayCreate,
 		DefaultHistory:      cfg.Rooms.DefaultHistory,
 		MaxRoomsPerSession:  cfg.Rooms.MaxRoomsPerUser,
+		Event: chat.EventOptions{Enabled: cfg.Event.Enabled, Welcome: cfg.Event.Welcome,
+			Rooms: cfg.Event.Rooms, GuestMessagesPerMinute: cfg.Event.GuestMessagesPerMinute},
 	})
 	if err != nil {
 		st.Close()
@@ -175,7 +182,7 @@ func (b *Box) builtinServices() []Service {
 			LineBurst:             b.cfg.Limits.MessageBurst,
 			HistoryOnJoin:         b.cfg.Rooms.DefaultHistory,
 			RegistrationOpen:      b.registrationOpen,
-			Guests:                b.cfg.Registration.Guests,
+			Guests:                b.cfg.GuestsAllowed(),
 			RegistrationTimeout:   b.cfg.Limits.LoginTimeout,
 		}, b.core, b.log))
 	}
@@ -209,7 +216,7 @@ func (b *Box) builtinServices() []Service {
 			Version:               b.version,
 			Calls:                 callServices(calls),
 			Uploads:               uploader(uploads),
-			Guests:                b.cfg.Registration.Guests,
+			Guests:                b.cfg.GuestsAllowed(),
 			Federation:            fed,
 			AuthTimeout:           b.cfg.Limits.LoginTimeout,
 		}, b.core, b.log))
@@ -288,6 +295,9 @@ func (b *Box) Run(ctx context.Context, stopTimeout time.Duration) error {
 	maintCtx, stopMaint := context.WithCancel(ctx)
 	defer stopMaint()
 	go b.maintain(maintCtx, 24*time.Hour)
+	if b.cfg.Event.Enabled && b.cfg.Event.History > 0 {
+		go b.eventSweep(maintCtx, time.Minute)
+	}
 	err := b.sup.start(ctx, b.services)
 	if err == nil {
 		b.hub.setState(StateReady, "")

@@ -33,6 +33,7 @@ type Config struct {
 	Rooms        RoomsConfig        `toml:"rooms"`
 	Limits       LimitsConfig       `toml:"limits"`
 	History      HistoryConfig      `toml:"history"`
+	Event        EventConfig        `toml:"event"`
 	Upload       UploadConfig       `toml:"upload"`
 	Calls        CallsConfig        `toml:"calls"`
 	HW           HWConfig           `toml:"hw"`
@@ -186,6 +187,27 @@ type HistoryConfig struct {
 	RetentionDays int `toml:"retention_days"`
 }
 
+// EventConfig sets event mode (a LAN party, a meeting): guests on both
+// doors (whatever registration.guests says), confined to Rooms, greeted
+// by Welcome, held to GuestMessagesPerMinute; history kept for History
+// only. Settings take effect at the next start; closing guest access and
+// ending the event are live (web admin, API, button A held 2 s).
+type EventConfig struct {
+	Enabled bool   `toml:"enabled"`
+	Welcome string `toml:"welcome"`
+	// Rooms are the rooms guests may join (created at start if missing).
+	Rooms []string `toml:"rooms"`
+	// History is how long messages are kept while the event runs; older
+	// ones are deleted by a sweep every minute. 0 keeps them (then
+	// history.retention_days applies).
+	History                time.Duration `toml:"history"`
+	GuestMessagesPerMinute int           `toml:"guest_messages_per_minute"`
+}
+
+// GuestsAllowed says whether the doors admit guests: registration.guests
+// or event mode.
+func (c Config) GuestsAllowed() bool { return c.Registration.Guests || c.Event.Enabled }
+
 // HWConfig sets the box's front panel (package hw): three LEDs and two
 // buttons on GPIO pins, named as the board's GPIO driver names them
 // ("GPIO17" on a Raspberry Pi). An empty pin name means "not connected".
@@ -196,7 +218,7 @@ type HWConfig struct {
 	StatusLED   string `toml:"status_led"`
 	ActivityLED string `toml:"activity_led"`
 	WANLED      string `toml:"wan_led"`
-	ButtonA     string `toml:"button_a"` // pairing; held 5 s: shut down
+	ButtonA     string `toml:"button_a"` // pairing; held 2 s: close guest access; 5 s: shut down
 	ButtonB     string `toml:"button_b"` // held 15 s: factory reset (asks first)
 	// LEDActiveLow: the LEDs light when their pin is low (wired from 3.3 V
 	// to the pin) instead of high (wired from the pin to ground).
@@ -280,6 +302,12 @@ func Defaults(hostname string) Config {
 			MaxMessageBytes:       64 << 10,
 			SessionsPerAccount:    10,
 			LoginTimeout:          time.Minute,
+		},
+		Event: EventConfig{
+			Welcome:                "Welcome! Be kind; what you write here is deleted when the event ends.",
+			Rooms:                  []string{"general"},
+			History:                24 * time.Hour,
+			GuestMessagesPerMinute: 20,
 		},
 		Upload: UploadConfig{
 			Listen:       []string{"127.0.0.1:5443"},

@@ -927,6 +927,26 @@ func (c *Config) Validate() error {
 		bad("limits.login_timeout", `must be at least 1s, such as "1m", got %q`, formatDuration(c.Limits.LoginTimeout))
 	}
 	atLeast("history.retention_days", c.History.RetentionDays, 0)
+	atLeast("event.guest_messages_per_minute", c.Event.GuestMessagesPerMinute, 1)
+	if c.Event.History != 0 && c.Event.History < time.Minute {
+		bad("event.history", `must be 0 (keep) or at least "1m", got %q`, formatDuration(c.Event.History))
+	}
+	if len(c.Event.Welcome) > 2000 {
+		bad("event.welcome", "must be at most 2000 bytes, got %d", len(c.Event.Welcome))
+	}
+	seen = map[string]bool{}
+	for _, r := range c.Event.Rooms {
+		switch {
+		case chat.ValidName(r) != nil:
+			bad("event.rooms", "%v", chat.ValidName(r))
+		case seen[r]:
+			bad("event.rooms", "%q is listed twice", r)
+		}
+		seen[r] = true
+	}
+	if c.Event.Enabled && len(c.Event.Rooms) == 0 {
+		bad("event.rooms", "name at least one room guests may join while the event is on")
+	}
 	return errors.Join(errs...)
 }
 

@@ -32,6 +32,8 @@ func (b *Box) webService(doors []Service) Service {
 		Registration:    b.cfg.Registration.Policy,
 		InviteURI:       func(inv chat.AccountInvite) string { return xmpp.InviteURI(domain, inv) },
 		IRCTLSListen:    b.cfg.IRC.TLSListen,
+		XMPPListen:      b.cfg.XMPP.Listen,
+		XMPPTLSListen:   b.cfg.XMPP.TLSListen,
 		IRCPlainListen:  b.cfg.IRC.PlainListen,
 		LoginsPerMinute: b.cfg.Limits.FailedLoginsPerMinute,
 		Mounts:          webChatMounts(doorMounts(doors), webChat),

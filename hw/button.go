@@ -18,6 +18,7 @@ type PressKind int
 // answer at once), and its release is then not reported.
 const (
 	ShortPress PressKind = iota + 1
+	HoldPress            // held ButtonTiming.Hold (2 s): button A closes guest access
 	LongPress
 	VeryLongPress
 )
@@ -26,6 +27,8 @@ func (k PressKind) String() string {
 	switch k {
 	case ShortPress:
 		return "short press"
+	case HoldPress:
+		return "hold"
 	case LongPress:
 		return "long press"
 	case VeryLongPress:
@@ -49,6 +52,8 @@ type ButtonTiming struct {
 	Debounce time.Duration
 	Long     time.Duration // held this long: a long press
 	VeryLong time.Duration // held this long: a very long press
+	// Hold, shorter than Long, is reported as a HoldPress; 0: never.
+	Hold time.Duration
 }
 
 // DefaultButtonTiming suits a tactile switch: 30 ms, 5 s, 15 s.
@@ -130,6 +135,7 @@ func (t *tracker) settled(gen uint64) {
 		if t.stable {
 			t.downAt, t.fired = now, 0
 			t.press++
+			t.armHold(t.press, HoldPress, t.timing.Hold)
 			t.armHold(t.press, LongPress, t.timing.Long)
 			t.armHold(t.press, VeryLongPress, t.timing.VeryLong)
 		} else if t.fired == 0 {

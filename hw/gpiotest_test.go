@@ -788,8 +788,8 @@ func TestGPIOTestFactoryResetRefused(t *testing.T) {
 	}
 }
 
-// Button A on the panel: a short press opens the pairing window, 5 s
-// held shuts the box down, the status LED saying so first.
+// Button A on the panel: a short press opens the pairing window, 2 s
+// held closes guest access, 5 s held shuts the box down, the status LED saying so first.
 func TestGPIOTestPanelButtonA(t *testing.T) {
 	r := newGPIORig(t, appliance.StateReady, true)
 	r.press(r.a, 200*ms)
@@ -800,6 +800,9 @@ func TestGPIOTestPanelButtonA(t *testing.T) {
 	opened := r.clock.elapsed()
 	r.a.set(t, gpio.Low)
 	r.clock.Advance(5*time.Second + 30*ms)
+	if c := r.box.nextCall(t); c != "close guests" { // held 2 s, on the way to 5 s
+		t.Fatalf("call %q", c)
+	}
 	if c := r.box.nextCall(t); c != "shutdown: button A held 5s" {
 		t.Fatalf("call %q", c)
 	}

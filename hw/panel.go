@@ -12,6 +12,10 @@
 // Buttons:
 //   - A, short press: open the pairing window (registration open for
 //     registration.pairing_window); again: close it.
+//   - A, held 2 s: close guest access at once (event mode): every guest
+//     is disconnected and new guests are refused until the web admin
+//     re-opens it; the activity LED flashes to show it was done. Holding
+//     on to 5 s goes on to the shutdown.
 //   - A, held 5 s: shut down safely; the status LED shows
 //     StatusShuttingDown first.
 //   - B, held 15 s (in any state): every LED flickers
@@ -49,6 +53,9 @@ type Box interface {
 	// FactoryReset erases the box's data (now or at its next start) and
 	// stops it.
 	FactoryReset() error
+	// CloseGuests disconnects every guest and refuses new ones (event
+	// mode); it returns how many sessions it ended.
+	CloseGuests() int
 }
 
 // LED and button names.
@@ -83,6 +90,7 @@ type Pins struct {
 // Timing is the panel's timing; zero fields take the defaults.
 type Timing struct {
 	Debounce      time.Duration // 30 ms
+	GuestsHold    time.Duration // A held this long closes guest access: 2 s
 	LongPress     time.Duration // A held this long shuts down: 5 s
 	VeryLongPress time.Duration // B held this long asks for a factory reset: 15 s
 	ResetConfirm  time.Duration // the time to confirm a factory reset: 10 s
@@ -95,6 +103,9 @@ func (t Timing) withDefaults() Timing {
 	}
 	if t.LongPress <= 0 {
 		t.LongPress = d.Long
+	}
+	if t.GuestsHold <= 0 || t.GuestsHold >= t.LongPress {
+		t.GuestsHold = min(2*time.Second, t.LongPress/2)
 	}
 	if t.VeryLongPress <= 0 {
 		t.VeryLongPress = d.VeryLong
@@ -169,7 +180,7 @@ func NewPanel(box Box, pins Pins, o Options) (*Panel, error) {
 		}
 	}
 	p.activity = NewFlasher(act, ActivityFlash, ActivityIdle)
-	bt := ButtonTiming{Debounce: p.timing.Debounce, Long: p.timing.LongPress, VeryLong: p.timing.VeryLongPress}
+	bt := ButtonTiming{Debounce: p.timing.Debounce, Long: p.timing.LongPress, VeryLong: p.timing.VeryLongPress, Hold: p.timing.GuestsHold}
 	for _, b := range []struct {
 		name string
 		pin  gpio.PinIn
@@ -381,6 +392,10 @@ func (p *Panel) press(pr Press) {
 	switch {
 	case pr.Button == ButtonA && pr.Kind == ShortPress:
 		p.togglePairing()
+	case pr.Button == ButtonA && pr.Kind == HoldPress:
+		n := p.box.CloseGuests()
+		p.activity.Flash()
+		p.log.Info("button A held: guest access closed", "held", p.timing.GuestsHold, "guests_disconnected", n)
 	case pr.Button == ButtonA && pr.Kind == LongPress:
 		p.stopping = true
 		p.show() // the shutdown pattern first, then the box stops

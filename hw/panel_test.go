@@ -90,6 +90,11 @@ func (b *fakeBox) Shutdown(reason string) {
 	b.setState(appliance.StateShuttingDown)
 }
 
+func (b *fakeBox) CloseGuests() int {
+	b.calls <- "close guests"
+	return 0
+}
+
 func (b *fakeBox) FactoryReset() error {
 	b.look()
 	b.calls <- "factory reset"
@@ -272,7 +277,10 @@ func TestPanelButtonATogglesPairing(t *testing.T) {
 func TestPanelButtonAHeldShutsDown(t *testing.T) {
 	r := newRig(t, appliance.StateReady)
 	r.sim.Hold(ButtonA)
-	r.clock.Advance(5*time.Second + 30*ms) // debounce + 5 s
+	r.clock.Advance(5*time.Second + 30*ms)           // debounce + 5 s
+	if c := r.box.nextCall(t); c != "close guests" { // at 2 s, on the way
+		t.Fatalf("call %q", c)
+	}
 	if c := r.box.nextCall(t); c != "shutdown: button A held 5s" {
 		t.Fatalf("call %q", c)
 	}
@@ -289,6 +297,26 @@ func TestPanelButtonAHeldShutsDown(t *testing.T) {
 	r.clock.Advance(time.Second)
 	r.waitLED(LEDStatus, StatusShuttingDown)
 	r.box.noCalls(t)
+}
+
+func TestPanelButtonAHeld2sClosesGuests(t *testing.T) {
+	r := newRig(t, appliance.StateReady)
+	r.sim.Hold(ButtonA)
+	r.clock.Advance(2*time.Second + 30*ms) // debounce + 2 s
+	if c := r.box.nextCall(t); c != "close guests" {
+		t.Fatalf("call %q", c)
+	}
+	// Let go before 5 s: no shutdown, no pairing (the release of a hold
+	// is not a short press), the box stays ready.
+	r.sim.Release(ButtonA)
+	r.clock.Advance(5 * time.Second)
+	r.waitLED(LEDStatus, StatusReady)
+	r.box.noCalls(t)
+	// A short press still toggles pairing.
+	r.press(ButtonA, 200*ms)
+	if c := r.box.nextCall(t); c != "open 2m0s" {
+		t.Fatalf("short press after the hold: %q", c)
+	}
 }
 
 // startReset holds B for 15 s and lets it go once every LED flickers.

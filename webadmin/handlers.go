@@ -47,6 +47,7 @@ func (s *Server) routes() *http.ServeMux {
 	})
 	s.peopleRoutes(mux)
 	s.roomRoutes(mux)
+	s.eventRoutes(mux)
 	s.boxRoutes(mux)
 	s.tokenRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

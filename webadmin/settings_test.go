@@ -44,6 +44,9 @@ var fakeSettings = []Setting{
 	{Key: "name", Value: "chatbox", Help: "The box's display name."},
 	{Key: "irc.plain_listen", Value: `["127.0.0.1:6667"]`, Help: "Plain-text IRC <listeners>."},
 	{Key: "limits.message_burst", Value: "20", Help: "Messages in a burst."},
+	{Key: "event.enabled", Value: "false", Help: "Event mode."},
+	{Key: "event.welcome", Value: "Hello guests", Help: "Shown to guests."},
+	{Key: "event.rooms", Value: `["general"]`, Help: "Guests' rooms."},
 }
 
 func (f *settingsFake) Settings() (string, []Setting, error) {

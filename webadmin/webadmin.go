@@ -163,6 +163,9 @@ type Config struct {
 	// IRCTLSListen and IRCPlainListen are the IRC door's listeners,
 	// whose ports an invitation shows IRC users.
 	IRCTLSListen, IRCPlainListen []string
+	// XMPPListen and XMPPTLSListen are the XMPP door's listeners, whose
+	// ports the event poster shows.
+	XMPPListen, XMPPTLSListen []string
 	// LoginsPerMinute bounds failed logins (and setup attempts) per
 	// remote address; default 5.
 	LoginsPerMinute int

@@ -38,6 +38,8 @@ type Options struct {
 	MaxRoomsPerSession int
 	// Iterations is the PBKDF2 count for new credentials (default 4096).
 	Iterations int
+	// Event is event mode (event.go).
+	Event EventOptions
 }
 
 // Core is the chat: sessions, rooms, routing. It is safe for concurrent
@@ -51,6 +53,7 @@ type Core struct {
 
 	sendLimit  *limiter
 	loginLimit *limiter
+	guestLimit *limiter         // event mode's guest rate limit; nil: none
 	latency    latencyHistogram // delivery latency (latency.go)
 
 	mu       sync.Mutex
@@ -60,6 +63,7 @@ type Core struct {
 	rooms    map[string]*roomState
 	watchers map[string]map[uint64]*Session // account -> sessions watching its presence
 	closed   bool
+	event    eventState
 }
 
 // New makes a core over a store.
@@ -95,7 +99,13 @@ func New(o Options) (*Core, error) {
 	if o.DefaultHistory < 0 {
 		o.DefaultHistory = 0
 	}
+	o.Event = normalizeEvent(o.Event)
+	var guestLimit *limiter
+	if n := o.Event.GuestMessagesPerMinute; o.Event.Enabled && n > 0 {
+		guestLimit = newLimiter(float64(n)/60, float64(max(1, n/4)), o.Now)
+	}
 	return &Core{
+		guestLimit: guestLimit,
 		store:      o.Store,
 		log:        o.Log,
 		now:        o.Now,
@@ -337,6 +347,10 @@ func (c *Core) open(info SessionInfo, sink Sink) (*Session, error) {
 		c.mu.Unlock()
 		return nil, ErrSessionClosed
 	}
+	if info.Guest && c.event.closed {
+		c.mu.Unlock()
+		return nil, ErrGuestsClosed
+	}
 	if info.Guest && len(c.byAcct[info.Account]) > 0 {
 		c.mu.Unlock()
 		return nil, fmt.Errorf("%w: %q", ErrNickInUse, strings.TrimPrefix(info.Account, GuestPrefix))
@@ -474,7 +488,7 @@ func (c *Core) checkBody(s *Session, body string) error {
 	if !utf8.ValidString(body) {
 		return ErrInvalidUTF8
 	}
-	if !c.sendLimit.Allow(s.info.Account) {
+	if !c.sendLimit.Allow(s.info.Account) || !c.guestAllowed(s) {
 		return ErrRateLimited
 	}
 	return nil

@@ -50,9 +50,12 @@ type Delivery struct {
 	Room     string
 	Rooms    []string
 	Occupant Occupant
-	// With an Echo DelJoin: the room as the joiner finds it.
+	// With an Echo DelJoin: the room as the joiner finds it, and the
+	// event's welcome for a guest (event.go), which the door shows after
+	// the join burst.
 	RoomInfo  *Room
 	Occupants []Occupant
+	Welcome   string
 	OldNick   string
 	Actor     string // nick (or account) of whoever did it
 	Reason    string

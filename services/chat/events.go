@@ -19,6 +19,8 @@ const (
 	EventAccountDeleted EventType = "account.deleted"
 	EventRoomCreated    EventType = "room.created"
 	EventLoginFailed    EventType = "login.failed"
+	EventGuestsClosed   EventType = "guests.closed" // event mode: CloseGuests
+	EventGuestsOpened   EventType = "guests.opened" // event mode: OpenGuests
 )
 
 // Event is one thing that happened, as observers see it. It never carries

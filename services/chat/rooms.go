@@ -265,6 +265,9 @@ func (c *Core) Join(ctx context.Context, s *Session, room, nick, key string) (Jo
 	if nick = strings.TrimSpace(nick); nick == "" {
 		nick = s.info.Account
 	}
+	if err := c.eventAllowsJoin(s, name); err != nil {
+		return JoinResult{}, err
+	}
 	var res JoinResult
 	r, err := c.loadRoom(ctx, name)
 	if errors.Is(err, ErrNoSuchRoom) {
@@ -348,7 +351,7 @@ func (c *Core) Join(ctx context.Context, s *Session, room, nick, key string) (Jo
 	// The joiner learns the room in the same order as everything after.
 	info := copyRoom(r.room)
 	s.sink.Deliver(Delivery{Kind: DelJoin, Room: name, Occupant: res.Self, From: s.ref(), Echo: true,
-		RoomInfo: &info, Occupants: res.Occupants})
+		RoomInfo: &info, Occupants: res.Occupants, Welcome: c.eventWelcome(s, name)})
 	limit := r.room.Settings.MaxHistory
 	c.mu.Unlock()
 

@@ -238,7 +238,8 @@ func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
 
 	case chat.DelJoin:
 		if d.Echo {
-			return append(c.joinBurst(d, caps), c.replayOnJoin(d.Room, caps)...)
+			out := append(c.joinBurst(d, caps), c.replayOnJoin(d.Room, caps)...)
+			return append(out, welcomeLines(server, d)...)
 		}
 		v := c.chans[d.Room]
 		if v == nil {

@@ -235,3 +235,34 @@ func (s *Store) QueueOffline(ctx context.Context, account string, seq int64) err
 	}
 	return nil
 }
+
+// DeleteMessagesFromPrefix deletes every message written by an account
+// whose name starts with prefix (chat.GuestPrefix: the guests' messages,
+// when an event ends), offline copies included, and says how many it
+// deleted. It implements chat.GuestMessageWiper.
+func (s *Store) DeleteMessagesFromPrefix(ctx context.Context, prefix string) (int64, error) {
+	if prefix == "" {
+		return 0, fmt.Errorf("delete messages by prefix: the prefix is empty (that would delete every message)")
+	}
+	var n int64
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		if err := raiseSeqFloor(ctx, tx); err != nil {
+			return err
+		}
+		// substr, not LIKE: the prefix is matched literally.
+		match := `substr(from_account, 1, length(?)) = ?`
+		if _, err := tx.ExecContext(ctx, `DELETE FROM offline WHERE seq IN (SELECT seq FROM messages WHERE `+match+`)`, prefix, prefix); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE `+match, prefix, prefix)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("delete messages by prefix: %w", err)
+	}
+	return n, nil
+}

@@ -75,7 +75,9 @@ func (c *conn) bind(iq *Element) {
 		cs, err = c.srv.core.Open(ctx, info, ss)
 	}
 	if err != nil {
-		if errors.Is(err, chat.ErrTooManySessions) {
+		if errors.Is(err, chat.ErrGuestsClosed) {
+			c.sendEl(stanzaErrorReply(iq, "cancel", "forbidden", err.Error()))
+		} else if errors.Is(err, chat.ErrTooManySessions) {
 			c.sendEl(stanzaErrorReply(iq, "wait", "resource-constraint", err.Error()))
 		} else {
 			c.sendEl(stanzaErrorReply(iq, "wait", "internal-server-error", err.Error()))

@@ -512,6 +512,9 @@ func (ss *session) mucJoined(d chat.Delivery) {
 		topic, by = d.RoomInfo.Topic, d.RoomInfo.TopicBy
 	}
 	ss.send(s.subjectMessage(d.Room, topic, by, ss.full))
+	if d.Welcome != "" {
+		ss.send(s.welcomeMessage(d.Room, d.Welcome, ss.full))
+	}
 }
 
 // subjectMessage carries a room's subject (always sent on join, empty if

@@ -32,6 +32,10 @@ func (c *conn) saslAnonymous() {
 		c.saslFailure("invalid-mechanism", "ANONYMOUS is for guest."+c.srv.cfg.Domain)
 		return
 	}
+	if c.srv.core.GuestsClosed() { // event mode: the owner closed guest access
+		c.saslFailure("not-authorized", "guest access is closed: ask the box's owner, or log in with an account")
+		return
+	}
 	c.succeed("guest-"+randomID()[:8], nil)
 }
 
