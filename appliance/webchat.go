@@ -17,7 +17,7 @@ func webChatHandler(cfg Config, log *slog.Logger) *webchat.Handler {
 		Name:   cfg.Name,
 		Domain: cfg.Domain,
 		Rooms:  cfg.Rooms.Default,
-		Guests: cfg.Registration.Guests,
+		Guests: cfg.GuestsAllowed(), // event mode lets guests in too
 		Log:    log.With("service", "webchat"),
 	})
 }
