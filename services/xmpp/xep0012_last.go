@@ -124,8 +124,8 @@ func (s *Server) lastVisible(ss *session, account string) bool {
 // recordLogout keeps the time (and the status of the unavailable
 // presence) when the account's last available session ends.
 func (s *Server) recordLogout(ss *session) {
-	if ss.core == nil {
-		return
+	if ss.core == nil || ss.guest() {
+		return // a guest keeps nothing (and has no account data)
 	}
 	p := ss.core.Presence()
 	if avail, _ := ss.isAvailable(); !avail && p.Show != chat.ShowOffline {
