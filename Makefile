@@ -51,14 +51,18 @@ bench-smoke:
 # Every fuzz target (func Fuzz* in a _test.go file), one after the other,
 # FUZZTIME each (`make fuzz FUZZTIME=10m` for a long run). A failing input
 # is written to the package's testdata/fuzz/<target>/: keep it, it becomes
-# a regression test in `make test`.
+# a regression test in `make test`. Inputs are not minimized
+# (FUZZMINIMIZE=0): go's minimizer, which also shrinks every new
+# interesting input, can outlast a short FUZZTIME and fail the run with
+# "context deadline exceeded"; `make fuzz FUZZMINIMIZE=60s` turns it on.
 FUZZTIME ?= 30s
+FUZZMINIMIZE ?= 0
 fuzz:
-	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+	@set -e; for f in $$(git ls-files '*_test.go' | xargs grep -l '^func Fuzz' | sort); do \
 	  pkg=./$$(dirname $${f#./}); \
 	  for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
 	    echo "== $$pkg $$name ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	    $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) $$pkg; \
 	  done; \
 	done
 
