@@ -105,7 +105,9 @@ func TestBrowserE2E(t *testing.T) {
 		switch {
 		case m == nil:
 		case m[1] == "web":
-			web = strings.TrimSuffix(m[5], "/")
+			// The logged url is the web admin's (/admin/); the web
+			// chat is at the listener's root.
+			web = "http://" + m[2]
 		case m[1] == "irc":
 			ircAddr = m[2]
 		case m[3] == "c2s-starttls":
