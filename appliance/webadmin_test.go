@@ -2,11 +2,13 @@ package appliance
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -51,13 +53,23 @@ func TestWebAdminService(t *testing.T) {
 		t.Fatalf("setup code file: %v %v", fi, err)
 	}
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Get("http://" + m[1] + "/")
+	resp, err := client.Get("http://" + m[1] + "/admin/")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/setup" {
-		t.Fatalf("GET /: %s %q", resp.Status, resp.Header.Get("Location"))
+		t.Fatalf("GET /admin/: %s %q", resp.Status, resp.Header.Get("Location"))
+	}
+	// The listener's home page is the web chat, even before the setup.
+	resp, err = client.Get("http://" + m[1] + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	home, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(home), `id="chatbox-entry"`) {
+		t.Fatalf("GET /: %s, want the web chat's page:\n%.300s", resp.Status, home)
 	}
 	// The adapter passes the box's state and events on.
 	wb := webBox{box}
