@@ -45,6 +45,14 @@ type conn struct {
 	isTLS bool
 	rd    ircreader.Reader
 
+	// Direct messages shown while the session's waiting messages are
+	// handed over (startSession): a message sent at the moment the session
+	// opens can come both live and from the offline queue; it is shown
+	// once. dmu guards them.
+	dmu          sync.Mutex
+	directSeen   map[int64]struct{}
+	directRecord bool
+
 	// Line-rate bucket (reader goroutine only).
 	tokens   float64
 	lastLine time.Time
@@ -377,12 +385,30 @@ func (c *conn) enqueue(it outItem, size int) {
 
 // Deliver is the core's Sink: it queues and never blocks.
 func (c *conn) Deliver(d chat.Delivery) {
+	if m := d.Message; d.Kind == chat.DelMessage && m != nil && m.Room == "" && m.Seq != 0 && !d.Echo && !d.Carbon && !c.firstDirect(m.Seq) {
+		return // shown already (live and from the offline queue)
+	}
 	size := 256
 	if d.Message != nil {
 		size += len(d.Message.Body) + len(d.Message.Extra)
 	}
 	size += 64 * len(d.Occupants)
 	c.enqueue(outItem{d: &d}, size)
+}
+
+// firstDirect says whether the direct message seq is shown for the first
+// time: a message seen while the offline queue is handed over is kept, so
+// that its second copy (live or queued) is dropped.
+func (c *conn) firstDirect(seq int64) bool {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if _, ok := c.directSeen[seq]; ok {
+		return false
+	}
+	if c.directRecord {
+		c.directSeen[seq] = struct{}{}
+	}
+	return true
 }
 
 // sendLine queues a line made by the server.

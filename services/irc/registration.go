@@ -387,6 +387,15 @@ func (c *conn) startSession() {
 		Mask: c.nick + "!" + c.userLocked() + "@" + c.host()}
 	admin := c.admin
 	c.mu.Unlock()
+	c.dmu.Lock()
+	c.directSeen, c.directRecord = map[int64]struct{}{}, true
+	c.dmu.Unlock()
+	defer func() {
+		// The set stays: a live copy of a waiting message may still come.
+		c.dmu.Lock()
+		c.directRecord = false
+		c.dmu.Unlock()
+	}()
 	s, err := c.srv.core.Open(ctx, info, c)
 	if err != nil {
 		c.numeric(ERR_YOUREBANNEDCREEP, "Cannot start your session: "+err.Error())
