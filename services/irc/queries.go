@@ -485,6 +485,9 @@ func parseWhoQuery(arg string) whoQuery {
 			q.fields += string(f)
 		}
 	}
+	if q.fields == "" {
+		q.fields = "n" // no field this server knows: the nick, at least
+	}
 	q.token = "0"
 	if validWhoxToken(token) {
 		q.token = token
