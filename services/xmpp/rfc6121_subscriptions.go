@@ -183,6 +183,21 @@ func inUnsubscribed(it *rosterItem) (*rosterItem, bool) {
 	return after, true
 }
 
+// subscriptionIn hands a subscription stanza of type typ from user
+// (local or remote) to the local account's roster.
+func (r *rosters) subscriptionIn(ctx context.Context, account string, user address, typ string, el *Element) {
+	switch typ {
+	case "subscribe":
+		r.subscribeIn(ctx, account, user, el)
+	case "subscribed":
+		r.subscribedIn(ctx, account, user, el)
+	case "unsubscribe":
+		r.unsubscribeIn(ctx, account, user, el)
+	case "unsubscribed":
+		r.unsubscribedIn(ctx, account, user, el)
+	}
+}
+
 func withTo(sub string) string {
 	if sub == "from" || sub == "both" {
 		return "both"
@@ -307,16 +322,7 @@ func (r *rosters) route(ctx context.Context, ss *session, c address, typ string,
 	}
 	user := r.addr(ss.account)
 	if account := r.localAccount(c); account != "" {
-		switch typ {
-		case "subscribe":
-			r.subscribeIn(ctx, account, user, el)
-		case "subscribed":
-			r.subscribedIn(ctx, account, user, el)
-		case "unsubscribe":
-			r.unsubscribeIn(ctx, account, user, el)
-		case "unsubscribed":
-			r.unsubscribedIn(ctx, account, user, el)
-		}
+		r.subscriptionIn(ctx, account, user, typ, el)
 		return
 	}
 	if c.Domain != r.srv.cfg.Domain && r.srv.hosted(c.Domain) {

@@ -245,16 +245,7 @@ func (s *Server) remotePresence(ctx context.Context, el *Element, account string
 		el.Set("to", to.Bare())
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		switch typ {
-		case "subscribe":
-			r.subscribeIn(ctx, account, u, el)
-		case "subscribed":
-			r.subscribedIn(ctx, account, u, el)
-		case "unsubscribe":
-			r.unsubscribeIn(ctx, account, u, el)
-		case "unsubscribed":
-			r.unsubscribedIn(ctx, account, u, el)
-		}
+		r.subscriptionIn(ctx, account, u, typ, el)
 		return
 	case "probe":
 		r := s.features.rosters
