@@ -1,5 +1,7 @@
 package chat
 
+import "sync"
+
 // DeliveryKind says what a Delivery tells a session.
 type DeliveryKind string
 
@@ -76,6 +78,9 @@ type Delivery struct {
 	// the same account (XEP-0280).
 	Echo   bool
 	Carbon bool
+	// Shared is the fan-out's render cache (see Rendered); nil when the
+	// delivery goes to one session only.
+	Shared *Rendered
 }
 
 // Sink receives deliveries for one session. Deliver must not block: a door
@@ -91,3 +96,38 @@ type SinkFunc func(Delivery)
 
 // Deliver calls f(d).
 func (f SinkFunc) Deliver(d Delivery) { f(d) }
+
+// Rendered lets the doors serialise one fan-out once per wire variant
+// rather than once per receiver: the core gives every Delivery of one
+// fan-out (a room message, a join) the same *Rendered, and a door asks it
+// for the bytes of a variant (its name plus whatever the form depends on,
+// such as the receiver's capabilities), rendering them only the first
+// time. A nil *Rendered renders every time. Callers must not change the
+// returned bytes.
+type Rendered struct {
+	mu      sync.Mutex
+	entries []renderedEntry
+}
+
+type renderedEntry struct {
+	key string
+	b   []byte
+}
+
+// Bytes returns the bytes cached under key, calling render to make them
+// the first time. Safe for concurrent use by the doors' writers.
+func (r *Rendered) Bytes(key string, render func() []byte) []byte {
+	if r == nil {
+		return render()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.entries {
+		if e.key == key {
+			return e.b
+		}
+	}
+	b := render()
+	r.entries = append(r.entries, renderedEntry{key, b})
+	return b
+}

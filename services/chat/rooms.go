@@ -341,7 +341,7 @@ func (c *Core) Join(ctx context.Context, s *Session, room, nick, key string) (Jo
 	res.Room = copyRoom(r.room)
 	res.Occupants = c.occupantsLocked(r)
 	if isNew {
-		d := Delivery{Kind: DelJoin, Room: name, Occupant: res.Self, From: s.ref()}
+		d := Delivery{Kind: DelJoin, Room: name, Occupant: res.Self, From: s.ref(), Shared: &Rendered{}}
 		r.each(func(os *Session) {
 			if os != s {
 				os.sink.Deliver(d)

@@ -41,9 +41,10 @@ func (c *Core) SendRoom(ctx context.Context, s *Session, room string, kind Messa
 		return Message{}, fmt.Errorf("store message: %w", err)
 	}
 	n := 0
+	shared := &Rendered{}
 	c.mu.Lock()
 	r.each(func(os *Session) {
-		os.sink.Deliver(Delivery{Kind: DelMessage, Room: r.room.Name, Message: &m, From: s.ref(), Echo: os == s})
+		os.sink.Deliver(Delivery{Kind: DelMessage, Room: r.room.Name, Message: &m, From: s.ref(), Echo: os == s, Shared: shared})
 		n++
 	})
 	c.mu.Unlock()
