@@ -106,6 +106,7 @@ func New(o Options) (*Core, error) {
 	}
 	return &Core{
 		guestLimit: guestLimit,
+		event:      loadEventState(o),
 		store:      o.Store,
 		log:        o.Log,
 		now:        o.Now,

@@ -22,6 +22,7 @@ const (
 	DelRoomDestroy DeliveryKind = "room-destroy" // Room was destroyed (Reason)
 	DelDisconnect  DeliveryKind = "disconnect"   // the core ends this session (Reason): the door closes it
 	DelSignal      DeliveryKind = "signal"       // an unstored signal (typing…) from From to Room or to this account: Tags
+	DelRetract     DeliveryKind = "retract"      // Message (ID, Room, From, FromNick) was wiped from Room's history by Actor (Reason)
 )
 
 // Occupant is one nick in a room: an account, present through one or more

@@ -91,16 +91,19 @@ func (c *Core) CloseGuests(reason string) int {
 		}
 	}
 	c.mu.Unlock()
+	c.saveGuestsClosed(true)
 	c.publish(Event{Type: EventGuestsClosed})
 	c.log.Info("guest access closed", "sessions", n)
 	return n
 }
 
-// OpenGuests lets guests in again after CloseGuests.
+// OpenGuests lets guests in again after CloseGuests. Both are saved in
+// the store (StateStore), so a restart keeps guest access as it was.
 func (c *Core) OpenGuests() {
 	c.mu.Lock()
 	c.event.closed = false
 	c.mu.Unlock()
+	c.saveGuestsClosed(false)
 	c.publish(Event{Type: EventGuestsOpened})
 	c.log.Info("guest access open")
 }
@@ -108,8 +111,8 @@ func (c *Core) OpenGuests() {
 // EndEvent ends the event: guest access closes (as CloseGuests) and every
 // message a guest wrote is deleted from history. Guests have no stored
 // account, vCard or private data (the core refuses them those), so their
-// messages are all there is to remove. It returns how many messages it
-// deleted.
+// messages and their room affiliations (bans of guests) are all there is
+// to remove. It returns how many messages it deleted.
 func (c *Core) EndEvent(ctx context.Context) (int64, error) {
 	c.CloseGuests("the event has ended")
 	w, ok := c.store.(GuestMessageWiper)
@@ -120,7 +123,11 @@ func (c *Core) EndEvent(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("end event: delete guests' messages: %w", err)
 	}
-	c.log.Info("event ended", "guest_messages_deleted", n)
+	bans, err := c.forgetGuestAffiliations(ctx)
+	if err != nil {
+		return n, fmt.Errorf("end event: delete guests' room affiliations: %w", err)
+	}
+	c.log.Info("event ended", "guest_messages_deleted", n, "guest_affiliations_deleted", bans)
 	return n, nil
 }
 
@@ -131,8 +138,12 @@ type GuestMessageWiper interface {
 	DeleteMessagesFromPrefix(ctx context.Context, prefix string) (int64, error)
 }
 
-// eventAllowsJoin refuses a guest an event room list does not name.
-func (c *Core) eventAllowsJoin(s *Session, room string) error {
+// eventAllowsJoin refuses a guest an event room list does not name, and
+// a newcomer to a locked room (lock.go).
+func (c *Core) eventAllowsJoin(ctx context.Context, s *Session, room string) error {
+	if err := c.lockAllowsJoin(ctx, s, room); err != nil {
+		return err
+	}
 	e := c.opts.Event
 	if !e.Enabled || !s.info.Guest || len(e.Rooms) == 0 || slices.Contains(e.Rooms, room) {
 		return nil

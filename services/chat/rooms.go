@@ -265,7 +265,7 @@ func (c *Core) Join(ctx context.Context, s *Session, room, nick, key string) (Jo
 	if nick = strings.TrimSpace(nick); nick == "" {
 		nick = s.info.Account
 	}
-	if err := c.eventAllowsJoin(s, name); err != nil {
+	if err := c.eventAllowsJoin(ctx, s, name); err != nil {
 		return JoinResult{}, err
 	}
 	var res JoinResult

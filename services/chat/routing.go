@@ -28,6 +28,9 @@ func (c *Core) SendRoom(ctx context.Context, s *Session, room string, kind Messa
 	case o != nil && o.role == RoleVisitor:
 		c.mu.Unlock()
 		return Message{}, fmt.Errorf("%w: %s", ErrModerated, r.room.Name)
+	case r.lockSilences(s):
+		c.mu.Unlock()
+		return Message{}, fmt.Errorf("%w: %s", ErrRoomLocked, r.room.Name)
 	case o != nil:
 		nick = o.nick
 	}

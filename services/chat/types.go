@@ -101,6 +101,9 @@ type RoomSettings struct {
 	MaxHistory   int    `json:"max_history"`   // messages sent on join; 0: server default
 	Description  string `json:"description"`   // muc#roomconfig_roomdesc
 	AnyoneInvite bool   `json:"anyone_invite"` // muc#roomconfig_allowinvites
+
+	// Locked is the box admin's lock (lock.go): no newcomers, guests silent.
+	Locked bool `json:"locked,omitempty"`
 }
 
 // MaskList names one of a room's mask lists.
