@@ -25,6 +25,7 @@ type eventData struct {
 	Welcome      string
 	Rooms        string // "general, games"
 	Saved        bool   // just saved: offer a restart
+	Guests       []chat.GuestInfo
 }
 
 func (s *Server) eventRoutes(mux *http.ServeMux) {
@@ -38,6 +39,7 @@ func (s *Server) eventRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("/api/v1/event/close-guests", s.api(map[string]http.HandlerFunc{"POST": s.apiEventClose}))
 	mux.HandleFunc("/api/v1/event/open-guests", s.api(map[string]http.HandlerFunc{"POST": s.apiEventOpen}))
 	mux.HandleFunc("/api/v1/event/end", s.api(map[string]http.HandlerFunc{"POST": s.apiEventEnd}))
+	s.moderationRoutes(mux) // moderation.go
 }
 
 // savedEvent reads the event's settings as saved (the next start's).
@@ -110,7 +112,7 @@ func (s *Server) renderEvent(w http.ResponseWriter, r *http.Request, p *page, st
 	}
 	core := s.box.Core()
 	d := eventData{Running: core.Event().Enabled, GuestsClosed: core.GuestsClosed(), Enabled: enabled,
-		Welcome: welcome, Rooms: strings.Join(rooms, ", "), Saved: r.URL.Query().Get("done") == "saved"}
+		Welcome: welcome, Rooms: strings.Join(rooms, ", "), Saved: r.URL.Query().Get("done") == "saved", Guests: core.Guests()}
 	if v, ok := p.Form["welcome"]; ok {
 		d.Welcome = v
 	}
@@ -132,6 +134,10 @@ func (s *Server) eventPage(w http.ResponseWriter, r *http.Request, p *page) {
 		p.Flash = "Guest access is closed: every guest was disconnected and new guests are refused."
 	case "opened":
 		p.Flash = "Guest access is open again."
+	case "kicked":
+		p.Flash = "The guest was kicked from " + r.URL.Query().Get("n") + " room(s)."
+	case "wiped":
+		p.Flash = "The guest's messages were deleted from every history (" + r.URL.Query().Get("n") + "). Those already shown them keep seeing them, except XMPP apps that honour retractions."
 	case "ended":
 		p.Flash = "The event has ended: guests were disconnected and their messages deleted (" + r.URL.Query().Get("n") + "). Turn event mode off below when you are done."
 	}

@@ -19,6 +19,7 @@ type roomRow struct {
 	Name      string
 	Topic     string
 	Occupants []occupantRow
+	Locked    bool // moderation.go
 }
 
 type roomsData struct {
@@ -46,7 +47,7 @@ func (s *Server) renderRooms(w http.ResponseWriter, r *http.Request, p *page, st
 	}
 	d := roomsData{Domain: s.cfg.Domain}
 	for _, rm := range rooms {
-		row := roomRow{Name: rm.Name, Topic: rm.Topic}
+		row := roomRow{Name: rm.Name, Topic: rm.Topic, Locked: rm.Settings.Locked}
 		if _, occs, err := core.RoomInfo(ctx, rm.Name); err == nil {
 			for _, o := range occs {
 				doors, _ := doorsOf(o.Sessions)

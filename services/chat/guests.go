@@ -214,3 +214,49 @@ func (c *Core) forgetGuestAffiliations(ctx context.Context) (int64, error) {
 	c.mu.Unlock()
 	return n, nil
 }
+
+// BanGuest bans a guest's pseudo-account from a room (the ban mask is the
+// pseudo-account itself, which IRC lists as +b ~name) and removes it from
+// the room as banned (XMPP status 301); with ban false it lifts that
+// ban. It is for doors whose ban names an account (XEP-0045 outcast):
+// guests have no affiliations. Moderators may do it, as IRC operators set
+// +b.
+func (c *Core) BanGuest(ctx context.Context, s *Session, room, account, reason string, ban bool) error {
+	account, err := guestAccount(Fold(account))
+	if err != nil {
+		return err
+	}
+	if !ban {
+		return c.RemoveMask(ctx, s, room, ListBan, account)
+	}
+	if err := c.AddMask(ctx, s, room, ListBan, account, reason); err != nil && !errors.Is(err, ErrExists) {
+		return err
+	}
+	r, admin, err := c.actingOn(ctx, s, room)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	role, aff := c.actorStanding(r, s, admin)
+	for _, o := range r.occupants {
+		if o.account == account && mayActOn(role, aff, o.role, r.affiliation(o.account)) {
+			c.removeOccupant(r, o, s, reason, true)
+		}
+	}
+	empty := c.forgetIfEmptyLocked(r)
+	c.mu.Unlock()
+	if empty {
+		c.deleteEmptyRooms(ctx, r.room.Name)
+	}
+	return nil
+}
+
+// guestMaskSubject is what a room mask matches a guest as, besides its
+// pseudo-account: name!guest@door, as IRC shows it (so MODE +b name!*@*
+// reaches an XMPP guest too); "" for accounts.
+func guestMaskSubject(s *Session) string {
+	if !s.info.Guest {
+		return ""
+	}
+	return strings.TrimPrefix(s.info.Account, GuestPrefix) + "!guest@" + s.info.Door
+}

@@ -103,7 +103,7 @@ func matchMask(mask string, s *Session) bool {
 	// account!account@door lets an IRC-style ban on a nick reach the
 	// account whatever door it uses.
 	full := s.info.Account + "!" + s.info.Account + "@" + s.info.Door
-	for _, subject := range []string{s.info.Account, strings.ToLower(s.info.Mask), full} {
+	for _, subject := range []string{s.info.Account, strings.ToLower(s.info.Mask), full, guestMaskSubject(s)} {
 		if subject == "" {
 			continue
 		}

@@ -347,7 +347,7 @@ type chanCtx struct {
 func occupantsOf(occ []chat.Occupant, account string) []chat.Occupant {
 	var out []chat.Occupant
 	for _, o := range occ {
-		if o.Account == account {
+		if occupantIs(o, account) { // guests.go
 			out = append(out, o)
 		}
 	}

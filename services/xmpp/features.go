@@ -122,6 +122,7 @@ func buildFeatures(s *Server) *features {
 		registerCommands, // XEP-0050; its commands come from the feature files (XEP-0401)
 		registerInvites,
 		registerFederation, // s2s: remote messages kept for offline accounts
+		registerModeration, // XEP-0425 notices of wiped messages
 	} {
 		register(f, s)
 	}

@@ -51,7 +51,7 @@ func (c *conn) bind(iq *Element) {
 	}
 	host := c.srv.cfg.Domain
 	if c.guest {
-		host = c.srv.guestDomain()
+		host, c.account = c.srv.guestDomain(), c.guestLocal(res) // xep0175_anonymous.go
 	}
 	a, err := parseJID(c.account + "@" + host + "/" + res)
 	if err != nil || a.Resource == "" {

@@ -103,6 +103,13 @@ func (s *Server) mucAdmin(ss *session, iq *Element, room string) {
 				return
 			}
 			a, err := parseJID(it.Get("jid"))
+			if err == nil && a.Local != "" && strings.EqualFold(a.Domain, s.guestDomain()) { // xep0175_anonymous.go
+				if err := s.mucGuestAffiliation(ctx, ss, room, a, aff, reason); err != nil {
+					ss.replyErr(iq, mucAdminCondition(err), err.Error())
+					return
+				}
+				continue
+			}
 			if err != nil || a.Domain != s.cfg.Domain || a.Local == "" {
 				ss.replyErr(iq, "not-acceptable", "affiliations name accounts of this server: name@"+s.cfg.Domain)
 				return

@@ -1,7 +1,11 @@
 package xmpp
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strings"
+	"time"
 
 	"chatbox/services/chat"
 )
@@ -20,7 +24,21 @@ import (
 // pseudo-account end when it leaves (what it said in rooms stays in their
 // history, as for accounts). Left out: the ANONYMOUS trace token (not
 // used), stream management resumption for guests (a guest that drops
-// comes back as a new guest), and a guest-chosen JID.
+// comes back as a new guest).
+//
+// The guest's name (its JID's localpart and the core's pseudo-account,
+// which IRC shows as its nick) is the resource it asks to bind when that
+// is a valid name (chat.ValidName after folding: the web chat binds the
+// nickname the guest typed) that no account and no other guest online
+// has; otherwise it is the random guest-xxxxxxxx. So the nick IRC shows
+// never clashes: accounts' nicks are their names, IRC guests' and XMPP
+// guests' share the one ~name namespace the core keeps unique.
+//
+// In event mode guests may also ask upload.<domain> for slots (XEP-0363)
+// to share pictures; outside it, files are for accounts. A room moderator
+// bans a guest with the XEP-0045 outcast affiliation on
+// name@guest.<domain> (the name IRC shows): the core bans the
+// pseudo-account (chat.Core.BanGuest), which both doors honour.
 
 // guestDomain is the host guests log in to.
 func (s *Server) guestDomain() string { return "guest." + s.cfg.Domain }
@@ -50,6 +68,8 @@ func (ss *session) guestMay(el *Element) bool {
 	switch {
 	case to != "" && strings.EqualFold(a.Domain, ss.srv.mucDomain()):
 		return true // rooms
+	case el.Local == "iq" && to != "" && strings.EqualFold(a.Domain, ss.srv.uploadDomain()) && ss.srv.guestMayUpload():
+		return true // event mode: upload slots
 	case el.Local == "iq" && to != "" && a.Local == "" && a.Resource == "" &&
 		strings.EqualFold(a.Domain, ss.srv.cfg.Domain) && guestIQ(el):
 		return true // ping, disco of the box
@@ -69,4 +89,37 @@ func guestIQ(el *Element) bool {
 		}
 	}
 	return false
+}
+
+// guestLocal is the localpart a guest binding resource res gets: res
+// folded when it is a free valid name, else the random one it logged in
+// with.
+func (c *conn) guestLocal(res string) string {
+	name := chat.Fold(res)
+	if chat.ValidName(name) != nil || len(c.srv.core.Sessions(chat.GuestPrefix+name)) > 0 {
+		return c.account
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.srv.core.Account(ctx, name); !errors.Is(err, chat.ErrNotFound) {
+		return c.account // an account's name (or the store cannot say)
+	}
+	return name
+}
+
+// guestMayUpload says whether guests may share files: in event mode,
+// when the box shares files at all.
+func (s *Server) guestMayUpload() bool {
+	return s.cfg.Uploads != nil && s.core.Event().Enabled
+}
+
+// mucGuestAffiliation handles a muc#admin item setting the affiliation of
+// a guest's JID (name@guest.<domain>): outcast bans the guest, none lifts
+// the ban; a guest can have no other affiliation.
+func (s *Server) mucGuestAffiliation(ctx context.Context, ss *session, room string, a address, aff chat.Affiliation, reason string) error {
+	switch aff {
+	case chat.AffOutcast, chat.AffNone:
+		return s.core.BanGuest(ctx, ss.core, room, chat.GuestPrefix+a.Local, reason, aff == chat.AffOutcast)
+	}
+	return fmt.Errorf("%w: a guest can only be banned (outcast) or unbanned (none)", chat.ErrForbidden)
 }

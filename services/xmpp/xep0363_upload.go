@@ -130,7 +130,7 @@ func (s *Server) uploadRequest(ss *session, iq, req *Element) {
 		ss.replyErr(iq, "bad-request", "a slot request is an IQ get")
 		return
 	}
-	if ss.account == "" || chat.IsGuest(ss.account) {
+	if ss.account == "" || (chat.IsGuest(ss.account) && !s.guestMayUpload()) {
 		ss.replyErr(iq, "forbidden", "only accounts of this box may share files")
 		return
 	}
