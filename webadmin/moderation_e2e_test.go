@@ -215,7 +215,9 @@ func TestGuestModerationE2E(t *testing.T) {
 	// Kicks: the IRC operator kicks the XMPP guest by the nick IRC shows,
 	// the XMPP moderator kicks the IRC guest.
 	alice.send("KICK #general guesty :behave")
-	if p := xg.until("its kick", func(s string) bool { return strings.Contains(s, `type="unavailable"`) && strings.Contains(s, `code="110"`) }); !strings.Contains(p, `code="307"`) {
+	if p := xg.until("its kick", func(s string) bool {
+		return strings.Contains(s, `type="unavailable"`) && strings.Contains(s, `code="110"`)
+	}); !strings.Contains(p, `code="307"`) {
 		t.Fatalf("kick presence %s", p)
 	}
 	if r := bob.admin("kick", `<item nick="visitor" role="none"><reason>behave</reason></item>`); !strings.Contains(r, `type="result"`) {
@@ -233,17 +235,23 @@ func TestGuestModerationE2E(t *testing.T) {
 	if r := bob.admin("ban", `<item jid="guesty@guest.`+e2eDomain+`" affiliation="outcast"><reason>spam</reason></item>`); !strings.Contains(r, `type="result"`) {
 		t.Fatalf("ban: %s", r)
 	}
-	if p := xg.until("its ban", func(s string) bool { return strings.Contains(s, `type="unavailable"`) && strings.Contains(s, `code="110"`) }); !strings.Contains(p, `code="301"`) {
+	if p := xg.until("its ban", func(s string) bool {
+		return strings.Contains(s, `type="unavailable"`) && strings.Contains(s, `code="110"`)
+	}); !strings.Contains(p, `code="301"`) {
 		t.Fatalf("ban presence %s", p)
 	}
-	alice.expect("the ban on IRC", func(m ircmsg.Message) bool { return m.Command == "MODE" && len(m.Params) >= 3 && m.Params[2] == "~guesty" })
+	alice.expect("the ban on IRC", func(m ircmsg.Message) bool {
+		return m.Command == "MODE" && len(m.Params) >= 3 && m.Params[2] == "~guesty"
+	})
 	xg.send(`<presence xmlns="jabber:client" to="general@rooms.` + e2eDomain + `/Guesty"><x xmlns="http://jabber.org/protocol/muc"/></presence>`)
 	if p := xg.until("the refusal", func(s string) bool { return strings.HasPrefix(s, "<presence") && strings.Contains(s, `type="error"`) }); !strings.Contains(p, "forbidden") {
 		t.Fatalf("banned guest rejoining: %s", p)
 	}
 	// An IRC mask ban by the nick IRC shows reaches an XMPP guest too.
 	alice.send("MODE #general +b guest-*!*@*")
-	alice.expect("+b", func(m ircmsg.Message) bool { return m.Command == "MODE" && len(m.Params) >= 3 && m.Params[2] == "guest-*!*@*" })
+	alice.expect("+b", func(m ircmsg.Message) bool {
+		return m.Command == "MODE" && len(m.Params) >= 3 && m.Params[2] == "guest-*!*@*"
+	})
 	other.send(`<presence xmlns="jabber:client" to="general@rooms.` + e2eDomain + `/Other"><x xmlns="http://jabber.org/protocol/muc"/></presence>`)
 	if p := other.until("the refusal", func(s string) bool { return strings.HasPrefix(s, "<presence") }); !strings.Contains(p, `type="error"`) || !strings.Contains(p, "forbidden") {
 		t.Fatalf("XMPP guest banned by an IRC mask joined: %s", p)
