@@ -9,7 +9,12 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"image"
+	"image/png"
+	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,10 +54,13 @@ var listenRe = regexp.MustCompile(`msg=listening door=(xmpp|irc|web) addr=(\S+) 
 
 // TestBrowserE2E drives the web chat in a real browser (Debian's chromium
 // through playwright-core, browsertest/webchat.mjs) against the real
-// binary with guests on: a guest opens the page, joins #general with a
-// nickname, sees the message already there, says something that an IRC
-// client and an XMPP client in the room receive, and sees both of their
-// replies; then an account holder logs in through the same page and sees
+// binary with guests on (event mode): a guest opens the page, joins
+// #general with a nickname, sees the message already there, says
+// something that an IRC client and an XMPP client in the room receive
+// (IRC shows the guest by that nickname), and sees both of their
+// replies; it shares an image (XEP-0363 through Converse: both clients
+// get the link, which serves the file) and is kicked by the IRC client, a
+// channel operator (the page shows it); then an account holder logs in through the same page and sees
 // the room with that history, and speaks there under the account's
 // name. The page makes no request beyond the box
 // and no CSP violation. Screenshots go to build/screenshots/.
@@ -88,6 +96,7 @@ func TestBrowserE2E(t *testing.T) {
 	for _, a := range []string{"alice", "bob", "carl"} {
 		p.CLI(t, "password-"+a+"\n", "user", "add", a)
 	}
+	p.CLI(t, "", "user", "admin", "bob", "yes") // an operator of every channel: kicks the guest
 	var web, ircAddr, xmppAddr string
 	p.Start(t, []string{
 		"--set", "domain=" + domain,
@@ -100,6 +109,8 @@ func TestBrowserE2E(t *testing.T) {
 		"--set", "upload.listen=127.0.0.1:0",
 		"--set", "calls.listen=127.0.0.1:0",
 		"--set", "registration.guests=true",
+		"--set", "event.enabled=true", // guests share files in event mode
+		"--set", `event.rooms=["general"]`,
 	}, func(line string) {
 		m := listenRe.FindStringSubmatch(line)
 		switch {
@@ -127,6 +138,7 @@ func TestBrowserE2E(t *testing.T) {
 		ircReply  = "hi zoe, from IRC"
 		xmppReply = "hi zoe, from XMPP"
 		aliceText = "hello from alice's account"
+		kickCue   = "did you all see my picture?"
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -136,8 +148,13 @@ func TestBrowserE2E(t *testing.T) {
 	carl := xmppJoin(t, ctx, xmppAddr, p.CA(t), "carl")
 	bob.send("PRIVMSG #general :" + firstText)
 	carl.waitBody(t, "general@rooms."+domain+"/bob", firstText)
+	image := tinyPNG(t)
+	upload := filepath.Join(t.TempDir(), "party.png")
+	if err := os.WriteFile(upload, image, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
-	var ircGot, xmppGot, aliceFrom string
+	var ircGot, xmppGot, aliceFrom, ircLink, xmppLink string
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -147,12 +164,31 @@ func TestBrowserE2E(t *testing.T) {
 			ircGot = m.Source + " " + m.Params[0]
 			bob.send("PRIVMSG #general :" + ircReply)
 		}
+		// The guest's image reaches IRC as its link; on the guest's
+		// next line bob, an operator, kicks it by the nick IRC shows.
+		if m, ok := bob.waitFor(func(m ircmsg.Message) bool {
+			return m.Command == "PRIVMSG" && len(m.Params) == 2 && strings.Contains(m.Params[1], "/upload/")
+		}); ok {
+			ircLink = m.Params[1]
+		}
+		if _, ok := bob.waitFor(func(m ircmsg.Message) bool {
+			return m.Command == "PRIVMSG" && len(m.Params) == 2 && m.Params[1] == kickCue
+		}); ok {
+			bob.send("KICK #general " + nick + " :that's enough, " + nick)
+		}
 	}()
 	go func() {
 		defer wg.Done()
 		if from, ok := carl.waitFor(guestText); ok {
 			xmppGot = from
 			carl.say(ctx, xmppReply)
+			carl.waitFunc(func(m groupMessage) bool {
+				if strings.Contains(m.Body, "/upload/") {
+					xmppLink = m.Body
+					return true
+				}
+				return false
+			})
 			aliceFrom, _ = carl.waitFor(aliceText)
 		}
 	}()
@@ -160,7 +196,7 @@ func TestBrowserE2E(t *testing.T) {
 	cmd := exec.CommandContext(ctx, node, "browsertest/webchat.mjs")
 	cmd.Env = append(os.Environ(), "BASE_URL="+web, "NICK="+nick, "FIRST_TEXT="+firstText, "GUEST_TEXT="+guestText,
 		"REPLIES="+ircReply+"|"+xmppReply, "ACCOUNT=alice", "ACCOUNT_PASSWORD=password-alice", "ACCOUNT_TEXT="+aliceText,
-		"SHOTS_DIR="+shots, "CHROMIUM="+chromium)
+		"SHOTS_DIR="+shots, "CHROMIUM="+chromium, "UPLOAD_FILE="+upload, "FILES_HOST="+domain, "KICK_CUE="+kickCue)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	runErr := cmd.Run()
@@ -174,10 +210,17 @@ func TestBrowserE2E(t *testing.T) {
 	t.Logf("browser result: %s", strings.TrimSpace(stdout.String()))
 	os.WriteFile(filepath.Join(shots, "result.json"), stdout.Bytes(), 0o644)
 
-	// IRC shows an XMPP guest by its pseudo-account (guest-xxxxxxxx), not
-	// by its room nickname: that is the doors' mapping today.
-	if !strings.HasPrefix(ircGot, "guest-") || !strings.HasSuffix(ircGot, " #general") {
-		t.Errorf("IRC got the guest's message as %q, want from guest-…! in #general", ircGot)
+	// IRC shows the XMPP guest by the nickname it typed (the web chat
+	// binds it as resource, which names the guest).
+	if ircGot != nick+"!guest@xmpp."+domain+" #general" {
+		t.Errorf("IRC got the guest's message as %q, want from %s!guest@xmpp.%s in #general", ircGot, nick, domain)
+	}
+	// The image: IRC and XMPP got the same link, and it serves the file.
+	link := strings.TrimSpace(ircLink)
+	if !strings.HasPrefix(link, "https://"+domain+":") || xmppLink != link {
+		t.Errorf("the guest's image reached IRC as %q and XMPP as %q", ircLink, xmppLink)
+	} else if got := fetchShared(t, p.CA(t), link); !bytes.Equal(got, image) {
+		t.Errorf("%s serves %d bytes, want the %d the guest shared", link, len(got), len(image))
 	}
 	if xmppGot != "general@rooms."+domain+"/"+nick {
 		t.Errorf("XMPP got the guest's message from %q", xmppGot)
@@ -185,7 +228,7 @@ func TestBrowserE2E(t *testing.T) {
 	if aliceFrom != "general@rooms."+domain+"/alice" {
 		t.Errorf("XMPP got the account holder's message from %q, want under the account's name", aliceFrom)
 	}
-	for _, name := range []string{"entry", "guest-room", "login", "account-room"} {
+	for _, name := range []string{"entry", "guest-room", "guest-upload", "guest-kicked", "login", "account-room"} {
 		data, err := os.ReadFile(res.Screenshots[name])
 		if err != nil || !bytes.HasPrefix(data, []byte("\x89PNG")) {
 			t.Errorf("screenshot %s: %q: %v", name, res.Screenshots[name], err)
@@ -351,6 +394,24 @@ func (c *xmppClient) waitFor(text string) (string, bool) {
 	}
 }
 
+// waitFunc returns the first room message pred accepts, or false.
+func (c *xmppClient) waitFunc(pred func(groupMessage) bool) (groupMessage, bool) {
+	deadline := time.After(time.Minute)
+	for {
+		select {
+		case m, ok := <-c.msgs:
+			if !ok {
+				return groupMessage{}, false
+			}
+			if m.Type == "groupchat" && pred(m) {
+				return m, true
+			}
+		case <-deadline:
+			return groupMessage{}, false
+		}
+	}
+}
+
 func (c *xmppClient) waitBody(t *testing.T, from, text string) {
 	t.Helper()
 	if got, ok := c.waitFor(text); !ok || got != from {
@@ -370,4 +431,46 @@ func (r rawTokens) Token() (xml.Token, error) {
 		return nil, err
 	}
 	return xml.CopyToken(t), nil
+}
+
+// tinyPNG is a small valid PNG (16x16, one colour).
+func tinyPNG(t *testing.T) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 16, 16))
+	for i := range img.Pix {
+		img.Pix[i] = 0xc0
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// fetchShared GETs a shared file's link from the box's file service
+// (https://box.test:port, on loopback), trusting the box's CA.
+func fetchShared(t *testing.T, ca *x509.CertPool, link string) []byte {
+	t.Helper()
+	u, err := url.Parse(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{ServerName: domain, RootCAs: ca, MinVersion: tls.VersionTLS12},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", u.Port()))
+		},
+	}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: waitLimit}).Get(link)
+	if err != nil {
+		t.Fatalf("GET %s: %v", link, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", link, resp.StatusCode, err)
+	}
+	return body
 }

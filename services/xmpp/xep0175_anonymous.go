@@ -35,7 +35,10 @@ import (
 // guests' share the one ~name namespace the core keeps unique.
 //
 // In event mode guests may also ask upload.<domain> for slots (XEP-0363)
-// to share pictures; outside it, files are for accounts. A room moderator
+// to share pictures; outside it, files are for accounts. Web clients look
+// for the upload service in their own host's disco#items (XEP-0030), so
+// guest.<domain> answers disco: a server identity, and as items the rooms
+// and, in event mode, the upload service. A room moderator
 // bans a guest with the XEP-0045 outcast affiliation on
 // name@guest.<domain> (the name IRC shows): the core bans the
 // pseudo-account (chat.Core.BanGuest), which both doors honour.
@@ -70,6 +73,9 @@ func (ss *session) guestMay(el *Element) bool {
 		return true // rooms
 	case el.Local == "iq" && to != "" && strings.EqualFold(a.Domain, ss.srv.uploadDomain()) && ss.srv.guestMayUpload():
 		return true // event mode: upload slots
+	case el.Local == "iq" && a.Local == "" && a.Resource == "" && strings.EqualFold(a.Domain, ss.srv.guestDomain()) && guestIQ(el):
+		ss.guestHostIQ(el)
+		return false // answered here
 	case el.Local == "iq" && to != "" && a.Local == "" && a.Resource == "" &&
 		strings.EqualFold(a.Domain, ss.srv.cfg.Domain) && guestIQ(el):
 		return true // ping, disco of the box
@@ -122,4 +128,31 @@ func (s *Server) mucGuestAffiliation(ctx context.Context, ss *session, room stri
 		return s.core.BanGuest(ctx, ss.core, room, chat.GuestPrefix+a.Local, reason, aff == chat.AffOutcast)
 	}
 	return fmt.Errorf("%w: a guest can only be banned (outcast) or unbanned (none)", chat.ErrForbidden)
+}
+
+// guestHostIQ answers a guest's ping or disco of guest.<domain>.
+func (ss *session) guestHostIQ(iq *Element) {
+	if iq.Get("type") != "get" {
+		ss.replyErr(iq, "bad-request", "ask with an IQ get")
+		return
+	}
+	q := iq.First()
+	switch {
+	case q != nil && q.Is(nsDiscoInfo, "query") && q.Get("node") == "":
+		ss.result(iq, El(nsDiscoInfo, "query").Add(
+			El(nsDiscoInfo, "identity", "category", "server", "type", "im", "name", "guests of "+ss.srv.cfg.Domain),
+			El(nsDiscoInfo, "feature", "var", nsDiscoInfo),
+			El(nsDiscoInfo, "feature", "var", nsDiscoItems),
+			El(nsDiscoInfo, "feature", "var", "urn:xmpp:ping")))
+	case q != nil && q.Is(nsDiscoItems, "query") && q.Get("node") == "":
+		items := El(nsDiscoItems, "query").Add(El(nsDiscoItems, "item", "jid", ss.srv.mucDomain()))
+		if ss.srv.guestMayUpload() {
+			items.Add(El(nsDiscoItems, "item", "jid", ss.srv.uploadDomain()))
+		}
+		ss.result(iq, items)
+	case q != nil && q.Is("urn:xmpp:ping", "ping"):
+		ss.result(iq, nil)
+	default:
+		ss.replyErr(iq, "item-not-found", "guest."+ss.srv.cfg.Domain+" has no such node")
+	}
 }

@@ -13,11 +13,18 @@
 //   ACCOUNT, ACCOUNT_PASSWORD  the account holder who logs in afterwards
 //   ACCOUNT_TEXT      what the account holder says
 //   SHOTS_DIR         where the screenshots go
+//   UPLOAD_FILE       an image the guest shares (XEP-0363 through Converse)
+//   FILES_HOST        the box's domain, where shared files are served
+//                     (https://FILES_HOST:port, resolved to 127.0.0.1)
+//   KICK_CUE          what the guest says after sharing; the IRC operator
+//                     kicks it then
 //   CHROMIUM          the browser (default /usr/bin/chromium)
 //
 // A guest opens the page, joins with a nickname, sees the room's last
 // message (the time from opening the page to that is measured), says
-// GUEST_TEXT, sees the replies; then, in a fresh browser profile, the
+// GUEST_TEXT, sees the replies, shares UPLOAD_FILE and sees it in the
+// room, says KICK_CUE and is kicked by an IRC operator (the test's IRC
+// client, once the file's link and the cue reached IRC); then, in a fresh browser profile, the
 // account holder logs in through the same page, sees the room with its
 // history and says ACCOUNT_TEXT. Every request the page makes is recorded: any that is not to
 // BASE_URL's host is reported, as are CSP violations. It prints one JSON
@@ -42,6 +49,9 @@ const accountPassword = env('ACCOUNT_PASSWORD');
 const accountText = env('ACCOUNT_TEXT');
 const shots = env('SHOTS_DIR');
 const executablePath = env('CHROMIUM', '/usr/bin/chromium');
+const uploadFile = env('UPLOAD_FILE');
+const filesHost = env('FILES_HOST');
+const kickCue = env('KICK_CUE');
 const timeout = 20000;
 const host = new URL(base).host;
 
@@ -59,7 +69,9 @@ const open = async () => {
     executablePath,
     headless: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      `--host-resolver-rules=MAP ${filesHost} 127.0.0.1`],
+    ignoreHTTPSErrors: true, // the box's own CA signs the file service's certificate
     viewport: { width: 412, height: 915 }, // a phone
     timeout,
   });
@@ -72,7 +84,7 @@ const open = async () => {
   page.on('request', (req) => {
     result.requests++;
     const u = new URL(req.url());
-    if (!['data:', 'blob:'].includes(u.protocol) && u.host !== host) result.foreignRequests.push(req.url());
+    if (!['data:', 'blob:'].includes(u.protocol) && u.host !== host && u.hostname !== filesHost) result.foreignRequests.push(req.url());
   });
   return page;
 };
@@ -106,6 +118,15 @@ try {
   step = 'guest sees the replies';
   for (const r of replies) await message(page, r).waitFor();
   await shot(page, 'guest-room');
+  step = 'guest shares an image';
+  await page.locator('input.fileupload').setInputFiles(uploadFile);
+  await page.locator('converse-chat-message [href*="/upload/"], converse-chat-message [src*="/upload/"]').first().waitFor();
+  await shot(page, 'guest-upload');
+  await page.locator('.chat-textarea').fill(kickCue); // the IRC operator kicks on this line
+  await page.locator('.chat-textarea').press('Enter');
+  step = 'guest is kicked by an IRC operator';
+  await page.locator('.disconnect-msg', { hasText: /kicked/i }).first().waitFor();
+  await shot(page, 'guest-kicked');
 
   step = 'account holder logs in';
   page = current = await open();

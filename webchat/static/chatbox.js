@@ -51,7 +51,10 @@
       if (!nick) return;
       start({
         authentication: 'anonymous',
-        jid: box.guestDomain,
+        // The nickname as resource names the guest (its JID and the
+        // nick IRC shows) when it is a free valid name; else the box
+        // picks guest-xxxxxxxx.
+        jid: box.guestDomain + '/' + nick,
         auto_login: true,
         keepalive: false,
         nickname: nick,
