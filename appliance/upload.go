@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 
+	"chatbox/services/chat"
 	"chatbox/services/upload"
 	"chatbox/services/xmpp"
 )
@@ -15,7 +16,7 @@ func (b *Box) uploadService() *upload.Service {
 	if len(c.Listen) == 0 {
 		return nil
 	}
-	return upload.New(upload.Config{
+	svc := upload.New(upload.Config{
 		Listen:       c.Listen,
 		TLS:          b.ServerTLSConfig(),
 		Domain:       b.cfg.Domain,
@@ -24,6 +25,12 @@ func (b *Box) uploadService() *upload.Service {
 		QuotaBytes:   c.QuotaBytes,
 		Expire:       c.Expire,
 	}, b.log)
+	// The event's end removes what guests shared (event mode, issue 11).
+	b.core.OnEventEnd(func(context.Context) error {
+		b.log.Info("event ended: guests' shared files deleted", "files", svc.DeleteFilesFromPrefix(chat.GuestPrefix))
+		return nil
+	})
+	return svc
 }
 
 // xmppUploads hands the upload service's slots to the XMPP door

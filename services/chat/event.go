@@ -37,7 +37,17 @@ var ErrGuestsClosed = errors.New("guest access is closed")
 
 // eventState is the live part of event mode, under Core.mu.
 type eventState struct {
-	closed bool // CloseGuests called and not re-opened
+	closed   bool                              // CloseGuests called and not re-opened
+	endHooks []func(ctx context.Context) error // OnEventEnd
+}
+
+// OnEventEnd adds what else EndEvent removes, outside the core (the
+// appliance: files guests shared). Hooks run in order after the guests'
+// messages are deleted; the first error ends EndEvent with it.
+func (c *Core) OnEventEnd(hook func(ctx context.Context) error) {
+	c.mu.Lock()
+	c.event.endHooks = append(c.event.endHooks, hook)
+	c.mu.Unlock()
 }
 
 func normalizeEvent(e EventOptions) EventOptions {
@@ -126,6 +136,14 @@ func (c *Core) EndEvent(ctx context.Context) (int64, error) {
 	bans, err := c.forgetGuestAffiliations(ctx)
 	if err != nil {
 		return n, fmt.Errorf("end event: delete guests' room affiliations: %w", err)
+	}
+	c.mu.Lock()
+	hooks := slices.Clone(c.event.endHooks)
+	c.mu.Unlock()
+	for _, h := range hooks {
+		if err := h(ctx); err != nil {
+			return n, fmt.Errorf("end event: %w", err)
+		}
 	}
 	c.log.Info("event ended", "guest_messages_deleted", n, "guest_affiliations_deleted", bans)
 	return n, nil

@@ -1,8 +1,10 @@
 package chat_test
 
 import (
+	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"chatbox/services/chat"
@@ -216,8 +218,17 @@ func TestGuestsClosedSurvivesRestart(t *testing.T) {
 	if third, err := chat.New(chat.Options{Store: f.st, Iterations: 1}); err != nil || third.GuestsClosed() {
 		t.Fatalf("re-opened access did not survive a restart: %v", err)
 	}
+	hooks := 0
+	f.core.OnEventEnd(func(context.Context) error { hooks++; return nil })
 	if _, err := f.core.EndEvent(f.ctx); err != nil {
 		t.Fatal(err)
+	}
+	if hooks != 1 {
+		t.Fatalf("the event-end hook ran %d times, want 1", hooks)
+	}
+	f.core.OnEventEnd(func(context.Context) error { return errors.New("disk on fire") })
+	if _, err := f.core.EndEvent(f.ctx); err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("a failing hook: %v", err)
 	}
 	room, err := f.st.Room(f.ctx, "general")
 	if err != nil {
