@@ -120,9 +120,14 @@ type GuestWiper interface {
 	DeleteAffiliationsFromPrefix(ctx context.Context, prefix string) (int64, error)
 }
 
+// maxRetractNotices bounds the DelRetract deliveries of one wipe, so that
+// wiping a prolific guest cannot flood the doors' queues.
+const maxRetractNotices = 500
+
 // WipeGuest deletes every message a guest wrote, from every history, and
 // tells the occupants of the rooms concerned (DelRetract, one per
-// message). It returns how many messages it deleted.
+// message, for the most recent maxRetractNotices). It returns how many
+// messages it deleted.
 func (c *Core) WipeGuest(ctx context.Context, account, reason string) (int, error) {
 	account, err := guestAccount(account)
 	if err != nil {
@@ -136,9 +141,13 @@ func (c *Core) WipeGuest(ctx context.Context, account, reason string) (int, erro
 	if err != nil {
 		return 0, fmt.Errorf("wipe guest %q: %w", account, err)
 	}
+	notices := gone
+	if len(notices) > maxRetractNotices {
+		notices = notices[len(notices)-maxRetractNotices:] // the most recent: what screens still show
+	}
 	c.mu.Lock()
-	for i := range gone {
-		m := &gone[i]
+	for i := range notices {
+		m := &notices[i]
 		r := c.rooms[m.Room]
 		if m.Room == "" || r == nil {
 			continue

@@ -3,6 +3,7 @@ package chat_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -243,5 +244,39 @@ func TestGuestsClosedSurvivesRestart(t *testing.T) {
 	}
 	if _, ok := r.Affiliations["~troll"]; ok || len(r.Masks) != 0 {
 		t.Fatalf("the loaded room still bans the guest: %v %+v", r.Affiliations, r.Masks)
+	}
+}
+
+// TestWipeNoticesBounded: a wipe deletes everything but tells occupants
+// only about the most recent 500 messages.
+func TestWipeNoticesBounded(t *testing.T) {
+	f := newFixture(t, nil)
+	f.account("alice")
+	a, ra := f.open("alice", "xmpp")
+	if _, err := f.core.Join(f.ctx, a, "general", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	g, err := f.core.OpenGuest(f.ctx, "chatty", chat.SessionInfo{Door: "irc"}, &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.core.Join(f.ctx, g, "general", "chatty", ""); err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	for i := range 510 {
+		m, err := f.core.SendRoom(f.ctx, g, "general", chat.KindNormal, fmt.Sprint("line ", i), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = m.ID
+	}
+	ra.take()
+	if n, err := f.core.WipeGuest(f.ctx, "~chatty", ""); err != nil || n != 510 {
+		t.Fatalf("wiped %d, %v; want 510", n, err)
+	}
+	ds := ra.take()
+	if len(ds) != 500 || ds[499].Kind != chat.DelRetract || ds[499].Message.ID != last {
+		t.Fatalf("%d notices, want 500 ending with the last message", len(ds))
 	}
 }
