@@ -101,6 +101,9 @@ func (c *conn) source(account, door string) string {
 	if door == "" {
 		door = "chat"
 	}
+	if chat.IsRemote(account) {
+		return remoteSource(account) // remote.go
+	}
 	if chat.IsGuest(account) {
 		nick := strings.TrimPrefix(account, chat.GuestPrefix)
 		return nick + "!guest@" + door + "." + c.srv.cfg.ServerName
@@ -218,7 +221,7 @@ func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
 		}
 		if d.Carbon || m.From == fold(me) && m.To != fold(me) {
 			// Sent by another session of this account: show it as ours.
-			return c.messageLines(m, src, m.To, caps)
+			return c.messageLines(m, src, ircName(m.To), caps)
 		}
 		return c.messageLines(m, src, me, caps)
 

@@ -252,7 +252,7 @@ func TestFederationPeerRestart(t *testing.T) {
 	alice.send(`<message to="bob@b.test" type="chat" id="during2"><body>and another</body></message>`)
 	// b.test kept them for bob, who is offline; he gets them at his
 	// initial presence, in order, with a delay stamp.
-	b.waitLog(t, 0, "message kept for an offline account", "account=bob", "id=during2")
+	b.waitLog(t, 0, "federation: message stored", "account=bob", "id=during2")
 	bob = b.login(t, "bob", "")
 	bob.send(`<presence/>`)
 	first := bob.expect("queued message", isMsg("while you were away"))
