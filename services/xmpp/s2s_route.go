@@ -24,8 +24,8 @@ import (
 // (rfc6121_subscriptions.go) with remote contacts in rosters; probes
 // answered from the account's presence when the contact is subscribed;
 // IQs to a full JID relayed, IQs to the domain answered for ping and
-// disco#info, IQs to a bare JID answered for ping (XEP-0199) and vCard
-// (XEP-0054) and refused otherwise
+// disco#info, IQs to a bare JID answered for ping (XEP-0199), vCard
+// (XEP-0054), PEP items and disco#info (s2s_pep.go) and refused otherwise
 // (service-unavailable). XEP-0191 blocks apply to remote senders.
 // Rooms of this box with remote occupants are xep0045_s2s_muc.go's.
 // Left out: carbons of unstored messages (no body) from remote users.
@@ -122,7 +122,7 @@ func (s *Server) fromRemote(el *Element) {
 	case "presence":
 		s.remotePresence(ctx, el, account, to, from, typ)
 	case "iq":
-		s.remoteIQ(ctx, el, account, to, typ, reply)
+		s.remoteIQ(ctx, el, account, from, to, typ, reply)
 	}
 }
 
@@ -277,7 +277,7 @@ func (s *Server) presenceToRemote(account, jid string, unavailable bool) {
 	}
 }
 
-func (s *Server) remoteIQ(ctx context.Context, el *Element, account string, to address, typ string, reply func(string)) {
+func (s *Server) remoteIQ(ctx context.Context, el *Element, account string, from, to address, typ string, reply func(string)) {
 	if to.Resource != "" {
 		if ss := s.sessionAt(account, to.Resource); ss != nil {
 			ss.send(el)
@@ -307,6 +307,10 @@ func (s *Server) remoteIQ(ctx context.Context, el *Element, account string, to a
 			return
 		}
 		s.fedSend(res)
+	case p != nil && s.features.remoteAccountIQ[p.Space] != nil: // s2s_pep.go
+		if r := s.features.remoteAccountIQ[p.Space](ctx, el, account, from); r != nil {
+			s.fedSend(r)
+		}
 	default:
 		reply("service-unavailable")
 	}
