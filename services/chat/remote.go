@@ -130,6 +130,9 @@ func (c *Core) SendRemote(ctx context.Context, s *Session, to string, kind Messa
 	if s.info.Guest {
 		return Message{}, fmt.Errorf("%w: guests may only speak in rooms", ErrForbidden)
 	}
+	if IsRemote(s.info.Account) {
+		return Message{}, fmt.Errorf("%w: messages between users of other servers are not relayed here", ErrForbidden)
+	}
 	_, domain, _ := strings.Cut(to, "@")
 	c.mu.Lock()
 	r := c.remote
@@ -178,4 +181,46 @@ func (c *Core) checkRemoteBody(from, body string) error {
 		return ErrRateLimited
 	}
 	return nil
+}
+
+// maxRemoteSessions bounds the sessions of one remote user: one per room
+// it is in here (and per resource).
+const maxRemoteSessions = 100
+
+// OpenRemote starts a session for a remote user (jid, a bare JID) taking
+// part in rooms here (XEP-0045 over federation). Its account is the bare
+// JID, so room affiliations, bans and history name the user as on its
+// server; it has no credentials, vCard or offline queue here, is no box
+// admin, and its direct messages go through the door's federation. It is
+// not bound by SessionsPerAccount (a remote user has one session per room
+// it is in) but by maxRemoteSessions.
+func (c *Core) OpenRemote(ctx context.Context, jid string, info SessionInfo, sink Sink) (*Session, error) {
+	account, err := RemoteJID(jid)
+	if err != nil {
+		return nil, err
+	}
+	if sink == nil {
+		return nil, errors.New("chat: session needs a sink")
+	}
+	info.Account, info.Guest = account, false
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrSessionClosed
+	}
+	if len(c.byAcct[account]) >= maxRemoteSessions {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%w (%d for %s)", ErrTooManySessions, maxRemoteSessions, account)
+	}
+	c.nextID++
+	s := &Session{c: c, id: c.nextID, info: info, sink: sink,
+		presence: Presence{Show: ShowOffline}, rooms: map[string]string{}, watching: map[string]bool{}}
+	c.sessions[s.id] = s
+	if c.byAcct[account] == nil {
+		c.byAcct[account] = map[uint64]*Session{}
+	}
+	c.byAcct[account][s.id] = s
+	c.mu.Unlock()
+	c.publish(Event{Type: EventSessionOpened, Account: account, Door: info.Door, Addr: info.Addr})
+	return s, nil
 }

@@ -114,8 +114,8 @@ func TestFederationRemoteOccupantHistory(t *testing.T) {
 	carol.expect("CAP ACK", func(m ircmsg.Message) bool { return m.Command == "CAP" && len(m.Params) > 1 && m.Params[1] == "ACK" })
 	carol.raw("CHATHISTORY LATEST #general * 10")
 	h := carol.expect("the history line", func(m ircmsg.Message) bool { return m.Command == "PRIVMSG" })
-	if !strings.HasPrefix(h.Source, "bobby!") || h.Params[0] != "#general" || h.Params[1] != "kept in the room" {
-		t.Fatalf("CHATHISTORY gave %s %v; want bobby's line in #general", h.Source, h.Params)
+	if h.Source != "bob/b.test!bob@b.test" || h.Params[0] != "#general" || h.Params[1] != "kept in the room" {
+		t.Fatalf("CHATHISTORY gave %s %v; want bob/b.test's line in #general", h.Source, h.Params)
 	}
 	dave := a.login(t, "dave", "")
 	id := randomID()
@@ -129,5 +129,52 @@ func TestFederationRemoteOccupantHistory(t *testing.T) {
 	dave.send(`<presence to="general@rooms.a.test/dave"><x xmlns="http://jabber.org/protocol/muc"/></presence>`)
 	if m := dave.expect("history on join", isMsg("kept in the room")); m.Get("from") != "general@rooms.a.test/bobby" || m.Child("urn:xmpp:delay", "delay") == nil {
 		t.Fatalf("history on join %s; want bobby's message with a delay", m)
+	}
+}
+
+// TestFederationMembersOnlyAndPrivate: a members-only room refuses
+// bob@b.test until its owner makes him a member by his JID; then private
+// messages within the room go both ways (to and from real JIDs).
+func TestFederationMembersOnlyAndPrivate(t *testing.T) {
+	a, b := fedPair(t, []string{"carol"}, []string{"bob"})
+	carolIRC := a.ircLogin(t, "carol")
+	carolIRC.raw("JOIN #club")
+	carolIRC.expect("end of NAMES", func(m ircmsg.Message) bool { return m.Command == "366" })
+	carolIRC.raw("MODE #club +i")
+	carolIRC.expect("MODE +i", func(m ircmsg.Message) bool { return m.Command == "MODE" && len(m.Params) > 1 && m.Params[1] == "+i" })
+	bob := b.login(t, "bob", "")
+	bob.send(`<presence/>`)
+	bob.send(`<presence to="club@rooms.a.test/bobby" id="j1"><x xmlns="http://jabber.org/protocol/muc"/></presence>`)
+	if e := bob.expect("refused join", func(e *Element) bool { return e.Local == "presence" && e.Get("id") == "j1" }); e.Get("type") != "error" {
+		t.Fatalf("join of a members-only room: %s; want an error", e)
+	}
+	carol := a.login(t, "carol", "")
+	carol.iq(`<iq type="set" id="{id}" to="club@rooms.a.test"><query xmlns="http://jabber.org/protocol/muc#admin"><item affiliation="member" jid="Bob@b.test"/></query></iq>`)
+	list := carol.iq(`<iq type="get" id="{id}" to="club@rooms.a.test"><query xmlns="http://jabber.org/protocol/muc#admin"><item affiliation="member"/></query></iq>`)
+	if it := list.Child(nsMUCAdmin, "query").Child(nsMUCAdmin, "item"); it.Get("jid") != "bob@b.test" {
+		t.Fatalf("member list %s; want bob@b.test", list)
+	}
+	bob.send(`<presence to="club@rooms.a.test/bobby" id="j2"><x xmlns="http://jabber.org/protocol/muc"/></presence>`)
+	self := bob.expect("self-presence", func(e *Element) bool {
+		return e.Local == "presence" && e.Get("from") == "club@rooms.a.test/bobby" && hasStatus(e, "110")
+	})
+	if it := self.Child(nsMUCUser, "x").Child(nsMUCUser, "item"); self.Get("type") != "" || it.Get("affiliation") != "member" || it.Get("jid") != "bob@b.test" {
+		t.Fatalf("self-presence %s; want bob joined as a member with his JID", self)
+	}
+	carolIRC.expect("bob's JOIN", func(m ircmsg.Message) bool { return m.Command == "JOIN" && m.Source == "bob/b.test!bob@b.test" })
+
+	// carol (XMPP, not in the room) cannot PM; IRC carol is in it: she
+	// joins by XMPP too and writes privately to bobby.
+	carol.send(`<presence to="club@rooms.a.test/carol"><x xmlns="http://jabber.org/protocol/muc"/></presence>`)
+	carol.expect("carol's self-presence", func(e *Element) bool { return e.Local == "presence" && hasStatus(e, "110") })
+	carol.send(`<message to="club@rooms.a.test/bobby" type="chat" id="p1"><body>just between us</body></message>`)
+	pm := bob.expect("carol's private message", isMsg("just between us"))
+	if f, err := parseJID(pm.Get("from")); err != nil || f.Bare() != "carol@a.test" || pm.Get("type") != "chat" {
+		t.Fatalf("bob got %s; want a chat from carol@a.test", pm)
+	}
+	bob.send(`<message to="club@rooms.a.test/carol" type="chat" id="p2"><body>agreed</body></message>`)
+	line := carolIRC.expect("bob's private message on IRC", func(m ircmsg.Message) bool { return m.Command == "PRIVMSG" && m.Params[0] == "carol" })
+	if line.Source != "bob/b.test!bob@b.test" || line.Params[1] != "agreed" {
+		t.Fatalf("IRC got %s %v; want bob/b.test's private message", line.Source, line.Params)
 	}
 }
