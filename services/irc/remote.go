@@ -15,7 +15,8 @@ import (
 // never a local one. PRIVMSG and NOTICE to such a nick (or to the JID
 // itself, alice@other.example) go to that user through the core
 // (chat.Core.SendRemote, stored like every direct message), and
-// CHATHISTORY takes it as a target. Remote occupants of rooms are
+// CHATHISTORY takes it as a target; KICK and MODE +o/+v take it as a
+// member's nick. Remote occupants of rooms are
 // guests of the room and keep the nick they joined with (the XMPP door's
 // xep0045_s2s_muc.go). Left out: WHOIS, MONITOR and away for remote users
 // (their presence is not in the core).
@@ -44,4 +45,12 @@ func remoteTarget(target string) (string, bool) {
 	}
 	jid, err := chat.RemoteJID(jid)
 	return jid, err == nil
+}
+
+// nickAccount is the account (or remote bare JID) an IRC nick names.
+func nickAccount(nick string) string {
+	if jid, ok := remoteTarget(nick); ok {
+		return jid
+	}
+	return fold(nick)
 }

@@ -134,7 +134,8 @@ func TestFederationRemoteOccupantHistory(t *testing.T) {
 
 // TestFederationMembersOnlyAndPrivate: a members-only room refuses
 // bob@b.test until its owner makes him a member by his JID; then private
-// messages within the room go both ways (to and from real JIDs).
+// messages within the room go both ways (to and from real JIDs), and the
+// IRC operator can kick him by his IRC nick.
 func TestFederationMembersOnlyAndPrivate(t *testing.T) {
 	a, b := fedPair(t, []string{"carol"}, []string{"bob"})
 	carolIRC := a.ircLogin(t, "carol")
@@ -176,5 +177,13 @@ func TestFederationMembersOnlyAndPrivate(t *testing.T) {
 	line := carolIRC.expect("bob's private message on IRC", func(m ircmsg.Message) bool { return m.Command == "PRIVMSG" && m.Params[0] == "carol" })
 	if line.Source != "bob/b.test!bob@b.test" || line.Params[1] != "agreed" {
 		t.Fatalf("IRC got %s %v; want bob/b.test's private message", line.Source, line.Params)
+	}
+	// The IRC operator kicks him by the nick IRC shows.
+	carolIRC.raw("KICK #club bob/b.test :enough")
+	kick := bob.expect("the kick", func(e *Element) bool {
+		return e.Local == "presence" && e.Get("from") == "club@rooms.a.test/bobby" && e.Get("type") == "unavailable"
+	})
+	if !hasStatus(kick, "307") {
+		t.Fatalf("bob got %s; want an unavailable presence with status 307 (kicked)", kick)
 	}
 }
