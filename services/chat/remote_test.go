@@ -1,8 +1,10 @@
 package chat_test
 
 import (
+	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"chatbox/services/chat"
@@ -112,4 +114,43 @@ func join(s []string) string {
 		out += x
 	}
 	return out
+}
+
+// BenchmarkDeliverRemote: one message from a remote user to an account
+// with two sessions (stored, one fsync, then fanned out), compared with
+// the same through SendDirect from a local account.
+func BenchmarkDeliverRemote(b *testing.B) {
+	core := benchCore(b)
+	ctx := context.Background()
+	for _, a := range []string{"alice", "bob"} {
+		if err := core.CreateAccount(ctx, a, "password-"+a, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var n atomic.Int64
+	for range 2 {
+		if _, err := core.Open(ctx, chat.SessionInfo{Account: "bob", Door: "xmpp"}, countSink{&n}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	alice, err := core.Open(ctx, chat.SessionInfo{Account: "alice", Door: "xmpp"}, countSink{&atomic.Int64{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("remote", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := core.DeliverRemote(ctx, "carol@other.example", "phone", "bob", chat.KindNormal, "hello bob", `{"id":"x"}`); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("local", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := core.SendDirect(ctx, alice, "bob", chat.KindNormal, "hello bob", `{"id":"x"}`); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
