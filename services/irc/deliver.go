@@ -122,7 +122,7 @@ func (c *conn) selfSource(me string) string {
 
 // displayNick is the IRC nick of an account or of a guest's
 // pseudo-account.
-func displayNick(account string) string { return strings.TrimPrefix(account, chat.GuestPrefix) }
+func displayNick(account string) string { return ircName(strings.TrimPrefix(account, chat.GuestPrefix)) }
 
 // msgTags are the tags of a stored message for this client.
 func (c *conn) msgTags(m *chat.Message, caps capSet) map[string]string {

@@ -163,6 +163,11 @@ func TestFederationMembersOnlyAndPrivate(t *testing.T) {
 		t.Fatalf("self-presence %s; want bob joined as a member with his JID", self)
 	}
 	carolIRC.expect("bob's JOIN", func(m ircmsg.Message) bool { return m.Command == "JOIN" && m.Source == "bob/b.test!bob@b.test" })
+	carolIRC.raw("NAMES #club")
+	names := carolIRC.expect("NAMES", func(m ircmsg.Message) bool { return m.Command == "353" })
+	if got := strings.Fields(names.Params[len(names.Params)-1]); !slices.Contains(got, "bob/b.test") {
+		t.Fatalf("NAMES #club: %q; want bob/b.test among them", got)
+	}
 
 	// carol (XMPP, not in the room) cannot PM; IRC carol is in it: she
 	// joins by XMPP too and writes privately to bobby.
