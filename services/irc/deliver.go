@@ -120,9 +120,11 @@ func (c *conn) selfSource(me string) string {
 	return c.source(fold(me), "irc")
 }
 
-// displayNick is the IRC nick of an account or of a guest's
-// pseudo-account.
-func displayNick(account string) string { return ircName(strings.TrimPrefix(account, chat.GuestPrefix)) }
+// displayNick is the IRC nick of an account, of a guest's
+// pseudo-account or of a remote user (remote.go).
+func displayNick(account string) string {
+	return ircName(strings.TrimPrefix(account, chat.GuestPrefix))
+}
 
 // msgTags are the tags of a stored message for this client.
 func (c *conn) msgTags(m *chat.Message, caps capSet) map[string]string {
