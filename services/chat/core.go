@@ -64,6 +64,7 @@ type Core struct {
 	watchers map[string]map[uint64]*Session // account -> sessions watching its presence
 	closed   bool
 	event    eventState
+	remote   RemoteRouter // remote.go; nil: no federation
 }
 
 // New makes a core over a store.

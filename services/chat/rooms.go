@@ -727,7 +727,11 @@ func (c *Core) SetAffiliation(ctx context.Context, s *Session, room, account str
 	if !aff.Valid() {
 		return fmt.Errorf("%w: unknown affiliation %q", ErrForbidden, aff)
 	}
-	if _, _, err := c.store.Account(ctx, account); err != nil {
+	if IsRemote(account) { // a remote user (remote.go)
+		if _, err := RemoteJID(account); err != nil {
+			return fmt.Errorf("affiliation for %q: %w", account, err)
+		}
+	} else if _, _, err := c.store.Account(ctx, account); err != nil {
 		return fmt.Errorf("affiliation for %q: %w", account, err)
 	}
 	r, admin, err := c.actingOn(ctx, s, room)

@@ -301,6 +301,9 @@ func (c *conn) historyTarget(ctx context.Context, r *request, sub, target string
 		}
 		return chat.HistoryQuery{Room: room}, channelOf(room), true
 	}
+	if jid, ok := remoteTarget(target); ok { // remote.go
+		return chat.HistoryQuery{Peer: jid}, ircName(jid), true
+	}
 	peer := fold(target)
 	if chat.ValidName(peer) != nil {
 		r.fail("INVALID_TARGET", "History is kept for #channels and for conversations with an account", sub, target)
@@ -347,7 +350,7 @@ func (c *conn) historyLines(m *chat.Message, caps capSet, account, nick string) 
 	case m.Room != "":
 		return c.messageLines(m, src, channelOf(m.Room), caps)
 	case m.From == account && m.To != account:
-		return c.messageLines(m, src, m.To, caps)
+		return c.messageLines(m, src, ircName(m.To), caps)
 	default:
 		return c.messageLines(m, src, nick, caps)
 	}

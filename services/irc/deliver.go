@@ -101,6 +101,9 @@ func (c *conn) source(account, door string) string {
 	if door == "" {
 		door = "chat"
 	}
+	if chat.IsRemote(account) {
+		return remoteSource(account) // remote.go
+	}
 	if chat.IsGuest(account) {
 		nick := strings.TrimPrefix(account, chat.GuestPrefix)
 		return nick + "!guest@" + door + "." + c.srv.cfg.ServerName
@@ -117,9 +120,11 @@ func (c *conn) selfSource(me string) string {
 	return c.source(fold(me), "irc")
 }
 
-// displayNick is the IRC nick of an account or of a guest's
-// pseudo-account.
-func displayNick(account string) string { return strings.TrimPrefix(account, chat.GuestPrefix) }
+// displayNick is the IRC nick of an account, of a guest's
+// pseudo-account or of a remote user (remote.go).
+func displayNick(account string) string {
+	return ircName(strings.TrimPrefix(account, chat.GuestPrefix))
+}
 
 // msgTags are the tags of a stored message for this client.
 func (c *conn) msgTags(m *chat.Message, caps capSet) map[string]string {
@@ -218,7 +223,7 @@ func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
 		}
 		if d.Carbon || m.From == fold(me) && m.To != fold(me) {
 			// Sent by another session of this account: show it as ours.
-			return c.messageLines(m, src, m.To, caps)
+			return c.messageLines(m, src, ircName(m.To), caps)
 		}
 		return c.messageLines(m, src, me, caps)
 

@@ -90,6 +90,8 @@ func sendOne(r *request, verb, target, text string) {
 		var err error
 		if room := roomOf(target); room != "" {
 			m, err = c.srv.core.SendRoom(ctx, s, room, kind, body, "")
+		} else if jid, ok := remoteTarget(target); ok { // remote.go
+			m, err = c.srv.core.SendRemote(ctx, s, jid, kind, body, "")
 		} else {
 			m, err = c.srv.core.SendDirect(ctx, s, target, kind, body, "")
 		}
@@ -102,7 +104,7 @@ func sendOne(r *request, verb, target, text string) {
 		sendError(r, target, err)
 		return
 	}
-	if verb == "PRIVMSG" && m.To != "" {
+	if verb == "PRIVMSG" && m.To != "" && !chat.IsRemote(m.To) {
 		if away, msg := awayOf(c.srv.core.AccountPresence(m.To)); away {
 			r.numeric(RPL_AWAY, m.To, msg)
 		}
@@ -112,6 +114,8 @@ func sendOne(r *request, verb, target, text string) {
 		echoTarget := target
 		if roomOf(target) != "" {
 			echoTarget = channelOf(m.Room)
+		} else if chat.IsRemote(m.To) {
+			echoTarget = ircName(m.To)
 		}
 		for _, line := range c.messageLines(&m, c.prefix(), echoTarget, caps) {
 			r.send(line)

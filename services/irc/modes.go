@@ -563,7 +563,7 @@ func (cc *chanCtx) noop() bool {
 // setRole applies +o -o +v -v to every occupant of the named account.
 func (cc *chanCtx) setRole(m modeChange) bool {
 	r := cc.r
-	occs := occupantsOf(cc.occ, fold(m.arg))
+	occs := occupantsOf(cc.occ, nickAccount(m.arg))
 	if len(occs) == 0 {
 		cc.notInChannel(m.arg)
 		return false
@@ -777,7 +777,7 @@ func kickOne(r *request, ch, nick, reason string) {
 	channel := channelOf(info.Name)
 	s := c.session()
 	_, in := s.RoomsOf()[info.Name]
-	occs := occupantsOf(occ, fold(nick))
+	occs := occupantsOf(occ, nickAccount(nick))
 	if len(occs) == 0 {
 		if !in {
 			r.numeric(ERR_NOTONCHANNEL, channel, "You're not on that channel")

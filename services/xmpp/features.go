@@ -84,6 +84,10 @@ type features struct {
 	// (answers to the server's own queries, such as XEP-0163's caps
 	// disco#info); true means taken.
 	iqResults []func(ss *session, iq *Element) bool
+	// remoteAccountIQ answers IQs from users of other servers to an
+	// account's bare JID, by payload namespace (s2s_pep.go): the answer
+	// (a result, or an error made with stanzaErrorReply) or nil.
+	remoteAccountIQ map[string]remoteIQHandler
 }
 
 // buildFeatures registers every feature file.

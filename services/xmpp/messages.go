@@ -88,6 +88,10 @@ func (ss *session) routeMessage(msg *Element) {
 		ss.toHostedDomain(msg, a)
 		return
 	case toRemote:
+		if body, ok := storable(msg, typ); ok && a.Local != "" {
+			ss.sendRemoteStored(msg, a, typ, body) // s2s_direct.go
+			return
+		}
 		ss.toRemoteDomain(msg) // s2s_route.go
 		ss.carbonSent(msg)
 		return
@@ -254,13 +258,13 @@ func (ss *session) messageStanza(m *chat.Message, from chat.SessionRef) *Element
 	if typ == "" {
 		typ = "chat"
 	}
-	fromJID := m.From + "@" + ss.srv.cfg.Domain
+	fromJID := ss.srv.accountJID(m.From) // s2s_direct.go: a remote user's is its bare JID
 	if x.FromRes != "" {
 		fromJID += "/" + x.FromRes
 	} else if from.Door == "xmpp" && from.Resource != "" {
 		fromJID += "/" + from.Resource
 	}
-	to := m.To + "@" + ss.srv.cfg.Domain
+	to := ss.srv.accountJID(m.To)
 	if x.ToRes != "" {
 		to += "/" + x.ToRes
 	}

@@ -252,7 +252,7 @@ func TestFederationPeerRestart(t *testing.T) {
 	alice.send(`<message to="bob@b.test" type="chat" id="during2"><body>and another</body></message>`)
 	// b.test kept them for bob, who is offline; he gets them at his
 	// initial presence, in order, with a delay stamp.
-	b.waitLog(t, 0, "message kept for an offline account", "account=bob", "id=during2")
+	b.waitLog(t, 0, "federation: message stored", "account=bob", "id=during2")
 	bob = b.login(t, "bob", "")
 	bob.send(`<presence/>`)
 	first := bob.expect("queued message", isMsg("while you were away"))
@@ -260,7 +260,9 @@ func TestFederationPeerRestart(t *testing.T) {
 		t.Fatalf("bob got %s; want it from %s with a delay", first, alice.jid)
 	}
 	bob.expect("second queued message", isMsg("and another"))
-	// Kept messages are shown once.
+	// Kept messages are shown once. (The ping of quiet comes back after
+	// the initial presence's offline delivery acknowledged them.)
+	bob.quiet("a third kept message", func(e *Element) bool { return e.Local == "message" })
 	bob2 := b.login(t, "bob", "")
 	bob2.send(`<presence/>`)
 	bob2.quiet("a kept message again", func(e *Element) bool { return e.Local == "message" })
@@ -295,7 +297,8 @@ func TestFederationOffAndPolicy(t *testing.T) {
 }
 
 // TestFederationRemoteOccupant: bob@b.test joins #general of a.test,
-// where carol is on IRC: each sees the other and their messages.
+// where carol is on IRC: each sees the other and their messages; IRC
+// shows bob by the remote nick rule (bob/b.test).
 func TestFederationRemoteOccupant(t *testing.T) {
 	a, b := fedPair(t, []string{"carol"}, []string{"bob"})
 	carol := a.ircLogin(t, "carol")
@@ -310,7 +313,7 @@ func TestFederationRemoteOccupant(t *testing.T) {
 	if self.Get("to") != bob.jid || self.Get("type") != "" {
 		t.Fatalf("self-presence %s; want an available presence to %s", self, bob.jid)
 	}
-	join := carol.expect("bobby's JOIN", func(m ircmsg.Message) bool { return m.Command == "JOIN" && strings.HasPrefix(m.Source, "bobby!") })
+	join := carol.expect("bob's JOIN", func(m ircmsg.Message) bool { return m.Command == "JOIN" && m.Source == "bob/b.test!bob@b.test" })
 	if join.Params[0] != "#general" {
 		t.Fatalf("JOIN %v; want #general", join.Params)
 	}
@@ -320,8 +323,8 @@ func TestFederationRemoteOccupant(t *testing.T) {
 		t.Fatalf("echo %s; want a groupchat from general@rooms.a.test/bobby", echo)
 	}
 	pm := carol.expect("bobby's PRIVMSG", func(m ircmsg.Message) bool { return m.Command == "PRIVMSG" })
-	if !strings.HasPrefix(pm.Source, "bobby!") || pm.Params[0] != "#general" || pm.Params[1] != "hi from b.test" {
-		t.Fatalf("IRC got %s %v; want bobby's message to #general", pm.Source, pm.Params)
+	if pm.Source != "bob/b.test!bob@b.test" || pm.Params[0] != "#general" || pm.Params[1] != "hi from b.test" {
+		t.Fatalf("IRC got %s %v; want bob/b.test's message to #general", pm.Source, pm.Params)
 	}
 	carol.raw("PRIVMSG #general :hello bobby")
 	m := bob.expect("carol's message", isMsg("hello bobby"))
@@ -329,7 +332,7 @@ func TestFederationRemoteOccupant(t *testing.T) {
 		t.Fatalf("bob got %s; want a groupchat from general@rooms.a.test/carol to %s", m, bob.jid)
 	}
 	bob.send(`<presence to="general@rooms.a.test/bobby" type="unavailable"/>`)
-	carol.expect("bobby's PART", func(m ircmsg.Message) bool {
-		return (m.Command == "PART" || m.Command == "QUIT") && strings.HasPrefix(m.Source, "bobby!")
+	carol.expect("bob's PART", func(m ircmsg.Message) bool {
+		return (m.Command == "PART" || m.Command == "QUIT") && m.Source == "bob/b.test!bob@b.test"
 	})
 }

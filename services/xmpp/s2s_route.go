@@ -3,7 +3,6 @@ package xmpp
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -16,25 +15,22 @@ import (
 // remote contacts (presence broadcast to subscribers, subscription
 // stanzas, probes) follow it. Inbound, a stanza from an authenticated
 // peer domain is delivered as RFC 6121 §8.5 says: a full JID to that
-// resource; a message to a bare JID to the highest-priority available
-// resources, or, when none is connected, kept for the account and shown
-// at its next initial presence with an XEP-0203 delay (remote messages
-// are not in the core's history: MAM and the IRC side see only local
-// conversations); presence to the available resources; subscription
+// resource; a chat or normal message with a body is stored by the core
+// like a local one (s2s_direct.go: history, offline queue, IRC, carbons);
+// other messages to a bare JID go to the highest-priority available
+// resources and are dropped when none is connected; presence to the
+// available resources; subscription
 // stanzas through the RFC 6121 roster state machine
 // (rfc6121_subscriptions.go) with remote contacts in rosters; probes
 // answered from the account's presence when the contact is subscribed;
 // IQs to a full JID relayed, IQs to the domain answered for ping and
-// disco#info, IQs to a bare JID answered for ping (XEP-0199) and vCard
-// (XEP-0054) and refused otherwise
+// disco#info, IQs to a bare JID answered for ping (XEP-0199), vCard
+// (XEP-0054), PEP items and disco#info (s2s_pep.go) and refused otherwise
 // (service-unavailable). XEP-0191 blocks apply to remote senders.
-// Left out: rooms of this box with remote occupants (MUC) and carbons of
-// remote messages.
+// Rooms of this box with remote occupants are xep0045_s2s_muc.go's.
+// Left out: carbons of unstored messages (no body) from remote users.
 
 const s2sOfflineCollection = "s2s-offline"
-
-// maxRemoteOffline bounds the remote messages kept for one account.
-const maxRemoteOffline = 500
 
 func registerFederation(f *features, s *Server) {
 	f.onInitialPresence = append(f.onInitialPresence, s.remoteOffline)
@@ -122,11 +118,11 @@ func (s *Server) fromRemote(el *Element) {
 	}
 	switch el.Local {
 	case "message":
-		s.remoteMessage(ctx, el, account, to, typ)
+		s.remoteMessage(ctx, el, account, from, to, typ)
 	case "presence":
 		s.remotePresence(ctx, el, account, to, from, typ)
 	case "iq":
-		s.remoteIQ(ctx, el, account, to, typ, reply)
+		s.remoteIQ(ctx, el, account, from, to, typ, reply)
 	}
 }
 
@@ -150,7 +146,16 @@ func (s *Server) remoteToDomain(el *Element, reply func(string)) {
 	}
 }
 
-func (s *Server) remoteMessage(ctx context.Context, el *Element, account string, to address, typ string) {
+func (s *Server) remoteMessage(ctx context.Context, el *Element, account string, from, to address, typ string) {
+	if typ == "" {
+		typ = "normal"
+	}
+	if body, ok := storable(el, typ); ok {
+		if cond := s.deliverRemoteStored(ctx, el, account, from, to, typ, body); cond != "" { // s2s_direct.go
+			s.fedSend(stanzaErrorReply(el, "", cond, ""))
+		}
+		return
+	}
 	if to.Resource != "" {
 		if ss := s.sessionAt(account, to.Resource); ss != nil {
 			ss.send(el)
@@ -169,44 +174,16 @@ func (s *Server) remoteMessage(ctx context.Context, el *Element, account string,
 	case "groupchat":
 		return
 	}
-	if typ == "" {
-		typ = "normal"
+	for _, ss := range s.chosen(account, typ) {
+		ss.send(el.Clone())
 	}
-	chosen := s.chosen(account, typ)
-	if len(chosen) > 0 {
-		for _, ss := range chosen {
-			ss.send(el.Clone())
-		}
-		return
-	}
-	if body, ok := bodyOf(el); !ok || strings.TrimSpace(body) == "" || typ == "headline" {
-		return // nothing to keep
-	}
-	if err := s.keepRemoteMessage(ctx, account, el); err != nil {
-		s.log.Error("federation: keep message for later", "account", account, "from", el.Get("from"), "err", err)
-		s.fedSend(stanzaErrorReply(el, "", "service-unavailable", ""))
-		return
-	}
-	s.log.Debug("federation: message kept for an offline account", "account", account, "from", el.Get("from"), "id", el.Get("id"))
+	// Nobody connected: a message without a body (a chat state, a
+	// receipt) or a headline is not kept.
 }
 
-// keepRemoteMessage stores a remote message for account's next session.
-func (s *Server) keepRemoteMessage(ctx context.Context, account string, el *Element) error {
-	items, err := s.core.ListData(ctx, account, s2sOfflineCollection)
-	if err != nil && !errors.Is(err, chat.ErrNotFound) {
-		return err
-	}
-	if len(items) >= maxRemoteOffline {
-		return fmt.Errorf("%d remote messages already wait for %s", len(items), account)
-	}
-	kept := el.Clone()
-	kept.Add(delayEl(s.cfg.Domain, s.cfg.Now()))
-	key := fmt.Sprintf("%020d-%s", s.cfg.Now().UnixNano(), randomID())
-	return s.core.PutData(ctx, account, s2sOfflineCollection, key, kept.Bytes(nsClient))
-}
-
-// remoteOffline shows a newly available session the remote messages
-// kept for its account, oldest first, and forgets them: each goes to the
+// remoteOffline shows a newly available session the remote messages an
+// earlier version kept for its account as documents (remote messages are
+// now in the core's offline queue), oldest first, and forgets them: each goes to the
 // first session that takes it (it is deleted before it is sent).
 func (s *Server) remoteOffline(ss *session) {
 	if s.fed == nil {
@@ -300,7 +277,7 @@ func (s *Server) presenceToRemote(account, jid string, unavailable bool) {
 	}
 }
 
-func (s *Server) remoteIQ(ctx context.Context, el *Element, account string, to address, typ string, reply func(string)) {
+func (s *Server) remoteIQ(ctx context.Context, el *Element, account string, from, to address, typ string, reply func(string)) {
 	if to.Resource != "" {
 		if ss := s.sessionAt(account, to.Resource); ss != nil {
 			ss.send(el)
@@ -330,6 +307,10 @@ func (s *Server) remoteIQ(ctx context.Context, el *Element, account string, to a
 			return
 		}
 		s.fedSend(res)
+	case p != nil && s.features.remoteAccountIQ[p.Space] != nil: // s2s_pep.go
+		if r := s.features.remoteAccountIQ[p.Space](ctx, el, account, from); r != nil {
+			s.fedSend(r)
+		}
 	default:
 		reply("service-unavailable")
 	}

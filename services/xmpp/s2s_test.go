@@ -115,8 +115,8 @@ func TestFederationInproc(t *testing.T) {
 
 	alice.write(`<message to="bob@b.test" type="chat" id="m1"><body>hi bob</body></message>`)
 	m := bob.expectRaw("alice's message", isMsg("hi bob"))
-	if m.Get("from") != alice.jid || m.Get("to") != "bob@b.test" {
-		t.Fatalf("bob got %s; want it from %s", m, alice.jid)
+	if m.Get("from") != alice.jid || m.Get("to") != bob.jid {
+		t.Fatalf("bob got %s; want it from %s to %s", m, alice.jid, bob.jid)
 	}
 	if got := authMethods(b, "a.test"); strings.Join(got, ",") != "dialback" {
 		t.Fatalf("b.test authenticated a.test by %q; want dialback (nothing pinned)", got)

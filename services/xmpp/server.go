@@ -154,6 +154,9 @@ func New(cfg Config, core *chat.Core, log *slog.Logger) *Server {
 		components: map[string]*conn{}}
 	s.features = buildFeatures(s)
 	s.fed = newFederation(s)
+	if s.fed != nil {
+		core.SetRemoteRouter(fedRouter{s}) // s2s_direct.go
+	}
 	return s
 }
 

@@ -244,7 +244,7 @@ func (s *Server) occupantPresence(room string, o chat.Occupant, to string, codes
 	x := El(nsMUCUser, "x")
 	item := El(nsMUCUser, "item", "affiliation", string(orNone(o.Affiliation)), "role", string(orRole(o.Role)))
 	if !chat.IsGuest(o.Account) {
-		item.Set("jid", o.Account+"@"+s.cfg.Domain)
+		item.Set("jid", s.accountJID(o.Account))
 	}
 	x.Add(item)
 	for _, c := range codes {
@@ -671,7 +671,11 @@ func (s *Server) mucPrivate(ctx context.Context, ss *session, msg *Element, room
 		if b, me := isMe(body); me {
 			body, kind = b, chat.KindAction
 		}
-		if _, err := s.core.SendDirect(ctx, ss.core, o.Account, kind, body, encodeExtra(storedExtra{ID: msg.Get("id"), FromRes: ss.resource})); err != nil {
+		send := s.core.SendDirect
+		if chat.IsRemote(o.Account) {
+			send = s.core.SendRemote // a remote occupant: to its real JID (s2s_direct.go)
+		}
+		if _, err := send(ctx, ss.core, o.Account, kind, body, encodeExtra(storedExtra{ID: msg.Get("id"), FromRes: ss.resource})); err != nil {
 			ss.replyErr(msg, mucCondition(err), err.Error())
 		}
 		return

@@ -110,11 +110,17 @@ func (s *Server) mucAdmin(ss *session, iq *Element, room string) {
 				}
 				continue
 			}
-			if err != nil || a.Domain != s.cfg.Domain || a.Local == "" {
-				ss.replyErr(iq, "not-acceptable", "affiliations name accounts of this server: name@"+s.cfg.Domain)
+			remote := err == nil && a.Local != "" && s.fed != nil && s.isRemote(a.Domain) // s2s: a remote user (xep0045_s2s_muc.go)
+			if err != nil || (a.Domain != s.cfg.Domain && !remote) || a.Local == "" {
+				ss.replyErr(iq, "not-acceptable", "affiliations name accounts of this server (name@"+s.cfg.Domain+") or, with federation, users of other servers")
 				return
 			}
-			was := r.Affiliations[chat.Fold(a.Local)]
+			acct := chat.Fold(a.Local)
+			if remote {
+				acct = strings.ToLower(address{Local: a.Local, Domain: a.Domain}.Bare())
+				a.Local = acct
+			}
+			was := r.Affiliations[acct]
 			if err := s.core.SetAffiliation(ctx, ss.core, room, a.Local, aff, reason); err != nil {
 				ss.replyErr(iq, mucAdminCondition(err), err.Error())
 				return
@@ -123,12 +129,12 @@ func (s *Server) mucAdmin(ss *session, iq *Element, room string) {
 			// both doors then show the same ban list.
 			switch {
 			case aff == chat.AffOutcast:
-				if err := s.core.AddMask(ctx, ss.core, room, chat.ListBan, chat.Fold(a.Local), reason); err != nil && !errors.Is(err, chat.ErrExists) {
+				if err := s.core.AddMask(ctx, ss.core, room, chat.ListBan, acct, reason); err != nil && !errors.Is(err, chat.ErrExists) {
 					s.log.Warn("ban mask for an outcast", "room", room, "account", a.Local, "err", err)
 				}
-			case was == chat.AffOutcast || hasBanMask(r, chat.Fold(a.Local)):
+			case was == chat.AffOutcast || hasBanMask(r, acct):
 				for _, m := range r.Masks {
-					if m.List != chat.ListBan || maskAccount(m.Mask) != chat.Fold(a.Local) {
+					if m.List != chat.ListBan || (maskAccount(m.Mask) != acct && !strings.EqualFold(m.Mask, acct)) {
 						continue
 					}
 					if err := s.core.RemoveMask(ctx, ss.core, room, chat.ListBan, m.Mask); err != nil && !errors.Is(err, chat.ErrNotFound) {
@@ -203,7 +209,7 @@ func (s *Server) mucAdminList(ctx context.Context, ss *session, iq *Element, roo
 		for acct, a := range r.Affiliations {
 			if a == aff {
 				listed[acct] = true
-				res.Add(El(nsMUCAdmin, "item", "affiliation", string(a), "jid", acct+"@"+s.cfg.Domain))
+				res.Add(El(nsMUCAdmin, "item", "affiliation", string(a), "jid", s.accountJID(acct)))
 			}
 		}
 		if aff == chat.AffOutcast {
@@ -228,7 +234,7 @@ func (s *Server) mucAdminList(ctx context.Context, ss *session, iq *Element, roo
 		if orRole(o.Role) == role {
 			item := El(nsMUCAdmin, "item", "role", string(role), "nick", o.Nick, "affiliation", string(orNone(o.Affiliation)))
 			if !chat.IsGuest(o.Account) {
-				item.Set("jid", o.Account+"@"+s.cfg.Domain)
+				item.Set("jid", s.accountJID(o.Account))
 			}
 			res.Add(item)
 		}

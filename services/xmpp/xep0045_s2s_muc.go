@@ -8,19 +8,24 @@ import (
 )
 
 // XEP-0045 Multi-User Chat with occupants on other servers: a remote user
-// who joins room@rooms.<domain> gets a guest session of the core for that
-// room (chat.Core.OpenGuest), so the room sees an occupant like any other
-// (IRC members see the nick the user joined with, as for every XMPP
-// occupant), and everything the room sends that session goes back over
-// federation to the user's full JID. The remote user may speak in rooms
-// that are not members-only (a guest's rights); members-only rooms refuse
-// the join, as does a box whose settings keep remote users out of its
-// rooms (federation.remote_occupants = false). The session ends when the user leaves the room (or the box
-// stops). Left out: affiliations for remote JIDs (members-only access,
-// moderation of remote users by their JID), private messages to remote
-// occupants, and noticing that a remote server went away without sending
-// unavailable presence (the occupant stays until it leaves or the box
-// restarts).
+// who joins room@rooms.<domain> gets a core session for that room whose
+// account is the user's bare JID (chat.Core.OpenRemote), so the room sees
+// an occupant like any other: its messages are in the room's history
+// under its bare JID and room nick (MAM on the room, IRC CHATHISTORY,
+// history on join), affiliations and bans name it by its bare JID (an
+// owner can make user@other.example a member of a members-only room,
+// xep0045_muc_admin.go), and IRC members see it by the remote nick rule
+// (services/irc remote.go: user/other.example). Everything the room
+// sends that session goes back over federation to the user's full JID.
+// Private messages to a remote occupant go to its real JID as direct
+// messages (chat.Core.SendRemote), as they do between local occupants;
+// a remote occupant's private message to a local occupant is a direct
+// message from its bare JID. Rooms refuse remote users when the settings
+// say so (federation.remote_occupants = false). The session ends when the
+// user leaves the room (or the box stops). Left out: noticing that a
+// remote server went away without sending unavailable presence (the
+// occupant stays until it leaves or the box restarts); private messages
+// between two remote occupants (refused: forbidden).
 
 // remoteMUC takes a stanza from a remote user to the room service.
 func (s *Server) remoteMUC(ctx context.Context, el *Element, from, to address, reply func(string)) {
@@ -51,12 +56,12 @@ func (s *Server) remoteMUC(ctx context.Context, el *Element, from, to address, r
 		}
 		ss = &session{srv: s, resource: from.Resource, bare: from.Bare(), full: from.String(), remote: true,
 			directed: map[string]bool{}, ext: map[string]any{}}
-		cs, err := s.core.OpenGuest(ctx, to.Resource, chat.SessionInfo{Door: "xmpp", Resource: from.String(),
-			Mask: from.String(), Addr: from.Domain, Guest: true}, ss)
+		cs, err := s.core.OpenRemote(ctx, from.Bare(), chat.SessionInfo{Door: "xmpp", Resource: from.String(),
+			Mask: from.String(), Addr: from.Domain}, ss)
 		if err != nil {
 			cond := "not-allowed"
-			if errors.Is(err, chat.ErrNickInUse) || errors.Is(err, chat.ErrNickReserved) || errors.Is(err, chat.ErrExists) {
-				cond = "conflict"
+			if errors.Is(err, chat.ErrTooManySessions) {
+				cond = "resource-constraint"
 			}
 			r := stanzaErrorReply(el, "", cond, err.Error())
 			r.Add(El(nsMUC, "x"))

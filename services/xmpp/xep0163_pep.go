@@ -59,8 +59,8 @@ import (
 //
 // Left out: explicit subscriptions, affiliations and subscription
 // options (PEP subscriptions are implicit, from presence and caps);
-// collection nodes; item expiry; the roster access model's groups;
-// notifications to other servers (federation). Limits: pepMaxNodes nodes
+// collection nodes; item expiry; the roster access model's groups.
+// Contacts on other servers are served by s2s_pep.go. Limits: pepMaxNodes nodes
 // per account, pepMaxItems items per node.
 //
 // Bookmarks (XEP-0402 with XEP-0048 compatibility) and avatar conversion
@@ -365,6 +365,7 @@ func registerPEP(f *features, s *Server) {
 	f.onClosed = append(f.onClosed, p.forgetSession)
 	p.registerBookmarks(f)
 	p.registerAvatarConversion(f)
+	p.registerRemote(f) // s2s_pep.go
 }
 
 // owner resolves whose PEP service an IQ addresses; "" (after answering
@@ -386,7 +387,7 @@ func (p *pepService) owner(ss *session, iq *Element) string {
 	return a.Local
 }
 
-func (p *pepService) bare(account string) string { return account + "@" + p.s.cfg.Domain }
+func (p *pepService) bare(account string) string { return p.s.accountJID(account) }
 
 // handle answers pubsub and pubsub#owner IQs.
 func (p *pepService) handle(ss *session, iq *Element) {
@@ -652,6 +653,12 @@ func (p *pepService) publishIQ(ctx context.Context, ss *session, node string, op
 }
 
 func (p *pepService) itemsIQ(ctx context.Context, ss *session, owner, node string, op *Element) (*Element, *pepError) {
+	return p.itemsFor(ctx, ss.account, owner, node, op)
+}
+
+// itemsFor retrieves items of owner's node for reader: an account, or a
+// remote user's bare JID (s2s_pep.go).
+func (p *pepService) itemsFor(ctx context.Context, reader, owner, node string, op *Element) (*Element, *pepError) {
 	c, ok, err := p.config(ctx, owner, node)
 	if err != nil {
 		p.s.log.Error("read PEP node", "account", owner, "node", node, "err", err)
@@ -660,7 +667,7 @@ func (p *pepService) itemsIQ(ctx context.Context, ss *session, owner, node strin
 	if !ok {
 		return nil, pepErr("item-not-found", "", "there is no node "+node)
 	}
-	if perr := p.mayRead(ctx, ss.account, owner, c); perr != nil {
+	if perr := p.mayRead(ctx, reader, owner, c); perr != nil {
 		return nil, perr
 	}
 	max := 0
@@ -967,6 +974,9 @@ func (p *pepService) broadcast(account, node string, c pepNodeConfig, event *Ele
 			}
 			ss.send(El(nsClient, "message", "from", p.bare(account), "to", ss.full, "type", "headline", "id", randomID()).Add(event.Clone()))
 		}
+	}
+	if c.Access != "whitelist" {
+		p.notifyRemote(account, event) // s2s_pep.go
 	}
 }
 

@@ -161,6 +161,10 @@ func (s *Server) mamFilter(ss *session, x *Element, room string) (chat.HistoryQu
 			if a.Resource != "" {
 				return hq, nil, &mamFail{"feature-not-implemented", "with takes a bare JID here: the archive is kept per account"}
 			}
+			if s.isRemote(a.Domain) && a.Local != "" {
+				hq.Peer = strings.ToLower(a.Bare()) // a remote user (s2s_direct.go)
+				continue
+			}
 			if a.Domain != s.cfg.Domain || a.Local == "" || chat.ValidName(chat.Fold(a.Local)) != nil {
 				nobody = true
 				continue
