@@ -81,6 +81,19 @@ type Delivery struct {
 	// Shared is the fan-out's render cache (see Rendered); nil when the
 	// delivery goes to one session only.
 	Shared *Rendered
+	// Account-level facts as of this delivery (occupants.go), for doors
+	// that show one member per account: AccountFirst (DelJoin) no other
+	// occupant of the account was in the room; AccountGone (DelLeave,
+	// DelKick) none is left in it; GoneRooms (DelQuit) those of Rooms
+	// none is left in; SharesRoom (DelQuit, DelPresence) the receiving
+	// session is in a room where the account (Occupant's, From's) still
+	// has an occupant.
+	AccountFirst bool
+	AccountGone  bool
+	GoneRooms    []string
+	SharesRoom   bool
+	// Before is, with DelRole, the occupant before the change.
+	Before *Occupant
 }
 
 // Sink receives deliveries for one session. Deliver must not block: a door

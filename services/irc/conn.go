@@ -92,9 +92,9 @@ type conn struct {
 	reason string
 	done   chan struct{} // closed when the writer ends
 
-	// Writer goroutine only: what the client has been told of each
-	// channel it is in.
-	chans map[string]*chanView
+	// Writer goroutine only: the settings of each channel the client is
+	// in, as it was last told them (nil until the first join).
+	chans map[string]chat.RoomSettings
 }
 
 type outItem struct {
@@ -106,7 +106,7 @@ func newConn(s *Server, nc net.Conn, ip string) *conn {
 	now := s.cfg.Now()
 	c := &conn{srv: s, nc: nc, ip: ip, tokens: float64(s.cfg.LineBurst), lastLine: now,
 		caps: capSet{}, modes: map[byte]bool{}, monitor: map[string]bool{}, signon: now, idleSince: now,
-		wake: make(chan struct{}, 1), done: make(chan struct{}), chans: map[string]*chanView{}}
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	_, c.isTLS = nc.(*tls.Conn)
 	if w, ok := nc.(*wsNetConn); ok {
 		c.isTLS = w.tls
@@ -491,13 +491,7 @@ func (c *conn) writeLoop() {
 					w.Write(it.line)
 					continue
 				}
-				for _, m := range c.translate(it.d) {
-					if b, err := m.LineBytesStrict(false, maxLineBody); b != nil {
-						w.Write(b)
-					} else {
-						c.srv.log.Warn("unserialisable delivery", "cmd", m.Command, "err", err)
-					}
-				}
+				c.writeDelivery(w, it.d)
 			}
 			if err := w.Flush(); err != nil {
 				c.kill("Write error")
