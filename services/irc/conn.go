@@ -84,29 +84,42 @@ type conn struct {
 	saslBuf    []byte
 	clientCert []byte
 
-	qmu    sync.Mutex // guards the write queue
-	queue  []outItem
-	qBytes int
-	wake   chan struct{}
-	dead   bool
-	reason string
-	done   chan struct{} // closed when the writer ends
+	qmu     sync.Mutex // guards the write queue
+	queue   []outItem
+	spare   []outItem // the queue's other buffer, given back by the writer
+	qBytes  int
+	started bool // run began: enqueue starts a writer when none runs
+	writing bool // a writer goroutine runs (or will, for the queue)
+	dead    bool
+	reason  string
+	done    chan struct{} // closed when the last writer ends (dead)
+
+	// lastFlush is when the writer last wrote to the socket; the writer
+	// alone uses it (one writer runs at a time).
+	lastFlush time.Time
 
 	// Writer goroutine only: the settings of each channel the client is
 	// in, as it was last told them (nil until the first join).
 	chans map[string]chat.RoomSettings
 }
 
+// outItem is one thing to write: a line made by the server, a delivery,
+// or (without the 632-byte copy of a Delivery per receiver) the fields of
+// a room message's delivery.
 type outItem struct {
-	line []byte
-	d    *chat.Delivery
+	line   []byte
+	d      *chat.Delivery
+	msg    *chat.Message // a room message: d is nil
+	shared *chat.Rendered
+	door   string // the sender's door
+	echo   bool
 }
 
 func newConn(s *Server, nc net.Conn, ip string) *conn {
 	now := s.cfg.Now()
 	c := &conn{srv: s, nc: nc, ip: ip, tokens: float64(s.cfg.LineBurst), lastLine: now,
 		caps: capSet{}, modes: map[byte]bool{}, monitor: map[string]bool{}, signon: now, idleSince: now,
-		wake: make(chan struct{}, 1), done: make(chan struct{})}
+		done: make(chan struct{})}
 	_, c.isTLS = nc.(*tls.Conn)
 	if w, ok := nc.(*wsNetConn); ok {
 		c.isTLS = w.tls
@@ -173,7 +186,10 @@ func (c *conn) userLocked() string {
 
 // run serves the connection until it ends.
 func (c *conn) run() {
-	go c.writeLoop()
+	c.qmu.Lock()
+	c.started = true
+	c.startWriterLocked()
+	c.qmu.Unlock()
 	defer func() {
 		c.kill("")
 		<-c.done
@@ -374,13 +390,24 @@ func (c *conn) enqueue(it outItem, size int) {
 		c.kill("SendQ exceeded")
 		return
 	}
+	if c.queue == nil {
+		c.queue, c.spare = c.spare, nil
+	}
 	c.queue = append(c.queue, it)
 	c.qBytes += size
+	c.startWriterLocked()
 	c.qmu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
+}
+
+// startWriterLocked starts a writer goroutine for what is queued, unless
+// one runs or the connection is not running yet; c.qmu held. A writer
+// runs only while there is something to write (or the connection ends).
+func (c *conn) startWriterLocked() {
+	if c.writing || !c.started || (len(c.queue) == 0 && !c.dead) {
+		return
 	}
+	c.writing = true
+	go c.writeLoop()
 }
 
 // Deliver is the core's Sink: it queues and never blocks.
@@ -393,6 +420,10 @@ func (c *conn) Deliver(d chat.Delivery) {
 		size += len(d.Message.Body) + len(d.Message.Extra)
 	}
 	size += 64 * len(d.Occupants)
+	if m := d.Message; d.Kind == chat.DelMessage && m != nil && m.Room != "" {
+		c.enqueue(outItem{msg: m, shared: d.Shared, door: d.From.Door, echo: d.Echo}, size)
+		return
+	}
 	c.enqueue(outItem{d: &d}, size)
 }
 
@@ -443,10 +474,9 @@ func (c *conn) kill(reason string) {
 		c.reason = reason
 	}
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.qmu.Lock()
+	c.startWriterLocked()
+	c.qmu.Unlock()
 	if reason == "SendQ exceeded" {
 		// The writer may be stuck on a client that does not read.
 		c.nc.SetWriteDeadline(time.Now())
@@ -460,20 +490,39 @@ func (c *conn) quit(reason string) {
 	c.nc.SetReadDeadline(time.Now())
 }
 
+// writeLoop writes the queue until it is empty, then ends (enqueue
+// starts another when something comes); when the connection is dead it
+// writes what is left and ERROR, closes its write side and closes done.
+// Under load it writes at most once per WriteCoalesce: what comes in the
+// meantime goes out in the same write.
 func (c *conn) writeLoop() {
-	defer close(c.done)
-	w := bufio.NewWriterSize(c.nc, 4096)
+	var w *bufio.Writer
+	var scratch *chat.Delivery // a room message's delivery, rebuilt per item
+	defer func() {
+		if w != nil {
+			w.Reset(nil)
+			c.srv.writers.Put(w)
+		}
+	}()
 	for {
-		<-c.wake
-		for {
-			c.qmu.Lock()
-			items := c.queue
-			c.queue = nil
-			c.qBytes = 0
-			dead := c.dead
+		if wait := c.srv.cfg.WriteCoalesce - time.Since(c.lastFlush); wait > 0 && !c.isDead() {
+			time.Sleep(wait)
+		}
+		c.qmu.Lock()
+		items := c.queue
+		c.queue = nil
+		c.qBytes = 0
+		dead := c.dead
+		if len(items) == 0 && !dead {
+			c.writing = false
 			c.qmu.Unlock()
-			if len(items) == 0 {
-				break
+			return
+		}
+		c.qmu.Unlock()
+		if len(items) > 0 {
+			if w == nil {
+				w = c.srv.writers.Get().(*bufio.Writer)
+				w.Reset(c.nc)
 			}
 			if !dead {
 				c.nc.SetWriteDeadline(time.Now().Add(writeWait))
@@ -487,30 +536,53 @@ func (c *conn) writeLoop() {
 				}
 			}
 			for _, it := range items {
-				if it.line != nil {
+				switch {
+				case it.line != nil:
 					w.Write(it.line)
-					continue
+				case it.msg != nil:
+					if scratch == nil {
+						scratch = new(chat.Delivery)
+					}
+					*scratch = chat.Delivery{Kind: chat.DelMessage, Room: it.msg.Room, Message: it.msg,
+						From: chat.SessionRef{Account: it.msg.From, Door: it.door}, Echo: it.echo, Shared: it.shared}
+					c.writeDelivery(w, scratch)
+				default:
+					c.writeDelivery(w, it.d)
 				}
-				c.writeDelivery(w, it.d)
 			}
-			if err := w.Flush(); err != nil {
+			err := w.Flush()
+			c.lastFlush = time.Now()
+			if err != nil {
 				c.kill("Write error")
 				c.nc.Close()
+				c.qmu.Lock()
+				c.queue = nil
+				c.qmu.Unlock()
+				close(c.done)
 				return
 			}
 			for _, it := range items { // the latency histogram (chat/latency.go)
-				if it.d != nil && it.d.Kind == chat.DelMessage && !dead {
-					c.srv.core.Delivered(it.d.Message)
+				if !dead {
+					if it.msg != nil {
+						c.srv.core.Delivered(it.msg)
+					} else if it.d != nil && it.d.Kind == chat.DelMessage {
+						c.srv.core.Delivered(it.d.Message)
+					}
 				}
 			}
-			if dead {
-				break
-			}
+			clear(items)
+			c.qmu.Lock()
+			c.spare = items[:0]
+			c.qmu.Unlock()
 		}
-		if c.isDead() {
+		if dead {
 			c.mu.Lock()
 			reason := c.reason
 			c.mu.Unlock()
+			if w == nil {
+				w = c.srv.writers.Get().(*bufio.Writer)
+				w.Reset(c.nc)
+			}
 			if reason != "" && reason != "SendQ exceeded" {
 				c.nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
 				w.WriteString("ERROR :Closing link: " + ircmsg.TruncateUTF8Safe(reason, 400) + "\r\n")
@@ -520,6 +592,7 @@ func (c *conn) writeLoop() {
 				tc.CloseWrite()
 			}
 			c.nc.SetReadDeadline(time.Now())
+			close(c.done)
 			return
 		}
 	}
