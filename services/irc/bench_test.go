@@ -50,7 +50,7 @@ func benchAccount(i int) string { return fmt.Sprintf("u%03d", i) }
 // neither the flood limit nor the message rate limit takes part, and
 // serves it on 127.0.0.1 with an ephemeral port. It returns the server
 // and its address.
-func benchDoor(b *testing.B, n int) (*fuzzDoor, string) {
+func benchDoor(b testing.TB, n int) (*fuzzDoor, string) {
 	b.Helper()
 	accounts := map[string]bool{}
 	for i := range n {

@@ -100,7 +100,7 @@ type conn struct {
 
 	// Writer goroutine only: the settings of each channel the client is
 	// in, as it was last told them (nil until the first join).
-	chans map[string]chat.RoomSettings
+	chans chanList
 }
 
 // outItem is one thing to write: a line made by the server, a delivery,
@@ -184,116 +184,171 @@ func (c *conn) userLocked() string {
 	return "~u"
 }
 
-// run serves the connection until it ends.
+// run serves the connection until it ends. The reader goroutine lives
+// as long as the connection and mostly waits in a read: its frames are
+// kept small (the work is in the functions below, not inlined, and
+// commands run on a stack of their own, onOwnStack), so that the runtime
+// shrinks its stack to the least.
 func (c *conn) run() {
 	c.qmu.Lock()
 	c.started = true
 	c.startWriterLocked()
 	c.qmu.Unlock()
-	defer func() {
-		c.kill("")
-		<-c.done
-		if s := c.session(); s != nil {
-			c.mu.Lock()
-			reason := c.reason
-			c.mu.Unlock()
-			s.Close(reason)
+	defer c.end()
+	st := &readState{regBy: time.Now().Add(c.srv.cfg.RegistrationTimeout)}
+	if !c.handshake(st.regBy) {
+		return
+	}
+	for {
+		c.nc.SetReadDeadline(time.Now().Add(c.readWait(st)))
+		line, err := c.rd.ReadLine()
+		if !c.afterRead(st, line, err) {
+			return
 		}
-		c.nc.Close()
-	}()
+	}
+}
+
+// readState is what the reader keeps between lines.
+type readState struct {
 	// Registration must be over by regBy, however slowly the client
 	// sends (slowloris): the deadline does not move with each line.
-	regBy := time.Now().Add(c.srv.cfg.RegistrationTimeout)
-	if tc, ok := c.nc.(*tls.Conn); ok {
-		tc.SetDeadline(regBy)
-		if err := tc.Handshake(); err != nil {
-			c.srv.log.Debug("tls handshake", "addr", c.ip, "err", err)
-			return
-		}
-		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
-			c.clientCert = certs[0].Raw
-		}
-		tc.SetDeadline(time.Time{})
+	regBy      time.Time
+	pinged     bool
+	registered bool      // as of the last read
+	authBy     time.Time // as of the last read
+}
+
+// end closes the connection when the reader stops.
+//
+//go:noinline
+func (c *conn) end() {
+	c.kill("")
+	<-c.done
+	if s := c.session(); s != nil {
+		c.mu.Lock()
+		reason := c.reason
+		c.mu.Unlock()
+		s.Close(reason)
 	}
-	pinged := false
-	for {
-		c.mu.Lock()
-		registered := c.state >= stateRegistered
-		authBy := c.authBy
-		c.mu.Unlock()
-		wait := c.srv.cfg.PingInterval
-		if !registered {
-			wait = max(time.Until(regBy), time.Millisecond)
-		} else if pinged {
-			wait = c.srv.cfg.PingTimeout
-		}
-		if !authBy.IsZero() {
-			if until := time.Until(authBy); until < wait {
-				wait = max(until, time.Millisecond)
-			}
-		}
-		c.nc.SetReadDeadline(time.Now().Add(wait))
-		line, err := c.rd.ReadLine()
-		if err != nil {
-			var ne net.Error
-			var wsErr *wsconn.ProtocolError // websocket.go
-			switch {
-			case errors.As(err, &ne) && ne.Timeout():
-				if c.isDead() {
-					return // quit() ends the read at once
-				}
-				if !authBy.IsZero() && !time.Now().Before(authBy) {
-					c.authTimedOut()
-					continue
-				}
-				if !registered {
-					c.kill("Registration timed out")
-					return
-				}
-				if pinged {
-					c.kill("Ping timeout: " + c.srv.cfg.PingTimeout.String())
-					return
-				}
-				pinged = true
-				c.sendLine(ircmsg.MakeMessage(nil, "", "PING", c.srv.cfg.ServerName))
-				continue
-			case errors.Is(err, ircreader.ErrReadQ):
-				c.numeric(ERR_INPUTTOOLONG, "Input line too long")
-				c.kill("Input line too long")
-				return
-			case errors.As(err, &wsErr):
-				c.kill(wsErr.Reason)
-				return
-			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded):
-				c.kill("Connection closed")
-				return
-			default:
-				c.kill("Read error")
-				return
-			}
-		}
-		pinged = false
-		if c.isDead() {
-			return
-		}
-		if !registered && !time.Now().Before(regBy) {
-			c.kill("Registration timed out")
-			return
-		}
-		c.throttle()
-		c.handleLine(string(line))
-		// A client that never pauses gets no read time-out: check the
-		// login countdown here too.
-		c.mu.Lock()
-		overdue := !c.authBy.IsZero() && !time.Now().Before(c.authBy) && c.account == ""
-		c.mu.Unlock()
-		if overdue {
-			c.authTimedOut()
-		}
-		if c.isDead() {
-			return
+	c.nc.Close()
+}
+
+// handshake completes a TLS connection's handshake (by regBy) and says
+// whether to go on.
+//
+//go:noinline
+func (c *conn) handshake(regBy time.Time) bool {
+	tc, ok := c.nc.(*tls.Conn)
+	if !ok {
+		return true
+	}
+	tc.SetDeadline(regBy)
+	if err := onOwnStack(tc.Handshake); err != nil {
+		c.srv.log.Debug("tls handshake", "addr", c.ip, "err", err)
+		return false
+	}
+	if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+		c.clientCert = certs[0].Raw
+	}
+	tc.SetDeadline(time.Time{})
+	return true
+}
+
+// readWait is how long the next read may wait.
+//
+//go:noinline
+func (c *conn) readWait(st *readState) time.Duration {
+	c.mu.Lock()
+	st.registered = c.state >= stateRegistered
+	st.authBy = c.authBy
+	c.mu.Unlock()
+	wait := c.srv.cfg.PingInterval
+	if !st.registered {
+		wait = max(time.Until(st.regBy), time.Millisecond)
+	} else if st.pinged {
+		wait = c.srv.cfg.PingTimeout
+	}
+	if !st.authBy.IsZero() {
+		if until := time.Until(st.authBy); until < wait {
+			wait = max(until, time.Millisecond)
 		}
 	}
+	return wait
+}
+
+// afterRead handles what a read returned and says whether to read on.
+//
+//go:noinline
+func (c *conn) afterRead(st *readState, line []byte, err error) bool {
+	if err != nil {
+		var ne net.Error
+		var wsErr *wsconn.ProtocolError // websocket.go
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			if c.isDead() {
+				return false // quit() ends the read at once
+			}
+			if !st.authBy.IsZero() && !time.Now().Before(st.authBy) {
+				c.authTimedOut()
+				return true
+			}
+			if !st.registered {
+				c.kill("Registration timed out")
+				return false
+			}
+			if st.pinged {
+				c.kill("Ping timeout: " + c.srv.cfg.PingTimeout.String())
+				return false
+			}
+			st.pinged = true
+			c.sendLine(ircmsg.MakeMessage(nil, "", "PING", c.srv.cfg.ServerName))
+			return true
+		case errors.Is(err, ircreader.ErrReadQ):
+			c.numeric(ERR_INPUTTOOLONG, "Input line too long")
+			c.kill("Input line too long")
+			return false
+		case errors.As(err, &wsErr):
+			c.kill(wsErr.Reason)
+			return false
+		case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded):
+			c.kill("Connection closed")
+			return false
+		default:
+			c.kill("Read error")
+			return false
+		}
+	}
+	st.pinged = false
+	if c.isDead() {
+		return false
+	}
+	if !st.registered && !time.Now().Before(st.regBy) {
+		c.kill("Registration timed out")
+		return false
+	}
+	c.throttle()
+	text := string(line)
+	onOwnStack(func() error { c.handleLine(text); return nil })
+	// A client that never pauses gets no read time-out: check the
+	// login countdown here too.
+	c.mu.Lock()
+	overdue := !c.authBy.IsZero() && !time.Now().Before(c.authBy) && c.account == ""
+	c.mu.Unlock()
+	if overdue {
+		c.authTimedOut()
+	}
+	return !c.isDead()
+}
+
+// onOwnStack runs f on a goroutine of its own and waits for it. Commands
+// go deep (the store, password hashing, a TLS handshake) and a goroutine
+// keeps the stack it grew to: run on its own, the reader, which lives as
+// long as the connection, keeps a small stack (about 4 KiB less per
+// idle connection).
+func onOwnStack(f func() error) error {
+	errc := make(chan error, 1)
+	go func() { errc <- f() }()
+	return <-errc
 }
 
 // throttle delays a client that sends faster than LinesPerSecond after
@@ -424,6 +479,18 @@ func (c *conn) Deliver(d chat.Delivery) {
 		c.enqueue(outItem{msg: m, shared: d.Shared, door: d.From.Door, echo: d.Echo}, size)
 		return
 	}
+	if d.Kind == chat.DelJoin && !d.Echo && !d.AccountFirst {
+		return // the account was in the room already: nothing to show
+	}
+	if d.Shared != nil && !d.Echo {
+		switch d.Kind {
+		case chat.DelJoin, chat.DelLeave, chat.DelKick, chat.DelTopic:
+			// The same for every receiver of the fan-out: one copy.
+			shared := d.Shared.Value("irc-delivery", func() any { dd := d; return &dd }).(*chat.Delivery)
+			c.enqueue(outItem{d: shared}, size)
+			return
+		}
+	}
 	c.enqueue(outItem{d: &d}, size)
 }
 
@@ -514,6 +581,7 @@ func (c *conn) writeLoop() {
 		c.qBytes = 0
 		dead := c.dead
 		if len(items) == 0 && !dead {
+			c.spare = nil // an idle connection keeps no buffer
 			c.writing = false
 			c.qmu.Unlock()
 			return

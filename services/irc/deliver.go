@@ -28,6 +28,40 @@ import (
 // delivery of one fan-out the same chat.Rendered, and sharedKey names the
 // variant, from what the receiver's capabilities change in the lines.
 
+// chanList is the settings of each channel a client is in, as it was
+// last told them: a few entries, searched in order.
+type chanList []chanEntry
+
+type chanEntry struct {
+	room     string
+	settings chat.RoomSettings
+}
+
+// get returns the settings of room, nil when the client is not in it.
+func (l chanList) get(room string) *chat.RoomSettings {
+	for i := range l {
+		if l[i].room == room {
+			return &l[i].settings
+		}
+	}
+	return nil
+}
+
+func (l *chanList) set(room string, st chat.RoomSettings) {
+	if p := l.get(room); p != nil {
+		*p = st
+		return
+	}
+	*l = append(*l, chanEntry{room, st})
+}
+
+func (l *chanList) drop(room string) {
+	*l = slices.DeleteFunc(*l, func(e chanEntry) bool { return e.room == room })
+	if len(*l) == 0 {
+		*l = nil
+	}
+}
+
 // memberModes returns the IRC member modes of an occupant.
 func memberModes(o chat.Occupant) string {
 	m := ""
@@ -263,8 +297,7 @@ func (c *conn) shows(d *chat.Delivery) bool {
 		m := d.Message
 		return !d.Echo && (m.Room == "" || m.Seq == 0 || m.Seq > c.replayed[m.Room])
 	case chat.DelJoin:
-		_, in := c.chans[d.Room]
-		return d.Echo || in && d.AccountFirst
+		return d.Echo || c.chans.get(d.Room) != nil && d.AccountFirst
 	case chat.DelLeave:
 		if d.Echo {
 			return true
@@ -367,7 +400,7 @@ func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
 
 	case chat.DelLeave:
 		if d.Echo {
-			delete(c.chans, d.Room)
+			c.chans.drop(d.Room)
 			return []ircmsg.Message{c.partLine(c.selfSource(me), d.Room, d.Reason)}
 		}
 		if d.AccountGone {
@@ -395,7 +428,7 @@ func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
 	case chat.DelKick:
 		target := displayNick(d.Occupant.Account)
 		if c.kickedMe(d) {
-			delete(c.chans, d.Room)
+			c.chans.drop(d.Room)
 			target = me
 		} else if !d.AccountGone {
 			return nil
@@ -410,7 +443,7 @@ func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
 		return []ircmsg.Message{makeMsg(actor(), "TOPIC", channelOf(d.Room), d.Topic)}
 
 	case chat.DelRole:
-		if _, in := c.chans[d.Room]; !in || d.Before == nil {
+		if c.chans.get(d.Room) == nil || d.Before == nil {
 			return nil
 		}
 		was, now := memberModes(*d.Before), memberModes(d.Occupant)
@@ -433,12 +466,12 @@ func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
 		return out
 
 	case chat.DelSettings:
-		was, in := c.chans[d.Room]
-		if !in {
+		was := c.chans.get(d.Room)
+		if was == nil {
 			return nil
 		}
-		change := modeDiff(was, d.Settings)
-		c.chans[d.Room] = d.Settings
+		change := modeDiff(*was, d.Settings)
+		*was = d.Settings
 		if len(change) == 0 {
 			return nil
 		}
@@ -459,7 +492,7 @@ func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
 		return []ircmsg.Message{makeMsg(actor(), "INVITE", me, channelOf(d.Room))}
 
 	case chat.DelRoomDestroy:
-		delete(c.chans, d.Room)
+		c.chans.drop(d.Room)
 		return []ircmsg.Message{makeMsg(server, "KICK", channelOf(d.Room), me, "Room destroyed: "+d.Reason)}
 
 	case chat.DelDisconnect:
@@ -493,10 +526,7 @@ func (c *conn) joinBurst(d *chat.Delivery, caps capSet) []ircmsg.Message {
 	if d.RoomInfo != nil {
 		settings = d.RoomInfo.Settings
 	}
-	if c.chans == nil {
-		c.chans = map[string]chat.RoomSettings{}
-	}
-	c.chans[d.Room] = settings
+	c.chans.set(d.Room, settings)
 	channel := channelOf(d.Room)
 	self := c.selfSource(me)
 	server := c.srv.cfg.ServerName

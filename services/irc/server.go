@@ -143,7 +143,7 @@ func New(cfg Config, core *chat.Core, log *slog.Logger) *Server {
 	s := &Server{cfg: cfg, core: core, log: log.With("door", "irc"), created: cfg.Now(),
 		conns: map[*conn]struct{}{}, nicks: map[string]map[*conn]struct{}{},
 		perAddr: map[string]int{}, klines: map[string]string{}}
-	s.writers.New = func() any { return bufio.NewWriterSize(nil, 8192) }
+	s.writers.New = func() any { return bufio.NewWriterSize(nil, 4096) }
 	return s
 }
 
