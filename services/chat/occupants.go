@@ -15,6 +15,7 @@ package chat
 // putOccupant adds a new occupant under key; c.mu held.
 func (r *roomState) putOccupant(key string, o *occupant) {
 	r.occupants[key] = o
+	r.members = nil
 	if r.accounts == nil {
 		r.accounts = map[string]int{}
 	}
@@ -24,6 +25,7 @@ func (r *roomState) putOccupant(key string, o *occupant) {
 // dropOccupant removes the occupant under key; c.mu held.
 func (r *roomState) dropOccupant(key string, o *occupant) {
 	delete(r.occupants, key)
+	r.members = nil
 	if n := r.accounts[o.account] - 1; n > 0 {
 		r.accounts[o.account] = n
 	} else {
@@ -44,4 +46,25 @@ func (c *Core) sharesRoomLocked(s *Session, account string) bool {
 		}
 	}
 	return false
+}
+
+// sessions returns every session of the room's occupants: a list kept
+// until the room's membership changes, so that a fan-out walks a slice
+// rather than two levels of maps; c.mu held. The list is never changed in
+// place: a caller may go on walking it while the room changes.
+func (r *roomState) sessions() []*Session {
+	if r.members == nil {
+		n := 0
+		for _, o := range r.occupants {
+			n += len(o.sessions)
+		}
+		members := make([]*Session, 0, n)
+		for _, o := range r.occupants {
+			for _, s := range o.sessions {
+				members = append(members, s)
+			}
+		}
+		r.members = members
+	}
+	return r.members
 }

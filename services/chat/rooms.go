@@ -22,6 +22,7 @@ type roomState struct {
 	room      Room
 	occupants map[string]*occupant // foldNick(nick) -> occupant
 	accounts  map[string]int       // account -> its occupants (occupants.go)
+	members   []*Session           // every occupant's sessions; nil when stale (occupants.go)
 	invited   map[string]bool      // accounts invited until they join
 }
 
@@ -73,6 +74,7 @@ func (r *roomState) removeSession(s *Session) (occupant *occupant, left bool) {
 		return nil, false
 	}
 	delete(o.sessions, s.id)
+	r.members = nil
 	if len(o.sessions) > 0 {
 		return o, false
 	}
@@ -82,11 +84,9 @@ func (r *roomState) removeSession(s *Session) (occupant *occupant, left bool) {
 
 // each calls f for every session in the room.
 func (r *roomState) each(f func(*Session)) {
-	for _, o := range r.occupants {
-		for _, s := range o.sessions {
-			if !s.closed {
-				f(s)
-			}
+	for _, s := range r.sessions() {
+		if !s.closed {
+			f(s)
 		}
 	}
 }
@@ -337,6 +337,7 @@ func (c *Core) Join(ctx context.Context, s *Session, room, nick, key string) (Jo
 		r.putOccupant(key1, o)
 	}
 	o.sessions[s.id] = s
+	r.members = nil
 	s.rooms[name] = o.nick
 	res.Self = r.public(o)
 	res.Room = copyRoom(r.room)

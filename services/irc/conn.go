@@ -94,9 +94,11 @@ type conn struct {
 	reason  string
 	done    chan struct{} // closed when the last writer ends (dead)
 
-	// lastFlush is when the writer last wrote to the socket; the writer
-	// alone uses it (one writer runs at a time).
-	lastFlush time.Time
+	// lastFlush is when the writer last wrote to the socket, and
+	// renewDeadline when its write deadline is to be moved next; the
+	// writer alone uses them (one writer runs at a time).
+	lastFlush     time.Time
+	renewDeadline time.Time
 
 	// Writer goroutine only: the settings of each channel the client is
 	// in, as it was last told them (nil until the first join).
@@ -592,8 +594,12 @@ func (c *conn) writeLoop() {
 				w = c.srv.writers.Get().(*bufio.Writer)
 				w.Reset(c.nc)
 			}
-			if !dead {
-				c.nc.SetWriteDeadline(time.Now().Add(writeWait))
+			if now := time.Now(); !dead && now.After(c.renewDeadline) {
+				// A write may wait between writeWait/2 and writeWait:
+				// the deadline is moved only every writeWait/2, not for
+				// every write (a timer change each time).
+				c.nc.SetWriteDeadline(now.Add(writeWait))
+				c.renewDeadline = now.Add(writeWait / 2)
 				c.mu.Lock()
 				stalled := c.reason == "SendQ exceeded"
 				c.mu.Unlock()
