@@ -1,7 +1,6 @@
 package irc
 
 import (
-	"bufio"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -565,14 +564,8 @@ func (c *conn) quit(reason string) {
 // Under load it writes at most once per WriteCoalesce: what comes in the
 // meantime goes out in the same write.
 func (c *conn) writeLoop() {
-	var w *bufio.Writer
+	w := new(batch)
 	var scratch *chat.Delivery // a room message's delivery, rebuilt per item
-	defer func() {
-		if w != nil {
-			w.Reset(nil)
-			c.srv.writers.Put(w)
-		}
-	}()
 	for {
 		if wait := c.srv.cfg.WriteCoalesce - time.Since(c.lastFlush); wait > 0 && !c.isDead() {
 			time.Sleep(wait)
@@ -590,10 +583,6 @@ func (c *conn) writeLoop() {
 		}
 		c.qmu.Unlock()
 		if len(items) > 0 {
-			if w == nil {
-				w = c.srv.writers.Get().(*bufio.Writer)
-				w.Reset(c.nc)
-			}
 			if now := time.Now(); !dead && now.After(c.renewDeadline) {
 				// A write may wait between writeWait/2 and writeWait:
 				// the deadline is moved only every writeWait/2, not for
@@ -624,7 +613,7 @@ func (c *conn) writeLoop() {
 					c.writeDelivery(w, it.d)
 				}
 			}
-			err := w.Flush()
+			err := w.flush(c.nc)
 			c.lastFlush = time.Now()
 			if err != nil {
 				c.kill("Write error")
@@ -653,14 +642,9 @@ func (c *conn) writeLoop() {
 			c.mu.Lock()
 			reason := c.reason
 			c.mu.Unlock()
-			if w == nil {
-				w = c.srv.writers.Get().(*bufio.Writer)
-				w.Reset(c.nc)
-			}
 			if reason != "" && reason != "SendQ exceeded" {
 				c.nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
-				w.WriteString("ERROR :Closing link: " + ircmsg.TruncateUTF8Safe(reason, 400) + "\r\n")
-				w.Flush()
+				io.WriteString(c.nc, "ERROR :Closing link: "+ircmsg.TruncateUTF8Safe(reason, 400)+"\r\n")
 			}
 			if tc, ok := c.nc.(*net.TCPConn); ok {
 				tc.CloseWrite()
@@ -670,4 +654,65 @@ func (c *conn) writeLoop() {
 			return
 		}
 	}
+}
+
+// batch gathers what one write sends: a fan-out's shared bytes by
+// reference (they never change), anything else copied. Over TCP it goes
+// out in one writev without copying the shared bytes; over TLS and
+// WebSocket, joined in one Write. It holds memory only while the writer
+// runs.
+type batch struct {
+	bufs  net.Buffers
+	buf   []byte // the copied bytes; bufs points into it
+	start int    // where the part of buf not yet in bufs starts
+	n     int    // bytes gathered
+}
+
+// Write copies p.
+func (b *batch) Write(p []byte) (int, error) {
+	b.buf = append(b.buf, p...)
+	b.n += len(p)
+	return len(p), nil
+}
+
+// writeShared takes p, which must not change, by reference.
+func (b *batch) writeShared(p []byte) {
+	b.cut()
+	b.bufs = append(b.bufs, p)
+	b.n += len(p)
+}
+
+func (b *batch) cut() {
+	if len(b.buf) > b.start {
+		b.bufs = append(b.bufs, b.buf[b.start:len(b.buf):len(b.buf)])
+		b.start = len(b.buf)
+	}
+}
+
+// flush writes what was gathered to nc and empties the batch.
+func (b *batch) flush(nc net.Conn) error {
+	b.cut()
+	var err error
+	switch {
+	case b.n == 0:
+	case len(b.bufs) == 1:
+		_, err = nc.Write(b.bufs[0])
+	default:
+		if _, tcp := nc.(*net.TCPConn); tcp {
+			bufs := b.bufs
+			_, err = bufs.WriteTo(nc)
+		} else {
+			all := make([]byte, 0, b.n)
+			for _, p := range b.bufs {
+				all = append(all, p...)
+			}
+			_, err = nc.Write(all)
+		}
+	}
+	clear(b.bufs)
+	b.bufs, b.buf, b.start, b.n = b.bufs[:0], b.buf[:0], 0, 0
+	if cap(b.buf) > 64<<10 {
+		b.buf = nil // a join's burst: do not keep it
+	}
+	return err
 }

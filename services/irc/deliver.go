@@ -263,7 +263,12 @@ func (c *conn) writeDelivery(w io.Writer, d *chat.Delivery) {
 	caps := c.capsCopy()
 	if d.Shared != nil && c.shows(d) {
 		if key, ok := c.sharedKey(d, caps); ok {
-			w.Write(d.Shared.Bytes(key, func() []byte { return c.serialise(nil, c.translate(d)) }))
+			b := d.Shared.Bytes(key, func() []byte { return c.serialise(nil, c.translate(d)) })
+			if sw, ok := w.(*batch); ok {
+				sw.writeShared(b)
+			} else {
+				w.Write(b)
+			}
 			return
 		}
 	}

@@ -1,7 +1,6 @@
 package irc
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -123,10 +122,6 @@ type Server struct {
 	serving     bool // between ready and shutdown: connections are taken
 
 	wg sync.WaitGroup
-
-	// writers are the connections' write buffers: a connection holds one
-	// only while its writer runs.
-	writers sync.Pool
 }
 
 type whowasEntry struct {
@@ -143,7 +138,6 @@ func New(cfg Config, core *chat.Core, log *slog.Logger) *Server {
 	s := &Server{cfg: cfg, core: core, log: log.With("door", "irc"), created: cfg.Now(),
 		conns: map[*conn]struct{}{}, nicks: map[string]map[*conn]struct{}{},
 		perAddr: map[string]int{}, klines: map[string]string{}}
-	s.writers.New = func() any { return bufio.NewWriterSize(nil, 4096) }
 	return s
 }
 
