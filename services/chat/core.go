@@ -408,17 +408,22 @@ func (s *Session) Close(reason string) {
 		_ = occ
 	}
 	quitOcc := Occupant{Nick: s.info.Resource, Account: s.info.Account}
+	shared := &Rendered{}
 	for _, os := range notify {
-		var rooms []string
+		var rooms, accountGone []string
 		for _, room := range gone {
 			if _, in := os.rooms[room]; in {
 				rooms = append(rooms, room)
+				if r := c.rooms[room]; r == nil || !r.hasAccount(s.info.Account) {
+					accountGone = append(accountGone, room)
+				}
 			}
 		}
 		if len(rooms) > 0 {
 			occ := quitOcc
 			occ.Nick = s.rooms[rooms[0]]
-			os.sink.Deliver(Delivery{Kind: DelQuit, Rooms: rooms, Occupant: occ, Reason: reason, From: s.ref()})
+			os.sink.Deliver(Delivery{Kind: DelQuit, Rooms: rooms, Occupant: occ, Reason: reason, From: s.ref(),
+				GoneRooms: accountGone, SharesRoom: c.sharesRoomLocked(os, s.info.Account), Shared: shared})
 		}
 	}
 	if s.presence.Show != ShowOffline {

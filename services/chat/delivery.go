@@ -82,6 +82,19 @@ type Delivery struct {
 	// Shared is the fan-out's render cache (see Rendered); nil when the
 	// delivery goes to one session only.
 	Shared *Rendered
+	// Account-level facts as of this delivery (occupants.go), for doors
+	// that show one member per account: AccountFirst (DelJoin) no other
+	// occupant of the account was in the room; AccountGone (DelLeave,
+	// DelKick) none is left in it; GoneRooms (DelQuit) those of Rooms
+	// none is left in; SharesRoom (DelQuit, DelPresence) the receiving
+	// session is in a room where the account (Occupant's, From's) still
+	// has an occupant.
+	AccountFirst bool
+	AccountGone  bool
+	GoneRooms    []string
+	SharesRoom   bool
+	// Before is, with DelRole, the occupant before the change.
+	Before *Occupant
 }
 
 // Sink receives deliveries for one session. Deliver must not block: a door
@@ -113,6 +126,7 @@ type Rendered struct {
 type renderedEntry struct {
 	key string
 	b   []byte
+	v   any
 }
 
 // Bytes returns the bytes cached under key, calling render to make them
@@ -129,6 +143,27 @@ func (r *Rendered) Bytes(key string, render func() []byte) []byte {
 		}
 	}
 	b := render()
-	r.entries = append(r.entries, renderedEntry{key, b})
+	r.entries = append(r.entries, renderedEntry{key: key, b: b})
 	return b
+}
+
+// Value returns the value kept under key, calling make to make it the
+// first time: a door keeps there what it derives from the fan-out alone
+// (such as one heap copy of a delivery that is the same for every
+// receiver), once for all receivers. A nil *Rendered makes it every time.
+// Values and Bytes share the keys' space: use distinct keys.
+func (r *Rendered) Value(key string, make func() any) any {
+	if r == nil {
+		return make()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.entries {
+		if e.key == key {
+			return e.v
+		}
+	}
+	v := make()
+	r.entries = append(r.entries, renderedEntry{key: key, v: v})
+	return v
 }

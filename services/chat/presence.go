@@ -134,7 +134,9 @@ func (c *Core) broadcastPresence(s *Session) {
 			return
 		}
 		seen[o.id] = true
-		o.sink.Deliver(d)
+		dd := d
+		dd.SharesRoom = c.sharesRoomLocked(o, s.info.Account)
+		o.sink.Deliver(dd)
 	}
 	for _, o := range c.byAcct[s.info.Account] {
 		send(o)

@@ -21,6 +21,8 @@ type roomState struct {
 	write     sync.Mutex
 	room      Room
 	occupants map[string]*occupant // foldNick(nick) -> occupant
+	accounts  map[string]int       // account -> its occupants (occupants.go)
+	members   []*Session           // every occupant's sessions; nil when stale (occupants.go)
 	invited   map[string]bool      // accounts invited until they join
 }
 
@@ -72,20 +74,19 @@ func (r *roomState) removeSession(s *Session) (occupant *occupant, left bool) {
 		return nil, false
 	}
 	delete(o.sessions, s.id)
+	r.members = nil
 	if len(o.sessions) > 0 {
 		return o, false
 	}
-	delete(r.occupants, key)
+	r.dropOccupant(key, o)
 	return o, true
 }
 
 // each calls f for every session in the room.
 func (r *roomState) each(f func(*Session)) {
-	for _, o := range r.occupants {
-		for _, s := range o.sessions {
-			if !s.closed {
-				f(s)
-			}
+	for _, s := range r.sessions() {
+		if !s.closed {
+			f(s)
 		}
 	}
 }
@@ -185,7 +186,7 @@ func (c *Core) loadRoom(ctx context.Context, name string) (*roomState, error) {
 	if r := c.rooms[name]; r != nil {
 		return r, nil
 	}
-	r = &roomState{room: room, occupants: map[string]*occupant{}, invited: map[string]bool{}}
+	r = &roomState{room: room, occupants: map[string]*occupant{}, accounts: map[string]int{}, invited: map[string]bool{}}
 	c.rooms[name] = r
 	return r, nil
 }
@@ -333,15 +334,17 @@ func (c *Core) Join(ctx context.Context, s *Session, room, nick, key string) (Jo
 	if isNew {
 		o = &occupant{nick: nick, account: s.info.Account, sessions: map[uint64]*Session{}}
 		o.role = r.defaultRole(o.account, false)
-		r.occupants[key1] = o
+		r.putOccupant(key1, o)
 	}
 	o.sessions[s.id] = s
+	r.members = nil
 	s.rooms[name] = o.nick
 	res.Self = r.public(o)
 	res.Room = copyRoom(r.room)
 	res.Occupants = c.occupantsLocked(r)
 	if isNew {
-		d := Delivery{Kind: DelJoin, Room: name, Occupant: res.Self, From: s.ref(), Shared: &Rendered{}}
+		d := Delivery{Kind: DelJoin, Room: name, Occupant: res.Self, From: s.ref(), Shared: &Rendered{},
+			AccountFirst: r.accounts[s.info.Account] == 1}
 		r.each(func(os *Session) {
 			if os != s {
 				os.sink.Deliver(d)
@@ -426,13 +429,14 @@ func (c *Core) Part(ctx context.Context, s *Session, room, reason string) error 
 		occ = r.public(o)
 	}
 	occ.Nick, occ.Account = nick, s.info.Account
-	d := Delivery{Kind: DelLeave, Room: name, Occupant: occ, Reason: reason, From: s.ref()}
+	d := Delivery{Kind: DelLeave, Room: name, Occupant: occ, Reason: reason, From: s.ref(),
+		AccountGone: !r.hasAccount(s.info.Account), Shared: &Rendered{}}
 	if left {
 		r.each(func(os *Session) { os.sink.Deliver(d) })
 	}
 	// The leaving session is told even when another session of its
 	// account stays in the room under the same nick.
-	d.Echo = true
+	d.Echo, d.Shared = true, nil
 	s.sink.Deliver(d)
 	empty := c.forgetIfEmptyLocked(r)
 	c.mu.Unlock()
@@ -548,7 +552,7 @@ func (c *Core) SetTopic(ctx context.Context, s *Session, room, topic string) err
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r.room.Topic, r.room.TopicBy, r.room.TopicAt = upd.Topic, upd.TopicBy, upd.TopicAt
-	d := Delivery{Kind: DelTopic, Room: r.room.Name, Topic: topic, Actor: upd.TopicBy}
+	d := Delivery{Kind: DelTopic, Room: r.room.Name, Topic: topic, Actor: upd.TopicBy, Shared: &Rendered{}}
 	if s != nil {
 		d.From = s.ref()
 	}
@@ -592,8 +596,9 @@ func (c *Core) UpdateSettings(ctx context.Context, s *Session, room string, chan
 			continue
 		}
 		if want := r.defaultRole(o.account, o.voiced); want != o.role {
+			before := r.public(o)
 			o.role = want
-			c.deliverRole(r, o, s, "")
+			c.deliverRole(r, o, before, s, "")
 		}
 	}
 	return upd.Settings, nil
@@ -608,8 +613,10 @@ func refOf(s *Session) SessionRef {
 	return s.ref()
 }
 
-func (c *Core) deliverRole(r *roomState, o *occupant, actor *Session, reason string) {
-	d := Delivery{Kind: DelRole, Room: r.room.Name, Occupant: r.public(o), Actor: actorName(actor, r), Reason: reason, From: refOf(actor)}
+// deliverRole tells the room of o's new role or affiliation; before is
+// o as it was.
+func (c *Core) deliverRole(r *roomState, o *occupant, before Occupant, actor *Session, reason string) {
+	d := Delivery{Kind: DelRole, Room: r.room.Name, Occupant: r.public(o), Actor: actorName(actor, r), Reason: reason, From: refOf(actor), Before: &before}
 	r.each(func(os *Session) { os.sink.Deliver(d) })
 }
 
@@ -641,12 +648,13 @@ func (c *Core) Kick(ctx context.Context, s *Session, room, nick, reason string) 
 
 // removeOccupant kicks o out of r and tells everyone (o included); c.mu held.
 func (c *Core) removeOccupant(r *roomState, o *occupant, actor *Session, reason string, banned bool) {
-	d := Delivery{Kind: DelKick, Room: r.room.Name, Occupant: r.public(o), Actor: actorName(actor, r), Reason: reason, Banned: banned, From: refOf(actor)}
+	d := Delivery{Kind: DelKick, Room: r.room.Name, Occupant: r.public(o), Actor: actorName(actor, r), Reason: reason, Banned: banned, From: refOf(actor),
+		AccountGone: r.accounts[o.account] <= 1, Shared: &Rendered{}}
 	r.each(func(os *Session) { os.sink.Deliver(d) })
 	for _, ts := range o.sessions {
 		delete(ts.rooms, r.room.Name)
 	}
-	delete(r.occupants, foldNick(o.nick))
+	r.dropOccupant(foldNick(o.nick), o)
 }
 
 // SetRole changes the role of nick's occupant: RoleModerator (IRC +o),
@@ -684,8 +692,9 @@ func (c *Core) SetRole(ctx context.Context, s *Session, room, nick string, role 
 	if o.role == role && o.voiced == voiced {
 		return nil
 	}
+	before := r.public(o)
 	o.role, o.voiced = role, voiced
-	c.deliverRole(r, o, s, reason)
+	c.deliverRole(r, o, before, s, reason)
 	return nil
 }
 
@@ -713,8 +722,9 @@ func (c *Core) SetVoice(ctx context.Context, s *Session, room, nick string, voic
 	if o.voiced == voice && o.role == role {
 		return nil
 	}
+	before := r.public(o)
 	o.voiced, o.role = voice, role
-	c.deliverRole(r, o, s, "")
+	c.deliverRole(r, o, before, s, "")
 	return nil
 }
 
@@ -753,6 +763,12 @@ func (c *Core) SetAffiliation(ctx context.Context, s *Session, room, account str
 		return err
 	}
 	c.mu.Lock()
+	befores := map[*occupant]Occupant{}
+	for _, o := range r.occupants {
+		if o.account == account {
+			befores[o] = r.public(o)
+		}
+	}
 	if aff == AffNone {
 		delete(r.room.Affiliations, account)
 	} else {
@@ -767,7 +783,7 @@ func (c *Core) SetAffiliation(ctx context.Context, s *Session, room, account str
 			continue
 		}
 		o.role = r.defaultRole(o.account, o.voiced)
-		c.deliverRole(r, o, s, reason)
+		c.deliverRole(r, o, befores[o], s, reason)
 	}
 	empty := c.forgetIfEmptyLocked(r)
 	c.mu.Unlock()
@@ -857,9 +873,9 @@ func (c *Core) ChangeNick(ctx context.Context, s *Session, room, newNick string)
 		return fmt.Errorf("%w: %q", ErrNickInUse, newNick)
 	}
 	old := o.nick
-	delete(r.occupants, foldNick(old))
+	r.dropOccupant(foldNick(old), o)
 	o.nick = newNick
-	r.occupants[nk] = o
+	r.putOccupant(nk, o)
 	for _, os := range o.sessions {
 		os.rooms[name] = newNick
 	}

@@ -50,7 +50,7 @@ func benchAccount(i int) string { return fmt.Sprintf("u%03d", i) }
 // neither the flood limit nor the message rate limit takes part, and
 // serves it on 127.0.0.1 with an ephemeral port. It returns the server
 // and its address.
-func benchDoor(b *testing.B, n int) (*fuzzDoor, string) {
+func benchDoor(b testing.TB, n int) (*fuzzDoor, string) {
 	b.Helper()
 	accounts := map[string]bool{}
 	for i := range n {
@@ -164,9 +164,8 @@ func benchFootprint() (inuse, live uint64) {
 
 // BenchmarkIdleConnectionMemory measures what an idle, logged-in client
 // costs the server: joined to #general with all the others (the brief's
-// case; the door keeps, per connection, a view of every member of each
-// of its channels, so this grows with the room), and for comparison with
-// fewer members and not joined at all.
+// case; the door keeps nothing per member, so this should not grow with
+// the room), and for comparison with fewer members and not joined at all.
 func BenchmarkIdleConnectionMemory(b *testing.B) {
 	for _, bc := range []struct {
 		conns int

@@ -203,8 +203,7 @@ func handleNames(r *request) {
 		r.numeric(RPL_ENDOFNAMES, ch, "End of /NAMES list.")
 		return
 	}
-	v := newChanView(info.Settings, occ)
-	for _, m := range c.namesLines(room, v, c.capsCopy()) {
+	for _, m := range c.namesLines(room, info.Settings, occ, c.capsCopy()) {
 		r.send(m)
 	}
 }

@@ -1,6 +1,8 @@
 package irc
 
 import (
+	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,44 +14,52 @@ import (
 )
 
 // What the core routes to a session, as IRC lines. Runs on the writer
-// goroutine, in the order the core delivered, so the chanView state
-// below always matches what the client was told.
+// goroutine, in the order the core delivered.
+//
+// A session keeps nothing of the others in its channels: the core counts
+// each room's occupants per account and says, in each delivery, whether
+// an account came or went as a whole (chat/occupants.go), and a client's
+// NAMES comes from the core's occupant list (the join delivery's, or
+// Core.RoomInfo). The writer keeps only each channel's settings as it
+// last told the client (for MODE changes).
+//
+// A room fan-out (message, join, part, quit, kick, topic) is rendered
+// once per wire variant, not once per receiver: the core hands every
+// delivery of one fan-out the same chat.Rendered, and sharedKey names the
+// variant, from what the receiver's capabilities change in the lines.
 
-// chanView is what the client knows of one channel.
-type chanView struct {
-	members  map[string]*memberView // account -> its occupants
+// chanList is the settings of each channel a client is in, as it was
+// last told them: a few entries, searched in order.
+type chanList []chanEntry
+
+type chanEntry struct {
+	room     string
 	settings chat.RoomSettings
 }
 
-type memberView struct {
-	count int    // occupants of the account (XMPP may join twice)
-	door  string // door of the first occupant, for its host
-	modes string // channel member modes, among "qaov"
-}
-
-// newChanView is a channel as its occupants make it up.
-func newChanView(settings chat.RoomSettings, occ []chat.Occupant) *chanView {
-	v := &chanView{members: make(map[string]*memberView, len(occ)), settings: settings}
-	for _, o := range occ {
-		door := ""
-		if len(o.Sessions) > 0 {
-			door = o.Sessions[0].Door
+// get returns the settings of room, nil when the client is not in it.
+func (l chanList) get(room string) *chat.RoomSettings {
+	for i := range l {
+		if l[i].room == room {
+			return &l[i].settings
 		}
-		v.add(o, door)
 	}
-	return v
+	return nil
 }
 
-// add counts one more occupant and reports whether its account is new
-// to the channel.
-func (v *chanView) add(o chat.Occupant, door string) bool {
-	if mv, ok := v.members[o.Account]; ok {
-		mv.count++
-		mv.modes = mergeModes(mv.modes, memberModes(o))
-		return false
+func (l *chanList) set(room string, st chat.RoomSettings) {
+	if p := l.get(room); p != nil {
+		*p = st
+		return
 	}
-	v.members[o.Account] = &memberView{count: 1, door: door, modes: memberModes(o)}
-	return true
+	*l = append(*l, chanEntry{room, st})
+}
+
+func (l *chanList) drop(room string) {
+	*l = slices.DeleteFunc(*l, func(e chanEntry) bool { return e.room == room })
+	if len(*l) == 0 {
+		*l = nil
+	}
 }
 
 // memberModes returns the IRC member modes of an occupant.
@@ -187,15 +197,151 @@ func (c *conn) messageLines(m *chat.Message, source, target string, caps capSet)
 	return out
 }
 
+// Wire variants of a shared fan-out (sharedKey): what in the receiver's
+// capabilities changes the lines of each kind.
+const (
+	capServerTime = 1 << iota
+	capMessageTags
+	capAccountTag
+	capMultiline // draft/multiline and batch
+	oldMessage   // no server-time and the message is over a minute old: dated in the text
+)
+
+// msgKeys and joinKeys name the variants without allocating.
+var msgKeys = func() (k [32]string) {
+	for i := range k {
+		k[i] = "msg" + strconv.Itoa(i)
+	}
+	return k
+}()
+
+var joinKeys = [2]string{"join", "join-extended"}
+
+// sharedKey says whether what d shows this client is the same for every
+// receiver of its fan-out with the same key, and which key, once the
+// receiver-specific checks (translate) said it shows anything. d.Shared
+// is non-nil.
+func (c *conn) sharedKey(d *chat.Delivery, caps capSet) (string, bool) {
+	switch d.Kind {
+	case chat.DelMessage:
+		m := d.Message
+		if m == nil || m.Room == "" || d.Echo {
+			return "", false
+		}
+		v := 0
+		if caps.has("server-time") {
+			v |= capServerTime
+		} else if c.srv.cfg.Now().Sub(m.Time) > time.Minute {
+			v |= oldMessage
+		}
+		if caps.has("message-tags") {
+			v |= capMessageTags
+		}
+		if caps.has("account-tag") {
+			v |= capAccountTag
+		}
+		if caps.has("draft/multiline") && caps.has("batch") {
+			v |= capMultiline
+		}
+		return msgKeys[v], true
+	case chat.DelJoin:
+		if d.Echo {
+			return "", false
+		}
+		if caps.has("extended-join") {
+			return joinKeys[1], true
+		}
+		return joinKeys[0], true
+	case chat.DelLeave, chat.DelTopic:
+		return string(d.Kind), !d.Echo
+	case chat.DelKick:
+		return string(d.Kind), !c.kickedMe(d)
+	case chat.DelQuit:
+		return string(d.Kind), !d.SharesRoom // one QUIT line; otherwise PARTs per room
+	}
+	return "", false
+}
+
+// writeDelivery writes what d shows this client to w: a shared fan-out's
+// bytes rendered once per variant, anything else rendered here.
+func (c *conn) writeDelivery(w io.Writer, d *chat.Delivery) {
+	caps := c.capsCopy()
+	if d.Shared != nil && c.shows(d) {
+		if key, ok := c.sharedKey(d, caps); ok {
+			b := d.Shared.Bytes(key, func() []byte { return c.serialise(nil, c.translate(d)) })
+			if sw, ok := w.(*batch); ok {
+				sw.writeShared(b)
+			} else {
+				w.Write(b)
+			}
+			return
+		}
+	}
+	for _, m := range c.translate(d) {
+		if b, err := m.LineBytesStrict(false, maxLineBody); b != nil {
+			w.Write(b)
+		} else {
+			c.srv.log.Warn("unserialisable delivery", "cmd", m.Command, "err", err)
+		}
+	}
+}
+
+// serialise appends the wire form of lines to buf.
+func (c *conn) serialise(buf []byte, lines []ircmsg.Message) []byte {
+	for _, m := range lines {
+		if b, err := m.LineBytesStrict(false, maxLineBody); b != nil {
+			buf = append(buf, b...)
+		} else {
+			c.srv.log.Warn("unserialisable delivery", "cmd", m.Command, "err", err)
+		}
+	}
+	return buf
+}
+
+// shows runs the receiver's own checks and state changes for a shareable
+// delivery and says whether it shows anything at all; translate makes the
+// same checks, so it may run again (once per variant) with no effect.
+func (c *conn) shows(d *chat.Delivery) bool {
+	switch d.Kind {
+	case chat.DelMessage:
+		m := d.Message
+		return !d.Echo && (m.Room == "" || m.Seq == 0 || m.Seq > c.replayed[m.Room])
+	case chat.DelJoin:
+		return d.Echo || c.chans.get(d.Room) != nil && d.AccountFirst
+	case chat.DelLeave:
+		if d.Echo {
+			return true
+		}
+		return d.AccountGone
+	case chat.DelQuit:
+		return len(d.GoneRooms) > 0
+	case chat.DelKick:
+		return c.kickedMe(d) || d.AccountGone
+	}
+	return true
+}
+
+// kickedMe says whether a kick removes this session.
+func (c *conn) kickedMe(d *chat.Delivery) bool {
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	if s == nil {
+		return false
+	}
+	for _, ref := range d.Occupant.Sessions {
+		if ref.ID == s.ID() {
+			return true
+		}
+	}
+	return false
+}
+
 // translate turns one delivery into the lines this client should see.
 func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
 	caps := c.capsCopy()
 	c.mu.Lock()
 	me := c.nick
-	var mySess uint64
-	if c.sess != nil {
-		mySess = c.sess.ID()
-	}
 	c.mu.Unlock()
 	server := c.srv.cfg.ServerName
 	from := c.source(d.From.Account, d.From.Door)
@@ -246,15 +392,10 @@ func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
 			out := append(c.joinBurst(d, caps), c.replayOnJoin(d.Room, caps)...)
 			return append(out, welcomeLines(server, d)...)
 		}
-		v := c.chans[d.Room]
-		if v == nil {
-			return nil
+		if !c.shows(d) {
+			return nil // not ours to show, or the account was there already
 		}
 		acct := d.Occupant.Account
-		if !v.add(d.Occupant, d.From.Door) {
-			return nil
-		}
-		mv := v.members[acct]
 		src := c.source(acct, d.From.Door)
 		var out []ircmsg.Message
 		if caps.has("extended-join") {
@@ -262,32 +403,26 @@ func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
 		} else {
 			out = append(out, makeMsg(src, "JOIN", channelOf(d.Room)))
 		}
-		if mv.modes != "" {
-			out = append(out, c.memberModeLine(d.Room, server, "+", mv.modes, acct))
+		if modes := memberModes(d.Occupant); modes != "" {
+			out = append(out, c.memberModeLine(d.Room, server, "+", modes, acct))
 		}
 		return out
 
 	case chat.DelLeave:
 		if d.Echo {
-			delete(c.chans, d.Room)
+			c.chans.drop(d.Room)
 			return []ircmsg.Message{c.partLine(c.selfSource(me), d.Room, d.Reason)}
 		}
-		if c.dropMember(d.Room, d.Occupant.Account) {
+		if d.AccountGone {
 			return []ircmsg.Message{c.partLine(from, d.Room, d.Reason)}
 		}
 		return nil
 
 	case chat.DelQuit:
-		var gone []string
-		for _, room := range d.Rooms {
-			if c.dropMember(room, d.Occupant.Account) {
-				gone = append(gone, room)
-			}
-		}
-		if len(gone) == 0 {
+		if len(d.GoneRooms) == 0 {
 			return nil
 		}
-		if !c.sharesAnyChannel(d.Occupant.Account) {
+		if !d.SharesRoom {
 			reason := d.Reason
 			if reason == "" {
 				reason = "Quit"
@@ -295,23 +430,17 @@ func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
 			return []ircmsg.Message{makeMsg(from, "QUIT", reason)}
 		}
 		var out []ircmsg.Message
-		for _, room := range gone {
+		for _, room := range d.GoneRooms {
 			out = append(out, c.partLine(from, room, d.Reason))
 		}
 		return out
 
 	case chat.DelKick:
 		target := displayNick(d.Occupant.Account)
-		kickedMe := false
-		for _, ref := range d.Occupant.Sessions {
-			if ref.ID == mySess {
-				kickedMe = true
-			}
-		}
-		if kickedMe {
-			delete(c.chans, d.Room)
+		if c.kickedMe(d) {
+			c.chans.drop(d.Room)
 			target = me
-		} else if !c.dropMember(d.Room, d.Occupant.Account) {
+		} else if !d.AccountGone {
 			return nil
 		}
 		reason := d.Reason
@@ -324,25 +453,19 @@ func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
 		return []ircmsg.Message{makeMsg(actor(), "TOPIC", channelOf(d.Room), d.Topic)}
 
 	case chat.DelRole:
-		v := c.chans[d.Room]
-		if v == nil {
+		if c.chans.get(d.Room) == nil || d.Before == nil {
 			return nil
 		}
-		mv, ok := v.members[d.Occupant.Account]
-		if !ok {
-			return nil
-		}
-		now := memberModes(d.Occupant)
+		was, now := memberModes(*d.Before), memberModes(d.Occupant)
 		var plus, minus string
 		for _, f := range "qaov" {
-			had, has := strings.ContainsRune(mv.modes, f), strings.ContainsRune(now, f)
+			had, has := strings.ContainsRune(was, f), strings.ContainsRune(now, f)
 			if has && !had {
 				plus += string(f)
 			} else if had && !has {
 				minus += string(f)
 			}
 		}
-		mv.modes = now
 		var out []ircmsg.Message
 		if minus != "" {
 			out = append(out, c.memberModeLine(d.Room, actor(), "-", minus, d.Occupant.Account))
@@ -353,12 +476,12 @@ func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
 		return out
 
 	case chat.DelSettings:
-		v := c.chans[d.Room]
-		if v == nil {
+		was := c.chans.get(d.Room)
+		if was == nil {
 			return nil
 		}
-		change := modeDiff(v.settings, d.Settings)
-		v.settings = d.Settings
+		change := modeDiff(*was, d.Settings)
+		*was = d.Settings
 		if len(change) == 0 {
 			return nil
 		}
@@ -379,7 +502,7 @@ func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
 		return []ircmsg.Message{makeMsg(actor(), "INVITE", me, channelOf(d.Room))}
 
 	case chat.DelRoomDestroy:
-		delete(c.chans, d.Room)
+		c.chans.drop(d.Room)
 		return []ircmsg.Message{makeMsg(server, "KICK", channelOf(d.Room), me, "Room destroyed: "+d.Reason)}
 
 	case chat.DelDisconnect:
@@ -404,33 +527,6 @@ func (c *conn) memberModeLine(room, src, sign, flags, account string) ircmsg.Mes
 	return makeMsg(src, "MODE", params...)
 }
 
-// dropMember forgets one occupant of account in room and reports whether
-// the account is now gone from it.
-func (c *conn) dropMember(room, account string) bool {
-	v := c.chans[room]
-	if v == nil {
-		return false
-	}
-	mv, ok := v.members[account]
-	if !ok {
-		return false
-	}
-	if mv.count--; mv.count > 0 {
-		return false
-	}
-	delete(v.members, account)
-	return true
-}
-
-func (c *conn) sharesAnyChannel(account string) bool {
-	for _, v := range c.chans {
-		if _, ok := v.members[account]; ok {
-			return true
-		}
-	}
-	return false
-}
-
 // joinBurst is what a client sees when it joins: JOIN, topic, names.
 func (c *conn) joinBurst(d *chat.Delivery, caps capSet) []ircmsg.Message {
 	c.mu.Lock()
@@ -440,8 +536,7 @@ func (c *conn) joinBurst(d *chat.Delivery, caps capSet) []ircmsg.Message {
 	if d.RoomInfo != nil {
 		settings = d.RoomInfo.Settings
 	}
-	v := newChanView(settings, d.Occupants)
-	c.chans[d.Room] = v
+	c.chans.set(d.Room, settings)
 	channel := channelOf(d.Room)
 	self := c.selfSource(me)
 	server := c.srv.cfg.ServerName
@@ -459,46 +554,67 @@ func (c *conn) joinBurst(d *chat.Delivery, caps capSet) []ircmsg.Message {
 		}
 		out = append(out, makeMsg(server, RPL_TOPICWHOTIME, me, channel, by, strconv.FormatInt(d.RoomInfo.TopicAt.Unix(), 10)))
 	}
-	out = append(out, c.namesLines(d.Room, v, caps)...)
+	out = append(out, c.namesLines(d.Room, settings, d.Occupants, caps)...)
 	return out
 }
 
-// namesLines renders RPL_NAMREPLY lines and RPL_ENDOFNAMES.
-func (c *conn) namesLines(room string, v *chanView, caps capSet) []ircmsg.Message {
+// namesLines renders RPL_NAMREPLY lines and RPL_ENDOFNAMES for a room's
+// occupants, one name per account (the union of its occupants' modes,
+// the door of its first occupant's first session for its host).
+func (c *conn) namesLines(room string, settings chat.RoomSettings, occ []chat.Occupant, caps capSet) []ircmsg.Message {
 	me := c.currentNick()
 	server := c.srv.cfg.ServerName
 	channel := channelOf(room)
 	symbol := "="
-	if v.settings.Hidden {
+	if settings.Hidden {
 		symbol = "@"
-	} else if v.settings.Private {
+	} else if settings.Private {
 		symbol = "*"
 	}
-	names := make([]string, 0, len(v.members))
-	for acct, mv := range v.members {
-		n := prefixes(mv.modes, caps.has("multi-prefix"))
-		if caps.has("userhost-in-names") {
-			n += c.source(acct, mv.door)
+	type member struct{ account, door, modes string }
+	members := make([]member, 0, len(occ))
+	for _, o := range occ {
+		door := ""
+		if len(o.Sessions) > 0 {
+			door = o.Sessions[0].Door
+		}
+		members = append(members, member{o.Account, door, memberModes(o)})
+	}
+	// One per account: the first occupant (in the core's order) gives the
+	// door, the modes are the union.
+	slices.SortStableFunc(members, func(a, b member) int { return strings.Compare(a.account, b.account) })
+	multi, userhost := caps.has("multi-prefix"), caps.has("userhost-in-names")
+	names := make([]string, 0, len(members))
+	for i := 0; i < len(members); {
+		mv := members[i]
+		j := i + 1
+		for ; j < len(members) && members[j].account == mv.account; j++ {
+			mv.modes = mergeModes(mv.modes, members[j].modes)
+		}
+		i = j
+		n := prefixes(mv.modes, multi)
+		if userhost {
+			n += c.source(mv.account, mv.door)
 		} else {
-			n += displayNick(acct)
+			n += displayNick(mv.account)
 		}
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	var out []ircmsg.Message
-	line := ""
+	var line strings.Builder
 	for _, n := range names {
-		if len(line)+len(n)+1 > 400 {
-			out = append(out, makeMsg(server, RPL_NAMREPLY, me, symbol, channel, line))
-			line = ""
+		if line.Len()+len(n)+1 > 400 {
+			out = append(out, makeMsg(server, RPL_NAMREPLY, me, symbol, channel, line.String()))
+			line.Reset()
 		}
-		if line != "" {
-			line += " "
+		if line.Len() > 0 {
+			line.WriteByte(' ')
 		}
-		line += n
+		line.WriteString(n)
 	}
-	if line != "" {
-		out = append(out, makeMsg(server, RPL_NAMREPLY, me, symbol, channel, line))
+	if line.Len() > 0 {
+		out = append(out, makeMsg(server, RPL_NAMREPLY, me, symbol, channel, line.String()))
 	}
 	return append(out, makeMsg(server, RPL_ENDOFNAMES, me, channel, "End of /NAMES list."))
 }
@@ -583,7 +699,7 @@ func (c *conn) presenceLines(d *chat.Delivery, caps capSet, from string) []ircms
 	acct := d.From.Account
 	var out []ircmsg.Message
 	out = append(out, c.monitorLines(d)...)
-	if !caps.has("away-notify") || acct == fold(c.currentNick()) || !c.sharesAnyChannel(acct) {
+	if !caps.has("away-notify") || acct == fold(c.currentNick()) || !d.SharesRoom {
 		return out
 	}
 	switch d.Account.Show {

@@ -53,6 +53,12 @@ type Config struct {
 	// now (the box's registration policy or pairing window).
 	RegistrationOpen func() bool
 	Now              func() time.Time
+	// WriteCoalesce is the least time between two writes to one client
+	// while lines keep coming: what comes in between goes out in one
+	// write (one system call for many lines when a busy room fans out).
+	// A client idle that long gets its next line at once. 0 means 2 ms,
+	// negative none.
+	WriteCoalesce time.Duration
 }
 
 func (c *Config) defaults() {
@@ -92,6 +98,9 @@ func (c *Config) defaults() {
 	if c.Version == "" {
 		c.Version = "dev"
 	}
+	if c.WriteCoalesce == 0 {
+		c.WriteCoalesce = 2 * time.Millisecond
+	}
 }
 
 // Server is the IRC door. It is a service the appliance runs.
@@ -126,9 +135,10 @@ func New(cfg Config, core *chat.Core, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, core: core, log: log.With("door", "irc"), created: cfg.Now(),
+	s := &Server{cfg: cfg, core: core, log: log.With("door", "irc"), created: cfg.Now(),
 		conns: map[*conn]struct{}{}, nicks: map[string]map[*conn]struct{}{},
 		perAddr: map[string]int{}, klines: map[string]string{}}
+	return s
 }
 
 // Name names the service.

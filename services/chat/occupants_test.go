@@ -1,0 +1,118 @@
+package chat_test
+
+import (
+	"slices"
+	"testing"
+
+	"chatbox/services/chat"
+)
+
+// only returns the deliveries of kind k among ds.
+func only(ds []chat.Delivery, k chat.DeliveryKind) []chat.Delivery {
+	var out []chat.Delivery
+	for _, d := range ds {
+		if d.Kind == k {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// TestAccountLevelOccupancy checks the account-level facts the core puts
+// in room deliveries (occupants.go): an account in a room under two nicks
+// (XMPP) comes with its first occupant and goes with its last.
+func TestAccountLevelOccupancy(t *testing.T) {
+	f := newFixture(t, nil)
+	f.account("alice", "bob")
+	watcher, wrec := f.open("bob", "irc")
+	if _, err := f.core.Join(f.ctx, watcher, "lobby", "bob", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.core.Join(f.ctx, watcher, "other", "bob", ""); err != nil {
+		t.Fatal(err)
+	}
+	a1, _ := f.open("alice", "xmpp")
+	a2, _ := f.open("alice", "xmpp")
+	wrec.take()
+
+	// Two nicks of one account: only the first is new at account level.
+	if _, err := f.core.Join(f.ctx, a1, "lobby", "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.core.Join(f.ctx, a2, "lobby", "alice2", ""); err != nil {
+		t.Fatal(err)
+	}
+	joins := only(wrec.take(), chat.DelJoin)
+	if len(joins) != 2 || !joins[0].AccountFirst || joins[1].AccountFirst {
+		t.Fatalf("joins of alice, alice2: %+v, want AccountFirst true then false", joins)
+	}
+	if joins[0].Shared == nil || joins[0].Shared == joins[1].Shared {
+		t.Fatalf("a join fan-out needs its own Rendered: %p %p", joins[0].Shared, joins[1].Shared)
+	}
+
+	// The first nick leaves: the account is still there.
+	if err := f.core.Part(f.ctx, a1, "lobby", "bye"); err != nil {
+		t.Fatal(err)
+	}
+	parts := only(wrec.take(), chat.DelLeave)
+	if len(parts) != 1 || parts[0].AccountGone {
+		t.Fatalf("part of alice with alice2 left: %+v, want one with AccountGone false", parts)
+	}
+
+	// Presence: bob shares a room with alice (through alice2).
+	if err := a2.SetPresence(chat.Presence{Show: chat.ShowAway}); err != nil {
+		t.Fatal(err)
+	}
+	pres := only(wrec.take(), chat.DelPresence)
+	if len(pres) != 1 || !pres[0].SharesRoom {
+		t.Fatalf("presence of alice2: %+v, want one with SharesRoom", pres)
+	}
+
+	// The last nick's session closes: alice is gone from lobby and bob
+	// shares no room with her any more.
+	a2.Close("gone")
+	quits := only(wrec.take(), chat.DelQuit)
+	if len(quits) != 1 || !slices.Equal(quits[0].GoneRooms, []string{"lobby"}) || quits[0].SharesRoom {
+		t.Fatalf("quit of alice2: %+v, want GoneRooms [lobby] and no SharesRoom", quits)
+	}
+
+	// A quit of one session while another session of the account stays in
+	// another room shared with the watcher: PART rather than QUIT.
+	a3, _ := f.open("alice", "irc")
+	a4, _ := f.open("alice", "irc")
+	if _, err := f.core.Join(f.ctx, a3, "lobby", "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.core.Join(f.ctx, a4, "other", "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	wrec.take()
+	a3.Close("one of two")
+	quits = only(wrec.take(), chat.DelQuit)
+	if len(quits) != 1 || !slices.Equal(quits[0].GoneRooms, []string{"lobby"}) || !quits[0].SharesRoom {
+		t.Fatalf("quit of one of alice's sessions: %+v, want GoneRooms [lobby] and SharesRoom", quits)
+	}
+
+	// Kick: the account's only occupant goes.
+	if err := f.core.Kick(f.ctx, watcher, "other", "alice", "out"); err != nil {
+		t.Fatal(err)
+	}
+	kicks := only(wrec.take(), chat.DelKick)
+	if len(kicks) != 1 || !kicks[0].AccountGone {
+		t.Fatalf("kick of alice: %+v, want AccountGone", kicks)
+	}
+
+	// Role change: the occupant as it was comes with it.
+	a5, _ := f.open("alice", "irc")
+	if _, err := f.core.Join(f.ctx, a5, "lobby", "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	wrec.take()
+	if err := f.core.SetRole(f.ctx, watcher, "lobby", "alice", chat.RoleModerator, ""); err != nil {
+		t.Fatal(err)
+	}
+	roles := only(wrec.take(), chat.DelRole)
+	if len(roles) != 1 || roles[0].Before == nil || roles[0].Before.Role != chat.RoleParticipant || roles[0].Occupant.Role != chat.RoleModerator {
+		t.Fatalf("role of alice: %+v, want Before participant, now moderator", roles)
+	}
+}
