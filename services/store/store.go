@@ -39,9 +39,14 @@ const (
 	// busyTimeout is how long a write waits for another connection (the
 	// other process, or a reader checkpointing) to release the database.
 	busyTimeout = 5 * time.Second
+	// checkpointBytes is how much WAL is written before it is copied back
+	// into the database (SQLite's default: 1000 pages of 4 KiB). Between
+	// two checkpoints a page written many times (the newest page of the
+	// messages table and of each index) is copied once.
+	checkpointBytes = 4 << 20
 	// journalSizeLimit bounds the WAL file left on disk after a checkpoint.
-	// It is above the auto-checkpoint size (1000 pages of 4 KiB), so normal
-	// operation never truncates and regrows the file.
+	// It is above checkpointBytes, so normal operation never truncates and
+	// regrows the file.
 	journalSizeLimit = 8 << 20
 	// maxConns bounds the connection pool (each connection carries its own
 	// SQLite instance, which costs memory on a small box); the group-commit
@@ -122,9 +127,31 @@ func configure(c *sqlite3.Conn) error {
 	if err := c.BusyTimeout(busyTimeout); err != nil {
 		return err
 	}
-	return c.Exec(fmt.Sprintf(
-		`PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA journal_size_limit = %d; PRAGMA wal_autocheckpoint = 4000;`,
-		journalSizeLimit))
+	if err := c.Exec(fmt.Sprintf(
+		`PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA journal_size_limit = %d;`,
+		journalSizeLimit)); err != nil {
+		return err
+	}
+	return setAutoCheckpoint(c)
+}
+
+// setAutoCheckpoint makes c checkpoint after checkpointBytes of WAL,
+// whatever the page size (a new database has 1 KiB pages, an older one 4
+// KiB). The page size of a file not created yet reads as SQLite's default:
+// init sets the writer's connection again once the file exists.
+func setAutoCheckpoint(c *sqlite3.Conn) error {
+	stmt, _, err := c.Prepare(`PRAGMA page_size`)
+	if err != nil {
+		return err
+	}
+	ps := int64(4096)
+	if stmt.Step() {
+		ps = stmt.ColumnInt64(0)
+	}
+	if err := errors.Join(stmt.Err(), stmt.Close()); err != nil {
+		return err
+	}
+	return c.Exec(fmt.Sprintf(`PRAGMA wal_autocheckpoint = %d`, checkpointBytes/max(512, ps)))
 }
 
 // init switches the file to WAL, checks it, migrates it and takes the
@@ -151,6 +178,11 @@ func (s *Store) init(ctx context.Context) error {
 	}
 	s.wconn, err = s.db.Conn(ctx)
 	if err != nil {
+		return openError(s.path, err)
+	}
+	// The writer's connection may predate the file (see configure).
+	if err := s.wconn.Raw(func(dc any) error { return setAutoCheckpoint(dc.(driver.Conn).Raw()) }); err != nil {
+		s.wconn.Close()
 		return openError(s.path, err)
 	}
 	// SQLite falls back to read-only when the file is not writable; say so
