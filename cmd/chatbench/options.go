@@ -158,8 +158,8 @@ func (o *options) check() error {
 		switch {
 		case o.seedAccounts < 1 || o.seedAccounts > maxSeedAccounts:
 			return fmt.Errorf("--seed-accounts %d: want 1 to %d", o.seedAccounts, maxSeedAccounts)
-		case o.seedAccounts > 10000 && len(o.prefix) > 26:
-			return fmt.Errorf("--accounts-prefix %q: too long for %d accounts", o.prefix, o.seedAccounts)
+		case !validName(func() string { n, _ := o.account(o.seedAccounts - 1); return n }()):
+			return fmt.Errorf("--accounts-prefix %q: too long for %d accounts (names are at most 30 characters)", o.prefix, o.seedAccounts)
 		case o.seedMessages < 0 || o.seedMessages > maxSeedMessages:
 			return fmt.Errorf("--seed-messages %d: want 0 to %d", o.seedMessages, maxSeedMessages)
 		case o.seedRooms < 1 || o.seedRooms > maxSeedRooms:
