@@ -18,12 +18,12 @@ const maxBatch = 256
 
 const (
 	// commitWindow is how long, under load, the writer waits for more
-	// appends before it commits a batch: the most it adds to a message's
-	// acknowledgement.
-	commitWindow = 2 * time.Millisecond
+	// appends before it commits a batch smaller than the previous one: the
+	// most it adds to a message's acknowledgement.
+	commitWindow = 10 * time.Millisecond
 	// busyGap: a batch whose first append comes within busyGap of the
 	// previous commit's end is taken to be under load.
-	busyGap = 20 * time.Millisecond
+	busyGap = 50 * time.Millisecond
 )
 
 // ErrClosed is returned by AppendMessage after Close.
@@ -155,16 +155,23 @@ func (s *Store) prepareWriter(ctx context.Context) error {
 
 // runWriter is the group-commit writer: it owns s.wconn and commits
 // whatever appends are queued, in batches of up to maxBatch, until
-// s.appends is closed and drained. Under load (the previous commit ended
-// less than busyGap before this batch's first append came) it waits up to
-// s.window for more appends to join the batch: fewer, larger commits
-// write fewer pages per message (each commit writes at least one 4 KiB
-// file-system page of WAL, plus a page of every B-tree it touches). An
-// idle box commits a lone message at once.
+// s.appends is closed and drained.
+//
+// Under load (the previous commit ended less than busyGap before this
+// batch's first append came) it waits for more appends to join the batch,
+// until the batch is as large as the largest of the last eight or
+// s.window has passed:
+// fewer, larger commits write fewer pages per message (each commit writes
+// at least one 4 KiB file-system page of WAL, plus a page of every B-tree
+// it touches). With K clients sending back to back, batches settle at K
+// messages and the writer commits as soon as the K-th arrives. An idle box
+// commits a lone message at once.
 func (s *Store) runWriter() {
 	defer close(s.writerDone)
 	batch := make([]*appendReq, 0, maxBatch)
 	var lastCommit time.Time
+	var sizes [8]int // the last batches' sizes, for the target
+	n := 0
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -187,10 +194,11 @@ func (s *Store) runWriter() {
 				break fill
 			}
 		}
-		if open && s.window > 0 && len(batch) < maxBatch && time.Since(lastCommit) < busyGap {
+		target := min(slices.Max(sizes[:]), maxBatch)
+		if open && s.window > 0 && len(batch) < target && time.Since(lastCommit) < busyGap {
 			timer.Reset(s.window)
 		linger:
-			for len(batch) < maxBatch {
+			for len(batch) < target {
 				select {
 				case r, ok := <-s.appends:
 					if !ok {
@@ -205,7 +213,10 @@ func (s *Store) runWriter() {
 		}
 		s.commitBatch(batch)
 		lastCommit = time.Now()
+		sizes[n%len(sizes)] = len(batch)
+		n++
 		s.commits.Add(1)
+		s.appended.Add(int64(len(batch)))
 		clear(batch) // let the requests be collected
 	}
 }
