@@ -51,6 +51,7 @@ type options struct {
 	startup      string
 	runs         int
 	startTimeout time.Duration
+	cold         bool
 }
 
 // Bounds on what one run may ask for.
@@ -123,6 +124,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.seedRooms, "seed-rooms", 20, "rooms --seed makes (--room and r001 …)")
 	fs.StringVar(&o.startup, "startup", "", "time chatbox (--chatbox) starting over data `dir`: exec to ready and to the IRC listener's first answer")
 	fs.IntVar(&o.runs, "runs", 5, "measured starts for --startup, after one warm-up start")
+	fs.BoolVar(&o.cold, "cold", false, "--startup: drop the database from the page cache before each start (as after a reboot)")
 	fs.DurationVar(&o.startTimeout, "start-timeout", time.Minute, "bound on one --startup start, ready to stopped")
 	if err := fs.Parse(args); err != nil {
 		return o, err

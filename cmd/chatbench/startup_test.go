@@ -93,7 +93,7 @@ func TestSeedAndStartup(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	o, err = parse("--startup", data, "--chatbox", bin, "--runs", "2", "--json", "--start-timeout", "90s")
+	o, err = parse("--startup", data, "--chatbox", bin, "--runs", "2", "--json", "--start-timeout", "90s", "--cold")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestSeedAndStartup(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("--startup --json printed %q: %v", out.String(), err)
 	}
-	if rep.Runs != 2 || len(rep.ReadyMS) != 2 || len(rep.AnswerMS) != 2 || len(rep.CPUReadyMS) != 2 ||
+	if rep.Runs != 2 || !rep.Cold || len(rep.ReadyMS) != 2 || len(rep.AnswerMS) != 2 || len(rep.CPUReadyMS) != 2 ||
 		rep.WarmupReadyMS <= 0 || rep.RSSReadyKB <= 0 || rep.DBBytes <= 0 {
 		t.Fatalf("startup report %+v", rep)
 	}
