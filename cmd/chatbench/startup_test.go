@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"chatbox/appliance"
+	"chatbox/internal/testbox"
 	"chatbox/services/chat"
 	"chatbox/services/store"
 )
@@ -23,16 +22,15 @@ func TestSeedAndStartup(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs chatbox")
 	}
+	bin, cleanup, err := testbox.Build("../chatbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	testbox.Skip(t, bin) // CHATBOX_E2E=off (under qemu-user)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "chatbox")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "../chatbox")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building chatbox: %v\n%s", err, out)
-	}
-	data := filepath.Join(dir, "data")
+	data := filepath.Join(t.TempDir(), "data")
 
 	o, err := parse("--seed", data, "--seed-accounts", "12", "--seed-messages", "400", "--seed-rooms", "3", "--json")
 	if err != nil {
