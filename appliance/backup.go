@@ -317,6 +317,10 @@ func unpackBackup(ctx context.Context, r io.Reader, src, tmpDir string, log *slo
 	if err != nil {
 		return nil, fmt.Errorf("restore: the database in %s is not usable: %w", src, err)
 	}
+	if err := st.QuickCheck(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("restore: the database in %s is not usable: %w", src, err)
+	}
 	if err := st.Close(); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}

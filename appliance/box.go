@@ -302,6 +302,7 @@ func (b *Box) Run(ctx context.Context, stopTimeout time.Duration) error {
 	if err == nil {
 		b.hub.setState(StateReady, "")
 		b.log.Info("chatbox ready", "domain", b.cfg.Domain, "data", b.cfg.DataDir, "services", len(b.services))
+		go b.checkStore(maintCtx, storeCheckDelay) // storecheck.go
 		<-ctx.Done()
 	}
 	b.hub.setState(StateShuttingDown, "")

@@ -65,6 +65,17 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		progress = func(s string) { fmt.Fprintf(stderr, "\r\033[K%s", s) }
 	}
+	if o.seed != "" || o.startup != "" { // startup.go
+		measure := seedStore
+		if o.startup != "" {
+			measure = measureStartup
+		}
+		if err := measure(ctx, &o, stdout, progress); err != nil {
+			fmt.Fprintln(stderr, "chatbench:", err)
+			return 1
+		}
+		return 0
+	}
 	rep, err := run(ctx, o, progress)
 	if progress != nil {
 		progress("")

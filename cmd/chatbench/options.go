@@ -42,6 +42,16 @@ type options struct {
 	drain           time.Duration
 	joinTimeout     time.Duration
 	connectParallel int
+
+	// The start-up measurement (startup.go).
+	seed         string
+	seedAccounts int
+	seedMessages int
+	seedRooms    int
+	startup      string
+	runs         int
+	startTimeout time.Duration
+	cold         bool
 }
 
 // Bounds on what one run may ask for.
@@ -60,6 +70,8 @@ every client records when each message reaches it.
 Usage:
   chatbench --irc 127.0.0.1:6667 --xmpp 127.0.0.1:5222 --domain D --ca CA.pem [flags]
   chatbench --make-accounts DATA_DIR --chatbox PATH --clients N [--room NAME]
+  chatbench --seed NEW_DATA_DIR [--seed-accounts 10000 --seed-messages 1000000 --seed-rooms 20]
+  chatbench --startup DATA_DIR --chatbox PATH [--runs 5]
 
 Accounts are PREFIX0000 … with password PASSWORD_PREFIX+account (u0000 /
 pw-u0000 by default); --make-accounts creates the missing ones (and the
@@ -106,6 +118,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.drain, "drain", 10*time.Second, "after the last send, give up waiting once no delivery came for this long")
 	fs.DurationVar(&o.joinTimeout, "join-timeout", 60*time.Second, "bound on one client's connect, login and join")
 	fs.IntVar(&o.connectParallel, "connect-parallel", 16, "clients connecting at once (1-256)")
+	fs.StringVar(&o.seed, "seed", "", "fill the new chatbox data `dir` with --seed-accounts, --seed-rooms and --seed-messages through the store, and exit")
+	fs.IntVar(&o.seedAccounts, "seed-accounts", 10000, "accounts --seed makes (PREFIX0000 …)")
+	fs.IntVar(&o.seedMessages, "seed-messages", 1000000, "messages --seed stores")
+	fs.IntVar(&o.seedRooms, "seed-rooms", 20, "rooms --seed makes (--room and r001 …)")
+	fs.StringVar(&o.startup, "startup", "", "time chatbox (--chatbox) starting over data `dir`: exec to ready and to the IRC listener's first answer")
+	fs.IntVar(&o.runs, "runs", 5, "measured starts for --startup, after one warm-up start")
+	fs.BoolVar(&o.cold, "cold", false, "--startup: drop the database from the page cache before each start (as after a reboot)")
+	fs.DurationVar(&o.startTimeout, "start-timeout", time.Minute, "bound on one --startup start, ready to stopped")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -132,6 +152,32 @@ func (o *options) check() error {
 		return fmt.Errorf("--password-prefix %q: want some text without NUL or line breaks", o.passwordPrefix)
 	case !validName(o.room):
 		return fmt.Errorf("--room %q: room names are a-z, 0-9, _ and -, starting with a letter, at most 30 characters", o.room)
+	}
+	switch {
+	case o.seed != "" && (o.startup != "" || o.makeAccounts != ""), o.startup != "" && o.makeAccounts != "":
+		return errors.New("--seed, --startup and --make-accounts are separate steps: give one")
+	case o.seed != "":
+		switch {
+		case o.seedAccounts < 1 || o.seedAccounts > maxSeedAccounts:
+			return fmt.Errorf("--seed-accounts %d: want 1 to %d", o.seedAccounts, maxSeedAccounts)
+		case !validName(func() string { n, _ := o.account(o.seedAccounts - 1); return n }()):
+			return fmt.Errorf("--accounts-prefix %q: too long for %d accounts (names are at most 30 characters)", o.prefix, o.seedAccounts)
+		case o.seedMessages < 0 || o.seedMessages > maxSeedMessages:
+			return fmt.Errorf("--seed-messages %d: want 0 to %d", o.seedMessages, maxSeedMessages)
+		case o.seedRooms < 1 || o.seedRooms > maxSeedRooms:
+			return fmt.Errorf("--seed-rooms %d: want 1 to %d", o.seedRooms, maxSeedRooms)
+		}
+		return nil
+	case o.startup != "":
+		switch {
+		case o.chatbox == "":
+			return errors.New("--startup needs --chatbox PATH (the chatbox binary)")
+		case o.runs < 1 || o.runs > maxStartupRuns:
+			return fmt.Errorf("--runs %d: want 1 to %d", o.runs, maxStartupRuns)
+		case o.startTimeout <= 0 || o.startTimeout > o.timeout:
+			return fmt.Errorf("--start-timeout %s: want more than 0 and at most --timeout (%s)", o.startTimeout, o.timeout)
+		}
+		return nil
 	}
 	if o.makeAccounts != "" {
 		if o.chatbox == "" {

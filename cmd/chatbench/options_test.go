@@ -94,6 +94,19 @@ func TestFlagValidation(t *testing.T) {
 		{append([]string{"--xmpp-register"}, irc...), "--xmpp-register without XMPP clients"},
 		{[]string{"--make-accounts", "/tmp/x"}, "needs --chatbox"},
 		{[]string{"--make-accounts", "/tmp/x", "--chatbox", "/bin/chatbox", "--clients", "20"}, ""},
+		{[]string{"--seed", "/tmp/x"}, ""},
+		{[]string{"--seed", "/tmp/x", "--seed-accounts", "0"}, "--seed-accounts"},
+		{[]string{"--seed", "/tmp/x", "--seed-accounts", "1000001"}, "--seed-accounts"},
+		{[]string{"--seed", "/tmp/x", "--seed-accounts", "100000", "--accounts-prefix", strings.Repeat("a", 26)}, "too long"},
+		{[]string{"--seed", "/tmp/x", "--seed-messages", "-1"}, "--seed-messages"},
+		{[]string{"--seed", "/tmp/x", "--seed-messages", "0"}, ""},
+		{[]string{"--seed", "/tmp/x", "--seed-rooms", "0"}, "--seed-rooms"},
+		{[]string{"--seed", "/tmp/x", "--startup", "/tmp/x"}, "separate steps"},
+		{[]string{"--seed", "/tmp/x", "--make-accounts", "/tmp/x"}, "separate steps"},
+		{[]string{"--startup", "/tmp/x"}, "needs --chatbox"},
+		{[]string{"--startup", "/tmp/x", "--chatbox", "/bin/chatbox"}, ""},
+		{[]string{"--startup", "/tmp/x", "--chatbox", "/bin/chatbox", "--runs", "0"}, "--runs"},
+		{[]string{"--startup", "/tmp/x", "--chatbox", "/bin/chatbox", "--start-timeout", "6m"}, "--start-timeout"},
 	}
 	for _, c := range cases {
 		_, err := parse(c.args...)

@@ -367,7 +367,10 @@ func TestSnapshotDuringAppends(t *testing.T) {
 		t.Error("Snapshot overwrote an existing file")
 	}
 
-	c := openTest(t, snap) // Open runs quick_check
+	c := openTest(t, snap)
+	if err := c.QuickCheck(ctx); err != nil {
+		t.Fatal(err)
+	}
 	n := count(t, c, `SELECT count(*) FROM messages`)
 	if n < 8*5 || int64(n) > total.Load() {
 		t.Fatalf("snapshot holds %d messages; %d were appended, at least 40 before", n, total.Load())

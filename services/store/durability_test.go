@@ -66,7 +66,10 @@ func TestDurability(t *testing.T) {
 		t.Fatalf("child was not killed by SIGKILL: %v\n%s", err, stderr.String())
 	}
 
-	s := openTest(t, path) // also runs quick_check
+	s := openTest(t, path)
+	if err := s.QuickCheck(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	for _, id := range acked {
 		if _, err := s.MessageByID(context.Background(), id); err != nil {
 			t.Errorf("acknowledged message %s lost: %v", id, err)

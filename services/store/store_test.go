@@ -264,9 +264,16 @@ func TestOpenDamaged(t *testing.T) {
 	}
 	f.Close()
 
-	_, err = Open(context.Background(), path, nil)
+	// Open reads only the header and the schema, which are intact; the
+	// quick check reads every page.
+	s, err = Open(context.Background(), path, nil)
+	if err != nil {
+		t.Fatalf("Open of a database damaged past its schema: %v", err)
+	}
+	defer s.Close()
+	err = s.QuickCheck(context.Background())
 	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "chatbox restore") {
-		t.Fatalf("Open of a damaged database: %v", err)
+		t.Fatalf("QuickCheck of a damaged database: %v", err)
 	}
 }
 
@@ -628,4 +635,127 @@ func TestOpenReadOnlyFile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "writable") {
 		t.Fatalf("Open of a read-only file: %v", err)
 	}
+}
+
+// TestPageSize: a new database has small pages (fewer bytes written per
+// commit); one made with another page size keeps it, and either
+// checkpoints after checkpointBytes of WAL.
+func TestPageSize(t *testing.T) {
+	pragma := func(db interface {
+		QueryRowContext(context.Context, string, ...any) *sql.Row
+	}, name string) int {
+		t.Helper()
+		var v int
+		if err := db.QueryRowContext(context.Background(), `PRAGMA `+name).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	s := openTest(t, "")
+	if ps := pragma(s.db, "page_size"); ps != pageSize {
+		t.Errorf("new database: page_size %d, want %d", ps, pageSize)
+	}
+	if n := pragma(s.wconn, "wal_autocheckpoint"); n != checkpointBytes/pageSize {
+		t.Errorf("new database: writer's wal_autocheckpoint %d, want %d", n, checkpointBytes/pageSize)
+	}
+
+	// A database of an earlier chatbox, with 4 KiB pages.
+	path := filepath.Join(t.TempDir(), "old.db")
+	db := rawDB(t, path)
+	if _, err := db.Exec(`PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER); DROP TABLE t`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s = openTest(t, path)
+	if ps := pragma(s.db, "page_size"); ps != 4096 {
+		t.Errorf("older database: page_size %d, want 4096 (kept)", ps)
+	}
+	for _, c := range []interface {
+		QueryRowContext(context.Context, string, ...any) *sql.Row
+	}{s.db, s.wconn} {
+		if n := pragma(c, "wal_autocheckpoint"); n != checkpointBytes/4096 {
+			t.Errorf("older database: wal_autocheckpoint %d, want %d", n, checkpointBytes/4096)
+		}
+	}
+	mustCreateAccount(t, s, "alice")
+}
+
+// TestMigrateMessagesTime opens a database made by schema 5 (the one
+// before messages_time) holding messages: they are kept, and counting and
+// pruning by time use the new index.
+func TestMigrateMessagesTime(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "chatbox.db")
+	ms, err := loadMigrations(migrationFS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) < 6 || ms[5].name != "0006_messages_time.sql" {
+		t.Fatalf("migration 6 is %v", ms[5:])
+	}
+	// Schema 5, filled the way that build filled it.
+	s5, err := Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s5.db.ExecContext(ctx, `DROP INDEX messages_time; PRAGMA user_version = 5`); err != nil {
+		t.Fatal(err)
+	}
+	mustCreateAccount(t, s5, "bob")
+	var msgs []*chat.Message
+	for i := range 20 {
+		msgs = append(msgs, &chat.Message{ID: fmt.Sprint("g", i), Room: "general", From: "alice", Time: at(i), Body: fmt.Sprint("line ", i)})
+	}
+	msgs = append(msgs, &chat.Message{ID: "d", From: "alice", To: "bob", Time: at(15), Body: "hi"})
+	appendAll(t, s5, msgs, nil)
+	if err := s5.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := openTest(t, path)
+	if v := userVersion(t, s.db); v != len(ms) {
+		t.Fatalf("migrated database at version %d, want %d", v, len(ms))
+	}
+	if n := count(t, s, `SELECT count(*) FROM messages INDEXED BY messages_time WHERE time >= ?`, at(0).UnixNano()); n != 21 {
+		t.Errorf("messages_time holds %d messages, want 21", n)
+	}
+	page, err := s.History(ctx, chat.HistoryQuery{Room: "general", Limit: 50})
+	if err != nil || len(page) != 20 || page[7].Body != "line 7" || !page[7].Time.Equal(at(7)) {
+		t.Fatalf("history after the migration: %d messages, %v", len(page), err)
+	}
+	if n, err := s.CountMessagesSince(ctx, at(15)); err != nil || n != 6 {
+		t.Errorf("CountMessagesSince(at(15)) = %d, %v; want 6", n, err)
+	}
+	for _, q := range []string{
+		`SELECT count(*) FROM messages WHERE time >= ?`,
+		`DELETE FROM messages WHERE time < ? AND seq NOT IN (SELECT seq FROM offline)`,
+	} {
+		plan := queryPlan(t, s, q, at(0).UnixNano())
+		if !strings.Contains(plan, "messages_time") {
+			t.Errorf("%s: plan %q does not use messages_time", q, plan)
+		}
+	}
+	if n, err := s.PruneHistory(ctx, at(10)); err != nil || n != 10 {
+		t.Errorf("PruneHistory(at(10)) = %d, %v; want 10", n, err)
+	}
+}
+
+// queryPlan is EXPLAIN QUERY PLAN's details, one per line.
+func queryPlan(t testing.TB, s *Store, query string, args ...any) string {
+	t.Helper()
+	rows, err := s.db.Query(`EXPLAIN QUERY PLAN `+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, detail)
+	}
+	return strings.Join(lines, "\n")
 }
