@@ -8,7 +8,7 @@ import (
 
 // CountMessagesSince counts the messages (room and direct) stored at or
 // after since: the web admin's "messages today". It reads the entries of
-// messages_time (0006) from since on: the cost follows the answer, not
+// messages_time (0007) from since on: the cost follows the answer, not
 // the history's size.
 func (s *Store) CountMessagesSince(ctx context.Context, since time.Time) (int, error) {
 	t, err := dbTime(since)

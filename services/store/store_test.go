@@ -680,7 +680,7 @@ func TestPageSize(t *testing.T) {
 	mustCreateAccount(t, s, "alice")
 }
 
-// TestMigrateMessagesTime opens a database made by schema 5 (the one
+// TestMigrateMessagesTime opens a database made by schema 6 (the one
 // before messages_time) holding messages: they are kept, and counting and
 // pruning by time use the new index.
 func TestMigrateMessagesTime(t *testing.T) {
@@ -690,25 +690,25 @@ func TestMigrateMessagesTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ms) < 6 || ms[5].name != "0006_messages_time.sql" {
-		t.Fatalf("migration 6 is %v", ms[5:])
+	if len(ms) < 7 || ms[6].name != "0007_messages_time.sql" {
+		t.Fatalf("migration 7 is %v", ms[6:])
 	}
-	// Schema 5, filled the way that build filled it.
-	s5, err := Open(ctx, path, nil)
+	// Schema 6, filled the way that build filled it.
+	s6, err := Open(ctx, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s5.db.ExecContext(ctx, `DROP INDEX messages_time; PRAGMA user_version = 5`); err != nil {
+	if _, err := s6.db.ExecContext(ctx, `DROP INDEX messages_time; PRAGMA user_version = 6`); err != nil {
 		t.Fatal(err)
 	}
-	mustCreateAccount(t, s5, "bob")
+	mustCreateAccount(t, s6, "bob")
 	var msgs []*chat.Message
 	for i := range 20 {
 		msgs = append(msgs, &chat.Message{ID: fmt.Sprint("g", i), Room: "general", From: "alice", Time: at(i), Body: fmt.Sprint("line ", i)})
 	}
 	msgs = append(msgs, &chat.Message{ID: "d", From: "alice", To: "bob", Time: at(15), Body: "hi"})
-	appendAll(t, s5, msgs, nil)
-	if err := s5.Close(); err != nil {
+	appendAll(t, s6, msgs, nil)
+	if err := s6.Close(); err != nil {
 		t.Fatal(err)
 	}
 
