@@ -89,7 +89,8 @@ func (c *Core) DeliverRemote(ctx context.Context, from, resource, to string, kin
 	c.mu.Lock()
 	online := len(c.byAcct[to]) > 0
 	c.mu.Unlock()
-	m := Message{ID: newID(), Time: c.now().UTC(), From: from, FromNick: from,
+	now := c.now().UTC()
+	m := Message{ID: newMessageID(now), Time: now, From: from, FromNick: from,
 		To: to, Kind: kindOrNormal(kind), Body: body, Extra: extra}
 	var offline []string
 	if !online {
@@ -143,7 +144,8 @@ func (c *Core) SendRemote(ctx context.Context, s *Session, to string, kind Messa
 	if err := c.checkBody(s, body); err != nil {
 		return Message{}, err
 	}
-	m := Message{ID: newID(), Time: c.now().UTC(), From: s.info.Account, FromNick: s.info.Account,
+	now := c.now().UTC()
+	m := Message{ID: newMessageID(now), Time: now, From: s.info.Account, FromNick: s.info.Account,
 		To: to, Kind: kindOrNormal(kind), Body: body, Extra: extra}
 	if err := c.store.AppendMessage(ctx, &m, nil); err != nil {
 		return Message{}, fmt.Errorf("store message: %w", err)

@@ -3,6 +3,7 @@ package chat
 import (
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestRenderedOncePerKey(t *testing.T) {
@@ -37,5 +38,29 @@ func TestRenderedOncePerKey(t *testing.T) {
 	}
 	if n != 2 {
 		t.Fatalf("nil Rendered rendered %d times, want 2", n)
+	}
+}
+
+func TestMessageIDsSortByTime(t *testing.T) {
+	base := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	prev := ""
+	seen := map[string]bool{}
+	for i := 0; i < 2000; i++ {
+		id := newMessageID(base.Add(time.Duration(i) * time.Millisecond))
+		if len(id) != 26 {
+			t.Fatalf("id %q has %d characters, want 26", id, len(id))
+		}
+		if id <= prev {
+			t.Fatalf("id %q made 1 ms after %q sorts before it", id, prev)
+		}
+		if seen[id] {
+			t.Fatalf("id %q made twice", id)
+		}
+		seen[id] = true
+		prev = id
+	}
+	a, b := newMessageID(base), newMessageID(base)
+	if a == b || a[:9] != b[:9] {
+		t.Fatalf("ids of one millisecond %q, %q: want the same time prefix and different random parts", a, b)
 	}
 }

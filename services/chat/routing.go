@@ -38,7 +38,8 @@ func (c *Core) SendRoom(ctx context.Context, s *Session, room string, kind Messa
 	if err := c.checkBody(s, body); err != nil {
 		return Message{}, err
 	}
-	m := Message{ID: newID(), Time: c.now().UTC(), From: s.info.Account, FromNick: nick,
+	now := c.now().UTC()
+	m := Message{ID: newMessageID(now), Time: now, From: s.info.Account, FromNick: nick,
 		Room: r.room.Name, Kind: kindOrNormal(kind), Body: body, Extra: extra}
 	if err := c.store.AppendMessage(ctx, &m, nil); err != nil {
 		return Message{}, fmt.Errorf("store message: %w", err)
@@ -87,7 +88,8 @@ func (c *Core) SendDirect(ctx context.Context, s *Session, to string, kind Messa
 	}
 	online := len(c.byAcct[to]) > 0
 	c.mu.Unlock()
-	m := Message{ID: newID(), Time: c.now().UTC(), From: s.info.Account, FromNick: s.info.Account,
+	now := c.now().UTC()
+	m := Message{ID: newMessageID(now), Time: now, From: s.info.Account, FromNick: s.info.Account,
 		To: to, Kind: kindOrNormal(kind), Body: body, Extra: extra}
 	var offline []string
 	if !online {
