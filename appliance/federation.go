@@ -1,12 +1,14 @@
 package appliance
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 
+	"chatbox/services/mdns"
 	"chatbox/services/xmpp"
 )
 
@@ -35,6 +37,10 @@ func (b *Box) federationConfig() (xmpp.Federation, error) {
 		QueueTimeout:    c.QueueTimeout,
 		RemoteOccupants: c.RemoteOccupants,
 		OnState:         b.federationState(),
+		// LAN peers (.local) are found by mDNS on the announcing interfaces.
+		LookupLocal: func(ctx context.Context, domain string) ([]string, error) {
+			return mdns.LookupServer(ctx, domain, b.cfg.MDNS.Interfaces)
+		},
 	}, err
 }
 

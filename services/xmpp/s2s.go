@@ -60,6 +60,11 @@ type Federation struct {
 	DialTimeout time.Duration
 	// Resolver finds peers in DNS; nil means net.DefaultResolver.
 	Resolver *net.Resolver
+	// LookupLocal finds the server of a .local domain on the LAN (mDNS
+	// DNS-SD, _xmpp-server._tcp) and returns its addresses (host:port,
+	// STARTTLS), best first; nil means .local domains are found by the
+	// host map only.
+	LookupLocal func(ctx context.Context, domain string) ([]string, error)
 	// OnState is told whether any peer is connected (1), peers are being
 	// retried (0) or nothing is going on (-1): the WAN LED.
 	OnState func(state int)
