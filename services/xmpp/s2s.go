@@ -2,10 +2,8 @@ package xmpp
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -103,6 +101,7 @@ type federation struct {
 	in     map[*s2sIn]struct{}
 	lns    []net.Listener
 	closed bool // close ran: no new peers
+	trust *trust // pins, blocks, peers awaiting approval (s2s_trust.go)
 	// offlineMu orders the hand-out of kept remote messages
 	// (s2s_route.go remoteOffline).
 	offlineMu sync.Mutex
@@ -120,29 +119,22 @@ func newFederation(s *Server) *federation {
 	}
 	cfg := s.cfg.Federation
 	cfg.defaults()
-	return &federation{srv: s, cfg: cfg, out: map[string]*peerOut{}, in: map[*s2sIn]struct{}{}, occupants: map[string]*session{}}
+	return &federation{srv: s, cfg: cfg, trust: newTrust(cfg), out: map[string]*peerOut{}, in: map[*s2sIn]struct{}{}, occupants: map[string]*session{}}
 }
 
-// allowed says whether the box federates with domain.
+// allowed says whether the box federates with domain: not blocked, and
+// on the allowlist if there is one (a pinned domain counts as listed:
+// the owner approved it).
 func (f *federation) allowed(domain string) bool {
 	domain = strings.ToLower(domain)
 	if domain == "" || domain == f.srv.cfg.Domain || f.srv.hosted(domain) {
 		return false
 	}
-	for _, b := range f.cfg.Block {
-		if strings.EqualFold(b, domain) {
-			return false
-		}
+	if f.trust.blocked(domain) {
+		return false
 	}
-	if len(f.cfg.Allow) == 0 {
-		return true
-	}
-	for _, a := range f.cfg.Allow {
-		if strings.EqualFold(a, domain) {
-			return true
-		}
-	}
-	return false
+	named, any := f.trust.listed(domain)
+	return named || !any || f.trust.pin(domain) != ""
 }
 
 // listen opens the s2s listeners; serving starts with serve.
@@ -299,11 +291,9 @@ func (f *federation) peerVerified(cs tls.ConnectionState, domain string) bool {
 	if len(certs) == 0 || domain == "" {
 		return false
 	}
-	if pin := f.cfg.Pinned[strings.ToLower(domain)]; pin != "" {
-		want := strings.ReplaceAll(strings.TrimPrefix(strings.ToLower(strings.TrimSpace(pin)), "sha256:"), ":", "")
+	if pin := f.trust.pin(domain); pin != "" {
 		for _, c := range certs {
-			sum := sha256.Sum256(c.Raw)
-			if hex.EncodeToString(sum[:]) == want {
+			if certFingerprint(c.Raw) == pin {
 				return certs[0].VerifyHostname(domain) == nil
 			}
 		}

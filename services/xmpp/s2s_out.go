@@ -192,6 +192,9 @@ func (f *federation) dialAddr(ctx context.Context, local, remote string, a peerA
 			return fail(err)
 		}
 	}
+	if !f.trusted(st.tc.ConnectionState(), remote, a.addr) {
+		return fail(errAwaitingApproval)
+	}
 	st.nc.SetDeadline(time.Time{})
 	return st, nil
 }
@@ -269,6 +272,7 @@ type peerOut struct {
 	dead   bool // retired: no longer in the pool
 
 	wake     chan struct{}
+	retry    chan struct{} // the owner approved the peer: try now
 	quit     chan struct{}
 	stopOnce sync.Once
 }
@@ -287,6 +291,14 @@ func (p *peerOut) setStatus(st int) {
 }
 
 func (p *peerOut) stop() { p.stopOnce.Do(func() { close(p.quit) }) }
+
+// retryNow ends the back-off wait: the peer was just approved.
+func (p *peerOut) retryNow() {
+	select {
+	case p.retry <- struct{}{}:
+	default:
+	}
+}
 
 func (p *peerOut) poke() {
 	select {
@@ -316,7 +328,7 @@ func (f *federation) send(el *Element) string {
 				f.mu.Unlock()
 				return "resource-constraint"
 			}
-			p = &peerOut{f: f, local: from.Domain, remote: to.Domain, wake: make(chan struct{}, 1), quit: make(chan struct{})}
+			p = &peerOut{f: f, local: from.Domain, remote: to.Domain, wake: make(chan struct{}, 1), retry: make(chan struct{}, 1), quit: make(chan struct{})}
 			f.out[key] = p
 			f.wg.Add(1)
 			go func() {
@@ -401,11 +413,14 @@ func (p *peerOut) run() {
 				wait := time.NewTimer(backoff)
 				select {
 				case <-wait.C:
+					backoff = min(backoff*2, time.Minute)
+				case <-p.retry:
+					wait.Stop()
+					backoff = time.Second
 				case <-p.quit:
 					wait.Stop()
 					return
 				}
-				backoff = min(backoff*2, time.Minute)
 				continue
 			}
 			backoff = time.Second
@@ -499,7 +514,17 @@ func (p *peerOut) readLoop(st *s2sStream) {
 // bounceExpired answers the stanzas that waited too long with
 // remote-server-timeout (RFC 6120 §8.3.3.16).
 func (p *peerOut) bounceExpired() {
-	limit := time.Now().Add(-p.f.cfg.QueueTimeout)
+	p.bounce(time.Now().Add(-p.f.cfg.QueueTimeout), "wait", "remote-server-timeout",
+		fmt.Sprintf("%s could not be reached for %s", p.remote, p.f.cfg.QueueTimeout))
+}
+
+// bounceAll answers every queued stanza with condition.
+func (p *peerOut) bounceAll(condition, text string) {
+	p.bounce(time.Now().Add(time.Hour), "cancel", condition, text)
+}
+
+// bounce answers the stanzas queued before limit with an error.
+func (p *peerOut) bounce(limit time.Time, typ, condition, text string) {
 	p.mu.Lock()
 	var expired []queued
 	keep := p.queue[:0]
@@ -516,7 +541,21 @@ func (p *peerOut) bounceExpired() {
 		if t := q.el.Get("type"); t == "error" || t == "result" {
 			continue
 		}
-		p.f.srv.fromRemote(stanzaErrorReply(q.el, "wait", "remote-server-timeout",
-			fmt.Sprintf("%s could not be reached for %s", p.remote, p.f.cfg.QueueTimeout)))
+		p.f.srv.fromRemote(stanzaErrorReply(q.el, typ, condition, text))
 	}
+}
+
+// retireNow takes the peer out of the pool whatever it holds and stops
+// it (its domain was blocked).
+func (p *peerOut) retireNow() {
+	f := p.f
+	f.mu.Lock()
+	p.mu.Lock()
+	p.dead = true
+	if f.out[p.local+" "+p.remote] == p {
+		delete(f.out, p.local+" "+p.remote)
+	}
+	p.mu.Unlock()
+	f.mu.Unlock()
+	p.stop()
 }
