@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,6 +60,11 @@ type Box struct {
 	stopEvents func()
 	actions    actions   // pairing window, Shutdown (pairing.go)
 	panel      panelView // the front panel, for the web admin (panel.go)
+
+	// xmppDoor is the XMPP door of this run, for the web admin's
+	// Federation page (federation.go).
+	xmppDoor atomic.Pointer[xmpp.Server]
+	fedSave  sync.Mutex // one edit of federation.pinned/block at a time
 }
 
 // Open prepares the box: data directory, lock, certificate, store, core,
@@ -199,7 +205,7 @@ func (b *Box) builtinServices() []Service {
 		if err != nil {
 			b.log.Error("federation: dialback keys will not survive a restart", "err", err)
 		}
-		svcs = append(svcs, xmpp.New(xmpp.Config{
+		door := xmpp.New(xmpp.Config{
 			Domain:                b.cfg.Domain,
 			Listen:                c.Listen,
 			TLSListen:             c.TLSListen,
@@ -219,7 +225,9 @@ func (b *Box) builtinServices() []Service {
 			Guests:                b.cfg.GuestsAllowed(),
 			Federation:            fed,
 			AuthTimeout:           b.cfg.Limits.LoginTimeout,
-		}, b.core, b.log))
+		}, b.core, b.log)
+		b.xmppDoor.Store(door)
+		svcs = append(svcs, door)
 	}
 	if web := b.webService(svcs); web != nil {
 		svcs = append(svcs, web)
