@@ -819,6 +819,9 @@ func (c *Config) Validate() error {
 		if c.Federation.QueueTimeout <= 0 {
 			bad("federation.queue_timeout", `must be longer than 0, such as "2m", got %q`, formatDuration(c.Federation.QueueTimeout))
 		}
+		if c.Federation.StanzasPerSecond <= 0 {
+			bad("federation.stanzas_per_second", "must be at least 1, such as 50, got %d", c.Federation.StanzasPerSecond)
+		}
 	} else {
 		for _, a := range c.Federation.Listen {
 			if msg := checkListenAddr(a); msg != "" {

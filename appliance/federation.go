@@ -30,17 +30,20 @@ func (b *Box) federationConfig() (xmpp.Federation, error) {
 	// Without the file the door makes a secret for this run.
 	secret, err := loadOrCreateSecret(filepath.Join(b.cfg.DataDir, federationSecretFile))
 	return xmpp.Federation{
-		Enabled:         true,
-		Listen:          c.Listen,
-		TLSListen:       c.TLSListen,
-		Hosts:           FederationPairs(c.Hosts),
-		Pinned:          FederationPairs(c.Pinned),
-		Allow:           c.Allow,
-		Block:           c.Block,
-		Secret:          secret,
-		QueueTimeout:    c.QueueTimeout,
-		RemoteOccupants: c.RemoteOccupants,
-		OnState:         b.federationState(),
+		Enabled:      true,
+		Listen:       c.Listen,
+		TLSListen:    c.TLSListen,
+		Hosts:        FederationPairs(c.Hosts),
+		Pinned:       FederationPairs(c.Pinned),
+		Allow:        c.Allow,
+		Block:        c.Block,
+		Secret:       secret,
+		QueueTimeout: c.QueueTimeout,
+		// Per remote domain (services/xmpp s2s_limits.go).
+		StanzasPerSecond: float64(c.StanzasPerSecond),
+		StanzaBurst:      2 * c.StanzasPerSecond,
+		RemoteOccupants:  c.RemoteOccupants,
+		OnState:          b.federationState(),
 		// LAN peers (.local) are found by mDNS on the announcing interfaces.
 		LookupLocal: func(ctx context.Context, domain string) ([]string, error) {
 			return mdns.LookupServer(ctx, domain, b.cfg.MDNS.Interfaces)

@@ -46,6 +46,8 @@ type s2sIn struct {
 	amu     sync.Mutex
 	domains map[string]string // remote domains this stream authenticated, and how
 	nauth   atomic.Int32
+	// dbPending counts dialback verifications under way (s2s_limits.go).
+	dbPending atomic.Int32
 
 	tokens float64
 	tokAt  time.Time
@@ -71,7 +73,7 @@ func (c *s2sIn) isAuthed(domain string) bool {
 
 func (c *s2sIn) authenticate(domain, how string) {
 	c.amu.Lock()
-	if c.domains[domain] == "" {
+	if c.domains[domain] == "" && len(c.domains) < maxStreamDomains {
 		c.domains[domain] = how
 		c.nauth.Add(1)
 	}
@@ -337,6 +339,9 @@ func (c *s2sIn) stanza(el *Element) *streamError {
 	}
 	if !c.f.ourDomain(to.Domain) {
 		return streamErr("host-unknown", "this server does not serve %s", to.Domain)
+	}
+	if c.overRate(el, from.Domain) { // s2s_limits.go
+		return nil
 	}
 	c.f.srv.fromRemote(renamespace(el, nsServer, nsClient))
 	return nil

@@ -52,6 +52,12 @@ type Federation struct {
 	// how long one may wait before it is bounced (remote-server-timeout).
 	QueueLimit   int
 	QueueTimeout time.Duration
+	// QueueBytes bounds the bytes waiting for one peer (s2s_limits.go).
+	QueueBytes int
+	// StanzasPerSecond and StanzaBurst limit what one remote domain may
+	// send, over all its streams (s2s_limits.go).
+	StanzasPerSecond float64
+	StanzaBurst      int
 	// IdleTimeout closes a stream that carried nothing for that long.
 	IdleTimeout time.Duration
 	// DialTimeout bounds connecting and negotiating one stream.
@@ -71,6 +77,15 @@ type Federation struct {
 func (f *Federation) defaults() {
 	if f.QueueLimit <= 0 {
 		f.QueueLimit = 1000
+	}
+	if f.QueueBytes <= 0 {
+		f.QueueBytes = 4 << 20
+	}
+	if f.StanzasPerSecond <= 0 {
+		f.StanzasPerSecond = 50
+	}
+	if f.StanzaBurst <= 0 {
+		f.StanzaBurst = max(10, int(2*f.StanzasPerSecond))
 	}
 	if f.QueueTimeout <= 0 {
 		f.QueueTimeout = 2 * time.Minute
@@ -101,7 +116,8 @@ type federation struct {
 	in     map[*s2sIn]struct{}
 	lns    []net.Listener
 	closed bool // close ran: no new peers
-	trust *trust // pins, blocks, peers awaiting approval (s2s_trust.go)
+	trust *trust      // pins, blocks, peers awaiting approval (s2s_trust.go)
+	rates *peerRates // per remote domain (s2s_limits.go)
 	// offlineMu orders the hand-out of kept remote messages
 	// (s2s_route.go remoteOffline).
 	offlineMu sync.Mutex
@@ -119,7 +135,7 @@ func newFederation(s *Server) *federation {
 	}
 	cfg := s.cfg.Federation
 	cfg.defaults()
-	return &federation{srv: s, cfg: cfg, trust: newTrust(cfg), out: map[string]*peerOut{}, in: map[*s2sIn]struct{}{}, occupants: map[string]*session{}}
+	return &federation{srv: s, cfg: cfg, trust: newTrust(cfg), rates: newPeerRates(cfg.StanzasPerSecond, cfg.StanzaBurst), out: map[string]*peerOut{}, in: map[*s2sIn]struct{}{}, occupants: map[string]*session{}}
 }
 
 // allowed says whether the box federates with domain: not blocked, and

@@ -20,8 +20,8 @@ import (
 // EXTERNAL when offered, else XEP-0220 dialback); a failed attempt is
 // retried with exponential back-off (1 s doubling to 1 min), and a stanza
 // that waited longer than QueueTimeout is bounced to its sender with
-// remote-server-timeout. A full queue refuses new stanzas
-// (resource-constraint). A stream that carried nothing for IdleTimeout is
+// remote-server-timeout. A full queue (QueueLimit stanzas or QueueBytes
+// bytes) refuses new stanzas (resource-constraint). A stream that carried nothing for IdleTimeout is
 // closed; the next stanza opens a new one.
 
 // Outgoing peer states (WAN LED).
@@ -256,8 +256,9 @@ func (st *s2sStream) authenticate(ctx context.Context) error {
 
 // queued is a stanza waiting for its peer.
 type queued struct {
-	el *Element // in jabber:client, from and to set
-	at time.Time
+	el   *Element // in jabber:client, from and to set
+	at   time.Time
+	size int // bytes as written (QueueBytes)
 }
 
 // peerOut is the outgoing stream and queue for one (local, remote) pair.
@@ -267,6 +268,7 @@ type peerOut struct {
 
 	mu     sync.Mutex
 	queue  []queued
+	bytes  int // sum of the queue's sizes
 	st     int
 	stream *s2sStream
 	dead   bool // retired: no longer in the pool
@@ -342,9 +344,11 @@ func (f *federation) send(el *Element) string {
 			p.mu.Unlock()
 			continue
 		}
-		full := len(p.queue) >= f.cfg.QueueLimit
+		size := len(el.Bytes(nsClient))
+		full := len(p.queue) >= f.cfg.QueueLimit || p.bytes+size > f.cfg.QueueBytes
 		if !full {
-			p.queue = append(p.queue, queued{el: el, at: time.Now()})
+			p.queue = append(p.queue, queued{el: el, at: time.Now(), size: size})
+			p.bytes += size
 		}
 		p.mu.Unlock()
 		if full {
@@ -438,13 +442,14 @@ func (p *peerOut) run() {
 		}
 		p.mu.Lock()
 		batch := p.queue
-		p.queue = nil
+		p.queue, p.bytes = nil, 0
 		p.mu.Unlock()
 		for i, q := range batch {
 			out := renamespace(q.el.Clone(), nsClient, nsServer)
 			if err := st.write(string(out.Bytes(nsServer))); err != nil {
 				p.mu.Lock()
 				p.queue = append(append([]queued(nil), batch[i:]...), p.queue...)
+				p.bytes = queueBytes(p.queue)
 				p.mu.Unlock()
 				p.drop(st)
 				st.nc.Close()
@@ -536,6 +541,7 @@ func (p *peerOut) bounce(limit time.Time, typ, condition, text string) {
 		}
 	}
 	p.queue = keep
+	p.bytes = queueBytes(keep)
 	p.mu.Unlock()
 	for _, q := range expired {
 		if t := q.el.Get("type"); t == "error" || t == "result" {
@@ -558,4 +564,12 @@ func (p *peerOut) retireNow() {
 	p.mu.Unlock()
 	f.mu.Unlock()
 	p.stop()
+}
+
+func queueBytes(q []queued) int {
+	n := 0
+	for _, e := range q {
+		n += e.size
+	}
+	return n
 }

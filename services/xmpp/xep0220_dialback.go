@@ -70,10 +70,20 @@ func (c *s2sIn) dialbackResult(el *Element) *streamError {
 		c.write(dialbackError("result", to, from, "", "auth", "forbidden"))
 		return nil
 	}
+	if n := len(c.authedDomains()); n >= maxStreamDomains {
+		c.write(dialbackError("result", to, from, "", "cancel", "policy-violation"))
+		return nil
+	}
+	if c.dbPending.Add(1) > maxDialbackPending {
+		c.dbPending.Add(-1)
+		c.write(dialbackError("result", to, from, "", "wait", "resource-constraint"))
+		return nil
+	}
 	id := c.streamID
 	c.f.wg.Add(1)
 	go func() {
 		defer c.f.wg.Done()
+		defer c.dbPending.Add(-1)
 		valid := c.f.peerVerified(c.tc.ConnectionState(), from)
 		how := "dialback-certificate" // XEP-0344 §2.4: no round trip
 		if !valid {
