@@ -69,6 +69,9 @@ type Federation struct {
 	// STARTTLS), best first; nil means .local domains are found by the
 	// host map only.
 	LookupLocal func(ctx context.Context, domain string) ([]string, error)
+	// NoBidi turns XEP-0288 off (neither offered nor asked for): each
+	// server then opens its own stream, as before.
+	NoBidi bool
 	// OnState is told whether any peer is connected (1), peers are being
 	// retried (0) or nothing is going on (-1): the WAN LED.
 	OnState func(state int)
@@ -114,6 +117,7 @@ type federation struct {
 	mu     sync.Mutex
 	out    map[string]*peerOut // remote domain -> outgoing stream and queue
 	in     map[*s2sIn]struct{}
+	bidi   map[string]*s2sIn // "local remote" -> incoming XEP-0288 stream (xep0288_bidi.go)
 	lns    []net.Listener
 	closed bool // close ran: no new peers
 	trust *trust      // pins, blocks, peers awaiting approval (s2s_trust.go)
@@ -135,7 +139,7 @@ func newFederation(s *Server) *federation {
 	}
 	cfg := s.cfg.Federation
 	cfg.defaults()
-	return &federation{srv: s, cfg: cfg, trust: newTrust(cfg), rates: newPeerRates(cfg.StanzasPerSecond, cfg.StanzaBurst), out: map[string]*peerOut{}, in: map[*s2sIn]struct{}{}, occupants: map[string]*session{}}
+	return &federation{srv: s, cfg: cfg, trust: newTrust(cfg), rates: newPeerRates(cfg.StanzasPerSecond, cfg.StanzaBurst), out: map[string]*peerOut{}, in: map[*s2sIn]struct{}{}, bidi: map[string]*s2sIn{}, occupants: map[string]*session{}}
 }
 
 // allowed says whether the box federates with domain: not blocked, and
@@ -259,6 +263,7 @@ func (f *federation) accept(ctx context.Context, ln net.Listener) {
 			f.mu.Lock()
 			delete(f.in, c)
 			f.mu.Unlock()
+			f.bidiForget(c)
 			s.mu.Lock()
 			if s.perAddr[ip]--; s.perAddr[ip] <= 0 {
 				delete(s.perAddr, ip)

@@ -103,8 +103,11 @@ func (r *peerRates) shouldLog(domain string, now time.Time) bool {
 
 // overRate handles a stanza over its domain's rate: it says whether the
 // stanza must be dropped, and answers it when that is useful.
-func (c *s2sIn) overRate(el *Element, from string) bool {
-	f := c.f
+func (c *s2sIn) overRate(el *Element, from string) bool { return c.f.rateDrop(el, from) }
+
+// rateDrop is overRate for any stream from the peer (also an outgoing
+// bidirectional one, xep0288_bidi.go).
+func (f *federation) rateDrop(el *Element, from string) bool {
 	now := time.Now()
 	if f.rates.admit(from, now) {
 		return false

@@ -42,6 +42,7 @@ type s2sStream struct {
 	id            string   // the receiving server's stream id
 	features      *Element // after the last (re)start; nil without version
 	version       bool
+	bidi          bool // XEP-0288: the peer may send on it too (xep0288_bidi.go)
 
 	wmu sync.Mutex
 }
@@ -67,6 +68,17 @@ func (st *s2sStream) next(timeout time.Duration) (*Element, error) {
 func (st *s2sStream) close() {
 	st.write("</stream:stream>")
 	st.nc.Close()
+}
+
+// abort drops the connection (a write failed).
+func (st *s2sStream) abort() { st.nc.Close() }
+
+// s2sLink is what a peer's queue is written to: an outgoing stream, or
+// an incoming one the peer opened bidirectional (XEP-0288).
+type s2sLink interface {
+	write(s string) error
+	close() // done with it (idle, shutting down)
+	abort() // a write failed
 }
 
 // open sends our header and reads the peer's header and features.
@@ -204,6 +216,13 @@ func (f *federation) dialAddr(ctx context.Context, local, remote string, a peerA
 func (st *s2sStream) authenticate(ctx context.Context) error {
 	timeout := time.Until(deadlineOf(ctx))
 	f := st.f
+	if st.features.Child(nsBidiFeature, "bidi") != nil && !f.cfg.NoBidi { // XEP-0288
+		if err := st.write(El(nsBidi, "bidi").String()); err != nil {
+			return err
+		}
+		st.bidi = true
+		f.srv.log.Debug("federation: asking for a bidirectional stream (XEP-0288)", "peer", st.remote, "local", st.local)
+	}
 	if mechs := st.features.Child(nsSASL, "mechanisms"); mechs != nil {
 		for _, m := range mechs.Kids() {
 			if m.Local != "mechanism" || strings.TrimSpace(m.Text()) != "EXTERNAL" {
@@ -270,7 +289,7 @@ type peerOut struct {
 	queue  []queued
 	bytes  int // sum of the queue's sizes
 	st     int
-	stream *s2sStream
+	stream s2sLink
 	dead   bool // retired: no longer in the pool
 
 	wake     chan struct{}
@@ -401,6 +420,15 @@ func (p *peerOut) run() {
 			continue
 		}
 		if st == nil {
+			if l := f.bidiLink(p.local, p.remote); l != nil { // xep0288_bidi.go
+				p.mu.Lock()
+				p.stream = l
+				p.mu.Unlock()
+				p.setStatus(peerUp)
+				st = l
+			}
+		}
+		if st == nil {
 			p.setStatus(peerConnecting)
 			ctx, cancel := context.WithTimeout(f.ctx, f.cfg.DialTimeout)
 			s, err := f.dial(ctx, p.local, p.remote)
@@ -452,7 +480,7 @@ func (p *peerOut) run() {
 				p.bytes = queueBytes(p.queue)
 				p.mu.Unlock()
 				p.drop(st)
-				st.nc.Close()
+				st.abort()
 				break
 			}
 		}
@@ -485,7 +513,7 @@ func (p *peerOut) retire() bool {
 }
 
 // drop forgets a stream that ended.
-func (p *peerOut) drop(st *s2sStream) {
+func (p *peerOut) drop(st s2sLink) {
 	p.mu.Lock()
 	was := p.stream == st
 	if was {
@@ -512,6 +540,14 @@ func (p *peerOut) readLoop(st *s2sStream) {
 		}
 		if el.Is(nsStream, "error") {
 			p.f.srv.log.Info("federation: peer sent a stream error", "peer", p.remote, "error", describeStreamError(el))
+			continue
+		}
+		if se := p.bidiStanza(st, el); se != nil { // XEP-0288
+			p.f.srv.log.Info("federation: peer broke the rules on our stream", "peer", p.remote, "condition", se.Condition, "text", se.Text)
+			p.drop(st)
+			st.write(streamErrorXML(se) + "</stream:stream>")
+			st.nc.Close()
+			return
 		}
 	}
 }
