@@ -119,9 +119,9 @@ type federation struct {
 	in     map[*s2sIn]struct{}
 	bidi   map[string]*s2sIn // "local remote" -> incoming XEP-0288 stream (xep0288_bidi.go)
 	lns    []net.Listener
-	closed bool // close ran: no new peers
-	trust *trust      // pins, blocks, peers awaiting approval (s2s_trust.go)
-	rates *peerRates // per remote domain (s2s_limits.go)
+	closed bool       // close ran: no new peers
+	trust  *trust     // pins, blocks, peers awaiting approval (s2s_trust.go)
+	rates  *peerRates // per remote domain (s2s_limits.go)
 	// offlineMu orders the hand-out of kept remote messages
 	// (s2s_route.go remoteOffline).
 	offlineMu sync.Mutex
