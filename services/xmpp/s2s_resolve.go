@@ -104,6 +104,7 @@ func (f *federation) resolveLocal(ctx context.Context, domain string) []peerAddr
 		f.srv.log.Info("federation: LAN peer not found by mDNS", "peer", domain, "err", err)
 		return nil
 	}
+	f.srv.log.Info("federation: LAN peer found by mDNS", "peer", domain, "addrs", strings.Join(addrs, ","))
 	out := make([]peerAddr, 0, len(addrs))
 	for _, a := range addrs {
 		out = append(out, peerAddr{addr: a})
