@@ -233,7 +233,11 @@ func (s *Server) ApproveFederationPeer(domain, fingerprint string) (string, erro
 		return "", fmt.Errorf("%q is not a SHA-256 fingerprint (64 hex digits)", fingerprint)
 	}
 	t.pins[domain] = pin
-	delete(t.pending, domain)
+	for d := range t.pending { // its subdomains are served by the same certificate
+		if d == domain || strings.HasSuffix(d, "."+domain) {
+			delete(t.pending, d)
+		}
+	}
 	t.block = slices.DeleteFunc(t.block, func(b string) bool { return strings.EqualFold(b, domain) })
 	t.mu.Unlock()
 	f.srv.log.Info("federation: peer approved", "peer", domain, "fingerprint", pin)

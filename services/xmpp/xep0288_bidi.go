@@ -41,7 +41,19 @@ func (l bidiInLink) write(s string) error { return l.c.send(s) }
 
 // close leaves the peer's stream to the peer (and to its idle timeout).
 func (l bidiInLink) close() {}
-func (l bidiInLink) abort() { l.c.nc.Close() }
+
+// abort ends the stream (a write failed) and stops using it as a route.
+func (l bidiInLink) abort() {
+	l.c.nc.Close()
+	f := l.c.f
+	f.mu.Lock()
+	for k, v := range f.bidi {
+		if v == l.c {
+			delete(f.bidi, k)
+		}
+	}
+	f.mu.Unlock()
+}
 
 // send writes on the incoming stream and reports a failure (which also
 // closes the connection).
@@ -77,7 +89,10 @@ func (c *s2sIn) bidiRegister(domain string) {
 	}
 	key := strings.ToLower(local) + " " + strings.ToLower(domain)
 	f.mu.Lock()
-	if f.closed {
+	// Dialback completes asynchronously: a stream that ended meanwhile
+	// (no longer in f.in, and bidiForget has run or will not see it) is
+	// not registered.
+	if _, live := f.in[c]; !live || f.closed {
 		f.mu.Unlock()
 		return
 	}
@@ -109,12 +124,17 @@ func (f *federation) bidiForget(c *s2sIn) {
 	}
 }
 
-// bidiStanza takes a stanza the peer sent on our outgoing bidi stream;
-// a non-nil error ends the stream.
+// bidiStanza takes what the peer sent on our outgoing stream: on a
+// bidirectional one, its stanzas; anything else is ignored, as on any
+// outgoing stream. A non-nil error ends the stream.
 func (p *peerOut) bidiStanza(st *s2sStream, el *Element) *streamError {
 	f := p.f
-	if !st.bidi || el.Space != nsServer || el.Local != "message" && el.Local != "presence" && el.Local != "iq" {
-		return streamErr("unsupported-stanza-type", "<%s xmlns='%s'> is not expected on this stream", el.Local, el.Space)
+	if el.Space != nsServer || el.Local != "message" && el.Local != "presence" && el.Local != "iq" {
+		return nil
+	}
+	if !st.bidi {
+		f.srv.log.Debug("federation: stanza on an outgoing stream that is not bidirectional ignored", "peer", st.remote)
+		return nil
 	}
 	from, err := parseJID(el.Get("from"))
 	if err != nil || !strings.EqualFold(from.Domain, st.remote) {
