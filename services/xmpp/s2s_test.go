@@ -296,7 +296,8 @@ func benchLogin(tb testing.TB, srv *Server, user string) *benchClient {
 func BenchmarkFederatedMessage(b *testing.B) {
 	aAddr, bAddr := randomListen(), randomListen()
 	fedCfg := func(peer, addr string) Federation {
-		return Federation{Enabled: true, Hosts: map[string]string{peer: addr}}
+		// No per-peer rate limit (s2s_limits.go): the benchmark floods.
+		return Federation{Enabled: true, Hosts: map[string]string{peer: addr}, StanzasPerSecond: 1e6}
 	}
 	fa, fb := fedCfg("b.test", bAddr), fedCfg("a.test", aAddr)
 	fa.Listen, fb.Listen = []string{aAddr}, []string{bAddr}
