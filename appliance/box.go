@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/crypto/acme/autocert"
+
 	"chatbox/services/chat"
 	"chatbox/services/irc"
 	"chatbox/services/mdns"
@@ -63,8 +65,10 @@ type Box struct {
 
 	// xmppDoor is the XMPP door of this run, for the web admin's
 	// Federation page (federation.go).
-	xmppDoor atomic.Pointer[xmpp.Server]
-	fedSave  sync.Mutex // one edit of federation.pinned/block at a time
+	xmppDoor  atomic.Pointer[xmpp.Server]
+	fedSave   sync.Mutex        // one edit of federation.pinned/block at a time
+	acme      *autocert.Manager // tls.acme (acme.go)
+	acmeCerts sync.Map          // name -> *tls.Certificate obtained (acme.go)
 }
 
 // Open prepares the box: data directory, lock, certificate, store, core,
@@ -116,6 +120,11 @@ func Open(ctx context.Context, o Options) (*Box, error) {
 		b.log.Info("certificate authority", "sha256", boxTLS.CAFingerprint)
 	} else {
 		b.log.Info("certificate from the settings", "sha256", boxTLS.CAFingerprint)
+	}
+	if o.Config.TLS.ACME {
+		if b.acme, err = newACME(o.Config, o.Log); err != nil { // acme.go
+			return nil, err
+		}
 	}
 	b.store, b.core, err = OpenCore(ctx, o.Config, o.Log)
 	if err != nil {
@@ -265,6 +274,9 @@ func (b *Box) TLS() *BoxTLS { return b.tls.Load() }
 // ServerTLSConfig is a TLS configuration for the doors that always serves
 // the current certificate.
 func (b *Box) ServerTLSConfig() *tls.Config {
+	if b.acme != nil { // acme.go
+		return b.acmeTLSConfig()
+	}
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -303,6 +315,9 @@ func (b *Box) Run(ctx context.Context, stopTimeout time.Duration) error {
 	maintCtx, stopMaint := context.WithCancel(ctx)
 	defer stopMaint()
 	go b.maintain(maintCtx, 24*time.Hour)
+	if b.acme != nil {
+		go b.acmeObtain(maintCtx) // acme.go
+	}
 	if b.cfg.Event.Enabled && b.cfg.Event.History > 0 {
 		go b.eventSweep(maintCtx, time.Minute)
 	}

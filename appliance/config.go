@@ -54,6 +54,14 @@ type TLSConfig struct {
 	// ExtraNames are more DNS names or IP addresses for the box's own
 	// server certificate.
 	ExtraNames []string `toml:"extra_names"`
+	// ACME gets the certificate from an ACME CA (Let's Encrypt) for a box
+	// with a public name (acme.go); AcmeEmail is the account's contact,
+	// AcmeDirectory the CA's directory URL, AcmeRoots a PEM file of CAs
+	// trusted for that URL (empty: the system's).
+	ACME          bool   `toml:"acme"`
+	ACMEEmail     string `toml:"acme_email"`
+	ACMEDirectory string `toml:"acme_directory"`
+	ACMERoots     string `toml:"acme_roots"`
 }
 
 // XMPPConfig sets the XMPP client door.

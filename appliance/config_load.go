@@ -767,6 +767,9 @@ func (c *Config) Validate() error {
 		bad("log.format", "must be one of %s, got %q", quoteList(logFormats), c.Log.Format)
 	}
 
+	if c.TLS.ACME { // acme.go
+		checkACME(c, bad)
+	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		if c.TLS.CertFile == "" {
 			bad("tls.cert_file", "must be set when tls.key_file is (set both, or neither to use the box's own certificate)")
