@@ -130,7 +130,7 @@ func (b *Box) acmeObtain(ctx context.Context) {
 				backoff = min(2*backoff, time.Hour)
 				break
 			}
-			if old, _ := b.acmeCerts.Load(name); old != cert {
+			if old, _ := b.acmeCerts.Load(name); old != cert && cert.Leaf != nil {
 				b.log.Info("ACME certificate ready", "name", name, "expires", cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
 			}
 			b.acmeCerts.Store(name, cert)
