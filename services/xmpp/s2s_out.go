@@ -268,7 +268,12 @@ func (st *s2sStream) authenticate(ctx context.Context) error {
 		case "invalid":
 			return fmt.Errorf("%s refused our dialback key", st.remote)
 		default:
-			return fmt.Errorf("%s: dialback error %s", st.remote, describeStreamError(el.Child(nsServer, "error")))
+			e := el.Child(nsServer, "error")
+			if isLocalDomain(st.remote) && e.Child(nsStanzaErr, "forbidden") != nil {
+				// A LAN box holding us until its owner approves us.
+				return fmt.Errorf("%s: %w", st.remote, errPeerAwaitsApproval)
+			}
+			return fmt.Errorf("%s: dialback error %s", st.remote, describeStreamError(e))
 		}
 	}
 }
@@ -442,10 +447,16 @@ func (p *peerOut) run() {
 				f.srv.log.Info("federation: cannot reach peer, will retry", "peer", p.remote, "retry_in", backoff, "err", err)
 				p.setStatus(peerRetrying)
 				p.bounceExpired()
+				limit := time.Minute
+				if errors.Is(err, errAwaitingApproval) || errors.Is(err, errPeerAwaitsApproval) {
+					// A person is approving: look again soon (a LAN peer).
+					limit = approvalRetry
+				}
+				backoff = min(backoff, limit)
 				wait := time.NewTimer(backoff)
 				select {
 				case <-wait.C:
-					backoff = min(backoff*2, time.Minute)
+					backoff = min(backoff*2, limit)
 				case <-p.retry:
 					wait.Stop()
 					backoff = time.Second

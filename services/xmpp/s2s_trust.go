@@ -23,8 +23,10 @@ import (
 // certificate's SHA-256, domain, address and time are kept (at most
 // maxPendingPeers, the oldest dropped) for the owner to approve or
 // reject in the web admin. Meanwhile stanzas to it wait in its queue
-// (bounded, bounced at QueueTimeout as for any unreachable peer) and its
-// dialback requests are refused (forbidden). Approval pins the
+// (bounded, bounced at QueueTimeout as for any unreachable peer; tried
+// again every approvalRetry at most, also while the other box's owner
+// has not approved this one) and its dialback requests are refused
+// (forbidden). Approval pins the
 // certificate and retries the queue at once; rejection blocks the domain
 // and bounces what waits for it. Domains outside .local are unchanged:
 // public CA or pin (SASL EXTERNAL), else dialback.
@@ -49,8 +51,16 @@ const (
 // strangers cannot grow the list.
 const maxPendingPeers = 64
 
-// errAwaitingApproval is an outgoing attempt to a peer not approved yet.
-var errAwaitingApproval = errors.New("awaiting the owner's approval in the web admin (Federation page)")
+// errAwaitingApproval is an outgoing attempt to a peer not approved yet;
+// errPeerAwaitsApproval is a LAN peer refusing us (its owner has not
+// approved this box yet). Either is retried every approvalRetry at most.
+var (
+	errAwaitingApproval   = errors.New("awaiting the owner's approval in the web admin (Federation page)")
+	errPeerAwaitsApproval = errors.New("the other box refused us: its owner must approve this box on its Federation page")
+)
+
+// approvalRetry caps the back-off while a person approves a LAN peer.
+const approvalRetry = 5 * time.Second
 
 // trust holds the pins, the blocked domains and the pending peers; the
 // web admin changes them while the box runs.
