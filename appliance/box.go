@@ -13,8 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/crypto/acme/autocert"
 
 	"chatbox/services/chat"
 	"chatbox/services/irc"
@@ -59,6 +62,13 @@ type Box struct {
 	stopEvents func()
 	actions    actions   // pairing window, Shutdown (pairing.go)
 	panel      panelView // the front panel, for the web admin (panel.go)
+
+	// xmppDoor is the XMPP door of this run, for the web admin's
+	// Federation page (federation.go).
+	xmppDoor  atomic.Pointer[xmpp.Server]
+	fedSave   sync.Mutex        // one edit of federation.pinned/block at a time
+	acme      *autocert.Manager // tls.acme (acme.go)
+	acmeCerts sync.Map          // name -> *tls.Certificate obtained (acme.go)
 }
 
 // Open prepares the box: data directory, lock, certificate, store, core,
@@ -110,6 +120,11 @@ func Open(ctx context.Context, o Options) (*Box, error) {
 		b.log.Info("certificate authority", "sha256", boxTLS.CAFingerprint)
 	} else {
 		b.log.Info("certificate from the settings", "sha256", boxTLS.CAFingerprint)
+	}
+	if o.Config.TLS.ACME {
+		if b.acme, err = newACME(o.Config, o.Log); err != nil { // acme.go
+			return nil, err
+		}
 	}
 	b.store, b.core, err = OpenCore(ctx, o.Config, o.Log)
 	if err != nil {
@@ -199,7 +214,7 @@ func (b *Box) builtinServices() []Service {
 		if err != nil {
 			b.log.Error("federation: dialback keys will not survive a restart", "err", err)
 		}
-		svcs = append(svcs, xmpp.New(xmpp.Config{
+		door := xmpp.New(xmpp.Config{
 			Domain:                b.cfg.Domain,
 			Listen:                c.Listen,
 			TLSListen:             c.TLSListen,
@@ -219,7 +234,9 @@ func (b *Box) builtinServices() []Service {
 			Guests:                b.cfg.GuestsAllowed(),
 			Federation:            fed,
 			AuthTimeout:           b.cfg.Limits.LoginTimeout,
-		}, b.core, b.log))
+		}, b.core, b.log)
+		b.xmppDoor.Store(door)
+		svcs = append(svcs, door)
 	}
 	if web := b.webService(svcs); web != nil {
 		svcs = append(svcs, web)
@@ -257,6 +274,9 @@ func (b *Box) TLS() *BoxTLS { return b.tls.Load() }
 // ServerTLSConfig is a TLS configuration for the doors that always serves
 // the current certificate.
 func (b *Box) ServerTLSConfig() *tls.Config {
+	if b.acme != nil { // acme.go
+		return b.acmeTLSConfig()
+	}
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -295,6 +315,9 @@ func (b *Box) Run(ctx context.Context, stopTimeout time.Duration) error {
 	maintCtx, stopMaint := context.WithCancel(ctx)
 	defer stopMaint()
 	go b.maintain(maintCtx, 24*time.Hour)
+	if b.acme != nil {
+		go b.acmeObtain(maintCtx) // acme.go
+	}
 	if b.cfg.Event.Enabled && b.cfg.Event.History > 0 {
 		go b.eventSweep(maintCtx, time.Minute)
 	}

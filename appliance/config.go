@@ -54,6 +54,14 @@ type TLSConfig struct {
 	// ExtraNames are more DNS names or IP addresses for the box's own
 	// server certificate.
 	ExtraNames []string `toml:"extra_names"`
+	// ACME gets the certificate from an ACME CA (Let's Encrypt) for a box
+	// with a public name (acme.go); AcmeEmail is the account's contact,
+	// AcmeDirectory the CA's directory URL, AcmeRoots a PEM file of CAs
+	// trusted for that URL (empty: the system's).
+	ACME          bool   `toml:"acme"`
+	ACMEEmail     string `toml:"acme_email"`
+	ACMEDirectory string `toml:"acme_directory"`
+	ACMERoots     string `toml:"acme_roots"`
 }
 
 // XMPPConfig sets the XMPP client door.
@@ -101,6 +109,10 @@ type FederationConfig struct {
 	// QueueTimeout is how long a stanza waits for an unreachable server
 	// before it is returned to its sender as undeliverable.
 	QueueTimeout time.Duration `toml:"queue_timeout"`
+	// StanzasPerSecond is how many stanzas one other server may send a
+	// second (a burst of twice as many); more are dropped, and their
+	// senders told policy-violation.
+	StanzasPerSecond int `toml:"stanzas_per_second"`
 }
 
 // FederationPairs splits "domain=value" entries (hosts, pinned) into a
@@ -286,7 +298,7 @@ func Defaults(hostname string) Config {
 			MOTD:        "Welcome to chatbox.",
 		},
 		Web:          WebConfig{Listen: "127.0.0.1:8080"},
-		Federation:   FederationConfig{Listen: []string{"127.0.0.1:5269"}, QueueTimeout: 2 * time.Minute, RemoteOccupants: true},
+		Federation:   FederationConfig{Listen: []string{"127.0.0.1:5269"}, QueueTimeout: 2 * time.Minute, RemoteOccupants: true, StanzasPerSecond: 50},
 		Registration: RegistrationConfig{Policy: "closed", PairingWindow: 5 * time.Minute},
 		Rooms: RoomsConfig{
 			Default:         []string{"general"},

@@ -767,6 +767,9 @@ func (c *Config) Validate() error {
 		bad("log.format", "must be one of %s, got %q", quoteList(logFormats), c.Log.Format)
 	}
 
+	if c.TLS.ACME { // acme.go
+		checkACME(c, bad)
+	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		if c.TLS.CertFile == "" {
 			bad("tls.cert_file", "must be set when tls.key_file is (set both, or neither to use the box's own certificate)")
@@ -818,6 +821,9 @@ func (c *Config) Validate() error {
 		listen("federation.tls_listen", c.Federation.TLSListen...)
 		if c.Federation.QueueTimeout <= 0 {
 			bad("federation.queue_timeout", `must be longer than 0, such as "2m", got %q`, formatDuration(c.Federation.QueueTimeout))
+		}
+		if c.Federation.StanzasPerSecond <= 0 {
+			bad("federation.stanzas_per_second", "must be at least 1, such as 50, got %d", c.Federation.StanzasPerSecond)
 		}
 	} else {
 		for _, a := range c.Federation.Listen {

@@ -50,6 +50,7 @@ func (s *Server) routes() *http.ServeMux {
 	s.eventRoutes(mux)
 	s.boxRoutes(mux)
 	s.tokenRoutes(mux)
+	s.federationRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if !s.auth.configured() {
 			http.Redirect(w, r, "/admin/setup", http.StatusSeeOther)

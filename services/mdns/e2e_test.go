@@ -49,6 +49,8 @@ func TestMain(m *testing.M) {
 		os.Exit(helperRespond())
 	case "browse":
 		os.Exit(helperBrowse())
+	case "lookup":
+		os.Exit(helperLookup())
 	}
 	os.Exit(m.Run())
 }

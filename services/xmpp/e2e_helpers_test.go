@@ -69,6 +69,9 @@ type box struct {
 	ca         *x509.CertPool
 	domain     string // "" means boxDomain (federation tests run others)
 	s2sAddr    string // federation (STARTTLS), if enabled
+	// dial connects clients; nil is net.DialTimeout (a box in a network
+	// namespace is reached from inside it, s2s_mdns_e2e_test.go).
+	dial func(network, addr string, timeout time.Duration) (net.Conn, error)
 }
 
 // dom is the box's XMPP domain.
@@ -197,7 +200,11 @@ func (b *box) tryLogin(t *testing.T, user, resource string, o ...loginOpts) (*cl
 	if opt.direct {
 		addr = b.xmppTLS
 	}
-	raw, err := net.DialTimeout("tcp", addr, waitLimit)
+	dial := net.DialTimeout
+	if b.dial != nil {
+		dial = b.dial
+	}
+	raw, err := dial("tcp", addr, waitLimit)
 	if err != nil {
 		return nil, err
 	}

@@ -24,8 +24,8 @@ import (
 // stream authenticated (else invalid-from) to a domain served here (else
 // host-unknown); stanzas are read with the c2s reader's bounds on size
 // and depth and the c2s rate limit. A stream idle for IdleTimeout is
-// closed. Left out: XEP-0288 bidirectional streams (answers go back on
-// the box's own outgoing stream), XEP-0198 on s2s, compression.
+// closed. XEP-0288 bidirectional streams: xep0288_bidi.go. Left out:
+// XEP-0198 on s2s, compression.
 
 // s2sIn is one incoming s2s connection.
 type s2sIn struct {
@@ -41,11 +41,14 @@ type s2sIn struct {
 	to       string // the stream header's to (which of our domains)
 	version  bool   // the peer said version 1.0 (stream features)
 	restart  bool
-	sasl     bool // authenticated by SASL EXTERNAL: no more SASL
+	sasl     bool        // authenticated by SASL EXTERNAL: no more SASL
+	bidi     atomic.Bool // the peer asked for XEP-0288 (xep0288_bidi.go)
 
 	amu     sync.Mutex
 	domains map[string]string // remote domains this stream authenticated, and how
 	nauth   atomic.Int32
+	// dbPending counts dialback verifications under way (s2s_limits.go).
+	dbPending atomic.Int32
 
 	tokens float64
 	tokAt  time.Time
@@ -71,25 +74,21 @@ func (c *s2sIn) isAuthed(domain string) bool {
 
 func (c *s2sIn) authenticate(domain, how string) {
 	c.amu.Lock()
-	if c.domains[domain] == "" {
+	if c.domains[domain] == "" && len(c.domains) < maxStreamDomains {
 		c.domains[domain] = how
 		c.nauth.Add(1)
 	}
 	c.amu.Unlock()
 	c.f.srv.log.Info("federation: incoming stream authenticated", "peer", domain, "addr", c.ip, "by", how)
+	if c.bidi.Load() {
+		c.bidiRegister(domain)
+	}
 	c.f.reportState()
 }
 
 // write sends raw XML; a peer that does not read within the deadline is
 // cut off.
-func (c *s2sIn) write(s string) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.nc.SetWriteDeadline(time.Now().Add(c.f.cfg.DialTimeout))
-	if _, err := io.WriteString(c.nc, s); err != nil {
-		c.nc.Close()
-	}
-}
+func (c *s2sIn) write(s string) { c.send(s) }
 
 func (c *s2sIn) fail(e *streamError) {
 	c.closeOnce.Do(func() {
@@ -236,6 +235,9 @@ func (c *s2sIn) openStream() error {
 			f.Add(El(nsSASL, "mechanisms").Add(El(nsSASL, "mechanism").Add("EXTERNAL")))
 		}
 		f.Add(El(nsDialbackFeature, "dialback").Add(El(nsDialbackFeature, "errors")))
+		if !c.authed() && !c.f.cfg.NoBidi {
+			f.Add(El(nsBidiFeature, "bidi")) // XEP-0288
+		}
 	}
 	c.write(string(streamElement(f, nsServer)))
 	return nil
@@ -259,6 +261,11 @@ func (c *s2sIn) handle(el *Element) *streamError {
 	switch {
 	case el.Space == nsSASL:
 		return c.handleSASL(el)
+	case el.Is(nsBidi, "bidi"): // XEP-0288, before authenticating
+		if !c.authed() && !c.f.cfg.NoBidi {
+			c.bidi.Store(true)
+		}
+		return nil
 	case el.Is(nsDialback, "result"):
 		return c.dialbackResult(el)
 	case el.Is(nsDialback, "verify"):
@@ -337,6 +344,9 @@ func (c *s2sIn) stanza(el *Element) *streamError {
 	}
 	if !c.f.ourDomain(to.Domain) {
 		return streamErr("host-unknown", "this server does not serve %s", to.Domain)
+	}
+	if c.overRate(el, from.Domain) { // s2s_limits.go
+		return nil
 	}
 	c.f.srv.fromRemote(renamespace(el, nsServer, nsClient))
 	return nil

@@ -2,10 +2,8 @@ package xmpp
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -54,12 +52,26 @@ type Federation struct {
 	// how long one may wait before it is bounced (remote-server-timeout).
 	QueueLimit   int
 	QueueTimeout time.Duration
+	// QueueBytes bounds the bytes waiting for one peer (s2s_limits.go).
+	QueueBytes int
+	// StanzasPerSecond and StanzaBurst limit what one remote domain may
+	// send, over all its streams (s2s_limits.go).
+	StanzasPerSecond float64
+	StanzaBurst      int
 	// IdleTimeout closes a stream that carried nothing for that long.
 	IdleTimeout time.Duration
 	// DialTimeout bounds connecting and negotiating one stream.
 	DialTimeout time.Duration
 	// Resolver finds peers in DNS; nil means net.DefaultResolver.
 	Resolver *net.Resolver
+	// LookupLocal finds the server of a .local domain on the LAN (mDNS
+	// DNS-SD, _xmpp-server._tcp) and returns its addresses (host:port,
+	// STARTTLS), best first; nil means .local domains are found by the
+	// host map only.
+	LookupLocal func(ctx context.Context, domain string) ([]string, error)
+	// NoBidi turns XEP-0288 off (neither offered nor asked for): each
+	// server then opens its own stream, as before.
+	NoBidi bool
 	// OnState is told whether any peer is connected (1), peers are being
 	// retried (0) or nothing is going on (-1): the WAN LED.
 	OnState func(state int)
@@ -68,6 +80,15 @@ type Federation struct {
 func (f *Federation) defaults() {
 	if f.QueueLimit <= 0 {
 		f.QueueLimit = 1000
+	}
+	if f.QueueBytes <= 0 {
+		f.QueueBytes = 4 << 20
+	}
+	if f.StanzasPerSecond <= 0 {
+		f.StanzasPerSecond = 50
+	}
+	if f.StanzaBurst <= 0 {
+		f.StanzaBurst = max(10, int(2*f.StanzasPerSecond))
 	}
 	if f.QueueTimeout <= 0 {
 		f.QueueTimeout = 2 * time.Minute
@@ -96,8 +117,11 @@ type federation struct {
 	mu     sync.Mutex
 	out    map[string]*peerOut // remote domain -> outgoing stream and queue
 	in     map[*s2sIn]struct{}
+	bidi   map[string]*s2sIn // "local remote" -> incoming XEP-0288 stream (xep0288_bidi.go)
 	lns    []net.Listener
-	closed bool // close ran: no new peers
+	closed bool       // close ran: no new peers
+	trust  *trust     // pins, blocks, peers awaiting approval (s2s_trust.go)
+	rates  *peerRates // per remote domain (s2s_limits.go)
 	// offlineMu orders the hand-out of kept remote messages
 	// (s2s_route.go remoteOffline).
 	offlineMu sync.Mutex
@@ -115,29 +139,22 @@ func newFederation(s *Server) *federation {
 	}
 	cfg := s.cfg.Federation
 	cfg.defaults()
-	return &federation{srv: s, cfg: cfg, out: map[string]*peerOut{}, in: map[*s2sIn]struct{}{}, occupants: map[string]*session{}}
+	return &federation{srv: s, cfg: cfg, trust: newTrust(cfg), rates: newPeerRates(cfg.StanzasPerSecond, cfg.StanzaBurst), out: map[string]*peerOut{}, in: map[*s2sIn]struct{}{}, bidi: map[string]*s2sIn{}, occupants: map[string]*session{}}
 }
 
-// allowed says whether the box federates with domain.
+// allowed says whether the box federates with domain: not blocked, and
+// on the allowlist if there is one (a pinned domain counts as listed:
+// the owner approved it).
 func (f *federation) allowed(domain string) bool {
 	domain = strings.ToLower(domain)
 	if domain == "" || domain == f.srv.cfg.Domain || f.srv.hosted(domain) {
 		return false
 	}
-	for _, b := range f.cfg.Block {
-		if strings.EqualFold(b, domain) {
-			return false
-		}
+	if f.trust.blocked(domain) {
+		return false
 	}
-	if len(f.cfg.Allow) == 0 {
-		return true
-	}
-	for _, a := range f.cfg.Allow {
-		if strings.EqualFold(a, domain) {
-			return true
-		}
-	}
-	return false
+	named, any := f.trust.listed(domain)
+	return named || !any || f.trust.pin(domain) != ""
 }
 
 // listen opens the s2s listeners; serving starts with serve.
@@ -246,6 +263,7 @@ func (f *federation) accept(ctx context.Context, ln net.Listener) {
 			f.mu.Lock()
 			delete(f.in, c)
 			f.mu.Unlock()
+			f.bidiForget(c)
 			s.mu.Lock()
 			if s.perAddr[ip]--; s.perAddr[ip] <= 0 {
 				delete(s.perAddr, ip)
@@ -294,11 +312,9 @@ func (f *federation) peerVerified(cs tls.ConnectionState, domain string) bool {
 	if len(certs) == 0 || domain == "" {
 		return false
 	}
-	if pin := f.cfg.Pinned[strings.ToLower(domain)]; pin != "" {
-		want := strings.ReplaceAll(strings.TrimPrefix(strings.ToLower(strings.TrimSpace(pin)), "sha256:"), ":", "")
+	if pin := f.trust.pin(domain); pin != "" {
 		for _, c := range certs {
-			sum := sha256.Sum256(c.Raw)
-			if hex.EncodeToString(sum[:]) == want {
+			if certFingerprint(c.Raw) == pin {
 				return certs[0].VerifyHostname(domain) == nil
 			}
 		}

@@ -27,6 +27,7 @@ func FuzzS2SIntake(f *testing.F) {
 		`<db:verify xmlns:db="jabber:server:dialback" from="peer.test" to="fuzz.test" id="x">abcd</db:verify>`,
 		`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="EXTERNAL">cGVlci50ZXN0</auth>`,
 		`<message xmlns="jabber:server" from="x@evil.test" to="alice@fuzz.test"/>`,
+		`<bidi xmlns="urn:xmpp:bidi"/><db:result xmlns:db="jabber:server:dialback" from="lan.local" to="fuzz.test">k</db:result>`,
 	} {
 		f.Add([]byte(seed))
 	}

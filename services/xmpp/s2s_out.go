@@ -20,8 +20,8 @@ import (
 // EXTERNAL when offered, else XEP-0220 dialback); a failed attempt is
 // retried with exponential back-off (1 s doubling to 1 min), and a stanza
 // that waited longer than QueueTimeout is bounced to its sender with
-// remote-server-timeout. A full queue refuses new stanzas
-// (resource-constraint). A stream that carried nothing for IdleTimeout is
+// remote-server-timeout. A full queue (QueueLimit stanzas or QueueBytes
+// bytes) refuses new stanzas (resource-constraint). A stream that carried nothing for IdleTimeout is
 // closed; the next stanza opens a new one.
 
 // Outgoing peer states (WAN LED).
@@ -42,6 +42,7 @@ type s2sStream struct {
 	id            string   // the receiving server's stream id
 	features      *Element // after the last (re)start; nil without version
 	version       bool
+	bidi          bool // XEP-0288: the peer may send on it too (xep0288_bidi.go)
 
 	wmu sync.Mutex
 }
@@ -67,6 +68,17 @@ func (st *s2sStream) next(timeout time.Duration) (*Element, error) {
 func (st *s2sStream) close() {
 	st.write("</stream:stream>")
 	st.nc.Close()
+}
+
+// abort drops the connection (a write failed).
+func (st *s2sStream) abort() { st.nc.Close() }
+
+// s2sLink is what a peer's queue is written to: an outgoing stream, or
+// an incoming one the peer opened bidirectional (XEP-0288).
+type s2sLink interface {
+	write(s string) error
+	close() // done with it (idle, shutting down)
+	abort() // a write failed
 }
 
 // open sends our header and reads the peer's header and features.
@@ -192,6 +204,9 @@ func (f *federation) dialAddr(ctx context.Context, local, remote string, a peerA
 			return fail(err)
 		}
 	}
+	if !f.trusted(st.tc.ConnectionState(), remote, a.addr) {
+		return fail(errAwaitingApproval)
+	}
 	st.nc.SetDeadline(time.Time{})
 	return st, nil
 }
@@ -201,6 +216,13 @@ func (f *federation) dialAddr(ctx context.Context, local, remote string, a peerA
 func (st *s2sStream) authenticate(ctx context.Context) error {
 	timeout := time.Until(deadlineOf(ctx))
 	f := st.f
+	if st.features.Child(nsBidiFeature, "bidi") != nil && !f.cfg.NoBidi { // XEP-0288
+		if err := st.write(El(nsBidi, "bidi").String()); err != nil {
+			return err
+		}
+		st.bidi = true
+		f.srv.log.Debug("federation: asking for a bidirectional stream (XEP-0288)", "peer", st.remote, "local", st.local)
+	}
 	if mechs := st.features.Child(nsSASL, "mechanisms"); mechs != nil {
 		for _, m := range mechs.Kids() {
 			if m.Local != "mechanism" || strings.TrimSpace(m.Text()) != "EXTERNAL" {
@@ -246,15 +268,21 @@ func (st *s2sStream) authenticate(ctx context.Context) error {
 		case "invalid":
 			return fmt.Errorf("%s refused our dialback key", st.remote)
 		default:
-			return fmt.Errorf("%s: dialback error %s", st.remote, describeStreamError(el.Child(nsServer, "error")))
+			e := el.Child(nsServer, "error")
+			if isLocalDomain(st.remote) && e.Child(nsStanzaErr, "forbidden") != nil {
+				// A LAN box holding us until its owner approves us.
+				return fmt.Errorf("%s: %w", st.remote, errPeerAwaitsApproval)
+			}
+			return fmt.Errorf("%s: dialback error %s", st.remote, describeStreamError(e))
 		}
 	}
 }
 
 // queued is a stanza waiting for its peer.
 type queued struct {
-	el *Element // in jabber:client, from and to set
-	at time.Time
+	el   *Element // in jabber:client, from and to set
+	at   time.Time
+	size int // bytes as written (QueueBytes)
 }
 
 // peerOut is the outgoing stream and queue for one (local, remote) pair.
@@ -264,11 +292,13 @@ type peerOut struct {
 
 	mu     sync.Mutex
 	queue  []queued
+	bytes  int // sum of the queue's sizes
 	st     int
-	stream *s2sStream
+	stream s2sLink
 	dead   bool // retired: no longer in the pool
 
 	wake     chan struct{}
+	retry    chan struct{} // the owner approved the peer: try now
 	quit     chan struct{}
 	stopOnce sync.Once
 }
@@ -287,6 +317,14 @@ func (p *peerOut) setStatus(st int) {
 }
 
 func (p *peerOut) stop() { p.stopOnce.Do(func() { close(p.quit) }) }
+
+// retryNow ends the back-off wait: the peer was just approved.
+func (p *peerOut) retryNow() {
+	select {
+	case p.retry <- struct{}{}:
+	default:
+	}
+}
 
 func (p *peerOut) poke() {
 	select {
@@ -316,7 +354,7 @@ func (f *federation) send(el *Element) string {
 				f.mu.Unlock()
 				return "resource-constraint"
 			}
-			p = &peerOut{f: f, local: from.Domain, remote: to.Domain, wake: make(chan struct{}, 1), quit: make(chan struct{})}
+			p = &peerOut{f: f, local: from.Domain, remote: to.Domain, wake: make(chan struct{}, 1), retry: make(chan struct{}, 1), quit: make(chan struct{})}
 			f.out[key] = p
 			f.wg.Add(1)
 			go func() {
@@ -330,9 +368,11 @@ func (f *federation) send(el *Element) string {
 			p.mu.Unlock()
 			continue
 		}
-		full := len(p.queue) >= f.cfg.QueueLimit
+		size := len(el.Bytes(nsClient))
+		full := len(p.queue) >= f.cfg.QueueLimit || p.bytes+size > f.cfg.QueueBytes
 		if !full {
-			p.queue = append(p.queue, queued{el: el, at: time.Now()})
+			p.queue = append(p.queue, queued{el: el, at: time.Now(), size: size})
+			p.bytes += size
 		}
 		p.mu.Unlock()
 		if full {
@@ -385,6 +425,15 @@ func (p *peerOut) run() {
 			continue
 		}
 		if st == nil {
+			if l := f.bidiLink(p.local, p.remote); l != nil { // xep0288_bidi.go
+				p.mu.Lock()
+				p.stream = l
+				p.mu.Unlock()
+				p.setStatus(peerUp)
+				st = l
+			}
+		}
+		if st == nil {
 			p.setStatus(peerConnecting)
 			ctx, cancel := context.WithTimeout(f.ctx, f.cfg.DialTimeout)
 			s, err := f.dial(ctx, p.local, p.remote)
@@ -398,14 +447,23 @@ func (p *peerOut) run() {
 				f.srv.log.Info("federation: cannot reach peer, will retry", "peer", p.remote, "retry_in", backoff, "err", err)
 				p.setStatus(peerRetrying)
 				p.bounceExpired()
+				limit := time.Minute
+				if errors.Is(err, errAwaitingApproval) || errors.Is(err, errPeerAwaitsApproval) {
+					// A person is approving: look again soon (a LAN peer).
+					limit = approvalRetry
+				}
+				backoff = min(backoff, limit)
 				wait := time.NewTimer(backoff)
 				select {
 				case <-wait.C:
+					backoff = min(backoff*2, limit)
+				case <-p.retry:
+					wait.Stop()
+					backoff = time.Second
 				case <-p.quit:
 					wait.Stop()
 					return
 				}
-				backoff = min(backoff*2, time.Minute)
 				continue
 			}
 			backoff = time.Second
@@ -423,16 +481,17 @@ func (p *peerOut) run() {
 		}
 		p.mu.Lock()
 		batch := p.queue
-		p.queue = nil
+		p.queue, p.bytes = nil, 0
 		p.mu.Unlock()
 		for i, q := range batch {
 			out := renamespace(q.el.Clone(), nsClient, nsServer)
 			if err := st.write(string(out.Bytes(nsServer))); err != nil {
 				p.mu.Lock()
 				p.queue = append(append([]queued(nil), batch[i:]...), p.queue...)
+				p.bytes = queueBytes(p.queue)
 				p.mu.Unlock()
 				p.drop(st)
-				st.nc.Close()
+				st.abort()
 				break
 			}
 		}
@@ -465,7 +524,7 @@ func (p *peerOut) retire() bool {
 }
 
 // drop forgets a stream that ended.
-func (p *peerOut) drop(st *s2sStream) {
+func (p *peerOut) drop(st s2sLink) {
 	p.mu.Lock()
 	was := p.stream == st
 	if was {
@@ -492,6 +551,14 @@ func (p *peerOut) readLoop(st *s2sStream) {
 		}
 		if el.Is(nsStream, "error") {
 			p.f.srv.log.Info("federation: peer sent a stream error", "peer", p.remote, "error", describeStreamError(el))
+			continue
+		}
+		if se := p.bidiStanza(st, el); se != nil { // XEP-0288
+			p.f.srv.log.Info("federation: peer broke the rules on our stream", "peer", p.remote, "condition", se.Condition, "text", se.Text)
+			p.drop(st)
+			st.write(streamErrorXML(se) + "</stream:stream>")
+			st.nc.Close()
+			return
 		}
 	}
 }
@@ -499,7 +566,17 @@ func (p *peerOut) readLoop(st *s2sStream) {
 // bounceExpired answers the stanzas that waited too long with
 // remote-server-timeout (RFC 6120 §8.3.3.16).
 func (p *peerOut) bounceExpired() {
-	limit := time.Now().Add(-p.f.cfg.QueueTimeout)
+	p.bounce(time.Now().Add(-p.f.cfg.QueueTimeout), "wait", "remote-server-timeout",
+		fmt.Sprintf("%s could not be reached for %s", p.remote, p.f.cfg.QueueTimeout))
+}
+
+// bounceAll answers every queued stanza with condition.
+func (p *peerOut) bounceAll(condition, text string) {
+	p.bounce(time.Now().Add(time.Hour), "cancel", condition, text)
+}
+
+// bounce answers the stanzas queued before limit with an error.
+func (p *peerOut) bounce(limit time.Time, typ, condition, text string) {
 	p.mu.Lock()
 	var expired []queued
 	keep := p.queue[:0]
@@ -511,12 +588,35 @@ func (p *peerOut) bounceExpired() {
 		}
 	}
 	p.queue = keep
+	p.bytes = queueBytes(keep)
 	p.mu.Unlock()
 	for _, q := range expired {
 		if t := q.el.Get("type"); t == "error" || t == "result" {
 			continue
 		}
-		p.f.srv.fromRemote(stanzaErrorReply(q.el, "wait", "remote-server-timeout",
-			fmt.Sprintf("%s could not be reached for %s", p.remote, p.f.cfg.QueueTimeout)))
+		p.f.srv.fromRemote(stanzaErrorReply(q.el, typ, condition, text))
 	}
+}
+
+// retireNow takes the peer out of the pool whatever it holds and stops
+// it (its domain was blocked).
+func (p *peerOut) retireNow() {
+	f := p.f
+	f.mu.Lock()
+	p.mu.Lock()
+	p.dead = true
+	if f.out[p.local+" "+p.remote] == p {
+		delete(f.out, p.local+" "+p.remote)
+	}
+	p.mu.Unlock()
+	f.mu.Unlock()
+	p.stop()
+}
+
+func queueBytes(q []queued) int {
+	n := 0
+	for _, e := range q {
+		n += e.size
+	}
+	return n
 }

@@ -80,7 +80,10 @@ func (p *prosodyServer) logText() string {
 // startProsody runs Prosody for domain with the given users (name →
 // password) on c2s and s2s (host:port on the same host), mapping peers
 // to host, port.
-func startProsody(t *testing.T, domain, c2s, s2s string, users map[string]string, peers map[string]string) *prosodyServer {
+// prosodyBidi, given to startProsody, loads mod_s2s_bidi (XEP-0288).
+type prosodyBidi bool
+
+func startProsody(t *testing.T, domain, c2s, s2s string, users map[string]string, peers map[string]string, bidi ...prosodyBidi) *prosodyServer {
 	t.Helper()
 	bin, err := exec.LookPath("prosody")
 	if err != nil {
@@ -119,6 +122,10 @@ func startProsody(t *testing.T, domain, c2s, s2s string, users map[string]string
 		h, port, _ := net.SplitHostPort(addr)
 		fmt.Fprintf(&hosts, "\t[%q] = { %q, %s };\n", d, h, port)
 	}
+	bidiOn, bidiOff := "", `, "s2s_bidi"`
+	if len(bidi) > 0 && bidi[0] {
+		bidiOn, bidiOff = `, "s2s_bidi"`, ""
+	}
 	cfg := fmt.Sprintf(`-- written by chatbox's federation interop test
 pidfile = %[2]q .. "/prosody.pid"
 data_path = %[2]q
@@ -131,8 +138,8 @@ c2s_direct_tls_ports = { }
 s2s_direct_tls_ports = { }
 http_ports = { }
 https_ports = { }
-modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping", "testhosts" }
-modules_disabled = { "http", "bosh", "websocket", "s2s_bidi", "offline" }
+modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping", "testhosts"%[11]s }
+modules_disabled = { "http", "bosh", "websocket", "offline"%[12]s }
 authentication = "internal_plain"
 c2s_require_encryption = true
 s2s_require_encryption = true
@@ -142,7 +149,7 @@ test_s2s_hosts = {
 %[5]s}
 VirtualHost %[6]q
 	ssl = { certificate = %[7]q; key = %[8]q; }
-`, dir, data, plugins, ip, hosts.String(), domain, certFile, keyFile, c2sPort, s2sPort)
+`, dir, data, plugins, ip, hosts.String(), domain, certFile, keyFile, c2sPort, s2sPort, bidiOn, bidiOff)
 	cfgFile := filepath.Join(dir, "prosody.cfg.lua")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Finding a peer server (RFC 6120 §3.2 with XEP-0368): first the static
@@ -34,6 +35,9 @@ func (f *federation) resolve(ctx context.Context, domain string) []peerAddr {
 			break
 		}
 		d = parent
+	}
+	if isLocalDomain(domain) {
+		return f.resolveLocal(ctx, domain)
 	}
 	if ip := net.ParseIP(strings.Trim(domain, "[]")); ip != nil {
 		return []peerAddr{{addr: net.JoinHostPort(ip.String(), "5269")}}
@@ -73,6 +77,37 @@ func (f *federation) resolve(ctx context.Context, domain string) []peerAddr {
 	}
 	if len(out) == 0 {
 		out = append(out, peerAddr{addr: net.JoinHostPort(domain, "5269")})
+	}
+	return out
+}
+
+// localLookupTimeout bounds one mDNS lookup: a box on the LAN answers
+// within a second; nothing answering means the peer is off.
+const localLookupTimeout = 5 * time.Second
+
+// isLocalDomain says whether domain is a link-local name (RFC 6762 §3).
+func isLocalDomain(domain string) bool {
+	d := strings.ToLower(strings.TrimSuffix(domain, "."))
+	return strings.HasSuffix(d, ".local") && d != ".local"
+}
+
+// resolveLocal finds a .local domain's server on the LAN; nothing found
+// is no address (the attempt fails and is retried with back-off).
+func (f *federation) resolveLocal(ctx context.Context, domain string) []peerAddr {
+	if f.cfg.LookupLocal == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, localLookupTimeout)
+	defer cancel()
+	addrs, err := f.cfg.LookupLocal(ctx, strings.ToLower(strings.TrimSuffix(domain, ".")))
+	if err != nil {
+		f.srv.log.Info("federation: LAN peer not found by mDNS", "peer", domain, "err", err)
+		return nil
+	}
+	f.srv.log.Info("federation: LAN peer found by mDNS", "peer", domain, "addrs", strings.Join(addrs, ","))
+	out := make([]peerAddr, 0, len(addrs))
+	for _, a := range addrs {
+		out = append(out, peerAddr{addr: a})
 	}
 	return out
 }

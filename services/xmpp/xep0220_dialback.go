@@ -21,7 +21,8 @@ import (
 // server cannot be reached); and a peer whose TLS certificate verifies
 // for the claimed domain (public roots or a pinned certificate) is
 // accepted without the round trip to its authoritative server (§2.4
-// "dialback with certificate"). Verification otherwise opens a stream to
+// "dialback with certificate"). A .local peer not on the allowlist is
+// accepted only with a pinned certificate (s2s_trust.go). Verification otherwise opens a stream to
 // the originating domain's authoritative server found like any peer
 // (s2s_resolve.go) and asks <db:verify/>.
 
@@ -63,10 +64,26 @@ func (c *s2sIn) dialbackResult(el *Element) *streamError {
 		c.write(string(El(nsDialback, "result", "from", to, "to", from, "type", "valid").Bytes(nsServer)))
 		return nil
 	}
+	// A LAN peer proves itself by a pinned certificate only
+	// (s2s_trust.go): until the owner approves it, it is refused.
+	if !c.f.trusted(c.tc.ConnectionState(), from, c.ip) {
+		c.write(dialbackError("result", to, from, "", "auth", "forbidden"))
+		return nil
+	}
+	if n := len(c.authedDomains()); n >= maxStreamDomains {
+		c.write(dialbackError("result", to, from, "", "cancel", "policy-violation"))
+		return nil
+	}
+	if c.dbPending.Add(1) > maxDialbackPending {
+		c.dbPending.Add(-1)
+		c.write(dialbackError("result", to, from, "", "wait", "resource-constraint"))
+		return nil
+	}
 	id := c.streamID
 	c.f.wg.Add(1)
 	go func() {
 		defer c.f.wg.Done()
+		defer c.dbPending.Add(-1)
 		valid := c.f.peerVerified(c.tc.ConnectionState(), from)
 		how := "dialback-certificate" // XEP-0344 §2.4: no round trip
 		if !valid {
