@@ -70,6 +70,9 @@ type conn struct {
 	// secure marks a WebSocket whose HTTP listener is HTTPS or whose
 	// peer is on loopback: PLAIN is offered there (rfc7395_websocket.go).
 	secure bool
+	// webOrigin is the scheme://host a WebSocket came through: its
+	// upload slots are given on that origin (xep0363_upload.go).
+	webOrigin string
 	// guest marks a stream to the guest host (xep0175_anonymous.go).
 	guest bool
 

@@ -89,6 +89,7 @@ func (s *Server) ServeWebSocket(w http.ResponseWriter, r *http.Request) {
 	nc := wsconn.New(ws, &wsFramer{max: s.cfg.MaxStanzaBytes}, int64(s.cfg.MaxStanzaBytes), local, remote)
 	c := newConn(s, nc, ip, kindWebSocket)
 	c.secure = r.TLS != nil || net.ParseIP(ip).IsLoopback()
+	c.webOrigin = webOrigin(r)
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	stopped := !s.serving // shutdown may have listed its connections before this one

@@ -3,6 +3,8 @@ package xmpp
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -151,6 +153,9 @@ func (s *Server) uploadRequest(ss *session, iq, req *Element) {
 		s.uploadError(ss, iq, err)
 		return
 	}
+	if c := ss.conn(); c != nil && c.webOrigin != "" {
+		slot.PutURL, slot.GetURL = onOrigin(slot.PutURL, c.webOrigin), onOrigin(slot.GetURL, c.webOrigin)
+	}
 	put := El(nsUpload, "put", "url", slot.PutURL)
 	for _, k := range headerNames(slot.Headers) {
 		switch k {
@@ -195,4 +200,35 @@ func headerNames(m map[string]string) []string {
 		out = append(out, k)
 	}
 	return sortedSet(out)
+}
+
+// A client on a WebSocket (a browser: the web chat) gets its slot on the
+// origin its page and WebSocket came from, where the web listener serves
+// the upload service's paths too (appliance/websocket.go): the browser
+// has already accepted that origin's certificate (the box's own CA, which
+// a phone does not trust), and a PUT to the same origin needs no CORS.
+// Other room members get that link as well: it is the name the box was
+// reached by.
+
+// webOrigin is the scheme://host of a WebSocket's HTTP request, "" when
+// the Host header is not a plain host[:port].
+func webOrigin(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	u, err := url.Parse(scheme + "://" + r.Host)
+	if err != nil || r.Host == "" || u.Host != r.Host || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" {
+		return ""
+	}
+	return scheme + "://" + r.Host
+}
+
+// onOrigin is link u (the upload service's own) moved to origin.
+func onOrigin(u, origin string) string {
+	p, err := url.Parse(u)
+	if err != nil || !strings.HasPrefix(p.EscapedPath(), "/upload/") {
+		return u
+	}
+	return origin + p.EscapedPath()
 }
