@@ -128,6 +128,13 @@ type Server struct {
 	features *features
 	fed      *federation // nil when federation is off
 
+	// MUC: fan-outs rendered once (rendered.go), occupants' presence for
+	// joiners, quitters' nicks (xep0045_muc.go).
+	rendered  renderCache
+	roomPres  roomPresCache
+	quitMu    sync.Mutex
+	quitNicks map[uint64]map[string]string
+
 	mu          sync.Mutex
 	conns       map[*conn]struct{}
 	perAddr     map[string]int
