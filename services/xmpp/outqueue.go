@@ -6,6 +6,50 @@ import (
 	"time"
 )
 
+// coalesceBytes bounds one write of several queued stanzas: a fan-out
+// leaves many small stanzas queued, which go out in few writes (few
+// system calls, few TLS records). The buffers are shared by every
+// connection (writePool), so an idle connection holds none.
+const coalesceBytes = 32 << 10
+
+var writePool = sync.Pool{New: func() any { b := make([]byte, 0, coalesceBytes); return &b }}
+
+// writeBatch writes the queued items in order, joining small ones.
+func writeBatch(w io.Writer, batch [][]byte, deadline func(time.Time) error) error {
+	write := func(b []byte) error {
+		if deadline != nil {
+			deadline(time.Now().Add(30 * time.Second))
+		}
+		_, err := w.Write(b)
+		return err
+	}
+	if len(batch) == 1 {
+		return write(batch[0])
+	}
+	bp := writePool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() { *bp = buf[:0]; writePool.Put(bp) }()
+	for _, b := range batch {
+		if len(buf) > 0 && len(buf)+len(b) > coalesceBytes {
+			if err := write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+		if len(b) >= coalesceBytes {
+			if err := write(b); err != nil {
+				return err
+			}
+			continue
+		}
+		buf = append(buf, b...)
+	}
+	if len(buf) > 0 {
+		return write(buf)
+	}
+	return nil
+}
+
 // outQueue is a connection's outbound queue: whoever sends (the reader,
 // the core's deliveries, other sessions) appends without blocking, and
 // one writer goroutine writes. It is bounded in bytes: a client that
@@ -108,13 +152,8 @@ func (q *outQueue) loop(deadline func(time.Time) error) {
 		q.bytes = 0
 		w := q.w
 		q.mu.Unlock()
-		for _, b := range batch {
-			if deadline != nil {
-				deadline(time.Now().Add(30 * time.Second))
-			}
-			if _, err := w.Write(b); err != nil {
-				return
-			}
+		if err := writeBatch(w, batch, deadline); err != nil {
+			return
 		}
 		q.mu.Lock()
 		q.written += uint64(len(batch))

@@ -494,6 +494,13 @@ func (b *blocklists) out(ss *session, el *Element) bool {
 	default:
 		return true
 	}
+	// Most accounts block nobody: then nothing is parsed.
+	b.mu.Lock()
+	set, ok := b.lists[ss.account]
+	b.mu.Unlock()
+	if ok && len(set) == 0 {
+		return true
+	}
 	from := el.Get("from")
 	if from == "" {
 		return true
