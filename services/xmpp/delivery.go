@@ -35,6 +35,9 @@ func (ss *session) Deliver(d chat.Delivery) {
 		go ss.kick(&streamError{Condition: "policy-violation", Text: "too far behind: reconnect"})
 		return
 	}
+	if in.queue == nil {
+		in.queue = (*inboxPool.Get().(*[]chat.Delivery))[:0]
+	}
 	in.queue = append(in.queue, d)
 	if !in.draining {
 		in.draining = true
@@ -60,8 +63,21 @@ func (ss *session) drainInbox() {
 				ss.srv.core.Delivered(d.Message) // the latency histogram (chat/latency.go)
 			}
 		}
+		if cap(batch) <= inboxPoolCap {
+			clear(batch)
+			batch = batch[:0]
+			inboxPool.Put(&batch)
+		}
 	}
 }
+
+// inboxPool lends the inboxes their queues: a delivery is appended under
+// the core's lock, where growing a queue of one's own (a chat.Delivery
+// is over 500 bytes) for every fan-out was most of a room's garbage; an
+// idle session holds none.
+var inboxPool = sync.Pool{New: func() any { q := make([]chat.Delivery, 0, 16); return &q }}
+
+const inboxPoolCap = 256
 
 // deliverNow turns one delivery into stanzas.
 func (ss *session) deliverNow(d chat.Delivery) {
