@@ -131,6 +131,7 @@ type Server struct {
 	// MUC: fan-outs rendered once (rendered.go), occupants' presence for
 	// joiners, quitters' nicks (xep0045_muc.go).
 	rendered  renderCache
+	interned  deliveryIntern // the inboxes' fan-out deliveries (delivery.go)
 	roomPres  roomPresCache
 	quitMu    sync.Mutex
 	quitNicks map[uint64]map[string]string

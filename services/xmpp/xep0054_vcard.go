@@ -279,7 +279,11 @@ func (s *Server) avatarFilter(ss *session, el *Element) bool {
 	if !el.Is(nsClient, "presence") || el.Get("type") != "" || el.Child(nsVCardUpdate, "x") != nil {
 		return true
 	}
-	a, err := parseJID(el.Get("from"))
+	from := el.Get("from")
+	if bare, _, _ := strings.Cut(from, "/"); !strings.HasSuffix(bare, "@"+s.cfg.Domain) {
+		return true // not an account here (a room occupant, a remote user): nothing parsed
+	}
+	a, err := parseJID(from)
 	if err != nil || a.Local == "" || a.Domain != s.cfg.Domain {
 		return true
 	}
