@@ -129,12 +129,10 @@ type Server struct {
 	fed      *federation // nil when federation is off
 
 	// MUC: fan-outs rendered once (rendered.go), occupants' presence for
-	// joiners, quitters' nicks (xep0045_muc.go).
-	rendered  renderCache
-	interned  deliveryIntern // the inboxes' fan-out deliveries (delivery.go)
-	roomPres  roomPresCache
-	quitMu    sync.Mutex
-	quitNicks map[uint64]map[string]string
+	// joiners (xep0045_muc.go).
+	rendered renderCache
+	interned deliveryIntern // the inboxes' fan-out deliveries (delivery.go)
+	roomPres roomPresCache
 
 	mu          sync.Mutex
 	conns       map[*conn]struct{}

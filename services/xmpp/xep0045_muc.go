@@ -72,7 +72,6 @@ func (s *Server) roomJID(room string) string { return room + "@" + s.mucDomain()
 
 func registerMUC(f *features, s *Server) {
 	f.domains[s.mucDomain()] = s.mucStanza
-	f.onClosed = append(f.onClosed, s.noteQuitNicks)
 	for _, k := range []chat.DeliveryKind{chat.DelJoin, chat.DelLeave, chat.DelQuit, chat.DelKick,
 		chat.DelNick, chat.DelTopic, chat.DelRole, chat.DelSettings, chat.DelInvite, chat.DelRoomDestroy} {
 		f.deliveries[k] = append(f.deliveries[k], (*session).mucDelivery)
@@ -394,10 +393,11 @@ func (ss *session) mucDelivery(d chat.Delivery) {
 		ss.send(El(nsClient, "message", "from", s.roomJID(d.Room), "to", ss.full, "type", "groupchat", "id", randomID()).Add(
 			El(nsMUCUser, "x").Add(El(nsMUCUser, "status", "code", "104"))))
 	case chat.DelQuit:
-		// The core names the quitter's nick in the first room; an XMPP
-		// quitter with other nicks elsewhere left them in quitNicks. Its
-		// entry in the rooms is gone: the affiliation is the room's.
-		for i, room := range d.Rooms {
+		// The core names the quitter's nick (an XMPP session leaves
+		// each room before it closes, so a quitter here is an IRC one,
+		// whose nick is one in every room); its entry in the rooms is
+		// gone: the affiliation is the room's.
+		for _, room := range d.Rooms {
 			st.mu.Lock()
 			in := st.rooms[room] != nil
 			st.mu.Unlock()
@@ -405,11 +405,6 @@ func (ss *session) mucDelivery(d chat.Delivery) {
 				continue
 			}
 			o := chat.Occupant{Nick: d.Occupant.Nick, Account: d.Occupant.Account}
-			if i > 0 {
-				if nick := s.quitNick(d.From.ID, room); nick != "" {
-					o.Nick = nick
-				}
-			}
 			o.Affiliation, o.Role = s.core.AffiliationIn(room, o.Account)
 			p := s.occupantPresence(room, o, ss.full)
 			p.Set("type", "unavailable")
@@ -882,56 +877,4 @@ func (c *roomPresCache) forget(room string) {
 	c.mu.Lock()
 	delete(c.rooms, room)
 	c.mu.Unlock()
-}
-
-// quitNickTTL is how long a closed session's room nicks are kept for the
-// deliveries of its quit still waiting in other sessions' inboxes.
-const quitNickTTL = time.Minute
-
-// noteQuitNicks keeps the nicks of a closing session that has different
-// ones in different rooms (onClosed, before the core session closes):
-// the core's quit names only one (see DelQuit in mucDelivery).
-func (s *Server) noteQuitNicks(ss *session) {
-	if ss.core == nil {
-		return
-	}
-	st, _ := ss.state("muc", nil).(*mucState)
-	if st == nil {
-		return
-	}
-	st.mu.Lock()
-	nicks := map[string]string{}
-	differ := false
-	first := ""
-	for room, r := range st.rooms {
-		if first == "" {
-			first = foldNick(r.nick)
-		} else if foldNick(r.nick) != first {
-			differ = true
-		}
-		nicks[room] = r.nick
-	}
-	st.mu.Unlock()
-	if !differ {
-		return
-	}
-	id := ss.core.ID()
-	s.quitMu.Lock()
-	if s.quitNicks == nil {
-		s.quitNicks = map[uint64]map[string]string{}
-	}
-	s.quitNicks[id] = nicks
-	s.quitMu.Unlock()
-	time.AfterFunc(quitNickTTL, func() {
-		s.quitMu.Lock()
-		delete(s.quitNicks, id)
-		s.quitMu.Unlock()
-	})
-}
-
-// quitNick is the nick a closed session had in room, if noted.
-func (s *Server) quitNick(id uint64, room string) string {
-	s.quitMu.Lock()
-	defer s.quitMu.Unlock()
-	return s.quitNicks[id][room]
 }
