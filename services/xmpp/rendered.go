@@ -108,6 +108,58 @@ func appendEscaped(b []byte, s string) []byte {
 	return append(b, s[last:]...)
 }
 
+// sendBurst sends stanzas from room occupants (a join's presence of
+// everyone) to ss: as one block when every output filter lets them
+// through unchanged for ss now (features.passRoom), else one by one.
+func (ss *session) sendBurst(ps []*prepared) {
+	f := ss.srv.features
+	ok := !ss.remote && len(f.passRoom) == len(f.outFilters)+len(f.onWrite)
+	for _, pass := range f.passRoom {
+		if !ok {
+			break
+		}
+		ok = pass(ss)
+	}
+	if ok {
+		for _, p := range ps {
+			ok = ok && p.prefix != nil
+		}
+	}
+	if !ok {
+		for _, p := range ps {
+			ss.send(p.to(ss.full))
+		}
+		return
+	}
+	to := appendEscaped(nil, ss.full)
+	n := 0
+	for _, p := range ps {
+		n += len(p.prefix) + len(to) + len(p.suffix)
+	}
+	b := make([]byte, 0, n)
+	for _, p := range ps {
+		b = append(b, p.prefix...)
+		b = append(b, to...)
+		b = append(b, p.suffix...)
+	}
+	ss.wmu.Lock()
+	defer ss.wmu.Unlock()
+	ss.mu.Lock()
+	c, closed := ss.c, ss.closed
+	ss.mu.Unlock()
+	if closed || c == nil {
+		return
+	}
+	if c.kind != kindStartTLS && c.kind != kindDirectTLS {
+		// A WebSocket carries one stanza per message (RFC 7395 §3.3.3).
+		for _, p := range ps {
+			c.sendEl(p.to(ss.full))
+		}
+		return
+	}
+	c.send(b)
+}
+
 // renderCache holds the prepared stanzas of the core's fan-outs
 // (chat.Delivery.Shared) while any delivery of one is still waiting: an
 // entry goes when its *chat.Rendered is garbage.

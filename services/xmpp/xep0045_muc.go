@@ -461,12 +461,14 @@ func (ss *session) mucJoined(d chat.Delivery) {
 		accounts[i] = o.Account
 	}
 	pres := s.core.AccountPresences(accounts)
+	burst := make([]*prepared, 0, len(d.Occupants))
 	for i, o := range d.Occupants {
 		if foldNick(o.Nick) == foldNick(d.Occupant.Nick) {
 			continue
 		}
-		ss.send(s.roomPres.get(s, d.Room, o, pres[i], len(d.Occupants)).to(ss.full))
+		burst = append(burst, s.roomPres.get(s, d.Room, o, pres[i], len(d.Occupants)))
 	}
+	ss.sendBurst(burst)
 	codes := []string{"100", "110", "170"}
 	if j.created {
 		codes = append(codes, "201")

@@ -62,6 +62,7 @@ func registerVCard(f *features, s *Server) {
 		s.loadAvatarHash(ctx, ss.account)
 	})
 	f.outFilters = append(f.outFilters, s.avatarFilter)
+	f.passRoom = append(f.passRoom, func(*session) bool { return true }) // rooms' presence is not an account's
 }
 
 func (s *Server) vcardIQ(ss *session, iq *Element) {

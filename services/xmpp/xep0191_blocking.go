@@ -75,6 +75,12 @@ func registerBlocking(f *features, s *Server) {
 	f.messageFilters = append(f.messageFilters, b.filterMessage)
 	f.reachFilters = append(f.reachFilters, b.reach)
 	f.outFilters = append(f.outFilters, b.out)
+	f.passRoom = append(f.passRoom, func(ss *session) bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		set, ok := b.lists[ss.account]
+		return ok && len(set) == 0
+	})
 }
 
 // blockedBy says whether account has blocked stanzas from a JID
