@@ -3,12 +3,15 @@ package xmpp
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -24,7 +27,8 @@ import (
 // loopback: N clients log in (SASL PLAIN without TLS), join one room, and
 // read what they get, counting markers rather than parsing, so that the
 // profile (-cpuprofile, -memprofile) shows the server's side.
-// BENCH_MUC_N sets N (default 200).
+// BENCH_MUC_N sets N (default 200); BENCH_MUC_TLS=1 makes the clients
+// use direct TLS (XEP-0368) rather than plain TCP.
 
 func mucBenchN() int {
 	if n, err := strconv.Atoi(os.Getenv("BENCH_MUC_N")); err == nil && n > 0 {
@@ -38,6 +42,7 @@ type mucBench struct {
 	srv     *Server
 	core    *chat.Core
 	clients []*mucBenchClient
+	mem0    int64 // liveBytes before the clients connected
 	// bodies counts body markers received by all clients; subjects the
 	// subjects (one per join); kick wakes waiters.
 	bodies, subjects atomic.Int64
@@ -83,8 +88,13 @@ func newMUCBench(tb testing.TB, n int) *mucBench {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := New(Config{Domain: boxDomain, Listen: []string{"127.0.0.1:0"}, AllowPlaintext: true,
-		ConnectionsPerAddress: 1 << 20, StanzasPerSecond: 1e6, StanzaBurst: 1 << 20, SendQ: 64 << 20}, core, nil)
+	cfg := Config{Domain: boxDomain, Listen: []string{"127.0.0.1:0"}, AllowPlaintext: true,
+		ConnectionsPerAddress: 1 << 20, StanzasPerSecond: 1e6, StanzaBurst: 1 << 20, SendQ: 64 << 20}
+	useTLS := os.Getenv("BENCH_MUC_TLS") == "1"
+	if useTLS {
+		cfg.Listen, cfg.TLSListen, cfg.TLS = nil, []string{"127.0.0.1:0"}, selfSignedTLS(tb, boxDomain)
+	}
+	srv := New(cfg, core, nil)
 	sctx, cancel := context.WithCancel(ctx)
 	ready := make(chan struct{})
 	errc := make(chan error, 1)
@@ -110,17 +120,31 @@ func newMUCBench(tb testing.TB, n int) *mucBench {
 		if err := core.CreateAccount(ctx, name, password(name), false); err != nil {
 			tb.Fatal(err)
 		}
-		m.clients = append(m.clients, m.login(tb, addr, name))
+	}
+	m.mem0 = liveBytes()
+	for i := range n {
+		m.clients = append(m.clients, m.login(tb, addr, fmt.Sprintf("u%04d", i), useTLS))
 	}
 	return m
 }
 
+// liveBytes is the heap and goroutine stacks in use after a collection.
+func liveBytes() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapInuse + ms.StackInuse)
+}
+
 // login logs name in and starts its reader.
-func (m *mucBench) login(tb testing.TB, addr, name string) *mucBenchClient {
+func (m *mucBench) login(tb testing.TB, addr, name string, useTLS bool) *mucBenchClient {
 	tb.Helper()
 	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if useTLS {
+		nc = tls.Client(nc, &tls.Config{InsecureSkipVerify: true, ServerName: boxDomain})
 	}
 	nc.SetDeadline(time.Now().Add(30 * time.Second))
 	header := `<?xml version='1.0'?><stream:stream xmlns="jabber:client" xmlns:stream="http://etherx.jabber.org/streams" to="` + boxDomain + `" version="1.0">`
@@ -161,7 +185,7 @@ func (m *mucBench) login(tb testing.TB, addr, name string) *mucBenchClient {
 // read counts the markers in what c receives until the connection ends.
 func (m *mucBench) read(c *mucBenchClient) {
 	body, subject := []byte("bm!"), []byte("<subject")
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, 4<<10)
 	keep := 0
 	for {
 		n, err := c.nc.Read(buf[keep:])
@@ -240,6 +264,15 @@ func BenchmarkMUCFanout(b *testing.B) {
 	n := mucBenchN()
 	m := newMUCBench(b, n)
 	m.joinAll(b, "general")
+	// Memory per member, the in-process clients' share included (a
+	// goroutine, a 4 KiB buffer and a connection each, TLS state too).
+	perMember := float64(liveBytes()-m.mem0) / float64(n)
+	if path := os.Getenv("BENCH_MUC_HEAP"); path != "" { // a heap profile of the joined room
+		if f, err := os.Create(path); err == nil {
+			pprof.Lookup("heap").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 	senders := m.clients[:min(10, n)]
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -261,6 +294,7 @@ func BenchmarkMUCFanout(b *testing.B) {
 	m.wait(b, "deliveries", 10*time.Minute, func() bool { return m.bodies.Load() >= want })
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(int64(b.N)*int64(n)), "ns/delivery")
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(int64(b.N)*int64(n)), "cpu-ns/delivery")
+	b.ReportMetric(perMember, "live-B/member")
 }
 
 // cpuTime is the process's user and system CPU time so far, in ns (the
