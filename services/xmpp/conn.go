@@ -137,7 +137,7 @@ func (c *conn) closeStream() {
 
 // run serves the connection until it ends.
 func (c *conn) run() {
-	go c.out.loop(c.nc.SetWriteDeadline)
+	c.out.start(c.nc.SetWriteDeadline)
 	defer func() {
 		c.closeOnce.Do(func() { c.out.close(nil) })
 		c.out.flush()

@@ -17,7 +17,7 @@ const maxInbox = 10000
 // under that lock.
 type inbox struct {
 	mu       sync.Mutex
-	queue    []chat.Delivery
+	queue    []*chat.Delivery
 	draining bool
 	overflow bool
 }
@@ -35,7 +35,10 @@ func (ss *session) Deliver(d chat.Delivery) {
 		go ss.kick(&streamError{Condition: "policy-violation", Text: "too far behind: reconnect"})
 		return
 	}
-	in.queue = append(in.queue, d)
+	if in.queue == nil {
+		in.queue = (*inboxPool.Get().(*[]*chat.Delivery))[:0]
+	}
+	in.queue = append(in.queue, ss.srv.interned.of(&d))
 	if !in.draining {
 		in.draining = true
 		go ss.drainInbox()
@@ -55,13 +58,58 @@ func (ss *session) drainInbox() {
 		}
 		in.mu.Unlock()
 		for _, d := range batch {
-			ss.deliverNow(d)
+			ss.deliverNow(*d)
 			if d.Kind == chat.DelMessage {
 				ss.srv.core.Delivered(d.Message) // the latency histogram (chat/latency.go)
 			}
 		}
+		if cap(batch) <= inboxPoolCap {
+			clear(batch)
+			batch = batch[:0]
+			inboxPool.Put(&batch)
+		}
 	}
 }
+
+// inboxPool lends the inboxes their queues (of pointers): a delivery is
+// appended under the core's lock, where growing a queue of one's own for
+// every fan-out was most of a room's garbage; an idle session holds none.
+var inboxPool = sync.Pool{New: func() any { q := make([]*chat.Delivery, 0, 16); return &q }}
+
+// deliveryIntern keeps one copy of a fan-out's delivery (a chat.Delivery
+// is over 500 bytes) for all its receivers: the core makes a room
+// message's or a join's deliveries one after the other, alike but for
+// Echo (the sender's own).
+type deliveryIntern struct {
+	mu          sync.Mutex
+	plain, echo *chat.Delivery
+}
+
+// of returns d, or the kept copy of an identical delivery of the same
+// fan-out.
+func (in *deliveryIntern) of(d *chat.Delivery) *chat.Delivery {
+	if d.Shared == nil || (d.Kind != chat.DelMessage && d.Kind != chat.DelJoin) {
+		c := new(chat.Delivery)
+		*c = *d
+		return c
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	slot := &in.plain
+	if d.Echo {
+		slot = &in.echo
+	}
+	if k := *slot; k != nil && k.Shared == d.Shared && k.Kind == d.Kind && k.Message == d.Message &&
+		k.Room == d.Room && k.From == d.From && k.Occupant.Nick == d.Occupant.Nick && k.Occupant.Account == d.Occupant.Account {
+		return k
+	}
+	c := new(chat.Delivery)
+	*c = *d
+	*slot = c
+	return c
+}
+
+const inboxPoolCap = 256
 
 // deliverNow turns one delivery into stanzas.
 func (ss *session) deliverNow(d chat.Delivery) {

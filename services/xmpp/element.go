@@ -28,6 +28,11 @@ type Element struct {
 	Space, Local string
 	Attr         []xml.Attr // namespace declarations are not kept; Name.Space is a URI
 	Nodes        []any
+
+	// pre is the prepared form this Element was made from (rendered.go),
+	// wire its bytes once made; nil for an Element built or read as usual.
+	pre  *prepared
+	wire []byte
 }
 
 // El makes an element with attributes given as name, value pairs.
@@ -44,6 +49,7 @@ func El(space, local string, attrs ...string) *Element {
 // Add appends children (*Element or string; nil elements are skipped)
 // and returns e.
 func (e *Element) Add(kids ...any) *Element {
+	e.unprepare()
 	for _, k := range kids {
 		switch k := k.(type) {
 		case *Element:
@@ -89,6 +95,11 @@ func (e *Element) Lang() string {
 
 // Set sets (or with value "" removes) an attribute without namespace.
 func (e *Element) Set(name, value string) *Element {
+	if name == "to" {
+		e.wire = nil // the prepared form writes the current to
+	} else {
+		e.unprepare()
+	}
 	for i, a := range e.Attr {
 		if a.Name.Space == "" && a.Name.Local == name {
 			if value == "" {
@@ -158,6 +169,7 @@ func (e *Element) ChildrenNS(space string) []*Element {
 
 // Remove drops the children for which drop is true.
 func (e *Element) Remove(drop func(*Element) bool) {
+	e.unprepare()
 	n := e.Nodes[:0]
 	for _, x := range e.Nodes {
 		if k, ok := x.(*Element); ok && drop(k) {
@@ -216,6 +228,9 @@ func (e *Element) String() string {
 
 // Bytes serializes e in a stream whose default namespace is parent.
 func (e *Element) Bytes(parent string) []byte {
+	if e.pre != nil && parent == nsClient && e.Space == nsClient && e.Get("to") != "" {
+		return e.wireBytes()
+	}
 	var b strings.Builder
 	e.write(&b, parent)
 	return []byte(b.String())

@@ -42,6 +42,11 @@ type features struct {
 	// whose connection dropped (XEP-0198): true if it did.
 	outFilters []func(ss *session, el *Element) bool
 	onWrite    []func(ss *session, el *Element)
+	// passRoom has one entry for each outFilter and onWrite: true when,
+	// for that session now, it lets stanzas from room occupants through
+	// unchanged and uncounted, so that a join's burst of presence may be
+	// written as one block (sendBurst).
+	passRoom   []func(ss *session) bool
 	onConnLost []func(ss *session) bool
 	// presenceHandlers see a presence stanza with a to address first
 	// (subscriptions, probes); true means handled. presenceTargets list

@@ -6,29 +6,85 @@ import (
 	"time"
 )
 
+// coalesceBytes bounds one write of several queued stanzas: a fan-out
+// leaves many small stanzas queued, which go out in few writes (few
+// system calls, few TLS records). The buffers are shared by every
+// connection (writePool), so an idle connection holds none.
+const coalesceBytes = 32 << 10
+
+var writePool = sync.Pool{New: func() any { b := make([]byte, 0, coalesceBytes); return &b }}
+
+// writeBatch writes the queued items in order, joining small ones.
+func writeBatch(w io.Writer, batch [][]byte, deadline func(time.Time) error) error {
+	write := func(b []byte) error {
+		if deadline != nil {
+			deadline(time.Now().Add(30 * time.Second))
+		}
+		_, err := w.Write(b)
+		return err
+	}
+	if len(batch) == 1 {
+		return write(batch[0])
+	}
+	bp := writePool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() { *bp = buf[:0]; writePool.Put(bp) }()
+	for _, b := range batch {
+		if len(buf) > 0 && len(buf)+len(b) > coalesceBytes {
+			if err := write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+		if len(b) >= coalesceBytes {
+			if err := write(b); err != nil {
+				return err
+			}
+			continue
+		}
+		buf = append(buf, b...)
+	}
+	if len(buf) > 0 {
+		return write(buf)
+	}
+	return nil
+}
+
 // outQueue is a connection's outbound queue: whoever sends (the reader,
 // the core's deliveries, other sessions) appends without blocking, and
 // one writer goroutine writes. It is bounded in bytes: a client that
 // reads slower than others send to it overflows it and is disconnected,
-// without slowing anyone else.
+// without slowing anyone else. The writer runs only while there is
+// something to write (an idle connection has no writer goroutine).
 type outQueue struct {
-	mu      sync.Mutex
-	cond    *sync.Cond
-	items   [][]byte
-	bytes   int
-	max     int
-	w       io.Writer
-	closing bool // no more pushes; the writer drains and stops
-	dead    bool // the writer stopped
-	pushed  uint64
-	written uint64
-	onDone  func() // called once when the writer stops (closes the socket)
+	mu       sync.Mutex
+	cond     *sync.Cond
+	items    [][]byte
+	bytes    int
+	max      int
+	w        io.Writer
+	deadline func(time.Time) error
+	started  bool // start was called: writers may run
+	running  bool // a writer goroutine is on it
+	closing  bool // no more pushes; the writer drains and stops
+	dead     bool // the writer stopped for good
+	pushed   uint64
+	written  uint64
+	onDone   func() // called once when the writer stops (closes the socket)
 }
 
 func newOutQueue(w io.Writer, max int, onDone func()) *outQueue {
 	q := &outQueue{w: w, max: max, onDone: onDone}
 	q.cond = sync.NewCond(&q.mu)
 	return q
+}
+
+// wakeLocked starts a writer if there is work and none runs; q.mu held.
+func (q *outQueue) wakeLocked() {
+	if q.started && !q.running && !q.dead && (len(q.items) > 0 || q.closing) {
+		q.running = true
+		go q.run()
+	}
 }
 
 // push queues b; false if the queue is closing or would overflow.
@@ -44,7 +100,7 @@ func (q *outQueue) push(b []byte) bool {
 	q.items = append(q.items, b)
 	q.bytes += len(b)
 	q.pushed++
-	q.cond.Broadcast()
+	q.wakeLocked()
 	return true
 }
 
@@ -61,6 +117,7 @@ func (q *outQueue) close(last []byte) {
 	}
 	q.closing = true
 	q.cond.Broadcast()
+	q.wakeLocked()
 }
 
 // flush waits until everything pushed so far is written (or the writer
@@ -82,43 +139,54 @@ func (q *outQueue) setWriter(w io.Writer) {
 	q.mu.Unlock()
 }
 
-// loop writes until the queue is closed and drained, or a write fails.
-func (q *outQueue) loop(deadline func(time.Time) error) {
-	defer func() {
-		q.mu.Lock()
-		q.dead = true
-		q.items = nil
-		q.cond.Broadcast()
-		q.mu.Unlock()
-		if q.onDone != nil {
-			q.onDone()
-		}
-	}()
+// start lets writers run, with deadline setting each write's deadline.
+func (q *outQueue) start(deadline func(time.Time) error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.deadline, q.started = deadline, true
+	q.wakeLocked()
+}
+
+// run writes until the queue is empty (then the goroutine ends, to be
+// started again by the next push), closed and drained, or a write fails.
+func (q *outQueue) run() {
 	for {
 		q.mu.Lock()
-		for len(q.items) == 0 && !q.closing {
-			q.cond.Wait()
-		}
 		if len(q.items) == 0 {
+			if !q.closing {
+				q.running = false
+				q.mu.Unlock()
+				return
+			}
 			q.mu.Unlock()
+			q.stop()
 			return
 		}
 		batch := q.items
 		q.items = nil
 		q.bytes = 0
-		w := q.w
+		w, deadline := q.w, q.deadline
 		q.mu.Unlock()
-		for _, b := range batch {
-			if deadline != nil {
-				deadline(time.Now().Add(30 * time.Second))
-			}
-			if _, err := w.Write(b); err != nil {
-				return
-			}
+		if err := writeBatch(w, batch, deadline); err != nil {
+			q.stop()
+			return
 		}
 		q.mu.Lock()
 		q.written += uint64(len(batch))
 		q.cond.Broadcast()
 		q.mu.Unlock()
+	}
+}
+
+// stop ends the queue for good and closes the socket.
+func (q *outQueue) stop() {
+	q.mu.Lock()
+	q.dead = true
+	q.running = false
+	q.items = nil
+	q.cond.Broadcast()
+	q.mu.Unlock()
+	if q.onDone != nil {
+		q.onDone()
 	}
 }

@@ -128,6 +128,12 @@ type Server struct {
 	features *features
 	fed      *federation // nil when federation is off
 
+	// MUC: fan-outs rendered once (rendered.go), occupants' presence for
+	// joiners (xep0045_muc.go).
+	rendered renderCache
+	interned deliveryIntern // the inboxes' fan-out deliveries (delivery.go)
+	roomPres roomPresCache
+
 	mu          sync.Mutex
 	conns       map[*conn]struct{}
 	perAddr     map[string]int

@@ -37,7 +37,10 @@ const (
 	nsOccupantID = "urn:xmpp:occupant-id:0"
 )
 
-// mucState is a session's view of the rooms it is in.
+// mucState is a session's view of the rooms it is in: its own nick in
+// each, nothing of the other occupants, whom the core holds once for
+// every session (chat.Core.RoomOccupant, OccupantsOfAccount, SessionNick;
+// asked outside Sink.Deliver).
 type mucState struct {
 	mu      sync.Mutex
 	rooms   map[string]*mucRoom // joined, by room name
@@ -46,9 +49,8 @@ type mucState struct {
 
 // mucRoom is one joined room as this session knows it.
 type mucRoom struct {
-	nick      string
-	occupants map[string]chat.Occupant // by folded nick
-	lastSeq   int64                    // history replayed up to (dedupe)
+	nick    string
+	lastSeq int64 // history replayed up to (dedupe)
 }
 
 // mucJoin is what a join asked for, kept until the core's echo.
@@ -177,7 +179,7 @@ func (s *Server) mucPresence(ss *session, p *Element, room, nick string) {
 			}
 		}
 	}
-	if _, _, err := s.core.RoomInfo(ctx, room); errors.Is(err, chat.ErrNoSuchRoom) {
+	if exists, err := s.core.RoomExists(ctx, room); err == nil && !exists {
 		j.created = true
 	}
 	st.mu.Lock()
@@ -234,8 +236,13 @@ func (s *Server) occupantID(room, account string) string {
 
 // occupantPresence is an occupant's presence in a room, sent to to.
 func (s *Server) occupantPresence(room string, o chat.Occupant, to string, codes ...string) *Element {
+	return s.occupantPresenceAs(room, o, s.core.AccountPresence(o.Account), to, codes...)
+}
+
+// occupantPresenceAs is occupantPresence with the account's presence pr.
+func (s *Server) occupantPresenceAs(room string, o chat.Occupant, pr chat.Presence, to string, codes ...string) *Element {
 	p := El(nsClient, "presence", "from", s.roomJID(room)+"/"+o.Nick, "to", to)
-	if pr := s.core.AccountPresence(o.Account); pr.Show != chat.ShowAvailable && pr.Show != chat.ShowOffline && pr.Show != "" {
+	if pr.Show != chat.ShowAvailable && pr.Show != chat.ShowOffline && pr.Show != "" {
 		p.Add(El(nsClient, "show").Add(string(pr.Show)))
 		if pr.Status != "" {
 			p.Add(El(nsClient, "status").Add(pr.Status))
@@ -284,10 +291,9 @@ func (ss *session) mucDelivery(d chat.Delivery) {
 		if r == nil {
 			return
 		}
-		st.mu.Lock()
-		r.occupants[foldNick(d.Occupant.Nick)] = d.Occupant
-		st.mu.Unlock()
-		ss.send(s.occupantPresence(d.Room, d.Occupant, ss.full))
+		// The same presence for every member: rendered once per join.
+		p := s.rendered.get(d.Shared, "join", func() *Element { return s.occupantPresence(d.Room, d.Occupant, ss.full) })
+		ss.send(p.to(ss.full))
 	case chat.DelLeave:
 		if r == nil {
 			return
@@ -297,14 +303,12 @@ func (ss *session) mucDelivery(d chat.Delivery) {
 		if d.Reason != "" {
 			p.Add(El(nsClient, "status").Add(d.Reason))
 		}
-		st.mu.Lock()
 		if d.Echo {
+			st.mu.Lock()
 			delete(st.rooms, d.Room)
+			st.mu.Unlock()
 			mucStatus(p, "110")
-		} else {
-			delete(r.occupants, foldNick(d.Occupant.Nick))
 		}
-		st.mu.Unlock()
 		ss.send(p)
 	case chat.DelKick:
 		if r == nil {
@@ -330,7 +334,6 @@ func (ss *session) mucDelivery(d chat.Delivery) {
 		}
 		mucStatus(p, code)
 		st.mu.Lock()
-		delete(r.occupants, foldNick(d.Occupant.Nick))
 		if foldNick(d.Occupant.Nick) == foldNick(r.nick) && d.Occupant.Account == ss.account {
 			delete(st.rooms, d.Room)
 			mucStatus(p, "110")
@@ -349,8 +352,6 @@ func (ss *session) mucDelivery(d chat.Delivery) {
 		mucStatus(p, "303")
 		np := s.occupantPresence(d.Room, d.Occupant, ss.full)
 		st.mu.Lock()
-		delete(r.occupants, foldNick(d.OldNick))
-		r.occupants[foldNick(d.Occupant.Nick)] = d.Occupant
 		if foldNick(r.nick) == foldNick(d.OldNick) && d.Occupant.Account == ss.account {
 			r.nick = d.Occupant.Nick
 			mucStatus(p, "110")
@@ -369,7 +370,6 @@ func (ss *session) mucDelivery(d chat.Delivery) {
 			return
 		}
 		st.mu.Lock()
-		r.occupants[foldNick(d.Occupant.Nick)] = d.Occupant
 		me := foldNick(r.nick) == foldNick(d.Occupant.Nick) && d.Occupant.Account == ss.account
 		st.mu.Unlock()
 		p := s.occupantPresence(d.Room, d.Occupant, ss.full)
@@ -393,29 +393,19 @@ func (ss *session) mucDelivery(d chat.Delivery) {
 		ss.send(El(nsClient, "message", "from", s.roomJID(d.Room), "to", ss.full, "type", "groupchat", "id", randomID()).Add(
 			El(nsMUCUser, "x").Add(El(nsMUCUser, "status", "code", "104"))))
 	case chat.DelQuit:
+		// The core names the quitter's nick (an XMPP session leaves
+		// each room before it closes, so a quitter here is an IRC one,
+		// whose nick is one in every room); its entry in the rooms is
+		// gone: the affiliation is the room's.
 		for _, room := range d.Rooms {
 			st.mu.Lock()
-			r := st.rooms[room]
-			var o chat.Occupant
-			found := false
-			if r != nil {
-				o, found = r.occupants[foldNick(d.Occupant.Nick)]
-				if !found || o.Account != d.Occupant.Account {
-					for k, x := range r.occupants {
-						if x.Account == d.Occupant.Account {
-							o, found = x, true
-							delete(r.occupants, k)
-							break
-						}
-					}
-				} else {
-					delete(r.occupants, foldNick(o.Nick))
-				}
-			}
+			in := st.rooms[room] != nil
 			st.mu.Unlock()
-			if !found {
+			if !in {
 				continue
 			}
+			o := chat.Occupant{Nick: d.Occupant.Nick, Account: d.Occupant.Account}
+			o.Affiliation, o.Role = s.core.AffiliationIn(room, o.Account)
 			p := s.occupantPresence(room, o, ss.full)
 			p.Set("type", "unavailable")
 			if d.Reason != "" {
@@ -431,6 +421,7 @@ func (ss *session) mucDelivery(d chat.Delivery) {
 		delete(st.rooms, d.Room)
 		nick := r.nick
 		st.mu.Unlock()
+		s.roomPres.forget(d.Room)
 		p := El(nsClient, "presence", "from", s.roomJID(d.Room)+"/"+nick, "to", ss.full, "type", "unavailable")
 		destroy := El(nsMUCUser, "destroy")
 		if d.Reason != "" {
@@ -460,18 +451,24 @@ func (ss *session) mucJoined(d chat.Delivery) {
 	if !ok {
 		j = mucJoin{limit: -1}
 	}
-	r := &mucRoom{nick: d.Occupant.Nick, occupants: map[string]chat.Occupant{}}
-	for _, o := range d.Occupants {
-		r.occupants[foldNick(o.Nick)] = o
-	}
+	r := &mucRoom{nick: d.Occupant.Nick}
 	st.rooms[d.Room] = r
 	st.mu.Unlock()
-	for _, o := range d.Occupants {
+	// The others' presence: one look-up of their accounts' presence, and
+	// each stanza rendered once for every joiner (roomPresCache).
+	accounts := make([]string, len(d.Occupants))
+	for i, o := range d.Occupants {
+		accounts[i] = o.Account
+	}
+	pres := s.core.AccountPresences(accounts)
+	burst := make([]*prepared, 0, len(d.Occupants))
+	for i, o := range d.Occupants {
 		if foldNick(o.Nick) == foldNick(d.Occupant.Nick) {
 			continue
 		}
-		ss.send(s.occupantPresence(d.Room, o, ss.full))
+		burst = append(burst, s.roomPres.get(s, d.Room, o, pres[i], len(d.Occupants)))
 	}
+	ss.sendBurst(burst)
 	codes := []string{"100", "110", "170"}
 	if j.created {
 		codes = append(codes, "201")
@@ -552,29 +549,35 @@ func (ss *session) mucRoomMessage(d chat.Delivery) {
 	if r == nil || dup {
 		return
 	}
-	ss.send(ss.roomMessage(d.Message))
+	// One rendering for every member (the echo to the sender is the
+	// same stanza).
+	p := ss.srv.rendered.get(d.Shared, "message", func() *Element {
+		return ss.roomMessage(d.Message)
+	})
+	ss.send(p.to(ss.full))
 }
 
 // mucPresenceChange shows an occupant's new presence in the rooms this
 // session shares with it.
 func (ss *session) mucPresenceChange(d chat.Delivery) {
 	st := ss.muc()
-	type shown struct {
-		room string
-		o    chat.Occupant
-	}
-	var out []shown
 	st.mu.Lock()
+	if len(st.rooms) == 0 {
+		st.mu.Unlock()
+		return
+	}
+	mine := make(map[string]bool, len(st.rooms))
+	nicks := make(map[string]string, len(st.rooms))
 	for room, r := range st.rooms {
-		for _, o := range r.occupants {
-			if o.Account == d.From.Account && !(o.Account == ss.account && foldNick(o.Nick) == foldNick(r.nick)) {
-				out = append(out, shown{room, o})
-			}
-		}
+		mine[room] = true
+		nicks[room] = r.nick
 	}
 	st.mu.Unlock()
-	for _, x := range out {
-		ss.send(ss.srv.occupantPresence(x.room, x.o, ss.full))
+	for _, x := range ss.srv.core.OccupantsOfAccount(d.From.Account, mine) {
+		if x.Occupant.Account == ss.account && foldNick(x.Occupant.Nick) == foldNick(nicks[x.Room]) {
+			continue
+		}
+		ss.send(ss.srv.occupantPresence(x.Room, x.Occupant, ss.full))
 	}
 }
 
@@ -583,17 +586,13 @@ func (ss *session) mucSignal(d chat.Delivery) {
 	st := ss.muc()
 	st.mu.Lock()
 	r := st.rooms[d.Room]
-	nick := ""
-	if r != nil {
-		for _, o := range r.occupants {
-			if o.Account == d.From.Account {
-				nick = o.Nick
-			}
-		}
-	}
 	st.mu.Unlock()
 	state := map[string]string{"active": "composing", "paused": "paused", "done": "active"}[d.Tags["typing"]]
-	if r == nil || nick == "" || state == "" || d.From.ID == ss.core.ID() {
+	if r == nil || state == "" || d.From.ID == ss.core.ID() {
+		return
+	}
+	nick, ok := ss.srv.core.SessionNick(d.Room, d.From.ID)
+	if !ok {
 		return
 	}
 	ss.send(El(nsClient, "message", "from", ss.srv.roomJID(d.Room)+"/"+nick, "to", ss.full, "type", "groupchat").Add(
@@ -650,37 +649,34 @@ func (s *Server) mucMessage(ss *session, msg *Element, room, nick string) {
 // mucPrivate sends a private message to an occupant: a direct message to
 // the occupant's account (guests cannot receive them).
 func (s *Server) mucPrivate(ctx context.Context, ss *session, msg *Element, room, nick string) {
-	_, occ, err := s.core.RoomInfo(ctx, room)
-	if err != nil {
+	o, err := s.core.RoomOccupant(ctx, room, nick)
+	switch {
+	case errors.Is(err, chat.ErrNoSuchOccupant):
+		ss.replyErr(msg, "item-not-found", "nobody is called "+nick+" in that room")
+		return
+	case err != nil:
 		ss.replyErr(msg, "item-not-found", "no such room")
 		return
 	}
-	for _, o := range occ {
-		if foldNick(o.Nick) != foldNick(nick) {
-			continue
-		}
-		if chat.IsGuest(o.Account) {
-			ss.replyErr(msg, "not-acceptable", nick+" is a guest and cannot receive private messages")
-			return
-		}
-		body, ok := bodyOf(msg)
-		if !ok || strings.TrimSpace(body) == "" {
-			return
-		}
-		kind := chat.KindNormal
-		if b, me := isMe(body); me {
-			body, kind = b, chat.KindAction
-		}
-		send := s.core.SendDirect
-		if chat.IsRemote(o.Account) {
-			send = s.core.SendRemote // a remote occupant: to its real JID (s2s_direct.go)
-		}
-		if _, err := send(ctx, ss.core, o.Account, kind, body, encodeExtra(storedExtra{ID: msg.Get("id"), FromRes: ss.resource})); err != nil {
-			ss.replyErr(msg, mucCondition(err), err.Error())
-		}
+	if chat.IsGuest(o.Account) {
+		ss.replyErr(msg, "not-acceptable", nick+" is a guest and cannot receive private messages")
 		return
 	}
-	ss.replyErr(msg, "item-not-found", "nobody is called "+nick+" in that room")
+	body, ok := bodyOf(msg)
+	if !ok || strings.TrimSpace(body) == "" {
+		return
+	}
+	kind := chat.KindNormal
+	if b, me := isMe(body); me {
+		body, kind = b, chat.KindAction
+	}
+	send := s.core.SendDirect
+	if chat.IsRemote(o.Account) {
+		send = s.core.SendRemote // a remote occupant: to its real JID (s2s_direct.go)
+	}
+	if _, err := send(ctx, ss.core, o.Account, kind, body, encodeExtra(storedExtra{ID: msg.Get("id"), FromRes: ss.resource})); err != nil {
+		ss.replyErr(msg, mucCondition(err), err.Error())
+	}
 }
 
 // inviteMessage is a mediated invitation (XEP-0045 §7.8.2), with the
@@ -835,4 +831,56 @@ func (s *Server) roomDiscoInfo(ss *session, iq *Element, room string) {
 		xdataField("muc#roominfo_changesubject", "boolean", "Occupants may change the subject", boolValue(!st.TopicLocked)),
 		xdataField("muc#roomconfig_allowinvites", "boolean", "Occupants may invite", boolValue(st.AnyoneInvite))))
 	ss.result(iq, q)
+}
+
+// roomPresCache holds each room's occupants' presence stanzas, rendered
+// once for all the joiners who are shown them (a join shows the joiner
+// every occupant: without it, N joins render N² stanzas). An entry is
+// good while the occupant's nick, account, role, affiliation and
+// presence are those it was made from; a room's entries are dropped when
+// there are many more than occupants, and with the room.
+type roomPresCache struct {
+	mu    sync.Mutex
+	rooms map[string]map[string]*cachedPresence // room -> folded nick
+}
+
+type cachedPresence struct {
+	nick, account string
+	role          chat.Role
+	aff           chat.Affiliation
+	pr            chat.Presence
+	p             *prepared
+}
+
+// get returns o's presence in room (size: the room's occupants now).
+func (c *roomPresCache) get(s *Server, room string, o chat.Occupant, pr chat.Presence, size int) *prepared {
+	key := foldNick(o.Nick)
+	c.mu.Lock()
+	m := c.rooms[room]
+	e := m[key]
+	c.mu.Unlock()
+	if e != nil && e.nick == o.Nick && e.account == o.Account && e.role == o.Role && e.aff == o.Affiliation && e.pr == pr {
+		return e.p
+	}
+	e = &cachedPresence{nick: o.Nick, account: o.Account, role: o.Role, aff: o.Affiliation, pr: pr,
+		p: prepare(s.occupantPresenceAs(room, o, pr, toPlaceholder))}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rooms == nil {
+		c.rooms = map[string]map[string]*cachedPresence{}
+	}
+	m = c.rooms[room]
+	if m == nil || len(m) > 2*size+64 {
+		m = map[string]*cachedPresence{}
+		c.rooms[room] = m
+	}
+	m[key] = e
+	return e.p
+}
+
+// forget drops a room's entries.
+func (c *roomPresCache) forget(room string) {
+	c.mu.Lock()
+	delete(c.rooms, room)
+	c.mu.Unlock()
 }

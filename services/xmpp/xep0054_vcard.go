@@ -62,6 +62,7 @@ func registerVCard(f *features, s *Server) {
 		s.loadAvatarHash(ctx, ss.account)
 	})
 	f.outFilters = append(f.outFilters, s.avatarFilter)
+	f.passRoom = append(f.passRoom, func(*session) bool { return true }) // rooms' presence is not an account's
 }
 
 func (s *Server) vcardIQ(ss *session, iq *Element) {
@@ -279,7 +280,11 @@ func (s *Server) avatarFilter(ss *session, el *Element) bool {
 	if !el.Is(nsClient, "presence") || el.Get("type") != "" || el.Child(nsVCardUpdate, "x") != nil {
 		return true
 	}
-	a, err := parseJID(el.Get("from"))
+	from := el.Get("from")
+	if bare, _, _ := strings.Cut(from, "/"); !strings.HasSuffix(bare, "@"+s.cfg.Domain) {
+		return true // not an account here (a room occupant, a remote user): nothing parsed
+	}
+	a, err := parseJID(from)
 	if err != nil || a.Local == "" || a.Domain != s.cfg.Domain {
 		return true
 	}

@@ -86,6 +86,7 @@ func registerSM(f *features, s *Server) {
 	f.boundFeatures = append(f.boundFeatures, func(*conn) *Element { return El(nsSM, "sm") })
 	f.nonzas[nsSM] = sm.nonza
 	f.onWrite = append(f.onWrite, sm.written)
+	f.passRoom = append(f.passRoom, func(ss *session) bool { return smOf(ss) == nil })
 	f.onConnLost = append(f.onConnLost, sm.connLost)
 	f.onClosed = append(f.onClosed, sm.closed)
 }

@@ -66,6 +66,15 @@ type csiServer struct {
 func registerCSI(f *features, _ *Server) {
 	cs := &csiServer{f: f, idx: len(f.outFilters)}
 	f.outFilters = append(f.outFilters, cs.filter)
+	f.passRoom = append(f.passRoom, func(ss *session) bool {
+		st := csiOf(ss)
+		if st == nil {
+			return true
+		}
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return !st.inactive && !st.flushing
+	})
 	f.boundFeatures = append(f.boundFeatures, func(*conn) *Element { return El(nsCSI, "csi") })
 	f.nonzas[nsCSI] = cs.nonza
 }

@@ -1,0 +1,219 @@
+package xmpp
+
+import (
+	"encoding/xml"
+	"runtime"
+	"strings"
+	"sync"
+	"weak"
+
+	"chatbox/services/chat"
+)
+
+// Serialising a fan-out once. A room message or an occupant's presence
+// goes to every member with only the to attribute differing, so the door
+// builds it once (a template Element with a placeholder to) and writes
+// it once as the bytes before and after the receiver's to; each receiver
+// gets a shallow Element (its own attributes, the template's children)
+// carrying those bytes, which the output filters read like any stanza
+// and whose Bytes is one append. Mutating such an Element through its
+// methods (Add, Set of anything but to, Remove) drops the prepared form;
+// its children are the template's and must not be changed in place.
+
+// prepared is one stanza rendered for any receiver.
+type prepared struct {
+	tmpl   *Element
+	prefix []byte // up to and including to="
+	suffix []byte // from the closing quote of to on
+}
+
+const toPlaceholder = "\x00"
+
+// prepare renders el (which it takes over) for any receiver.
+func prepare(el *Element) *prepared {
+	el.Set("to", toPlaceholder)
+	var b strings.Builder
+	el.write(&b, nsClient)
+	s := b.String()
+	mark := ` to="` + toPlaceholder + `"`
+	i := strings.Index(s, mark)
+	if i < 0 { // cannot happen: the root's attributes come first
+		return &prepared{tmpl: el}
+	}
+	return &prepared{tmpl: el, prefix: []byte(s[:i+len(mark)-2]), suffix: []byte(s[i+len(mark)-1:])}
+}
+
+// to returns the stanza addressed to to.
+func (p *prepared) to(to string) *Element {
+	t := p.tmpl
+	attrs := make([]xml.Attr, len(t.Attr))
+	copy(attrs, t.Attr)
+	e := &Element{Space: t.Space, Local: t.Local, Attr: attrs, Nodes: t.Nodes[:len(t.Nodes):len(t.Nodes)]}
+	e.Set("to", to)
+	if p.prefix != nil {
+		e.pre = p
+	}
+	return e
+}
+
+// wireBytes is e's serialisation in a jabber:client stream from its
+// prepared form (made once per Element).
+func (e *Element) wireBytes() []byte {
+	if e.wire != nil {
+		return e.wire
+	}
+	to := e.Get("to")
+	b := make([]byte, 0, len(e.pre.prefix)+len(to)+len(e.pre.suffix)+8)
+	b = append(b, e.pre.prefix...)
+	b = appendEscaped(b, to)
+	b = append(b, e.pre.suffix...)
+	e.wire = b
+	return b
+}
+
+// unprepare drops e's prepared form before a change, giving e its own
+// list of children.
+func (e *Element) unprepare() {
+	if e.pre == nil {
+		return
+	}
+	e.pre, e.wire = nil, nil
+	e.Nodes = append([]any(nil), e.Nodes...)
+}
+
+func appendEscaped(b []byte, s string) []byte {
+	last := 0
+	for i := 0; i < len(s); i++ {
+		var r string
+		switch s[i] {
+		case '<':
+			r = "&lt;"
+		case '>':
+			r = "&gt;"
+		case '&':
+			r = "&amp;"
+		case '"':
+			r = "&quot;"
+		case '\'':
+			r = "&apos;"
+		case '\r':
+			r = "&#xD;"
+		default:
+			continue
+		}
+		b = append(b, s[last:i]...)
+		b = append(b, r...)
+		last = i + 1
+	}
+	return append(b, s[last:]...)
+}
+
+// sendBurst sends stanzas from room occupants (a join's presence of
+// everyone) to ss: as one block when every output filter lets them
+// through unchanged for ss now (features.passRoom), else one by one.
+func (ss *session) sendBurst(ps []*prepared) {
+	f := ss.srv.features
+	ok := !ss.remote && len(f.passRoom) == len(f.outFilters)+len(f.onWrite)
+	for _, pass := range f.passRoom {
+		if !ok {
+			break
+		}
+		ok = pass(ss)
+	}
+	if ok {
+		for _, p := range ps {
+			ok = ok && p.prefix != nil
+		}
+	}
+	if !ok {
+		for _, p := range ps {
+			ss.send(p.to(ss.full))
+		}
+		return
+	}
+	to := appendEscaped(nil, ss.full)
+	n := 0
+	for _, p := range ps {
+		n += len(p.prefix) + len(to) + len(p.suffix)
+	}
+	b := make([]byte, 0, n)
+	for _, p := range ps {
+		b = append(b, p.prefix...)
+		b = append(b, to...)
+		b = append(b, p.suffix...)
+	}
+	ss.wmu.Lock()
+	defer ss.wmu.Unlock()
+	ss.mu.Lock()
+	c, closed := ss.c, ss.closed
+	ss.mu.Unlock()
+	if closed || c == nil {
+		return
+	}
+	if c.kind != kindStartTLS && c.kind != kindDirectTLS {
+		// A WebSocket carries one stanza per message (RFC 7395 §3.3.3).
+		for _, p := range ps {
+			c.sendEl(p.to(ss.full))
+		}
+		return
+	}
+	c.send(b)
+}
+
+// renderCache holds the prepared stanzas of the core's fan-outs
+// (chat.Delivery.Shared) while any delivery of one is still waiting: an
+// entry goes when its *chat.Rendered is garbage.
+type renderCache struct {
+	mu sync.Mutex
+	m  map[weak.Pointer[chat.Rendered]]*renderEntry
+}
+
+type renderEntry struct {
+	mu   sync.Mutex
+	keys []string
+	vals []*prepared
+}
+
+// get returns the fan-out's stanza of kind key, building it the first
+// time; without a fan-out (r nil) it builds every time.
+func (rc *renderCache) get(r *chat.Rendered, key string, build func() *Element) *prepared {
+	if r == nil {
+		return prepare(build())
+	}
+	wp := weak.Make(r)
+	rc.mu.Lock()
+	if rc.m == nil {
+		rc.m = map[weak.Pointer[chat.Rendered]]*renderEntry{}
+	}
+	e := rc.m[wp]
+	if e == nil {
+		e = &renderEntry{}
+		rc.m[wp] = e
+		runtime.AddCleanup(r, rc.drop, wp)
+	}
+	rc.mu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i, k := range e.keys {
+		if k == key {
+			return e.vals[i]
+		}
+	}
+	p := prepare(build())
+	e.keys = append(e.keys, key)
+	e.vals = append(e.vals, p)
+	return p
+}
+
+func (rc *renderCache) drop(wp weak.Pointer[chat.Rendered]) {
+	rc.mu.Lock()
+	delete(rc.m, wp)
+	rc.mu.Unlock()
+}
+
+// len is the number of fan-outs held (tests).
+func (rc *renderCache) len() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.m)
+}

@@ -1,0 +1,119 @@
+package xmpp
+
+import (
+	"testing"
+
+	"chatbox/services/chat"
+)
+
+func preparedSample() *Element {
+	return El(nsClient, "message", "from", "general@rooms.box.test/al&ce", "to", "first@box.test/r", "type", "groupchat", "id", "x1").Add(
+		El(nsClient, "body").Add(`a <b> & "c"`),
+		El("urn:xmpp:sid:0", "stanza-id", "id", "s1", "by", "general@rooms.box.test"))
+}
+
+// TestPreparedStanza: a stanza rendered once is, for each receiver, the
+// bytes of the same stanza built for that receiver; changing one
+// receiver's copy changes neither the others nor the template.
+func TestPreparedStanza(t *testing.T) {
+	p := prepare(preparedSample())
+	for _, to := range []string{"bob@box.test/phone", `o'neil@box.test/a&b<c>"d"`} {
+		want := string(preparedSample().Set("to", to).Bytes(nsClient))
+		el := p.to(to)
+		if got := string(el.Bytes(nsClient)); got != want {
+			t.Fatalf("to %q:\n got %s\nwant %s", to, got, want)
+		}
+		if got := string(el.Bytes(nsClient)); got != want {
+			t.Fatalf("second Bytes: %s", got)
+		}
+		if el.Get("to") != to || el.Child(nsClient, "body").Text() != `a <b> & "c"` {
+			t.Fatalf("the receiver's element reads wrong: %s", el)
+		}
+	}
+	// A change through the methods drops the prepared form.
+	a, b := p.to("a@box.test/1"), p.to("b@box.test/2")
+	a.Add(El("urn:xmpp:delay", "delay", "stamp", "2020-01-01T00:00:00Z"))
+	a.Remove(func(k *Element) bool { return k.Local == "stanza-id" })
+	wantA := preparedSample().Set("to", "a@box.test/1")
+	wantA.Add(El("urn:xmpp:delay", "delay", "stamp", "2020-01-01T00:00:00Z"))
+	wantA.Remove(func(k *Element) bool { return k.Local == "stanza-id" })
+	if got, want := string(a.Bytes(nsClient)), string(wantA.Bytes(nsClient)); got != want {
+		t.Fatalf("changed copy:\n got %s\nwant %s", got, want)
+	}
+	if got, want := string(b.Bytes(nsClient)), string(preparedSample().Set("to", "b@box.test/2").Bytes(nsClient)); got != want {
+		t.Fatalf("the other copy changed:\n got %s\nwant %s", got, want)
+	}
+	// Set of another attribute, a changed to, a clone, another stream
+	// namespace.
+	c := p.to("c@box.test/3")
+	c.Set("to", "d@box.test/4")
+	if got, want := string(c.Bytes(nsClient)), string(preparedSample().Set("to", "d@box.test/4").Bytes(nsClient)); got != want {
+		t.Fatalf("to changed:\n got %s\nwant %s", got, want)
+	}
+	c.Set("type", "chat")
+	if got, want := string(c.Bytes(nsClient)), string(preparedSample().Set("to", "d@box.test/4").Set("type", "chat").Bytes(nsClient)); got != want {
+		t.Fatalf("type changed:\n got %s\nwant %s", got, want)
+	}
+	d := p.to("e@box.test/5")
+	if got, want := d.Clone().String(), preparedSample().Set("to", "e@box.test/5").String(); got != want {
+		t.Fatalf("clone:\n got %s\nwant %s", got, want)
+	}
+	if got, want := string(d.Bytes(nsComponent)), string(preparedSample().Set("to", "e@box.test/5").Bytes(nsComponent)); got != want {
+		t.Fatalf("component stream:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestRenderCache: one rendering per fan-out and kind; none kept without
+// a fan-out.
+func TestRenderCache(t *testing.T) {
+	var rc renderCache
+	builds := 0
+	build := func() *Element { builds++; return preparedSample() }
+	r1, r2 := &chat.Rendered{}, &chat.Rendered{}
+	a := rc.get(r1, "message", build)
+	if b := rc.get(r1, "message", build); b != a || builds != 1 {
+		t.Fatalf("same fan-out rendered again (builds %d)", builds)
+	}
+	if c := rc.get(r1, "join", build); c == a || builds != 2 {
+		t.Fatalf("another kind shared a rendering (builds %d)", builds)
+	}
+	if d := rc.get(r2, "message", build); d == a || builds != 3 {
+		t.Fatalf("another fan-out shared a rendering (builds %d)", builds)
+	}
+	rc.get(nil, "message", build)
+	rc.get(nil, "message", build)
+	if builds != 5 || rc.len() != 2 {
+		t.Fatalf("without a fan-out: builds %d, entries %d", builds, rc.len())
+	}
+}
+
+// TestDeliveryIntern: the receivers of one fan-out share one copy of its
+// delivery (the sender's echo its own); anything else is copied.
+func TestDeliveryIntern(t *testing.T) {
+	var in deliveryIntern
+	shared := &chat.Rendered{}
+	m := &chat.Message{Room: "general", Body: "hi"}
+	d := chat.Delivery{Kind: chat.DelMessage, Room: "general", Message: m, Shared: shared, From: chat.SessionRef{ID: 7}}
+	a, b := in.of(&d), in.of(&d)
+	if a != b || a.Message != m {
+		t.Fatal("one fan-out's deliveries not shared")
+	}
+	e := d
+	e.Echo = true
+	if x := in.of(&e); x == a || !x.Echo {
+		t.Fatal("the echo shared the others' delivery")
+	}
+	if c := in.of(&d); c != a {
+		t.Fatal("the echo in between ended the sharing")
+	}
+	m2 := &chat.Message{Room: "general", Body: "next"}
+	d2 := d
+	d2.Message, d2.Shared = m2, &chat.Rendered{}
+	if c := in.of(&d2); c == a || c.Message != m2 {
+		t.Fatal("the next fan-out got the last one's delivery")
+	}
+	solo := chat.Delivery{Kind: chat.DelMessage, Message: m}
+	if x, y := in.of(&solo), in.of(&solo); x == y {
+		t.Fatal("deliveries without a fan-out shared")
+	}
+}
