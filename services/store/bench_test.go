@@ -35,10 +35,12 @@ func diskWrites() (int64, bool) {
 	return 0, false
 }
 
-// benchMessage is a typical room line with a random ID, as the core makes.
+// benchMessage is a typical room line with an ID made as the core makes
+// them (chat's newMessageID): the time in milliseconds, then random bits,
+// so later IDs sort after.
 func benchMessage(r *rand.Rand) *chat.Message {
 	return &chat.Message{
-		ID:       fmt.Sprintf("%016x%016x", r.Uint64(), r.Uint64()),
+		ID:       fmt.Sprintf("%012x%016x", time.Now().UnixMilli(), r.Uint64()),
 		Time:     at(0),
 		From:     "alice",
 		FromNick: "alice",
