@@ -287,28 +287,33 @@ func (e *Element) write(b *strings.Builder, parent string) {
 func escape(b *strings.Builder, s string) {
 	last := 0
 	for i := 0; i < len(s); i++ {
-		var r string
-		switch s[i] {
-		case '<':
-			r = "&lt;"
-		case '>':
-			r = "&gt;"
-		case '&':
-			r = "&amp;"
-		case '"':
-			r = "&quot;"
-		case '\'':
-			r = "&apos;"
-		case '\r':
-			r = "&#xD;"
-		default:
-			continue
+		if r := xmlEscaped(s[i]); r != "" {
+			b.WriteString(s[last:i])
+			b.WriteString(r)
+			last = i + 1
 		}
-		b.WriteString(s[last:i])
-		b.WriteString(r)
-		last = i + 1
 	}
 	b.WriteString(s[last:])
+}
+
+// xmlEscaped is what byte c becomes in XML character data or an
+// attribute value, "" when it stays itself.
+func xmlEscaped(c byte) string {
+	switch c {
+	case '<':
+		return "&lt;"
+	case '>':
+		return "&gt;"
+	case '&':
+		return "&amp;"
+	case '"':
+		return "&quot;"
+	case '\'':
+		return "&apos;"
+	case '\r':
+		return "&#xD;"
+	}
+	return ""
 }
 
 // renamespace moves e and its descendants from namespace from to to (a

@@ -84,26 +84,11 @@ func (e *Element) unprepare() {
 func appendEscaped(b []byte, s string) []byte {
 	last := 0
 	for i := 0; i < len(s); i++ {
-		var r string
-		switch s[i] {
-		case '<':
-			r = "&lt;"
-		case '>':
-			r = "&gt;"
-		case '&':
-			r = "&amp;"
-		case '"':
-			r = "&quot;"
-		case '\'':
-			r = "&apos;"
-		case '\r':
-			r = "&#xD;"
-		default:
-			continue
+		if r := xmlEscaped(s[i]); r != "" {
+			b = append(b, s[last:i]...)
+			b = append(b, r...)
+			last = i + 1
 		}
-		b = append(b, s[last:i]...)
-		b = append(b, r...)
-		last = i + 1
 	}
 	return append(b, s[last:]...)
 }
