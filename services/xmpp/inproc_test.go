@@ -16,12 +16,20 @@ import (
 // port; TLS is off unless cfg.TLS is set.
 func startInproc(t testing.TB, cfg Config, accounts ...string) (*Server, *chat.Core) {
 	t.Helper()
+	return startInprocLimits(t, cfg, chat.Limits{}, accounts...)
+}
+
+// startInprocLimits is startInproc with the core's limits (zero fields:
+// the core's defaults), for benchmarks that send faster than an account
+// may.
+func startInprocLimits(t testing.TB, cfg Config, limits chat.Limits, accounts ...string) (*Server, *chat.Core) {
+	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "chat.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	core, err := chat.New(chat.Options{Store: st, Iterations: 4096})
+	core, err := chat.New(chat.Options{Store: st, Iterations: 4096, Limits: limits})
 	if err != nil {
 		t.Fatal(err)
 	}

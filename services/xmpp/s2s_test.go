@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"chatbox/services/chat"
 )
 
 // In-process federation tests: two doors in this process (so that the
@@ -292,7 +294,8 @@ func benchLogin(tb testing.TB, srv *Server, user string) *benchClient {
 // BenchmarkFederatedMessage measures the latency of one chat message
 // from a client of a.test to a client of b.test over loopback federation
 // (client → a.test → s2s stream → b.test → client), one at a time: ns/op
-// is the time from writing the message to reading it at the recipient.
+// is the time from writing the message to reading it at the recipient,
+// which includes storing it with an fsync on each box.
 func BenchmarkFederatedMessage(b *testing.B) {
 	aAddr, bAddr := randomListen(), randomListen()
 	fedCfg := func(peer, addr string) Federation {
@@ -301,10 +304,13 @@ func BenchmarkFederatedMessage(b *testing.B) {
 	}
 	fa, fb := fedCfg("b.test", bAddr), fedCfg("a.test", aAddr)
 	fa.Listen, fb.Listen = []string{aAddr}, []string{bAddr}
-	sa, _ := startInproc(b, Config{Domain: "a.test", AllowPlaintext: true, TLS: selfSignedTLS(b, "a.test"), Federation: fa,
-		StanzasPerSecond: 1e6, StanzaBurst: 1e6}, "alice")
-	sb, _ := startInproc(b, Config{Domain: "b.test", AllowPlaintext: true, TLS: selfSignedTLS(b, "b.test"), Federation: fb,
-		StanzasPerSecond: 1e6, StanzaBurst: 1e6}, "bob")
+	// Nor the core's per-account send limit: the message is stored on
+	// both boxes (s2s_direct.go), as a local one would be.
+	unlimited := chat.Limits{MessagesPerSecond: 1e6, MessageBurst: 1e6}
+	sa, _ := startInprocLimits(b, Config{Domain: "a.test", AllowPlaintext: true, TLS: selfSignedTLS(b, "a.test"), Federation: fa,
+		StanzasPerSecond: 1e6, StanzaBurst: 1e6}, unlimited, "alice")
+	sb, _ := startInprocLimits(b, Config{Domain: "b.test", AllowPlaintext: true, TLS: selfSignedTLS(b, "b.test"), Federation: fb,
+		StanzasPerSecond: 1e6, StanzaBurst: 1e6}, unlimited, "bob")
 	alice, bob := benchLogin(b, sa, "alice"), benchLogin(b, sb, "bob")
 	roundTrip := func(i int) {
 		alice.nc.Write([]byte(`<message to="` + bob.jid + `" type="chat" id="b` + strconv.Itoa(i) + `"><body>ping ` + strconv.Itoa(i) + `</body></message>`))
