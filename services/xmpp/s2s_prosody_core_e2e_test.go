@@ -1,16 +1,8 @@
 package xmpp
 
 import (
-	"crypto/tls"
-	"net"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"testing"
-	"time"
-
-	"mellium.im/sasl"
 )
 
 // TestFederationProsodyArchiveAndPEP runs the remote-user paths of the
@@ -20,24 +12,7 @@ import (
 // OMEMO device list reaches the Prosody user as a notification and by an
 // items request.
 func TestFederationProsodyArchiveAndPEP(t *testing.T) {
-	if _, err := exec.LookPath("prosody"); err != nil {
-		t.Skip("prosody is not installed (apt-get install prosody; .ci/run installs it): the interoperability test needs it")
-	}
-	boxS2S, prosodyS2S := randomListen(), randomListen()
-	prosodyHost, _, _ := net.SplitHostPort(prosodyS2S)
-	prosodyC2S := net.JoinHostPort(prosodyHost, strconv.Itoa(20000+int(time.Now().UnixNano()%40000)))
-	cb := startFedBox(t, filepath.Join(t.TempDir(), "box"), []string{"alice"}, []string{
-		"domain=chatbox.test",
-		"federation.enabled=true",
-		"federation.listen=" + boxS2S,
-		"federation.hosts=prosody.test=" + prosodyS2S,
-	})
-	startProsody(t, "prosody.test", prosodyC2S, prosodyS2S, map[string]string{"dave": "password-dave"},
-		map[string]string{"chatbox.test": boxS2S})
-	prosodyBox := &box{xmppAddr: prosodyC2S, domain: "prosody.test"}
-	dave := prosodyBox.login(t, "dave", "", loginOpts{mechs: []sasl.Mechanism{sasl.Plain},
-		tls: &tls.Config{ServerName: "prosody.test", InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}})
-	dave.send(`<presence/>`)
+	cb, dave := boxWithProsody(t)
 
 	// alice has no session: the message waits for her.
 	dave.send(`<message to="alice@chatbox.test" type="chat" id="o1"><body>while you were out</body></message>`)

@@ -242,7 +242,12 @@ func writeSelfSigned(t *testing.T, domain, certFile, keyFile string) {
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o644)
 }
 
-func TestFederationProsodyInterop(t *testing.T) {
+// boxWithProsody starts a box (chatbox.test, account alice) and Prosody
+// (prosody.test, user dave) federated with each other on loopback by host
+// maps, and logs dave in with his initial presence sent. Without Prosody
+// installed the test is skipped.
+func boxWithProsody(t *testing.T, bidi ...prosodyBidi) (*box, *client) {
+	t.Helper()
 	if _, err := exec.LookPath("prosody"); err != nil {
 		t.Skip("prosody is not installed (apt-get install prosody; .ci/run installs it): the interoperability test needs it")
 	}
@@ -256,11 +261,16 @@ func TestFederationProsodyInterop(t *testing.T) {
 		"federation.hosts=prosody.test=" + prosodyS2S,
 	})
 	startProsody(t, "prosody.test", prosodyC2S, prosodyS2S, map[string]string{"dave": "password-dave"},
-		map[string]string{"chatbox.test": boxS2S})
+		map[string]string{"chatbox.test": boxS2S}, bidi...)
 	prosodyBox := &box{xmppAddr: prosodyC2S, domain: "prosody.test"}
 	dave := prosodyBox.login(t, "dave", "", loginOpts{mechs: []sasl.Mechanism{sasl.Plain},
 		tls: &tls.Config{ServerName: "prosody.test", InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}})
 	dave.send(`<presence/>`)
+	return cb, dave
+}
+
+func TestFederationProsodyInterop(t *testing.T) {
+	cb, dave := boxWithProsody(t)
 	alice := cb.login(t, "alice", "")
 	alice.send(`<presence/>`)
 
