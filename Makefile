@@ -55,16 +55,12 @@ bench-smoke:
 # (FUZZMINIMIZE=0): go's minimizer, which also shrinks every new
 # interesting input, can outlast a short FUZZTIME and fail the run with
 # "context deadline exceeded"; `make fuzz FUZZMINIMIZE=60s` turns it on.
+# A run that ends with only that message (no failing input) is tried once
+# more (scripts/fuzz-all).
 FUZZTIME ?= 30s
 FUZZMINIMIZE ?= 0
 fuzz:
-	@set -e; for f in $$(git ls-files '*_test.go' | xargs grep -l '^func Fuzz' | sort); do \
-	  pkg=./$$(dirname $${f#./}); \
-	  for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
-	    echo "== $$pkg $$name ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) $$pkg; \
-	  done; \
-	done
+	GO=$(GO) scripts/fuzz-all $(FUZZTIME) $(FUZZMINIMIZE)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
