@@ -155,12 +155,16 @@ func seedStore(ctx context.Context, o *options, stdout io.Writer, progress func(
 				}
 				fi := r.IntN(o.seedAccounts)
 				from, _ := o.account(fi)
-				var id [16]byte // random, as the core makes them
-				binary.LittleEndian.PutUint64(id[:8], r.Uint64())
-				binary.LittleEndian.PutUint64(id[8:], r.Uint64())
+				at := first.Add(time.Duration(i) * step)
+				// As the core makes them (chat's newMessageID): 48 bits
+				// of milliseconds, big-endian, then random bits.
+				var id [16]byte
+				binary.BigEndian.PutUint64(id[:8], uint64(at.UnixMilli())<<16)
+				binary.LittleEndian.PutUint64(id[6:14], r.Uint64())
+				binary.LittleEndian.PutUint16(id[14:], uint16(r.Uint32()))
 				m := &chat.Message{
 					ID:   seedIDEncoding.EncodeToString(id[:]),
-					Time: first.Add(time.Duration(i) * step), From: from, FromNick: from,
+					Time: at, From: from, FromNick: from,
 					Kind: chat.KindNormal, Body: body,
 				}
 				if i%10 == 9 && o.seedAccounts > 1 {
@@ -212,7 +216,7 @@ func seedStore(ctx context.Context, o *options, stdout io.Writer, progress func(
 }
 
 // seedIDEncoding spells message IDs as the core does (26 characters).
-var seedIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+var seedIDEncoding = base32.NewEncoding("234567abcdefghijklmnopqrstuvwxyz").WithPadding(base32.NoPadding)
 
 // dbBytes is the size of the database file and its WAL.
 func dbBytes(path string) int64 {

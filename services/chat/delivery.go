@@ -125,33 +125,21 @@ type Rendered struct {
 
 type renderedEntry struct {
 	key string
-	b   []byte
 	v   any
 }
 
 // Bytes returns the bytes cached under key, calling render to make them
 // the first time. Safe for concurrent use by the doors' writers.
 func (r *Rendered) Bytes(key string, render func() []byte) []byte {
-	if r == nil {
-		return render()
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, e := range r.entries {
-		if e.key == key {
-			return e.b
-		}
-	}
-	b := render()
-	r.entries = append(r.entries, renderedEntry{key: key, b: b})
-	return b
+	return r.Value(key, func() any { return render() }).([]byte)
 }
 
 // Value returns the value kept under key, calling make to make it the
 // first time: a door keeps there what it derives from the fan-out alone
 // (such as one heap copy of a delivery that is the same for every
 // receiver), once for all receivers. A nil *Rendered makes it every time.
-// Values and Bytes share the keys' space: use distinct keys.
+// Values and Bytes share the keys' space: use distinct keys (Bytes is a
+// Value holding []byte).
 func (r *Rendered) Value(key string, make func() any) any {
 	if r == nil {
 		return make()
