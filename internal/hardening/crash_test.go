@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,21 +75,53 @@ func TestCrashSafety(t *testing.T) {
 			}
 			sent <- i
 		}()
+		smAck := regexp.MustCompile(`<a [^>]*h=["'](\d+)["']`)
 		go func() {
+			// As a client does, bob keeps at most 100 messages ahead of
+			// the box's acknowledgements, and acknowledges the room's
+			// messages it got (a lower bound of h is always right): the
+			// box ends a stream that leaves 1,000 stanzas unacknowledged.
+			off := len(x.all())
+			h, got, acked := 0, 0, 0
+			read := func() {
+				more, n := x.since(off)
+				off = n
+				got += strings.Count(more, "</message>")
+				for _, m := range smAck.FindAllStringSubmatch(more, -1) {
+					h, _ = strconv.Atoi(m[1])
+				}
+			}
+			ack := func() string {
+				if got-acked < 50 {
+					return ""
+				}
+				acked = got
+				return `<a xmlns='urn:xmpp:sm:3' h='` + strconv.Itoa(got) + `'/>`
+			}
 			i := 0
+		send:
 			for ; i < maxPerRound; i++ {
+				for read(); i-h >= 100; read() {
+					if a := ack(); a != "" && x.write(a) != nil {
+						break send
+					}
+					select {
+					case <-x.ended:
+						break send
+					case <-time.After(time.Millisecond):
+					}
+				}
 				s := `<message to='general@rooms.box.test' type='groupchat' id='m` + strconv.Itoa(i) + `'><body>` + xmppBody(i) + `</body></message>`
 				if i%5 == 4 {
 					s += `<r xmlns='urn:xmpp:sm:3'/>`
 				}
-				if x.write(s) != nil {
+				if x.write(s+ack()) != nil {
 					break
 				}
 			}
 			sent <- i
 		}()
 		ircEcho := regexp.MustCompile(`:alice![^ ]* PRIVMSG #general :?(irc-r` + fmt.Sprintf("%02d", round) + `-\d+)\r\n`)
-		smAck := regexp.MustCompile(`<a [^>]*h=["'](\d+)["']`)
 		if err := irc.waitCount(ircEcho, ackTarget); err != nil {
 			t.Fatalf("round %d: IRC acknowledgements: %v", round, err)
 		}

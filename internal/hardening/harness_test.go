@@ -325,6 +325,14 @@ func (c *rawConn) all() string {
 	return string(c.buf)
 }
 
+// since returns what the connection received past its first off bytes,
+// and how many bytes it has received.
+func (c *rawConn) since(off int) (string, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return string(c.buf[min(off, len(c.buf)):]), len(c.buf)
+}
+
 // waitCount waits until re matches n times in everything received.
 func (c *rawConn) waitCount(re *regexp.Regexp, n int) error {
 	deadline := time.NewTimer(waitLimit)

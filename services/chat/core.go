@@ -65,6 +65,8 @@ type Core struct {
 	closed   bool
 	event    eventState
 	remote   RemoteRouter // remote.go; nil: no federation
+
+	fanq fanoutQueue // committed room messages to route (pipeline.go)
 }
 
 // New makes a core over a store.

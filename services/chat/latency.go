@@ -49,7 +49,19 @@ func (c *Core) Delivered(m *Message) {
 	if m == nil || m.Time.IsZero() {
 		return
 	}
-	c.latency.observe(max(c.now().Sub(m.Time), 0))
+	c.DeliveredAt(m, c.now())
+}
+
+// DeliveryClock is the time Delivered takes for now: a door that writes
+// many messages at once reads it once, for DeliveredAt.
+func (c *Core) DeliveryClock() time.Time { return c.now() }
+
+// DeliveredAt is Delivered for a write made at at (a DeliveryClock time).
+func (c *Core) DeliveredAt(m *Message, at time.Time) {
+	if m == nil || m.Time.IsZero() {
+		return
+	}
+	c.latency.observe(max(at.Sub(m.Time), 0))
 }
 
 // DeliveryLatency is the histogram of delivery latencies since the core

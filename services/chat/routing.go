@@ -11,49 +11,64 @@ import (
 // the room, whichever door; the sender's session gets it with Echo set.
 // The returned message is durable.
 func (c *Core) SendRoom(ctx context.Context, s *Session, room string, kind MessageKind, body, extra string) (Message, error) {
-	r, err := c.loadRoom(ctx, Fold(room))
+	r, m, err := c.prepareRoomMessage(ctx, s, room, kind, body, extra)
 	if err != nil {
 		return Message{}, err
+	}
+	if err := c.store.AppendMessage(ctx, m, nil); err != nil {
+		return Message{}, fmt.Errorf("store message: %w", err)
+	}
+	c.fanRoom(r, s, m)
+	return *m, nil
+}
+
+// prepareRoomMessage checks that s may speak in room now and makes the
+// message it sends.
+func (c *Core) prepareRoomMessage(ctx context.Context, s *Session, room string, kind MessageKind, body, extra string) (*roomState, *Message, error) {
+	r, err := c.loadRoom(ctx, Fold(room))
+	if err != nil {
+		return nil, nil, err
 	}
 	c.mu.Lock()
 	if s.closed {
 		c.mu.Unlock()
-		return Message{}, ErrSessionClosed
+		return nil, nil, ErrSessionClosed
 	}
 	nick := s.info.Account
 	switch o := r.occupantOf(s); {
 	case o == nil && (r.room.Settings.NoExternal || r.banned(s)):
 		c.mu.Unlock()
-		return Message{}, fmt.Errorf("%w: %s", ErrNotInRoom, r.room.Name)
+		return nil, nil, fmt.Errorf("%w: %s", ErrNotInRoom, r.room.Name)
 	case o != nil && o.role == RoleVisitor:
 		c.mu.Unlock()
-		return Message{}, fmt.Errorf("%w: %s", ErrModerated, r.room.Name)
+		return nil, nil, fmt.Errorf("%w: %s", ErrModerated, r.room.Name)
 	case r.lockSilences(s):
 		c.mu.Unlock()
-		return Message{}, fmt.Errorf("%w: %s", ErrRoomLocked, r.room.Name)
+		return nil, nil, fmt.Errorf("%w: %s", ErrRoomLocked, r.room.Name)
 	case o != nil:
 		nick = o.nick
 	}
 	c.mu.Unlock()
 	if err := c.checkBody(s, body); err != nil {
-		return Message{}, err
+		return nil, nil, err
 	}
 	now := c.now().UTC()
-	m := Message{ID: newMessageID(now), Time: now, From: s.info.Account, FromNick: nick,
-		Room: r.room.Name, Kind: kindOrNormal(kind), Body: body, Extra: extra}
-	if err := c.store.AppendMessage(ctx, &m, nil); err != nil {
-		return Message{}, fmt.Errorf("store message: %w", err)
-	}
+	return r, &Message{ID: newMessageID(now), Time: now, From: s.info.Account, FromNick: nick,
+		Room: r.room.Name, Kind: kindOrNormal(kind), Body: body, Extra: extra}, nil
+}
+
+// fanRoom routes a stored room message to every session in the room, the
+// sender's with Echo set.
+func (c *Core) fanRoom(r *roomState, s *Session, m *Message) {
 	n := 0
 	shared := &Rendered{}
 	c.mu.Lock()
 	r.each(func(os *Session) {
-		os.sink.Deliver(Delivery{Kind: DelMessage, Room: r.room.Name, Message: &m, From: s.ref(), Echo: os == s, Shared: shared})
+		os.sink.Deliver(Delivery{Kind: DelMessage, Room: r.room.Name, Message: m, From: s.ref(), Echo: os == s, Shared: shared})
 		n++
 	})
 	c.mu.Unlock()
 	c.publish(Event{Type: EventMessage, Account: m.From, Room: m.Room, Door: s.info.Door, Recipients: n})
-	return m, nil
 }
 
 func kindOrNormal(k MessageKind) MessageKind {

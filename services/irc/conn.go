@@ -14,6 +14,7 @@ import (
 	"github.com/ergochat/irc-go/ircmsg"
 	"github.com/ergochat/irc-go/ircreader"
 
+	"chatbox/internal/rounds"
 	"chatbox/internal/wsconn"
 	"chatbox/services/chat"
 )
@@ -34,9 +35,13 @@ const (
 	stateRegistered                  // welcome sent
 )
 
-// conn is one client connection. Its reader goroutine runs the commands;
-// its writer goroutine writes the queue, translating the core's
-// deliveries into lines in the order the core made them.
+// conn is one client connection. Its reader goroutine runs the commands.
+// What it is sent is queued and written in the order the core made it,
+// translated into lines (write.go): a plain TCP connection by its
+// server's write rounds (internal/rounds), without a goroutine of its
+// own; a TLS or WebSocket one, or a client too slow to take a round's
+// bytes at once, by a writer goroutine of its own while it has something
+// to write.
 type conn struct {
 	srv   *Server
 	nc    net.Conn
@@ -51,6 +56,10 @@ type conn struct {
 	dmu          sync.Mutex
 	directSeen   map[int64]struct{}
 	directRecord bool
+
+	// sends counts the room messages sent and not yet stored
+	// (sendPipelined): the client's other commands wait for them.
+	sends chat.InFlight
 
 	// Line-rate bucket (reader goroutine only).
 	tokens   float64
@@ -89,6 +98,7 @@ type conn struct {
 	qBytes  int
 	started bool // run began: enqueue starts a writer when none runs
 	writing bool // a writer goroutine runs (or will, for the queue)
+	inRound bool // the queue is the write rounds' to write (raw)
 	dead    bool
 	reason  string
 	done    chan struct{} // closed when the last writer ends (dead)
@@ -99,21 +109,25 @@ type conn struct {
 	lastFlush     time.Time
 	renewDeadline time.Time
 
+	// raw writes a plain TCP connection without waiting (nil otherwise),
+	// on shard of the server's write rounds; leftover is what a round
+	// could not write, for the writer goroutine to write first.
+	raw      *rounds.Writer
+	shard    int
+	leftover []byte
+
 	// Writer goroutine only: the settings of each channel the client is
 	// in, as it was last told them (nil until the first join).
 	chans chanList
 }
 
-// outItem is one thing to write: a line made by the server, a delivery,
-// or (without the 632-byte copy of a Delivery per receiver) the fields of
-// a room message's delivery.
+// outItem is one thing to write: a line made by the server or a
+// delivery. A fan-out's receivers (but its sender, whose delivery is an
+// Echo) share one copy of its delivery (Deliver), not a 632-byte copy
+// each.
 type outItem struct {
-	line   []byte
-	d      *chat.Delivery
-	msg    *chat.Message // a room message: d is nil
-	shared *chat.Rendered
-	door   string // the sender's door
-	echo   bool
+	line []byte
+	d    *chat.Delivery
 }
 
 func newConn(s *Server, nc net.Conn, ip string) *conn {
@@ -126,6 +140,9 @@ func newConn(s *Server, nc net.Conn, ip string) *conn {
 		c.isTLS = w.tls
 	}
 	c.rd.Initialize(nc, 512, maxReadLine)
+	if c.raw = rounds.NewWriter(nc); c.raw != nil {
+		c.shard = s.rounds.Shard()
+	}
 	return c
 }
 
@@ -223,6 +240,7 @@ type readState struct {
 //
 //go:noinline
 func (c *conn) end() {
+	c.sends.Wait() // its last messages reach the room before it leaves
 	c.kill("")
 	<-c.done
 	if s := c.session(); s != nil {
@@ -417,302 +435,13 @@ func (c *conn) handleLine(line string) {
 		r.numeric(ERR_NEEDMOREPARAMS, cmd, "Not enough parameters")
 		return
 	}
+	if cmd != "PRIVMSG" && cmd != "NOTICE" {
+		c.sends.Wait() // the room messages sent before go first (sendPipelined)
+	}
 	if cmd != "PING" && cmd != "PONG" {
 		c.mu.Lock()
 		c.idleSince = c.srv.cfg.Now()
 		c.mu.Unlock()
 	}
 	h.fn(r)
-}
-
-// --- the write queue ---
-
-func (c *conn) isDead() bool {
-	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	return c.dead
-}
-
-// enqueue adds an item for the writer; a client whose queue exceeds the
-// sendq is disconnected (what it missed is in the history).
-func (c *conn) enqueue(it outItem, size int) {
-	c.qmu.Lock()
-	if c.dead {
-		c.qmu.Unlock()
-		return
-	}
-	if c.qBytes+size > c.srv.cfg.SendQ {
-		c.qmu.Unlock()
-		c.kill("SendQ exceeded")
-		return
-	}
-	if c.queue == nil {
-		c.queue, c.spare = c.spare, nil
-	}
-	c.queue = append(c.queue, it)
-	c.qBytes += size
-	c.startWriterLocked()
-	c.qmu.Unlock()
-}
-
-// startWriterLocked starts a writer goroutine for what is queued, unless
-// one runs or the connection is not running yet; c.qmu held. A writer
-// runs only while there is something to write (or the connection ends).
-func (c *conn) startWriterLocked() {
-	if c.writing || !c.started || (len(c.queue) == 0 && !c.dead) {
-		return
-	}
-	c.writing = true
-	go c.writeLoop()
-}
-
-// Deliver is the core's Sink: it queues and never blocks.
-func (c *conn) Deliver(d chat.Delivery) {
-	if m := d.Message; d.Kind == chat.DelMessage && m != nil && m.Room == "" && m.Seq != 0 && !d.Echo && !d.Carbon && !c.firstDirect(m.Seq) {
-		return // shown already (live and from the offline queue)
-	}
-	size := 256
-	if d.Message != nil {
-		size += len(d.Message.Body) + len(d.Message.Extra)
-	}
-	size += 64 * len(d.Occupants)
-	if m := d.Message; d.Kind == chat.DelMessage && m != nil && m.Room != "" {
-		c.enqueue(outItem{msg: m, shared: d.Shared, door: d.From.Door, echo: d.Echo}, size)
-		return
-	}
-	if d.Kind == chat.DelJoin && !d.Echo && !d.AccountFirst {
-		return // the account was in the room already: nothing to show
-	}
-	if d.Shared != nil && !d.Echo {
-		switch d.Kind {
-		case chat.DelJoin, chat.DelLeave, chat.DelKick, chat.DelTopic:
-			// The same for every receiver of the fan-out: one copy.
-			shared := d.Shared.Value("irc-delivery", func() any { dd := d; return &dd }).(*chat.Delivery)
-			c.enqueue(outItem{d: shared}, size)
-			return
-		}
-	}
-	c.enqueue(outItem{d: &d}, size)
-}
-
-// firstDirect says whether the direct message seq is shown for the first
-// time: a message seen while the offline queue is handed over is kept, so
-// that its second copy (live or queued) is dropped.
-func (c *conn) firstDirect(seq int64) bool {
-	c.dmu.Lock()
-	defer c.dmu.Unlock()
-	if _, ok := c.directSeen[seq]; ok {
-		return false
-	}
-	if c.directRecord {
-		c.directSeen[seq] = struct{}{}
-	}
-	return true
-}
-
-// sendLine queues a line made by the server.
-func (c *conn) sendLine(m ircmsg.Message) {
-	// Server lines that echo long client input are cut to 512 bytes
-	// (at a character boundary); messages are split before they get here.
-	b, err := m.LineBytesStrict(false, maxLineBody)
-	if err != nil && b == nil {
-		c.srv.log.Warn("unserialisable line", "cmd", m.Command, "err", err)
-		return
-	}
-	c.enqueue(outItem{line: b}, len(b))
-}
-
-// numeric queues a numeric reply to the client.
-func (c *conn) numeric(code string, params ...string) {
-	c.sendLine(ircmsg.MakeMessage(nil, c.srv.cfg.ServerName, code, append([]string{c.currentNick()}, params...)...))
-}
-
-// kill marks the connection dead: the writer sends ERROR with reason
-// (if any) and closes it.
-func (c *conn) kill(reason string) {
-	c.qmu.Lock()
-	if c.dead {
-		c.qmu.Unlock()
-		return
-	}
-	c.dead = true
-	c.qmu.Unlock()
-	c.mu.Lock()
-	if c.reason == "" {
-		c.reason = reason
-	}
-	c.mu.Unlock()
-	c.qmu.Lock()
-	c.startWriterLocked()
-	c.qmu.Unlock()
-	if reason == "SendQ exceeded" {
-		// The writer may be stuck on a client that does not read.
-		c.nc.SetWriteDeadline(time.Now())
-	}
-}
-
-// quit ends the connection politely with an ERROR line (server shutdown,
-// KILL).
-func (c *conn) quit(reason string) {
-	c.kill(reason)
-	c.nc.SetReadDeadline(time.Now())
-}
-
-// writeLoop writes the queue until it is empty, then ends (enqueue
-// starts another when something comes); when the connection is dead it
-// writes what is left and ERROR, closes its write side and closes done.
-// Under load it writes at most once per WriteCoalesce: what comes in the
-// meantime goes out in the same write.
-func (c *conn) writeLoop() {
-	w := new(batch)
-	var scratch *chat.Delivery // a room message's delivery, rebuilt per item
-	for {
-		if wait := c.srv.cfg.WriteCoalesce - time.Since(c.lastFlush); wait > 0 && !c.isDead() {
-			time.Sleep(wait)
-		}
-		c.qmu.Lock()
-		items := c.queue
-		c.queue = nil
-		c.qBytes = 0
-		dead := c.dead
-		if len(items) == 0 && !dead {
-			c.spare = nil // an idle connection keeps no buffer
-			c.writing = false
-			c.qmu.Unlock()
-			return
-		}
-		c.qmu.Unlock()
-		if len(items) > 0 {
-			if now := time.Now(); !dead && now.After(c.renewDeadline) {
-				// A write may wait between writeWait/2 and writeWait:
-				// the deadline is moved only every writeWait/2, not for
-				// every write (a timer change each time).
-				c.nc.SetWriteDeadline(now.Add(writeWait))
-				c.renewDeadline = now.Add(writeWait / 2)
-				c.mu.Lock()
-				stalled := c.reason == "SendQ exceeded"
-				c.mu.Unlock()
-				if stalled {
-					// kill set an immediate deadline just before ours: a
-					// client that does not read cannot hold us.
-					c.nc.SetWriteDeadline(time.Now())
-				}
-			}
-			for _, it := range items {
-				switch {
-				case it.line != nil:
-					w.Write(it.line)
-				case it.msg != nil:
-					if scratch == nil {
-						scratch = new(chat.Delivery)
-					}
-					*scratch = chat.Delivery{Kind: chat.DelMessage, Room: it.msg.Room, Message: it.msg,
-						From: chat.SessionRef{Account: it.msg.From, Door: it.door}, Echo: it.echo, Shared: it.shared}
-					c.writeDelivery(w, scratch)
-				default:
-					c.writeDelivery(w, it.d)
-				}
-			}
-			err := w.flush(c.nc)
-			c.lastFlush = time.Now()
-			if err != nil {
-				c.kill("Write error")
-				c.nc.Close()
-				c.qmu.Lock()
-				c.queue = nil
-				c.qmu.Unlock()
-				close(c.done)
-				return
-			}
-			for _, it := range items { // the latency histogram (chat/latency.go)
-				if !dead {
-					if it.msg != nil {
-						c.srv.core.Delivered(it.msg)
-					} else if it.d != nil && it.d.Kind == chat.DelMessage {
-						c.srv.core.Delivered(it.d.Message)
-					}
-				}
-			}
-			clear(items)
-			c.qmu.Lock()
-			c.spare = items[:0]
-			c.qmu.Unlock()
-		}
-		if dead {
-			c.mu.Lock()
-			reason := c.reason
-			c.mu.Unlock()
-			if reason != "" && reason != "SendQ exceeded" {
-				c.nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
-				io.WriteString(c.nc, "ERROR :Closing link: "+ircmsg.TruncateUTF8Safe(reason, 400)+"\r\n")
-			}
-			if tc, ok := c.nc.(*net.TCPConn); ok {
-				tc.CloseWrite()
-			}
-			c.nc.SetReadDeadline(time.Now())
-			close(c.done)
-			return
-		}
-	}
-}
-
-// batch gathers what one write sends: a fan-out's shared bytes by
-// reference (they never change), anything else copied. Over TCP it goes
-// out in one writev without copying the shared bytes; over TLS and
-// WebSocket, joined in one Write. It holds memory only while the writer
-// runs.
-type batch struct {
-	bufs  net.Buffers
-	buf   []byte // the copied bytes; bufs points into it
-	start int    // where the part of buf not yet in bufs starts
-	n     int    // bytes gathered
-}
-
-// Write copies p.
-func (b *batch) Write(p []byte) (int, error) {
-	b.buf = append(b.buf, p...)
-	b.n += len(p)
-	return len(p), nil
-}
-
-// writeShared takes p, which must not change, by reference.
-func (b *batch) writeShared(p []byte) {
-	b.cut()
-	b.bufs = append(b.bufs, p)
-	b.n += len(p)
-}
-
-func (b *batch) cut() {
-	if len(b.buf) > b.start {
-		b.bufs = append(b.bufs, b.buf[b.start:len(b.buf):len(b.buf)])
-		b.start = len(b.buf)
-	}
-}
-
-// flush writes what was gathered to nc and empties the batch.
-func (b *batch) flush(nc net.Conn) error {
-	b.cut()
-	var err error
-	switch {
-	case b.n == 0:
-	case len(b.bufs) == 1:
-		_, err = nc.Write(b.bufs[0])
-	default:
-		if _, tcp := nc.(*net.TCPConn); tcp {
-			bufs := b.bufs
-			_, err = bufs.WriteTo(nc)
-		} else {
-			all := make([]byte, 0, b.n)
-			for _, p := range b.bufs {
-				all = append(all, p...)
-			}
-			_, err = nc.Write(all)
-		}
-	}
-	clear(b.bufs)
-	b.bufs, b.buf, b.start, b.n = b.bufs[:0], b.buf[:0], 0, 0
-	if cap(b.buf) > 64<<10 {
-		b.buf = nil // a join's burst: do not keep it
-	}
-	return err
 }

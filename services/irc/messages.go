@@ -83,6 +83,11 @@ func sendOne(r *request, verb, target, text string) {
 	// STATUSMSG (@#room) goes to the whole room: the core has no
 	// per-role delivery.
 	target = strings.TrimLeft(target, "~&@+")
+	if room := roomOf(target); room != "" && r.label == "" {
+		sendPipelined(r, verb, target, room, kind, body)
+		return
+	}
+	c.sends.Wait() // what the client sent before goes first
 	s := c.session()
 	ctx := context.Background()
 	var m chat.Message
@@ -97,6 +102,37 @@ func sendOne(r *request, verb, target, text string) {
 		}
 		return err
 	})
+	sent(r, verb, target, m, err)
+}
+
+// sendPipelined sends a message to a room without waiting for the disk
+// (chat.Core.SendRoomAsync): the client's next line is read meanwhile.
+// Its echo, or the error that kept it from being stored, comes once it
+// is stored; the client's commands other than room messages wait for
+// that (conn.sends), so they keep their order. A labeled message is sent
+// by sendOne, as its reply carries the label.
+func sendPipelined(r *request, verb, target, room string, kind chat.MessageKind, body string) {
+	c := r.c
+	s := c.session()
+	c.sends.Add()
+	err := retryRateLimited(func() error {
+		return c.srv.core.SendRoomAsync(context.Background(), s, room, kind, body, "", func(m chat.Message, err error) {
+			defer c.sends.Done()
+			later := &request{c: c, msg: r.msg}
+			sent(later, verb, target, m, err)
+			later.finish()
+		})
+	})
+	if err != nil {
+		c.sends.Done()
+		sent(r, verb, target, chat.Message{}, err)
+	}
+}
+
+// sent answers a message sent: the error that kept it from being sent,
+// or the away reply and the echo.
+func sent(r *request, verb, target string, m chat.Message, err error) {
+	c := r.c
 	if err != nil {
 		if verb == "NOTICE" {
 			return // NOTICE never gets an automatic reply

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"chatbox/internal/rounds"
 	"chatbox/services/chat"
 )
 
@@ -121,6 +123,9 @@ type Server struct {
 	listenAddrs []string
 	serving     bool // between ready and shutdown: connections are taken
 
+	// rounds writes the plain TCP connections' queues (write.go).
+	rounds *rounds.Rounds
+
 	wg sync.WaitGroup
 }
 
@@ -137,7 +142,8 @@ func New(cfg Config, core *chat.Core, log *slog.Logger) *Server {
 	}
 	s := &Server{cfg: cfg, core: core, log: log.With("door", "irc"), created: cfg.Now(),
 		conns: map[*conn]struct{}{}, nicks: map[string]map[*conn]struct{}{},
-		perAddr: map[string]int{}, klines: map[string]string{}}
+		perAddr: map[string]int{}, klines: map[string]string{},
+		rounds: rounds.New(runtime.GOMAXPROCS(0), max(cfg.WriteCoalesce, 0))}
 	return s
 }
 

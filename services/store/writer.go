@@ -38,7 +38,8 @@ type appendReq struct {
 	conv       []byte // conversation key of a direct message
 	time       any    // encoded msg.Time
 	offlineFor []string
-	done       chan appendResult // buffered: the writer never blocks on it
+	done       chan appendResult          // buffered: the writer never blocks on it
+	then       func(seq int64, err error) // instead of done (AppendMessageThen)
 }
 
 type appendResult struct {
@@ -56,40 +57,10 @@ type appendResult struct {
 // skipped. If ctx ends first, AppendMessage returns its error; the message
 // may then still be stored, unless it was not yet taken into a batch.
 func (s *Store) AppendMessage(ctx context.Context, m *chat.Message, offlineFor []string) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("append message %q: %w", m.ID, err)
-	}
-	if err := checkMessage(m); err != nil {
-		return fmt.Errorf("append message %q: %w", m.ID, err)
-	}
-	t, err := dbTime(m.Time)
+	r, err := s.queueAppend(ctx, m, offlineFor, nil)
 	if err != nil {
-		return fmt.Errorf("append message %q: %w", m.ID, err)
+		return err
 	}
-	r := &appendReq{
-		ctx:        ctx,
-		msg:        *m,
-		time:       t,
-		offlineFor: slices.Clone(offlineFor),
-		done:       make(chan appendResult, 1),
-	}
-	if m.To != "" {
-		r.conv = convKey(m.From, m.To)
-	}
-
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return fmt.Errorf("append message %q: %w", m.ID, ErrClosed)
-	}
-	select {
-	case s.appends <- r:
-		s.mu.RUnlock()
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		return fmt.Errorf("append message %q: %w", m.ID, ctx.Err())
-	}
-
 	select {
 	case res := <-r.done:
 		if res.err != nil {
@@ -99,6 +70,57 @@ func (s *Store) AppendMessage(ctx context.Context, m *chat.Message, offlineFor [
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("append message %q: %w", m.ID, ctx.Err())
+	}
+}
+
+// AppendMessageThen implements chat.AsyncAppender: AppendMessage without
+// waiting. then is called on the writer goroutine after the message's
+// batch is committed and synced (or failed), in the order of the calls;
+// an error returned (the store is closed, the message is invalid) means
+// it is never called. The message is copied: m is not touched.
+func (s *Store) AppendMessageThen(ctx context.Context, m *chat.Message, offlineFor []string, then func(seq int64, err error)) error {
+	_, err := s.queueAppend(ctx, m, offlineFor, then)
+	return err
+}
+
+// queueAppend hands a message to the writer.
+func (s *Store) queueAppend(ctx context.Context, m *chat.Message, offlineFor []string, then func(int64, error)) (*appendReq, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("append message %q: %w", m.ID, err)
+	}
+	if err := checkMessage(m); err != nil {
+		return nil, fmt.Errorf("append message %q: %w", m.ID, err)
+	}
+	t, err := dbTime(m.Time)
+	if err != nil {
+		return nil, fmt.Errorf("append message %q: %w", m.ID, err)
+	}
+	r := &appendReq{
+		ctx:        ctx,
+		msg:        *m,
+		time:       t,
+		offlineFor: slices.Clone(offlineFor),
+		then:       then,
+	}
+	if then == nil {
+		r.done = make(chan appendResult, 1)
+	}
+	if m.To != "" {
+		r.conv = convKey(m.From, m.To)
+	}
+
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil, fmt.Errorf("append message %q: %w", m.ID, ErrClosed)
+	}
+	select {
+	case s.appends <- r:
+		s.mu.RUnlock()
+		return r, nil
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return nil, fmt.Errorf("append message %q: %w", m.ID, ctx.Err())
 	}
 }
 
@@ -233,7 +255,11 @@ func (s *Store) commitBatch(batch []*appendReq) {
 		}
 	}
 	for i, r := range batch {
-		r.done <- results[i]
+		if r.then != nil {
+			r.then(results[i].seq, results[i].err)
+		} else {
+			r.done <- results[i]
+		}
 	}
 }
 

@@ -139,6 +139,12 @@ func (c *conn) closeStream() {
 func (c *conn) run() {
 	c.out.start(c.nc.SetWriteDeadline)
 	defer func() {
+		c.mu.Lock()
+		ss := c.sess
+		c.mu.Unlock()
+		if ss != nil {
+			ss.sends.Wait() // its last room messages are stored and sent first
+		}
 		c.closeOnce.Do(func() { c.out.close(nil) })
 		c.out.flush()
 		c.nc.Close()

@@ -75,6 +75,9 @@ func (ss *session) routeMessage(msg *Element) {
 		}
 	}
 	kind, a := ss.classify(msg.Get("to"))
+	if kind != toHosted {
+		ss.sends.Wait() // a groupchat message elsewhere: after the room's
+	}
 	if msg.Get("to") == "" {
 		msg.Set("to", ss.bare)
 	}

@@ -13,6 +13,11 @@ import (
 
 // handle takes one top-level element from the client.
 func (ss *session) handle(el *Element) {
+	if el.Space != nsClient || el.Local != "message" || el.Get("type") != "groupchat" {
+		// Only room messages go on while those before are stored
+		// (mucMessage); anything else, an XEP-0198 <r/> included, waits.
+		ss.sends.Wait()
+	}
 	if el.Space != nsClient {
 		if h := ss.srv.features.nonzas[el.Space]; h != nil {
 			if c := ss.conn(); c != nil {
@@ -109,6 +114,7 @@ func (ss *session) toHostedDomain(el *Element, a address) {
 		}
 		return
 	}
+	ss.sends.Wait()
 	comp.sendEl(renamespace(el.Clone(), nsClient, nsComponent))
 }
 

@@ -23,6 +23,11 @@ type session struct {
 	// what it is sent goes to its server.
 	remote bool
 
+	// sends counts the room messages sent and not yet stored
+	// (mucMessage): the client's other stanzas wait for them, and an
+	// XEP-0198 h counts a message only once it is stored.
+	sends chat.InFlight
+
 	wmu sync.Mutex // orders writes, so that XEP-0198 numbers them as sent
 
 	mu        sync.Mutex

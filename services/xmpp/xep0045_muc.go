@@ -605,6 +605,11 @@ func (s *Server) mucMessage(ss *session, msg *Element, room, nick string) {
 	if typ == "error" {
 		return
 	}
+	body, hasBody := bodyOf(msg)
+	if nick != "" || typ != "groupchat" || !hasBody || strings.TrimSpace(body) == "" ||
+		msg.Child(nsClient, "subject") != nil || msg.Child(nsMUCUser, "x") != nil {
+		ss.sends.Wait() // only a plain room message is sent without waiting (below)
+	}
 	ctx, cancel := ss.ctx()
 	defer cancel()
 	if nick != "" {
@@ -619,7 +624,6 @@ func (s *Server) mucMessage(ss *session, msg *Element, room, nick string) {
 		ss.replyErr(msg, "bad-request", "messages to a room are of type groupchat")
 		return
 	}
-	body, hasBody := bodyOf(msg)
 	if subj := msg.Child(nsClient, "subject"); subj != nil && !hasBody {
 		if err := s.core.SetTopic(ctx, ss.core, room, subj.Text()); err != nil {
 			ss.replyErr(msg, mucCondition(err), err.Error())
@@ -641,7 +645,18 @@ func (s *Server) mucMessage(ss *session, msg *Element, room, nick string) {
 	if b, me := isMe(body); me {
 		body, kind = b, chat.KindAction
 	}
-	if _, err := s.core.SendRoom(ctx, ss.core, room, kind, body, encodeExtra(x)); err != nil {
+	// Stored without keeping the reader (chat.Core.SendRoomAsync): the
+	// client's next stanzas are read meanwhile, and wait for it unless
+	// they are room messages too (handle).
+	ss.sends.Add()
+	err := s.core.SendRoomAsync(context.Background(), ss.core, room, kind, body, encodeExtra(x), func(_ chat.Message, err error) {
+		defer ss.sends.Done()
+		if err != nil {
+			ss.replyErr(msg, mucCondition(err), err.Error())
+		}
+	})
+	if err != nil {
+		ss.sends.Done()
 		ss.replyErr(msg, mucCondition(err), err.Error())
 	}
 }
