@@ -198,7 +198,7 @@ func run(ctx context.Context, o options, progress func(string)) (*report, error)
 	defer b.closeAll(members)
 	var joinedS procSample
 	if o.pid > 0 {
-		if joinedS, err = readProc(o.pid); err != nil {
+		if joinedS, err = settled(ctx, o.pid); err != nil {
 			return nil, fmt.Errorf("--pid %d: %w", o.pid, err)
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -102,4 +103,35 @@ func selfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// settled samples process pid once it has finished the joins' work: the
+// last join returns before the server has sent every member the others'
+// presence (an XMPP room's join is N² stanzas), and memory measured then
+// counts those queues. It waits until the process used under 1% of a CPU
+// over 200 ms, or 10 s have passed, whichever first.
+func settled(ctx context.Context, pid int) (procSample, error) {
+	const (
+		step  = 200 * time.Millisecond
+		quiet = step / 100
+		bound = 10 * time.Second
+	)
+	s, err := readProc(pid)
+	for end := time.Now().Add(bound); err == nil && time.Now().Before(end); {
+		select {
+		case <-ctx.Done():
+			return s, nil
+		case <-time.After(step):
+		}
+		var next procSample
+		if next, err = readProc(pid); err != nil {
+			break
+		}
+		busy := next.cpu - s.cpu
+		s = next
+		if busy <= quiet {
+			break
+		}
+	}
+	return s, err
 }

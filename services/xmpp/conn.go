@@ -107,6 +107,16 @@ func (c *conn) send(b []byte) {
 	}
 }
 
+// sendParts sends one stanza given in parts (kept by reference: they
+// must not change).
+func (c *conn) sendParts(parts ...[]byte) {
+	if !c.out.pushParts(parts...) {
+		c.srv.log.Info("client too slow: send queue full, disconnecting", "addr", c.ip, "account", c.account)
+		c.out.close(nil)
+		c.nc.Close()
+	}
+}
+
 func (c *conn) sendEl(e *Element) {
 	ns := nsClient
 	if c.kind == kindComponent {

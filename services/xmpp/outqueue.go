@@ -104,6 +104,24 @@ func (q *outQueue) push(b []byte) bool {
 	return true
 }
 
+// pushParts queues one stanza given in parts, as push does.
+func (q *outQueue) pushParts(parts ...[]byte) bool {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closing || q.dead || q.bytes+n > q.max {
+		return false
+	}
+	q.items = append(q.items, parts...)
+	q.bytes += n
+	q.pushed += uint64(len(parts))
+	q.wakeLocked()
+	return true
+}
+
 // close queues last (if any) and lets the writer finish and stop.
 func (q *outQueue) close(last []byte) {
 	q.mu.Lock()

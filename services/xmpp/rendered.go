@@ -2,10 +2,7 @@ package xmpp
 
 import (
 	"encoding/xml"
-	"runtime"
 	"strings"
-	"sync"
-	"weak"
 
 	"chatbox/services/chat"
 )
@@ -97,14 +94,7 @@ func appendEscaped(b []byte, s string) []byte {
 // everyone) to ss: as one block when every output filter lets them
 // through unchanged for ss now (features.passRoom), else one by one.
 func (ss *session) sendBurst(ps []*prepared) {
-	f := ss.srv.features
-	ok := !ss.remote && len(f.passRoom) == len(f.outFilters)+len(f.onWrite)
-	for _, pass := range f.passRoom {
-		if !ok {
-			break
-		}
-		ok = pass(ss)
-	}
+	ok := ss.passesRoom()
 	if ok {
 		for _, p := range ps {
 			ok = ok && p.prefix != nil
@@ -145,60 +135,51 @@ func (ss *session) sendBurst(ps []*prepared) {
 	c.send(b)
 }
 
-// renderCache holds the prepared stanzas of the core's fan-outs
-// (chat.Delivery.Shared) while any delivery of one is still waiting: an
-// entry goes when its *chat.Rendered is garbage.
-type renderCache struct {
-	mu sync.Mutex
-	m  map[weak.Pointer[chat.Rendered]]*renderEntry
-}
-
-type renderEntry struct {
-	mu   sync.Mutex
-	keys []string
-	vals []*prepared
-}
-
-// get returns the fan-out's stanza of kind key, building it the first
-// time; without a fan-out (r nil) it builds every time.
-func (rc *renderCache) get(r *chat.Rendered, key string, build func() *Element) *prepared {
-	if r == nil {
-		return prepare(build())
+// passesRoom says whether every output filter lets stanzas from room
+// occupants through to ss now, unchanged and uncounted (features.passRoom).
+func (ss *session) passesRoom() bool {
+	f := ss.srv.features
+	if ss.remote || len(f.passRoom) != len(f.outFilters)+len(f.onWrite) {
+		return false
 	}
-	wp := weak.Make(r)
-	rc.mu.Lock()
-	if rc.m == nil {
-		rc.m = map[weak.Pointer[chat.Rendered]]*renderEntry{}
-	}
-	e := rc.m[wp]
-	if e == nil {
-		e = &renderEntry{}
-		rc.m[wp] = e
-		runtime.AddCleanup(r, rc.drop, wp)
-	}
-	rc.mu.Unlock()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for i, k := range e.keys {
-		if k == key {
-			return e.vals[i]
+	for _, pass := range f.passRoom {
+		if !pass(ss) {
+			return false
 		}
 	}
-	p := prepare(build())
-	e.keys = append(e.keys, key)
-	e.vals = append(e.vals, p)
-	return p
+	return true
 }
 
-func (rc *renderCache) drop(wp weak.Pointer[chat.Rendered]) {
-	rc.mu.Lock()
-	delete(rc.m, wp)
-	rc.mu.Unlock()
+// sendPrepared sends ss a fan-out's stanza: when the filters let it
+// through unchanged (passesRoom) over TCP, as the prepared bytes around
+// ss's own to, with nothing made for this receiver; else as a stanza.
+func (ss *session) sendPrepared(p *prepared) {
+	if p.prefix == nil || !ss.passesRoom() {
+		ss.send(p.to(ss.full))
+		return
+	}
+	ss.wmu.Lock()
+	defer ss.wmu.Unlock()
+	ss.mu.Lock()
+	c, closed := ss.c, ss.closed
+	ss.mu.Unlock()
+	if closed || c == nil {
+		return
+	}
+	if c.kind != kindStartTLS && c.kind != kindDirectTLS {
+		c.sendEl(p.to(ss.full)) // a WebSocket message is one stanza
+		return
+	}
+	if ss.toEscaped == nil {
+		ss.toEscaped = appendEscaped(nil, ss.full)
+	}
+	c.sendParts(p.prefix, ss.toEscaped, p.suffix)
 }
 
-// len is the number of fan-outs held (tests).
-func (rc *renderCache) len() int {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return len(rc.m)
+// rendered returns the fan-out's stanza of kind key (chat.Rendered: kept
+// with the fan-out, for all its receivers), building it the first time;
+// without a fan-out (r nil) it builds every time. Keys are "xmpp-…", apart
+// from the IRC door's.
+func rendered(r *chat.Rendered, key string, build func() *Element) *prepared {
+	return r.Value(key, func() any { return prepare(build()) }).(*prepared)
 }

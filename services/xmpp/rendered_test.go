@@ -63,27 +63,26 @@ func TestPreparedStanza(t *testing.T) {
 	}
 }
 
-// TestRenderCache: one rendering per fan-out and kind; none kept without
-// a fan-out.
-func TestRenderCache(t *testing.T) {
-	var rc renderCache
+// TestRendered: one rendering per fan-out and kind; none kept without a
+// fan-out.
+func TestRendered(t *testing.T) {
 	builds := 0
 	build := func() *Element { builds++; return preparedSample() }
 	r1, r2 := &chat.Rendered{}, &chat.Rendered{}
-	a := rc.get(r1, "message", build)
-	if b := rc.get(r1, "message", build); b != a || builds != 1 {
+	a := rendered(r1, "xmpp-message", build)
+	if b := rendered(r1, "xmpp-message", build); b != a || builds != 1 {
 		t.Fatalf("same fan-out rendered again (builds %d)", builds)
 	}
-	if c := rc.get(r1, "join", build); c == a || builds != 2 {
+	if c := rendered(r1, "xmpp-join", build); c == a || builds != 2 {
 		t.Fatalf("another kind shared a rendering (builds %d)", builds)
 	}
-	if d := rc.get(r2, "message", build); d == a || builds != 3 {
+	if d := rendered(r2, "xmpp-message", build); d == a || builds != 3 {
 		t.Fatalf("another fan-out shared a rendering (builds %d)", builds)
 	}
-	rc.get(nil, "message", build)
-	rc.get(nil, "message", build)
-	if builds != 5 || rc.len() != 2 {
-		t.Fatalf("without a fan-out: builds %d, entries %d", builds, rc.len())
+	rendered(nil, "xmpp-message", build)
+	rendered(nil, "xmpp-message", build)
+	if builds != 5 {
+		t.Fatalf("without a fan-out: builds %d", builds)
 	}
 }
 

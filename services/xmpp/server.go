@@ -130,7 +130,6 @@ type Server struct {
 
 	// MUC: fan-outs rendered once (rendered.go), occupants' presence for
 	// joiners (xep0045_muc.go).
-	rendered renderCache
 	interned deliveryIntern // the inboxes' fan-out deliveries (delivery.go)
 	roomPres roomPresCache
 

@@ -28,7 +28,8 @@ type session struct {
 	// XEP-0198 h counts a message only once it is stored.
 	sends chat.InFlight
 
-	wmu sync.Mutex // orders writes, so that XEP-0198 numbers them as sent
+	wmu       sync.Mutex // orders writes, so that XEP-0198 numbers them as sent
+	toEscaped []byte     // full, escaped for a to attribute (sendPrepared; wmu)
 
 	mu        sync.Mutex
 	c         *conn // nil while detached

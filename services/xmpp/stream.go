@@ -88,8 +88,13 @@ type streamReader struct {
 
 // newStreamReader reads a stream from r; no element may be larger than
 // maxBytes nor nested deeper than maxDepth.
+// readBuffer is the stream reader's buffer: small, as every connection
+// holds one while it waits (over TLS the records are buffered below it
+// anyway); a larger stanza takes a few reads.
+const readBuffer = 1024
+
 func newStreamReader(r io.Reader, maxBytes, maxDepth int, idle func() bool) *streamReader {
-	br := &budgetReader{r: bufio.NewReaderSize(r, 4096), left: maxBytes, budget: maxBytes, idle: idle}
+	br := &budgetReader{r: bufio.NewReaderSize(r, readBuffer), left: maxBytes, budget: maxBytes, idle: idle}
 	d := xml.NewDecoder(br)
 	d.Strict = true
 	return &streamReader{br: br, dec: d, maxDepth: maxDepth}

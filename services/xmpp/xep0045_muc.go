@@ -292,7 +292,7 @@ func (ss *session) mucDelivery(d chat.Delivery) {
 			return
 		}
 		// The same presence for every member: rendered once per join.
-		p := s.rendered.get(d.Shared, "join", func() *Element { return s.occupantPresence(d.Room, d.Occupant, ss.full) })
+		p := rendered(d.Shared, "xmpp-join", func() *Element { return s.occupantPresence(d.Room, d.Occupant, ss.full) })
 		ss.send(p.to(ss.full))
 	case chat.DelLeave:
 		if r == nil {
@@ -551,10 +551,10 @@ func (ss *session) mucRoomMessage(d chat.Delivery) {
 	}
 	// One rendering for every member (the echo to the sender is the
 	// same stanza).
-	p := ss.srv.rendered.get(d.Shared, "message", func() *Element {
+	p := rendered(d.Shared, "xmpp-message", func() *Element {
 		return ss.roomMessage(d.Message)
 	})
-	ss.send(p.to(ss.full))
+	ss.sendPrepared(p)
 }
 
 // mucPresenceChange shows an occupant's new presence in the rooms this
