@@ -258,6 +258,13 @@ func (c *conn) writeLoop() {
 		dead := c.dead
 		if len(items) == 0 && !dead && w.n == 0 {
 			c.spare = nil // an idle connection keeps no buffer
+			if c.raw != nil {
+				// Back to the write rounds, which do not wait: no
+				// deadline may be left for them to trip over (the
+				// runtime checks it even for a write that does not wait).
+				c.nc.SetWriteDeadline(time.Time{})
+				c.renewDeadline = time.Time{}
+			}
 			c.writing = false
 			c.qmu.Unlock()
 			return

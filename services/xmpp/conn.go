@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"chatbox/internal/rounds"
 )
 
 // connKind says what a listener serves.
@@ -95,6 +97,11 @@ func newConn(s *Server, nc net.Conn, ip string, kind connKind) *conn {
 		c.tc = tc
 	}
 	c.out = newOutQueue(nc, s.cfg.SendQ, func() { nc.Close() })
+	c.out.onWriteErr = func(err error) {
+		if errors.Is(err, rounds.ErrBacklog) { // rounds.Conn's own bound
+			c.srv.log.Info("client too slow: it does not read what it is sent, disconnecting", "addr", c.ip, "account", c.account)
+		}
+	}
 	return c
 }
 

@@ -4,6 +4,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"chatbox/internal/rounds"
 )
 
 // coalesceBytes bounds one write of several queued stanzas: a fan-out
@@ -11,6 +13,11 @@ import (
 // system calls, few TLS records). The buffers are shared by every
 // connection (writePool), so an idle connection holds none.
 const coalesceBytes = 32 << 10
+
+// writeCoalesce is the least time between two write rounds under load:
+// what a busy room sends meanwhile reaches each client in one write (one
+// TLS record, one system call for many stanzas).
+const writeCoalesce = 2 * time.Millisecond
 
 var writePool = sync.Pool{New: func() any { b := make([]byte, 0, coalesceBytes); return &b }}
 
@@ -71,6 +78,13 @@ type outQueue struct {
 	pushed   uint64
 	written  uint64
 	onDone   func() // called once when the writer stops (closes the socket)
+
+	// rounds, when set, writes the queue in its rounds (Flush) instead of
+	// a goroutine of the queue's own: w never waits (rounds.Conn below).
+	rounds *rounds.Rounds
+	shard  int
+	// onWriteErr, if set, hears why a write failed (before onDone).
+	onWriteErr func(error)
 }
 
 func newOutQueue(w io.Writer, max int, onDone func()) *outQueue {
@@ -83,8 +97,44 @@ func newOutQueue(w io.Writer, max int, onDone func()) *outQueue {
 func (q *outQueue) wakeLocked() {
 	if q.started && !q.running && !q.dead && (len(q.items) > 0 || q.closing) {
 		q.running = true
+		if q.rounds != nil {
+			q.rounds.Add(q.shard, q)
+			return
+		}
 		go q.run()
 	}
+}
+
+// Flush is the queue's turn in a write round: it writes what is queued
+// (w does not wait for the peer) and has the next round write what comes
+// meanwhile.
+func (q *outQueue) Flush() {
+	q.mu.Lock()
+	if len(q.items) == 0 {
+		if !q.closing {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		q.mu.Unlock()
+		q.stop()
+		return
+	}
+	batch := q.items
+	q.items = nil
+	q.bytes = 0
+	w, deadline := q.w, q.deadline
+	q.mu.Unlock()
+	if err := writeBatch(w, batch, deadline); err != nil {
+		q.writeFailed(err)
+		return
+	}
+	q.mu.Lock()
+	q.written += uint64(len(batch))
+	q.cond.Broadcast()
+	q.running = false
+	q.wakeLocked()
+	q.mu.Unlock()
 }
 
 // push queues b; false if the queue is closing or would overflow.
@@ -186,7 +236,7 @@ func (q *outQueue) run() {
 		w, deadline := q.w, q.deadline
 		q.mu.Unlock()
 		if err := writeBatch(w, batch, deadline); err != nil {
-			q.stop()
+			q.writeFailed(err)
 			return
 		}
 		q.mu.Lock()
@@ -194,6 +244,14 @@ func (q *outQueue) run() {
 		q.cond.Broadcast()
 		q.mu.Unlock()
 	}
+}
+
+// writeFailed ends the queue after a failed write.
+func (q *outQueue) writeFailed(err error) {
+	if q.onWriteErr != nil {
+		q.onWriteErr(err)
+	}
+	q.stop()
 }
 
 // stop ends the queue for good and closes the socket.

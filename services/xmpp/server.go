@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sort"
 	"sync"
 	"time"
 
+	"chatbox/internal/rounds"
 	"chatbox/services/chat"
 )
 
@@ -120,6 +122,9 @@ func (c *Config) defaults() {
 
 // Server is the XMPP door. It is a service the appliance runs.
 type Server struct {
+	// rounds writes the TCP client connections' queues (outqueue.go).
+	rounds *rounds.Rounds
+
 	cfg      Config
 	core     *chat.Core
 	log      *slog.Logger
@@ -156,7 +161,8 @@ func New(cfg Config, core *chat.Core, log *slog.Logger) *Server {
 	s := &Server{cfg: cfg, core: core, log: log.With("door", "xmpp"), secret: secret, started: cfg.Now(),
 		conns: map[*conn]struct{}{}, perAddr: map[string]int{},
 		bound: map[string]map[string]*session{}, detached: map[string]*session{},
-		components: map[string]*conn{}}
+		components: map[string]*conn{},
+		rounds:     rounds.New(runtime.GOMAXPROCS(0), writeCoalesce)}
 	s.features = buildFeatures(s)
 	s.fed = newFederation(s)
 	if s.fed != nil {
@@ -191,7 +197,6 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 				ln.Close()
 				return errors.New("xmpp: TLS listener without a certificate")
 			}
-			ln = tls.NewListener(ln, s.tlsConfig())
 		}
 		lns = append(lns, lis{ln, kind})
 		s.log.Info("listening", "addr", ln.Addr().String(), "kind", kind.String())
@@ -291,7 +296,20 @@ func (s *Server) accept(ctx context.Context, ln net.Listener, kind connKind) err
 			nc.Close()
 			continue
 		}
+		var rc *rounds.Conn
+		if kind == kindStartTLS || kind == kindDirectTLS {
+			// Written by the write rounds, TLS included (outqueue.go).
+			if rc = rounds.NewConn(nc, s.cfg.SendQ); rc != nil {
+				nc = rc
+			}
+		}
+		if kind == kindDirectTLS {
+			nc = tls.Server(nc, s.tlsConfig())
+		}
 		c := newConn(s, nc, ip, kind)
+		if rc != nil {
+			c.out.rounds, c.out.shard = s.rounds, s.rounds.Shard()
+		}
 		s.mu.Lock()
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()
