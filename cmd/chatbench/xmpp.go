@@ -37,6 +37,8 @@ type xmppClient struct {
 	peer
 	m    *member
 	dec  *xml.Decoder
+	in   *stanzaReader // what dec reads, after the last stream restart
+	fast fastReader
 	room string // room@muc-domain
 	nick string
 }
@@ -162,26 +164,39 @@ func streamHeader(domain string) string {
 
 // openStream reads the server's stream header and its features.
 func openStream(dec *xml.Decoder) (*elem, error) {
+	f, _, err := openStreamNS(dec)
+	return f, err
+}
+
+// openStreamNS is openStream that also returns the stream's default
+// namespace (that of its unprefixed children).
+func openStreamNS(dec *xml.Decoder) (*elem, string, error) {
+	ns := ""
 	for {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if t, ok := tok.(xml.StartElement); ok {
 			if t.Name.Space != nsStreams || t.Name.Local != "stream" {
-				return nil, fmt.Errorf("not an XMPP stream: <%s>", t.Name.Local)
+				return nil, "", fmt.Errorf("not an XMPP stream: <%s>", t.Name.Local)
+			}
+			for _, a := range t.Attr {
+				if a.Name.Space == "" && a.Name.Local == "xmlns" {
+					ns = a.Value
+				}
 			}
 			break
 		}
 	}
 	f, err := readElem(dec)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if !f.is(nsStreams, "features") {
-		return nil, fmt.Errorf("expected stream features, got <%s>", f.name.Local)
+		return nil, "", fmt.Errorf("expected stream features, got <%s>", f.name.Local)
 	}
-	return f, nil
+	return f, ns, nil
 }
 
 // tlsConfig is the client's TLS settings from --ca or --insecure.
@@ -316,10 +331,15 @@ func (c *xmppClient) login(ctx context.Context, tcfg *tls.Config, o *options, ac
 		`<iq type='set' id='bind1'><bind xmlns='` + nsBind + `'><resource>chatbench</resource></bind></iq>`)); err != nil {
 		return ioErr(ctx, "bind", err)
 	}
-	c.dec = xml.NewDecoder(br)
-	if f, err = openStream(c.dec); err != nil {
+	// From here on the decoder reads through c.in, whose buffer readLoop
+	// scans itself.
+	c.in = newStanzaReader(br)
+	c.dec = xml.NewDecoder(c.in)
+	var ns string
+	if f, ns, err = openStreamNS(c.dec); err != nil {
 		return ioErr(ctx, "stream after SASL", err)
 	}
+	c.fast = fastReader{room: []byte(c.room), rootNS: ns}
 	if f.child(nsBind, "bind") == nil {
 		return errors.New("the server offers no resource binding")
 	}
@@ -514,25 +534,24 @@ func (c *xmppClient) send(seq int, body string) error {
 func (c *xmppClient) quit() { c.close(`</stream:stream>`) }
 
 // readLoop counts the room's messages; error stanzas count as errors.
+// Room messages are read straight from the stream's bytes (receive);
+// everything else is decoded and goes to handle.
 func (c *xmppClient) readLoop() {
-	for {
-		el, err := readElem(c.dec)
-		now := time.Now()
-		if err != nil {
-			c.m.connEnded(err)
-			return
-		}
-		if c.answerIQ(el) {
-			continue
-		}
-		typ := el.get("type")
-		switch {
-		case typ == "error":
-			c.m.b.fail("%s (xmpp): error <%s> from %s: %s", c.m.account, el.name.Local, el.get("from"), describeError(el))
-		case el.name.Local == "message" && typ == "groupchat":
-			if b := el.child("jabber:client", "body"); b != nil && strings.EqualFold(bareJID(el.get("from")), c.room) {
-				c.m.received(b.text, now)
-			}
+	c.m.connEnded(receive(c.in, c.dec, &c.fast, c.m.received, c.handle))
+}
+
+// handle is readLoop's for a decoded top-level element read at now.
+func (c *xmppClient) handle(el *elem, now time.Time) {
+	if c.answerIQ(el) {
+		return
+	}
+	typ := el.get("type")
+	switch {
+	case typ == "error":
+		c.m.b.fail("%s (xmpp): error <%s> from %s: %s", c.m.account, el.name.Local, el.get("from"), describeError(el))
+	case el.name.Local == "message" && typ == "groupchat":
+		if b := el.child("jabber:client", "body"); b != nil && strings.EqualFold(bareJID(el.get("from")), c.room) {
+			c.m.received(b.text, now)
 		}
 	}
 }
