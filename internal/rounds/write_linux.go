@@ -1,8 +1,11 @@
 package rounds
 
 import (
+	"errors"
 	"net"
+	"os"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -12,6 +15,7 @@ import (
 // its descriptor, through the runtime's own lock on it). Its iovec array
 // is reused from write to write.
 type Writer struct {
+	tc  *net.TCPConn
 	rc  syscall.RawConn
 	iov []unix.Iovec
 }
@@ -27,7 +31,7 @@ func NewWriter(nc net.Conn) *Writer {
 	if err != nil {
 		return nil
 	}
-	return &Writer{rc: rc}
+	return &Writer{tc: tc, rc: rc}
 }
 
 // maxIov is the most buffers one writev takes (Linux's IOV_MAX).
@@ -68,7 +72,7 @@ func (w *Writer) TryWritev(bufs [][]byte) (int, error) {
 func (w *Writer) writev() (int, error) {
 	var n int
 	var errno syscall.Errno
-	err := w.rc.Write(func(fd uintptr) bool {
+	write := func(fd uintptr) bool {
 		for {
 			r, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iov[0])), uintptr(len(w.iov)))
 			if e == unix.EINTR {
@@ -77,7 +81,15 @@ func (w *Writer) writev() (int, error) {
 			n, errno = int(r), e
 			return true // never wait for the socket: that is the caller's goroutine's job
 		}
-	})
+	}
+	err := w.rc.Write(write)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// A deadline a blocking writer left, now past: it bounds
+		// nothing here (this write does not wait), but the runtime
+		// refuses any write once it has passed.
+		w.tc.SetWriteDeadline(time.Time{})
+		err = w.rc.Write(write)
+	}
 	switch {
 	case err != nil:
 		return 0, err

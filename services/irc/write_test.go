@@ -324,7 +324,6 @@ func TestSlowClientSendQExceeded(t *testing.T) {
 // went back to the write rounds, is still written by them after the
 // write deadline its own writer set (writeWait) has passed.
 func TestSlowClientLaterRounds(t *testing.T) {
-	t.Skip("bug: writeLoop (write.go) sets a 30 s write deadline (writeWait) that stays on the socket after the client catches up; the next write round after it passes gets i/o timeout from TryWritev and kills the client with \"Write error\"")
 	if testing.Short() {
 		t.Skip("waits writeWait (30 s)")
 	}
