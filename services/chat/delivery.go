@@ -120,12 +120,13 @@ func (f SinkFunc) Deliver(d Delivery) { f(d) }
 // returned bytes.
 type Rendered struct {
 	mu      sync.Mutex
-	entries []renderedEntry
+	entries []*renderedEntry
 }
 
 type renderedEntry struct {
-	key string
-	v   any
+	key   string
+	v     any
+	ready chan struct{} // closed once v is made
 }
 
 // Bytes returns the bytes cached under key, calling render to make them
@@ -134,24 +135,32 @@ func (r *Rendered) Bytes(key string, render func() []byte) []byte {
 	return r.Value(key, func() any { return render() }).([]byte)
 }
 
-// Value returns the value kept under key, calling make to make it the
-// first time: a door keeps there what it derives from the fan-out alone
+// Value returns the value kept under key, calling mk to make it the
+// first time (without the Rendered's lock: mk may take the core's; those
+// asking for the same key meanwhile wait for it): a door keeps there what it derives from the fan-out alone
 // (such as one heap copy of a delivery that is the same for every
 // receiver), once for all receivers. A nil *Rendered makes it every time.
 // Values and Bytes share the keys' space: use distinct keys (Bytes is a
 // Value holding []byte).
-func (r *Rendered) Value(key string, make func() any) any {
+func (r *Rendered) Value(key string, mk func() any) any {
 	if r == nil {
-		return make()
+		return mk()
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	for _, e := range r.entries {
 		if e.key == key {
+			r.mu.Unlock()
+			<-e.ready
 			return e.v
 		}
 	}
-	v := make()
-	r.entries = append(r.entries, renderedEntry{key: key, v: v})
-	return v
+	e := &renderedEntry{key: key, ready: make(chan struct{})}
+	r.entries = append(r.entries, e)
+	r.mu.Unlock()
+	// mk runs without the lock: it may take the core's lock (a door
+	// rendering a presence), which a fan-out holds while it asks for
+	// another key. Only those asking for this key wait for it.
+	defer close(e.ready)
+	e.v = mk()
+	return e.v
 }

@@ -64,3 +64,28 @@ func TestMessageIDsSortByTime(t *testing.T) {
 		t.Fatalf("ids of one millisecond %q, %q: want the same time prefix and different random parts", a, b)
 	}
 }
+
+// TestRenderedMakeUnlocked: make runs without the Rendered's lock, so it
+// may ask the same fan-out for another value (a door's rendering that
+// takes the core's lock, which a fan-out holds while it asks, deadlocked
+// the mixed room's joins before); the first value kept is everyone's.
+func TestRenderedMakeUnlocked(t *testing.T) {
+	r := &Rendered{}
+	done := make(chan any, 1)
+	go func() {
+		done <- r.Value("outer", func() any {
+			return r.Value("inner", func() any { return "i" }).(string) + "o"
+		})
+	}()
+	select {
+	case v := <-done:
+		if v != "io" {
+			t.Fatalf("outer = %v, want io", v)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Value called from make never returned: make runs under the lock")
+	}
+	if v := r.Value("outer", func() any { return "again" }); v != "io" {
+		t.Fatalf("second outer = %v, want the kept io", v)
+	}
+}
