@@ -312,22 +312,28 @@ func (b *Box) Run(ctx context.Context, stopTimeout time.Duration) error {
 			b.hub.publish(Event{Kind: string(ev.Type), Detail: ev.Room})
 		}
 	}()
+	// The chores end before the store closes (and before Run returns:
+	// the certificate renewal writes in the data directory).
 	maintCtx, stopMaint := context.WithCancel(ctx)
+	var chores sync.WaitGroup
+	defer chores.Wait()
 	defer stopMaint()
-	go b.maintain(maintCtx, 24*time.Hour)
+	chores.Go(func() { b.maintain(maintCtx, 24*time.Hour) })
 	if b.acme != nil {
-		go b.acmeObtain(maintCtx) // acme.go
+		chores.Go(func() { b.acmeObtain(maintCtx) }) // acme.go
 	}
 	if b.cfg.Event.Enabled && b.cfg.Event.History > 0 {
-		go b.eventSweep(maintCtx, time.Minute)
+		chores.Go(func() { b.eventSweep(maintCtx, time.Minute) })
 	}
 	err := b.sup.start(ctx, b.services)
 	if err == nil {
 		b.hub.setState(StateReady, "")
 		b.log.Info("chatbox ready", "domain", b.cfg.Domain, "data", b.cfg.DataDir, "services", len(b.services))
-		go b.checkStore(maintCtx, storeCheckDelay) // storecheck.go
+		chores.Go(func() { b.checkStore(maintCtx, storeCheckDelay) }) // storecheck.go
 		<-ctx.Done()
 	}
+	stopMaint()
+	chores.Wait()
 	b.hub.setState(StateShuttingDown, "")
 	b.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
