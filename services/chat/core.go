@@ -220,6 +220,9 @@ func (c *Core) DeleteAccount(ctx context.Context, name string) error {
 // Accounts lists the accounts.
 func (c *Core) Accounts(ctx context.Context) ([]Account, error) { return c.store.Accounts(ctx) }
 
+// Admins lists the box admins' account names, ordered.
+func (c *Core) Admins(ctx context.Context) ([]string, error) { return c.store.Admins(ctx) }
+
 // Account returns one account.
 func (c *Core) Account(ctx context.Context, name string) (Account, error) {
 	a, _, err := c.store.Account(ctx, Fold(name))

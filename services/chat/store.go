@@ -37,6 +37,8 @@ type AccountStore interface {
 	Account(ctx context.Context, name string) (Account, Credentials, error)
 	// Accounts lists every account, ordered by name.
 	Accounts(ctx context.Context) ([]Account, error)
+	// Admins lists the box admins' names, ordered.
+	Admins(ctx context.Context) ([]string, error)
 	// SetCredentials replaces an account's credentials, or ErrNotFound.
 	SetCredentials(ctx context.Context, name string, c Credentials) error
 	// SetAdmin makes an account a box admin or not, or ErrNotFound.

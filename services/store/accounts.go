@@ -60,6 +60,27 @@ func (s *Store) Account(ctx context.Context, name string) (chat.Account, chat.Cr
 	return a, c, nil
 }
 
+// Admins implements chat.AccountStore.
+func (s *Store) Admins(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name FROM accounts WHERE admin ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list admins: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("list admins: %w", err)
+		}
+		out = append(out, name)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list admins: %w", err)
+	}
+	return out, nil
+}
+
 // Accounts implements chat.AccountStore.
 func (s *Store) Accounts(ctx context.Context) ([]chat.Account, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT name, created, admin FROM accounts ORDER BY name`)

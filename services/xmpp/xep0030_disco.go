@@ -72,16 +72,14 @@ func (s *Server) serverDisco(ctx context.Context) ([]discoIdentity, []string, []
 // It is nil when there is no admin, or the store cannot say: XEP-0157
 // lets a service list no address.
 func (s *Server) contactAddresses(ctx context.Context) *Element {
-	accounts, err := s.core.Accounts(ctx)
+	names, err := s.core.Admins(ctx) // for every login: the stream features' caps cover it
 	if err != nil {
 		s.log.Error("list accounts for the contact addresses", "err", err)
 		return nil
 	}
 	var admins []string
-	for _, a := range accounts {
-		if a.Admin {
-			admins = append(admins, "xmpp:"+a.Name+"@"+s.cfg.Domain)
-		}
+	for _, n := range names {
+		admins = append(admins, "xmpp:"+n+"@"+s.cfg.Domain)
 	}
 	if len(admins) == 0 {
 		return nil
