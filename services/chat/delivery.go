@@ -1,6 +1,9 @@
 package chat
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // DeliveryKind says what a Delivery tells a session.
 type DeliveryKind string
@@ -119,6 +122,10 @@ func (f SinkFunc) Deliver(d Delivery) { f(d) }
 // time. A nil *Rendered renders every time. Callers must not change the
 // returned bytes.
 type Rendered struct {
+	// made is the entries whose values are made, a list replaced (never
+	// changed) as values are made: read without a lock, as every receiver
+	// of a fan-out asks.
+	made    atomic.Pointer[[]*renderedEntry]
 	mu      sync.Mutex
 	entries []*renderedEntry
 }
@@ -146,6 +153,13 @@ func (r *Rendered) Value(key string, mk func() any) any {
 	if r == nil {
 		return mk()
 	}
+	if made := r.made.Load(); made != nil {
+		for _, e := range *made {
+			if e.key == key {
+				return e.v
+			}
+		}
+	}
 	r.mu.Lock()
 	for _, e := range r.entries {
 		if e.key == key {
@@ -160,7 +174,17 @@ func (r *Rendered) Value(key string, mk func() any) any {
 	// mk runs without the lock: it may take the core's lock (a door
 	// rendering a presence), which a fan-out holds while it asks for
 	// another key. Only those asking for this key wait for it.
-	defer close(e.ready)
+	defer func() {
+		close(e.ready)
+		r.mu.Lock()
+		var list []*renderedEntry
+		if made := r.made.Load(); made != nil {
+			list = append(list, *made...)
+		}
+		list = append(list, e)
+		r.made.Store(&list)
+		r.mu.Unlock()
+	}()
 	e.v = mk()
 	return e.v
 }

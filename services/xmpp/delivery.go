@@ -38,7 +38,7 @@ func (ss *session) Deliver(d chat.Delivery) {
 	if in.queue == nil {
 		in.queue = (*inboxPool.Get().(*[]*chat.Delivery))[:0]
 	}
-	in.queue = append(in.queue, ss.srv.interned.of(&d))
+	in.queue = append(in.queue, ss.srv.shared(&d))
 	if !in.draining {
 		in.draining = true
 		go ss.drainInbox()
@@ -75,6 +75,20 @@ func (ss *session) drainInbox() {
 // appended under the core's lock, where growing a queue of one's own for
 // every fan-out was most of a room's garbage; an idle session holds none.
 var inboxPool = sync.Pool{New: func() any { q := make([]*chat.Delivery, 0, 16); return &q }}
+
+// shared returns d's copy for the inbox: a room message's receivers
+// (but its sender, whose copy is an Echo) share one, kept in the
+// fan-out's chat.Rendered; other deliveries go through interned.
+func (s *Server) shared(d *chat.Delivery) *chat.Delivery {
+	if m := d.Message; d.Kind == chat.DelMessage && d.Shared != nil && m != nil && m.Room != "" && !d.Echo && !d.Carbon {
+		return d.Shared.Value("xmpp-delivery", func() any {
+			c := new(chat.Delivery)
+			*c = *d
+			return c
+		}).(*chat.Delivery)
+	}
+	return s.interned.of(d)
+}
 
 // deliveryIntern keeps one copy of a fan-out's delivery (a chat.Delivery
 // is over 500 bytes) for all its receivers: the core makes a room
