@@ -109,32 +109,12 @@ func (q *outQueue) wakeLocked() {
 // (w does not wait for the peer) and has the next round write what comes
 // meanwhile.
 func (q *outQueue) Flush() {
-	q.mu.Lock()
-	if len(q.items) == 0 {
-		if !q.closing {
-			q.running = false
-			q.mu.Unlock()
-			return
-		}
+	if q.writeOnce() {
+		q.mu.Lock()
+		q.running = false
+		q.wakeLocked()
 		q.mu.Unlock()
-		q.stop()
-		return
 	}
-	batch := q.items
-	q.items = nil
-	q.bytes = 0
-	w, deadline := q.w, q.deadline
-	q.mu.Unlock()
-	if err := writeBatch(w, batch, deadline); err != nil {
-		q.writeFailed(err)
-		return
-	}
-	q.mu.Lock()
-	q.written += uint64(len(batch))
-	q.cond.Broadcast()
-	q.running = false
-	q.wakeLocked()
-	q.mu.Unlock()
 }
 
 // push queues b; false if the queue is closing or would overflow.
@@ -218,32 +198,38 @@ func (q *outQueue) start(deadline func(time.Time) error) {
 // run writes until the queue is empty (then the goroutine ends, to be
 // started again by the next push), closed and drained, or a write fails.
 func (q *outQueue) run() {
-	for {
-		q.mu.Lock()
-		if len(q.items) == 0 {
-			if !q.closing {
-				q.running = false
-				q.mu.Unlock()
-				return
-			}
-			q.mu.Unlock()
-			q.stop()
-			return
-		}
-		batch := q.items
-		q.items = nil
-		q.bytes = 0
-		w, deadline := q.w, q.deadline
-		q.mu.Unlock()
-		if err := writeBatch(w, batch, deadline); err != nil {
-			q.writeFailed(err)
-			return
-		}
-		q.mu.Lock()
-		q.written += uint64(len(batch))
-		q.cond.Broadcast()
-		q.mu.Unlock()
+	for q.writeOnce() {
 	}
+}
+
+// writeOnce writes what is queued, once, and says whether the writer goes
+// on (false: the queue was empty and the writer stopped, or it ended).
+func (q *outQueue) writeOnce() bool {
+	q.mu.Lock()
+	if len(q.items) == 0 {
+		if !q.closing {
+			q.running = false
+			q.mu.Unlock()
+			return false
+		}
+		q.mu.Unlock()
+		q.stop()
+		return false
+	}
+	batch := q.items
+	q.items = nil
+	q.bytes = 0
+	w, deadline := q.w, q.deadline
+	q.mu.Unlock()
+	if err := writeBatch(w, batch, deadline); err != nil {
+		q.writeFailed(err)
+		return false
+	}
+	q.mu.Lock()
+	q.written += uint64(len(batch))
+	q.cond.Broadcast()
+	q.mu.Unlock()
+	return true
 }
 
 // writeFailed ends the queue after a failed write.

@@ -119,10 +119,8 @@ func (ss *session) sendBurst(ps []*prepared) {
 	}
 	ss.wmu.Lock()
 	defer ss.wmu.Unlock()
-	ss.mu.Lock()
-	c, closed := ss.c, ss.closed
-	ss.mu.Unlock()
-	if closed || c == nil {
+	c := ss.liveConn()
+	if c == nil {
 		return
 	}
 	if c.kind != kindStartTLS && c.kind != kindDirectTLS {
@@ -150,6 +148,17 @@ func (ss *session) passesRoom() bool {
 	return true
 }
 
+// liveConn is ss's connection, nil when ss is closed or has none (ss.wmu
+// held by the caller, who writes to it).
+func (ss *session) liveConn() *conn {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.closed {
+		return nil
+	}
+	return ss.c
+}
+
 // sendPrepared sends ss a fan-out's stanza: when the filters let it
 // through unchanged (passesRoom) over TCP, as the prepared bytes around
 // ss's own to, with nothing made for this receiver; else as a stanza.
@@ -160,10 +169,8 @@ func (ss *session) sendPrepared(p *prepared) {
 	}
 	ss.wmu.Lock()
 	defer ss.wmu.Unlock()
-	ss.mu.Lock()
-	c, closed := ss.c, ss.closed
-	ss.mu.Unlock()
-	if closed || c == nil {
+	c := ss.liveConn()
+	if c == nil {
 		return
 	}
 	if c.kind != kindStartTLS && c.kind != kindDirectTLS {

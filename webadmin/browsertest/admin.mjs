@@ -99,14 +99,20 @@ try {
   const measure = async () => {
     const weight = { html: 0, css: 0, js: 0 };
     const types = new Map();
+    let docFinished;
+    const docDone = new Promise((resolve) => { docFinished = resolve; });
     const onResponse = (e) => types.set(e.requestId, e.type);
     const onFinished = (e) => {
       const kind = { Document: 'html', Stylesheet: 'css', Script: 'js' }[types.get(e.requestId)];
       if (kind) weight[kind] += e.encodedDataLength;
+      if (kind === 'html') docFinished();
     };
     cdp.on('Network.responseReceived', onResponse);
     cdp.on('Network.loadingFinished', onFinished);
     await page.goto(base + '/admin/', { waitUntil: 'load' });
+    // The document's loadingFinished can reach us after the load event
+    // (CDP events are asynchronous): wait for it, 5 s at most.
+    await Promise.race([docDone, new Promise((resolve) => setTimeout(resolve, 5000))]);
     cdp.off('Network.responseReceived', onResponse);
     cdp.off('Network.loadingFinished', onFinished);
     weight.total = weight.html + weight.css + weight.js;
