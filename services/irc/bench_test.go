@@ -63,6 +63,13 @@ func benchDoor(b testing.TB, n int) (*fuzzDoor, string) {
 		cfg: Config{PlainListen: []string{"127.0.0.1:0"}, LinesPerSecond: 1e6, LineBurst: 1 << 20,
 			ConnectionsPerAddress: 4 * n, PingInterval: time.Hour, PingTimeout: time.Hour},
 	})
+	return d, serveDoor(b, d)
+}
+
+// serveDoor runs d's server until the test ends and returns its one
+// listening address.
+func serveDoor(tb testing.TB, d *fuzzDoor) string {
+	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	errc := make(chan error, 1)
@@ -71,19 +78,19 @@ func benchDoor(b testing.TB, n int) (*fuzzDoor, string) {
 	case <-ready:
 	case err := <-errc:
 		cancel()
-		b.Fatalf("serve: %v", err)
+		tb.Fatalf("serve: %v", err)
 	}
-	b.Cleanup(func() {
+	tb.Cleanup(func() {
 		cancel()
 		if err := <-errc; err != nil {
-			b.Errorf("serve: %v", err)
+			tb.Errorf("serve: %v", err)
 		}
 	})
 	addrs := d.srv.Addrs()
 	if len(addrs) != 1 {
-		b.Fatalf("want one listening address, got %v", addrs)
+		tb.Fatalf("want one listening address, got %v", addrs)
 	}
-	return d, addrs[0]
+	return addrs[0]
 }
 
 // benchJoin connects account to addr, logs it in (with the capabilities

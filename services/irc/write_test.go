@@ -2,7 +2,6 @@ package irc
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"net"
 	"strconv"
@@ -39,27 +38,7 @@ func slowDoor(t *testing.T, sendQ int) (*fuzzDoor, string) {
 			SendQ: sendQ, PingInterval: time.Hour, PingTimeout: time.Hour},
 	})
 	d.srv.rounds = rounds.New(1, d.srv.cfg.WriteCoalesce) // before any connection
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	errc := make(chan error, 1)
-	go func() { errc <- d.srv.Serve(ctx, func() { close(ready) }) }()
-	select {
-	case <-ready:
-	case err := <-errc:
-		cancel()
-		t.Fatalf("serve: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	addrs := d.srv.Addrs()
-	if len(addrs) != 1 {
-		t.Fatalf("want one listening address, got %v", addrs)
-	}
-	return d, addrs[0]
+	return d, serveDoor(t, d)
 }
 
 // slowJoin connects account (with a receive buffer of rcvbuf bytes if
