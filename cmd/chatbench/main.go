@@ -283,6 +283,14 @@ wait:
 	for {
 		select {
 		case <-b.allDone:
+			// The last delivery can come before its sender counted the
+			// send: let the senders finish (they have nothing left to
+			// wait for).
+			select {
+			case <-sendersDone:
+			case <-ctx.Done():
+			case <-time.After(10 * time.Second):
+			}
 			break wait
 		case <-ctx.Done():
 			rep.TimedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
