@@ -90,32 +90,21 @@ func appendEscaped(b []byte, s string) []byte {
 	return append(b, s[last:]...)
 }
 
-// sendBurst sends stanzas from room occupants (a join's presence of
-// everyone) to ss: as one block when every output filter lets them
-// through unchanged for ss now (features.passRoom), else one by one.
-func (ss *session) sendBurst(ps []*prepared) {
+// sendBurst sends ss stanzas from room occupants (a room message, a
+// join's presence of everyone): when every output filter lets them
+// through unchanged for ss now (passesRoom) over TCP, as their prepared
+// bytes around ss's own escaped JID, queued by reference, with nothing
+// made for this receiver; else one by one as stanzas.
+func (ss *session) sendBurst(ps ...*prepared) {
 	ok := ss.passesRoom()
-	if ok {
-		for _, p := range ps {
-			ok = ok && p.prefix != nil
-		}
+	for _, p := range ps {
+		ok = ok && p.prefix != nil
 	}
 	if !ok {
 		for _, p := range ps {
 			ss.send(p.to(ss.full))
 		}
 		return
-	}
-	to := appendEscaped(nil, ss.full)
-	n := 0
-	for _, p := range ps {
-		n += len(p.prefix) + len(to) + len(p.suffix)
-	}
-	b := make([]byte, 0, n)
-	for _, p := range ps {
-		b = append(b, p.prefix...)
-		b = append(b, to...)
-		b = append(b, p.suffix...)
 	}
 	ss.wmu.Lock()
 	defer ss.wmu.Unlock()
@@ -130,7 +119,18 @@ func (ss *session) sendBurst(ps []*prepared) {
 		}
 		return
 	}
-	c.send(b)
+	if ss.toEscaped == nil {
+		ss.toEscaped = appendEscaped(nil, ss.full)
+	}
+	var one [3][]byte // a room message: no slice made for it
+	parts := one[:0]
+	if len(ps) > 1 {
+		parts = make([][]byte, 0, 3*len(ps))
+	}
+	for _, p := range ps {
+		parts = append(parts, p.prefix, ss.toEscaped, p.suffix)
+	}
+	c.sendParts(parts...)
 }
 
 // passesRoom says whether every output filter lets stanzas from room
@@ -157,30 +157,6 @@ func (ss *session) liveConn() *conn {
 		return nil
 	}
 	return ss.c
-}
-
-// sendPrepared sends ss a fan-out's stanza: when the filters let it
-// through unchanged (passesRoom) over TCP, as the prepared bytes around
-// ss's own to, with nothing made for this receiver; else as a stanza.
-func (ss *session) sendPrepared(p *prepared) {
-	if p.prefix == nil || !ss.passesRoom() {
-		ss.send(p.to(ss.full))
-		return
-	}
-	ss.wmu.Lock()
-	defer ss.wmu.Unlock()
-	c := ss.liveConn()
-	if c == nil {
-		return
-	}
-	if c.kind != kindStartTLS && c.kind != kindDirectTLS {
-		c.sendEl(p.to(ss.full)) // a WebSocket message is one stanza
-		return
-	}
-	if ss.toEscaped == nil {
-		ss.toEscaped = appendEscaped(nil, ss.full)
-	}
-	c.sendParts(p.prefix, ss.toEscaped, p.suffix)
 }
 
 // rendered returns the fan-out's stanza of kind key (chat.Rendered: kept

@@ -29,7 +29,7 @@ type session struct {
 	sends chat.InFlight
 
 	wmu       sync.Mutex // orders writes, so that XEP-0198 numbers them as sent
-	toEscaped []byte     // full, escaped for a to attribute (sendPrepared; wmu)
+	toEscaped []byte     // full, escaped for a to attribute (sendBurst; wmu)
 
 	mu        sync.Mutex
 	c         *conn // nil while detached

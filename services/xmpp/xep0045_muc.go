@@ -468,7 +468,7 @@ func (ss *session) mucJoined(d chat.Delivery) {
 		}
 		burst = append(burst, s.roomPres.get(s, d.Room, o, pres[i], len(d.Occupants)))
 	}
-	ss.sendBurst(burst)
+	ss.sendBurst(burst...)
 	codes := []string{"100", "110", "170"}
 	if j.created {
 		codes = append(codes, "201")
@@ -554,7 +554,7 @@ func (ss *session) mucRoomMessage(d chat.Delivery) {
 	p := rendered(d.Shared, "xmpp-message", func() *Element {
 		return ss.roomMessage(d.Message)
 	})
-	ss.sendPrepared(p)
+	ss.sendBurst(p)
 }
 
 // mucPresenceChange shows an occupant's new presence in the rooms this
