@@ -5,6 +5,7 @@
 package appliance
 
 import (
+	"chatbox/internal/memtrim"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -325,6 +326,9 @@ func (b *Box) Run(ctx context.Context, stopTimeout time.Duration) error {
 	if b.cfg.Event.Enabled && b.cfg.Event.History > 0 {
 		chores.Go(func() { b.eventSweep(maintCtx, time.Minute) })
 	}
+	// Once quiet after a burst, the heap's free pages go back to the
+	// system (the board's memory is shared with its other daemons).
+	chores.Go(func() { (&memtrim.Trimmer{Log: b.log}).Run(maintCtx) })
 	err := b.sup.start(ctx, b.services)
 	if err == nil {
 		b.hub.setState(StateReady, "")

@@ -130,7 +130,9 @@ type report struct {
 	ServerRSSIdleKB        *int64   `json:"server_rss_idle_kb,omitempty"`
 	ServerRSSJoinedKB      *int64   `json:"server_rss_joined_kb,omitempty"`
 	RSSPerConnKB           *float64 `json:"rss_per_conn_kb,omitempty"`
-	ServerCPUMS            *float64 `json:"server_cpu_ms,omitempty"` // over the send phase
+	ServerRSSPeakKB        *int64   `json:"server_rss_peak_kb,omitempty"`   // VmHWM once joined: the joins' peak
+	RSSPeakPerConnKB       *float64 `json:"rss_peak_per_conn_kb,omitempty"` // (peak - idle) / connections
+	ServerCPUMS            *float64 `json:"server_cpu_ms,omitempty"`        // over the send phase
 	CPUUSPerDelivery       *float64 `json:"cpu_us_per_delivery,omitempty"`
 	DiskWriteBytes         *int64   `json:"disk_write_bytes,omitempty"`
 	DiskBytesPerMessage    *float64 `json:"disk_bytes_per_message,omitempty"`
@@ -179,7 +181,7 @@ func run(ctx context.Context, o options, progress func(string)) (*report, error)
 	var idle procSample
 	if o.pid > 0 {
 		var err error
-		if idle, err = readProc(o.pid); err != nil {
+		if idle, err = settled(ctx, o.pid); err != nil {
 			return nil, fmt.Errorf("--pid %d: %w", o.pid, err)
 		}
 	}
@@ -340,6 +342,10 @@ wait:
 	if o.pid > 0 {
 		rep.ServerRSSIdleKB, rep.ServerRSSJoinedKB = ptr(idle.rssKB), ptr(joinedS.rssKB)
 		rep.RSSPerConnKB = ptr(round(float64(joinedS.rssKB-idle.rssKB)/float64(len(members)), 2))
+		if joinedS.peakKB > 0 {
+			rep.ServerRSSPeakKB = ptr(joinedS.peakKB)
+			rep.RSSPeakPerConnKB = ptr(round(float64(joinedS.peakKB-idle.rssKB)/float64(len(members)), 2))
+		}
 		cpu := cpu1.cpu - cpu0.cpu
 		rep.ServerCPUMS = ptr(ms(cpu))
 		if got > 0 {
@@ -384,6 +390,9 @@ func (r *report) print(w io.Writer) {
 	if r.RSSPerConnKB != nil {
 		fmt.Fprintf(w, "server: RSS %d kB idle, %d kB joined: %.1f kB per connection\n",
 			*r.ServerRSSIdleKB, *r.ServerRSSJoinedKB, *r.RSSPerConnKB)
+		if r.RSSPeakPerConnKB != nil {
+			fmt.Fprintf(w, "server: peak RSS during the joins %d kB: %.1f kB per connection\n", *r.ServerRSSPeakKB, *r.RSSPeakPerConnKB)
+		}
 		if r.CPUUSPerDelivery != nil {
 			fmt.Fprintf(w, "server: CPU %.0f ms over the send phase: %.2f µs per delivery\n", *r.ServerCPUMS, *r.CPUUSPerDelivery)
 		}

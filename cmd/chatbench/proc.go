@@ -15,6 +15,7 @@ import (
 // procSample is what /proc tells about the server at one moment.
 type procSample struct {
 	rssKB      int64         // VmRSS, /proc/PID/status
+	peakKB     int64         // VmHWM, the peak RSS so far
 	cpu        time.Duration // utime+stime, /proc/PID/stat
 	writeBytes int64         // write_bytes, /proc/PID/io (-1: unreadable)
 }
@@ -34,6 +35,7 @@ func readProc(pid int) (procSample, error) {
 	if s.rssKB, err = parseStatusRSS(status); err != nil {
 		return s, fmt.Errorf("%s/status: %w", dir, err)
 	}
+	s.peakKB, _ = procField(status, "VmHWM:")
 	stat, err := os.ReadFile(dir + "/stat")
 	if err != nil {
 		return s, err
@@ -105,18 +107,24 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// settled samples process pid once it has finished the joins' work: the
-// last join returns before the server has sent every member the others'
+// settled samples process pid once it has finished its work: the last
+// join returns before the server has sent every member the others'
 // presence (an XMPP room's join is N² stanzas), and memory measured then
-// counts those queues. It waits until the process used under 1% of a CPU
-// over 200 ms, or 10 s have passed, whichever first.
+// counts those queues; a server may also tidy up once idle (chatbox
+// gives its free heap back). It waits until the process used at most one
+// CPU tick (10 ms, 1%) over a whole second, or 15 s have passed,
+// whichever first.
 func settled(ctx context.Context, pid int) (procSample, error) {
 	const (
-		step  = 200 * time.Millisecond
-		quiet = step / 100
-		bound = 10 * time.Second
+		step   = 200 * time.Millisecond
+		window = 5 // steps: one second
+		bound  = 15 * time.Second
 	)
 	s, err := readProc(pid)
+	var busy [window]time.Duration
+	for i := range busy {
+		busy[i] = time.Hour // not yet seen
+	}
 	for end := time.Now().Add(bound); err == nil && time.Now().Before(end); {
 		select {
 		case <-ctx.Done():
@@ -127,9 +135,14 @@ func settled(ctx context.Context, pid int) (procSample, error) {
 		if next, err = readProc(pid); err != nil {
 			break
 		}
-		busy := next.cpu - s.cpu
+		copy(busy[:], busy[1:])
+		busy[window-1] = next.cpu - s.cpu
 		s = next
-		if busy <= quiet {
+		var sum time.Duration
+		for _, b := range busy {
+			sum += b
+		}
+		if sum <= clockTick {
 			break
 		}
 	}

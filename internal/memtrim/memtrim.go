@@ -1,0 +1,149 @@
+// Package memtrim gives the Go heap's free memory back to the operating
+// system once the box goes quiet after a burst of work.
+//
+// After a burst (a hundred clients joining a room, a history import) the
+// Go runtime keeps the pages the burst freed: up to the heap goal, twice
+// the live heap at GOGC=100, returned only slowly by its background
+// scavenger — and, once the work stops, no collection runs at all, so
+// the burst's garbage keeps its pages too. On a 512 MB board shared with
+// other daemons an idle chat box should hold about its live data, not
+// its last peak. A Trimmer samples runtime/metrics every Interval; once
+// the heap has allocated less than QuietBytes in each of two samples in
+// a row (the box is idle) while more than MinFree bytes could be given
+// back (garbage since the last collection, plus free pages not yet
+// released), it calls debug.FreeOSMemory: one full collection, then
+// every free page back to the system. That happens once per burst:
+// afterwards there is nothing to give back until the next one. During a
+// burst it does nothing, so it costs no throughput; the peak is the
+// runtime's as before.
+//
+// Left out: no memory limit (GOMEMLIMIT) and no GOGC change; both trade
+// CPU for memory under load, which is the owner's call (the Go
+// environment variables still apply).
+package memtrim
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"runtime/metrics"
+	"time"
+)
+
+// Defaults for a Trimmer's zero fields.
+const (
+	DefaultInterval   = 250 * time.Millisecond
+	DefaultQuietBytes = 256 << 10
+	DefaultMinFree    = 4 << 20
+)
+
+// Sample is what a Trimmer looks at.
+type Sample struct {
+	Allocs uint64 // bytes allocated on the heap since the start
+	// Spare is what a collection and a scavenge would give back: heap
+	// objects beyond those live at the last collection (garbage, or
+	// new), plus heap pages free and not yet returned to the system.
+	Spare uint64
+}
+
+// Trimmer returns free heap memory to the system when the process goes
+// quiet. Its zero value uses the defaults; Run it in a goroutine.
+type Trimmer struct {
+	Interval   time.Duration
+	QuietBytes uint64
+	MinFree    uint64
+	Log        *slog.Logger
+
+	// Read and Free are the runtime's (ReadSample, debug.FreeOSMemory)
+	// unless a test sets them.
+	Read func() Sample
+	Free func()
+
+	last   Sample
+	quiet  int // samples in a row with less than QuietBytes allocated
+	primed bool
+}
+
+// ReadSample reads the runtime's heap metrics.
+func ReadSample() Sample {
+	s := []metrics.Sample{
+		{Name: "/gc/heap/allocs:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"},
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/gc/heap/live:bytes"},
+	}
+	metrics.Read(s)
+	var v [4]uint64
+	for i := range s {
+		if s[i].Value.Kind() == metrics.KindUint64 {
+			v[i] = s[i].Value.Uint64()
+		}
+	}
+	out := Sample{Allocs: v[0], Spare: v[1]}
+	if v[2] > v[3] {
+		out.Spare += v[2] - v[3]
+	}
+	return out
+}
+
+// Run samples every Interval until ctx ends.
+func (t *Trimmer) Run(ctx context.Context) {
+	every := t.Interval
+	if every <= 0 {
+		every = DefaultInterval
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			t.Step()
+		}
+	}
+}
+
+// Step takes one sample and trims if the process has been quiet for two
+// samples with enough free memory; it reports whether it trimmed.
+func (t *Trimmer) Step() bool {
+	read, free := t.Read, t.Free
+	if read == nil {
+		read = ReadSample
+	}
+	if free == nil {
+		free = debug.FreeOSMemory
+	}
+	quietBytes, minFree := t.QuietBytes, t.MinFree
+	if quietBytes == 0 {
+		quietBytes = DefaultQuietBytes
+	}
+	if minFree == 0 {
+		minFree = DefaultMinFree
+	}
+	s := read()
+	if !t.primed {
+		t.last, t.primed = s, true
+		return false
+	}
+	allocated := s.Allocs - t.last.Allocs
+	t.last = s
+	if allocated >= quietBytes {
+		t.quiet = 0
+		return false
+	}
+	t.quiet++
+	if t.quiet < 2 || s.Spare < minFree {
+		return false
+	}
+	start := time.Now()
+	free()
+	after := read()
+	t.last = after
+	t.quiet = 0
+	if t.Log != nil {
+		t.Log.Debug("returned idle heap memory to the system",
+			"spare_before_kb", s.Spare>>10, "spare_after_kb", after.Spare>>10, "took", time.Since(start).Round(time.Microsecond))
+	}
+	return true
+}

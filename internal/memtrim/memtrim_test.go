@@ -1,0 +1,96 @@
+package memtrim
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// TestStepOnlyWhenQuietWithFreeMemory drives Step with made-up samples.
+func TestStepOnlyWhenQuietWithFreeMemory(t *testing.T) {
+	var cur Sample
+	frees := 0
+	tr := &Trimmer{
+		QuietBytes: 1000, MinFree: 5000,
+		Read: func() Sample { return cur },
+		Free: func() { frees++; cur.Spare = 0 },
+	}
+	steps := []struct {
+		alloc, free uint64
+		want        bool
+	}{
+		{0, 0, false},           // primes
+		{50_000, 9000, false},   // busy
+		{500, 9000, false},      // quiet once
+		{500, 9000, true},       // quiet twice, enough free: trim
+		{0, 0, false},           // nothing free
+		{100, 0, false},         // quiet, nothing free
+		{90_000, 20_000, false}, // a burst
+		{10, 20_000, false},     // quiet once
+		{2000, 20_000, false},   // busy again: the count starts over
+		{10, 20_000, false},     // quiet once
+		{10, 4000, false},       // quiet twice but below MinFree
+		{10, 6000, true},
+	}
+	for i, s := range steps {
+		cur.Allocs += s.alloc
+		cur.Spare = s.free
+		if got := tr.Step(); got != s.want {
+			t.Fatalf("step %d (%+v): trimmed %v, want %v", i, s, got, s.want)
+		}
+	}
+	if frees != 2 {
+		t.Fatalf("Free called %d times, want 2", frees)
+	}
+}
+
+// TestTrimReturnsRealMemory frees a real burst's garbage: once the
+// process is quiet, the heap's free memory goes back to the system.
+func TestTrimReturnsRealMemory(t *testing.T) {
+	const minFree = 1 << 20
+	burst := make([][]byte, 0, 64)
+	for range 64 {
+		burst = append(burst, make([]byte, 1<<20))
+	}
+	runtime.KeepAlive(burst)
+	burst = nil
+	// No collection since: the burst is garbage the runtime keeps.
+	before := ReadSample()
+	if before.Spare < minFree {
+		t.Fatalf("a 64 MB burst left %d bytes spare", before.Spare)
+	}
+	tr := &Trimmer{MinFree: minFree, QuietBytes: 4 << 20}
+	trimmed := false
+	for range 5 {
+		if tr.Step() {
+			trimmed = true
+			break
+		}
+	}
+	if !trimmed {
+		t.Fatalf("no trim in 5 quiet steps with %d bytes free", before.Spare)
+	}
+	if after := ReadSample(); after.Spare >= minFree {
+		t.Fatalf("after the trim %d bytes are still free (before: %d)", after.Spare, before.Spare)
+	}
+}
+
+// TestRunEndsWithContext: Run returns once its context ends.
+func TestRunEndsWithContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	steps := make(chan struct{}, 100)
+	tr := &Trimmer{Interval: time.Millisecond, Read: func() Sample {
+		select {
+		case steps <- struct{}{}:
+		default:
+		}
+		return Sample{}
+	}}
+	done := make(chan struct{})
+	go func() { tr.Run(ctx); close(done) }()
+	<-steps
+	<-steps
+	cancel()
+	<-done
+}
