@@ -8,12 +8,14 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/ergochat/irc-go/ircmsg"
 	"github.com/ergochat/irc-go/ircreader"
 
+	"chatbox/internal/netpoll"
 	"chatbox/internal/rounds"
 	"chatbox/internal/wsconn"
 	"chatbox/services/chat"
@@ -35,7 +37,11 @@ const (
 	stateRegistered                  // welcome sent
 )
 
-// conn is one client connection. Its reader goroutine runs the commands.
+// conn is one client connection. Its reader runs the commands: a plain
+// TCP connection's reader is a goroutine only while the client has sent
+// something (poll.go: the server's netpoll.Poller wakes it, a timer
+// stands in for the read deadline); any other connection's is a
+// goroutine that lives as long as the connection.
 // What it is sent is queued and written in the order the core made it,
 // translated into lines (write.go): a plain TCP connection by its
 // server's write rounds (internal/rounds), without a goroutine of its
@@ -119,6 +125,19 @@ type conn struct {
 	// Writer goroutine only: the settings of each channel the client is
 	// in, as it was last told them (nil until the first join).
 	chans chanList
+
+	// The reader's state between lines (poll.go keeps it between
+	// goroutines).
+	st readState
+	// Poll mode (poll.go); reg is nil for a connection read by a
+	// goroutine of its own.
+	reg        *netpoll.Reg
+	parked     atomic.Bool  // waiting for the poller or the timer
+	due        atomic.Int64 // when the timer is due (UnixNano)
+	timer      *time.Timer
+	blockReads bool // readBatch: reads wait (with a deadline)
+	resumeFn   func(timedOut bool)
+	finish     func() // serveConn's, once the connection has ended
 }
 
 // outItem is one thing to write: a line made by the server or a
@@ -139,9 +158,14 @@ func newConn(s *Server, nc net.Conn, ip string) *conn {
 	if w, ok := nc.(*wsNetConn); ok {
 		c.isTLS = w.tls
 	}
-	c.rd.Initialize(nc, 512, maxReadLine)
 	if c.raw = rounds.NewWriter(nc); c.raw != nil {
 		c.shard = s.rounds.Shard()
+		c.registerPoll() // poll.go
+	}
+	if c.reg != nil {
+		c.rd.Initialize(pollReader{c}, 512, maxReadLine)
+	} else {
+		c.rd.Initialize(nc, 512, maxReadLine)
 	}
 	return c
 }
@@ -212,8 +236,14 @@ func (c *conn) run() {
 	c.started = true
 	c.startWriterLocked()
 	c.qmu.Unlock()
+	st := &c.st
+	st.regBy = time.Now().Add(c.srv.cfg.RegistrationTimeout)
+	if c.reg != nil {
+		c.resume(false) // poll.go
+		return
+	}
+	defer c.finish()
 	defer c.end()
-	st := &readState{regBy: time.Now().Add(c.srv.cfg.RegistrationTimeout)}
 	if !c.handshake(st.regBy) {
 		return
 	}
@@ -347,7 +377,11 @@ func (c *conn) afterRead(st *readState, line []byte, err error) bool {
 	}
 	c.throttle()
 	text := string(line)
-	onOwnStack(func() error { c.handleLine(text); return nil })
+	if c.reg != nil {
+		c.handleLine(text) // this goroutine ends once the client is silent
+	} else {
+		onOwnStack(func() error { c.handleLine(text); return nil })
+	}
 	// A client that never pauses gets no read time-out: check the
 	// login countdown here too.
 	c.mu.Lock()

@@ -206,6 +206,15 @@ func handleBatch(r *request) {
 // whether it timed out (if not, the connection ended).
 func (c *conn) readBatch(ref string, b *mlBatch) (closed, timedOut bool) {
 	deadline := time.Now().Add(multilineTimeout)
+	if c.reg != nil { // poll mode: the batch's reads wait (poll.go)
+		c.blockReads = true
+		defer func() {
+			c.blockReads = false
+			if !c.isDead() {
+				c.nc.SetReadDeadline(time.Time{})
+			}
+		}()
+	}
 	ignored := map[string]bool{}
 	server := c.srv.cfg.ServerName
 	// Through an interface: a direct call would make an initialization

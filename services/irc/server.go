@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"chatbox/internal/netpoll"
 	"chatbox/internal/rounds"
 	"chatbox/services/chat"
 )
@@ -125,6 +126,9 @@ type Server struct {
 
 	// rounds writes the plain TCP connections' queues (write.go).
 	rounds *rounds.Rounds
+	// poll wakes the plain TCP connections' readers (poll.go); nil where
+	// there is no epoll, or outside Serve.
+	poll *netpoll.Poller
 
 	wg sync.WaitGroup
 }
@@ -189,6 +193,12 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 			closeAll()
 			return err
 		}
+	}
+	if p, err := netpoll.New(s.log); err == nil {
+		s.poll = p
+		defer func() { p.Close() }() // after the connections (wg)
+	} else {
+		s.log.Debug("idle connections keep a reading goroutine", "err", err)
 	}
 	s.mu.Lock()
 	s.listenAddrs = nil
@@ -272,14 +282,14 @@ func (s *Server) serveConn(nc net.Conn, ip string, done chan<- struct{}) {
 	}
 	s.mu.Unlock()
 	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if done != nil {
-			defer close(done)
-		}
-		c.run()
+	c.finish = func() {
 		s.forget(c)
-	}()
+		if done != nil {
+			close(done)
+		}
+		s.wg.Done()
+	}
+	go c.run() // it calls finish once the connection has ended
 }
 
 func remoteIP(a net.Addr) string {

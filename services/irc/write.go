@@ -234,6 +234,7 @@ func (c *conn) kill(reason string) {
 func (c *conn) quit(reason string) {
 	c.kill(reason)
 	c.nc.SetReadDeadline(time.Now())
+	c.wake() // poll.go
 }
 
 // writeLoop writes the queue until it is empty, then ends (enqueue
@@ -296,6 +297,7 @@ func (c *conn) writeLoop() {
 				c.queue = nil
 				c.qmu.Unlock()
 				close(c.done)
+				c.wake() // poll.go: closing removed it from the poller
 				return
 			}
 			c.delivered(items, dead)
@@ -317,6 +319,7 @@ func (c *conn) writeLoop() {
 			}
 			c.nc.SetReadDeadline(time.Now())
 			close(c.done)
+			c.wake() // poll.go: a parked reader ends the connection
 			return
 		}
 	}
