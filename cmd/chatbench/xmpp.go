@@ -339,7 +339,7 @@ func (c *xmppClient) login(ctx context.Context, tcfg *tls.Config, o *options, ac
 	if f, ns, err = openStreamNS(c.dec); err != nil {
 		return ioErr(ctx, "stream after SASL", err)
 	}
-	c.fast = fastReader{room: []byte(c.room), rootNS: ns}
+	c.fast = fastReader{room: []byte(c.room), nick: []byte(c.nick), rootNS: ns}
 	if f.child(nsBind, "bind") == nil {
 		return errors.New("the server offers no resource binding")
 	}
@@ -363,9 +363,14 @@ func (c *xmppClient) next(ctx context.Context, what string) (*elem, error) {
 	if err != nil {
 		return nil, ioErr(ctx, what, err)
 	}
+	c.seen(el)
+	return el, nil
+}
+
+// seen notes el, read during login or join, and answers it if a ping.
+func (c *xmppClient) seen(el *elem) {
 	c.m.note("<" + el.name.Local + " from='" + el.get("from") + "' type='" + el.get("type") + "'>")
 	c.answerIQ(el)
-	return el, nil
 }
 
 func (c *xmppClient) saslPlain(ctx context.Context, account, password string) error {
@@ -461,43 +466,62 @@ func scramAttrs(s string) map[string]string {
 
 // join enters the room without history and waits for the self-presence
 // (status 110) and then the subject, the end of the join (XEP-0045 §7.2).
+// It reads as readLoop does (scanLoop), but only other occupants'
+// presences take the fast path (fastReader.roomPresence; in a big room
+// they are most of what comes): everything else is decoded and goes to
+// joinElem, as before.
 func (c *xmppClient) join(ctx context.Context) error {
 	if err := c.write([]byte(`<presence to='` + xmlEscape(c.room+"/"+c.nick) + `'><x xmlns='` + nsMUC +
 		`'><history maxstanzas='0'/></x></presence>`)); err != nil {
 		return ioErr(ctx, "join", err)
 	}
-	self := false
 	c.m.setStage("waiting for the self-presence (110) from " + c.room)
-	for {
-		el, err := c.next(ctx, "joining "+c.room)
-		if err != nil {
-			return err
+	var (
+		self    bool
+		joinErr error
+	)
+	err := scanLoop(c.in, c.dec, func(el []byte, _ time.Time) bool { return c.fast.roomPresence(el) },
+		func(el *elem, _ time.Time) bool {
+			c.seen(el)
+			var done bool
+			done, joinErr = c.joinElem(el, &self)
+			return done || joinErr != nil
+		})
+	if err != nil {
+		return ioErr(ctx, "joining "+c.room, err)
+	}
+	return joinErr
+}
+
+// joinElem is join's for a decoded top-level element: it reports
+// whether the join is over (the subject after the self-presence, which
+// sets *self) or failed.
+func (c *xmppClient) joinElem(el *elem, self *bool) (bool, error) {
+	if !strings.EqualFold(bareJID(el.get("from")), c.room) {
+		return false, nil
+	}
+	switch el.name.Local {
+	case "presence":
+		if el.get("type") == "error" {
+			return false, fmt.Errorf("%w: join %s: %s", errServer, c.room, describeError(el))
 		}
-		if !strings.EqualFold(bareJID(el.get("from")), c.room) {
-			continue
-		}
-		switch el.name.Local {
-		case "presence":
-			if el.get("type") == "error" {
-				return fmt.Errorf("%w: join %s: %s", errServer, c.room, describeError(el))
-			}
-			if x := el.child(nsMUCUser, "x"); x != nil {
-				for _, st := range x.kids {
-					if st.name.Local == "status" && st.get("code") == "110" {
-						self = true
-						c.m.setStage("waiting for the subject from " + c.room + " (self-presence came)")
-					}
+		if x := el.child(nsMUCUser, "x"); x != nil {
+			for _, st := range x.kids {
+				if st.name.Local == "status" && st.get("code") == "110" {
+					*self = true
+					c.m.setStage("waiting for the subject from " + c.room + " (self-presence came)")
 				}
 			}
-		case "message":
-			if el.get("type") == "error" {
-				return fmt.Errorf("%w: join %s: %s", errServer, c.room, describeError(el))
-			}
-			if self && el.child("jabber:client", "subject") != nil {
-				return nil
-			}
+		}
+	case "message":
+		if el.get("type") == "error" {
+			return false, fmt.Errorf("%w: join %s: %s", errServer, c.room, describeError(el))
+		}
+		if *self && el.child("jabber:client", "subject") != nil {
+			return true, nil
 		}
 	}
+	return false, nil
 }
 
 func bareJID(j string) string {

@@ -8,18 +8,20 @@ import (
 	"unicode/utf8"
 )
 
-// The XMPP receive path after the join. encoding/xml builds tokens,
+// The XMPP receive path (the join's too). encoding/xml builds tokens,
 // attribute slices and strings for every stanza, which made the tool
 // cost three times the server's CPU per delivery. So readLoop scans the
 // stream's bytes itself: stanzaReader buffers them, scanner finds where
 // each top-level element ends (tags, depth and quoted attribute values
-// only), and fastGroupchat reads a room message's body straight from
-// those bytes. Anything else — iq, presence, errors, other messages,
-// comments, CDATA, an element the fast reader does not fully
-// understand or is too big to buffer — goes to the xml.Decoder, which
-// reads the very same bytes through stanzaReader.ReadByte: it keeps the
-// stream's namespace context and behaves (limits and errors too) as
-// before.
+// only), fastReader.groupchat reads a room message's body straight from
+// those bytes and fastReader.roomPresence drops another occupant's
+// presence (a 1,000-member room's joins send a million of them; join
+// reads through the same loop). Anything else — iq, our own presence,
+// errors, other messages, comments, CDATA, an element the fast reader
+// does not fully understand or is too big to buffer — goes to the
+// xml.Decoder, which reads the very same bytes through
+// stanzaReader.ReadByte: it keeps the stream's namespace context and
+// behaves (limits and errors too) as before.
 
 // stanzaReader is the stream after the last restart. The xml.Decoder
 // reads it a byte at a time (it is an io.ByteReader, so the decoder
@@ -231,107 +233,112 @@ func (sc *scanner) scan(b []byte) scanResult {
 	return scanMore
 }
 
-// fastReader is the fast path's context: the room's bare JID and the
-// stream's default namespace (that of an unprefixed <message/>).
+// fastReader is the fast path's context: the room's bare JID, our nick
+// in it and the stream's default namespace (that of an unprefixed
+// <message/>).
 type fastReader struct {
 	room    []byte
+	nick    []byte // our occupant JID is room/nick
 	rootNS  string
 	scratch []byte // the body's decoded text
+	dropped int    // presences roomPresence dropped (for tests)
 }
 
-// groupchat reads el, one whole top-level element, and returns the
-// body's text if el is a groupchat message from the room with a body
-// in jabber:client, exactly as encoding/xml (readTree, elem.get and
-// elem.child) would see it. It is strict: anything it does not fully
-// check (names outside ASCII, a prefixed <body>, CR, comments, bad
-// entities, ...) makes it return false, and the decoder then reads
-// el.
-func (f *fastReader) groupchat(el []byte) ([]byte, bool) {
-	p := &xparse{b: el}
-	if !p.lit("<message") {
-		return nil, false
+// stanzaHead is what a top-level start tag says: its first unprefixed
+// type and from (decoded), its xmlns.
+type stanzaHead struct {
+	typ, from, xmlns           []byte
+	gotType, gotFrom, gotXMLNS bool
+	selfClosing                bool
+}
+
+// head reads the start tag of an element named tag ("<message"). Like
+// the rest of the fast path it is strict: a prefixed attribute whose
+// local name is type or from (which could mean type or from, with a
+// prefix bound to "") makes it fail.
+func (p *xparse) head(tag string) (h stanzaHead, ok bool) {
+	if !p.lit(tag) {
+		return h, false
 	}
-	if p.i < len(el) && (isNameByte(el[p.i]) || el[p.i] >= utf8.RuneSelf) {
-		return nil, false // <messagefoo
+	if p.i < len(p.b) && (isNameByte(p.b[p.i]) || p.b[p.i] >= utf8.RuneSelf) {
+		return h, false // <messagefoo
 	}
-	var (
-		typ, from   []byte
-		gotT, gotF  bool
-		ns          = f.rootNS
-		gotNS       bool
-		nsv         []byte
-		selfClosing bool
-	)
-	// The start tag.
 	for {
 		p.space()
 		c, ok := p.next()
 		if !ok {
-			return nil, false
+			return h, false
 		}
 		if c == '/' {
 			if c, ok = p.next(); !ok || c != '>' {
-				return nil, false
+				return h, false
 			}
-			selfClosing = true
-			break
+			h.selfClosing = true
+			return h, true
 		}
 		if c == '>' {
-			break
+			return h, true
 		}
 		p.i--
 		name, val, ok := p.attr()
 		if !ok {
-			return nil, false
+			return h, false
 		}
 		switch string(name) {
 		case "type":
-			if !gotT {
-				typ, gotT = val, true
+			if !h.gotType {
+				h.typ, h.gotType = val, true
 			}
 		case "from":
-			if !gotF {
-				from, gotF = val, true
+			if !h.gotFrom {
+				h.from, h.gotFrom = val, true
 			}
 		case "xmlns":
-			nsv, gotNS = val, true
+			h.xmlns, h.gotXMLNS = val, true
 		default:
-			// A prefixed type or from could mean type or from (a
-			// prefix bound to ""): the decoder's.
 			if k := bytes.IndexByte(name, ':'); k >= 0 {
 				if l := string(name[k+1:]); l == "type" || l == "from" {
-					return nil, false
+					return h, false
 				}
 			}
 		}
 	}
-	if selfClosing || string(typ) != "groupchat" {
-		return nil, false
-	}
-	if !bytes.EqualFold(bareJIDBytes(from), f.room) {
-		return nil, false
-	}
-	if gotNS {
-		ns = string(nsv)
-	}
-	// The content: names matched by their raw bytes, as the decoder does.
+}
+
+// content modes: what content looks for besides checking the element.
+const (
+	wantBody = 1 << iota // the text of the first <body/> child in jabber:client
+	noSelf               // fail on a <status code='110'/> anywhere
+)
+
+// content reads the rest of an element whose start tag p has just read
+// (name is its raw name, ns the default namespace inside it) up to its
+// end, which must be the end of p.b, checking it as encoding/xml and
+// readTree would: names matched by their raw bytes, text, entities,
+// depth, nodes. With wantBody it returns the text of the first <body/>
+// child in jabber:client, as elem.child would find it (found: there was
+// one). ok is false for anything it does not fully check (comments,
+// CDATA, a prefixed <body>, CR, ...): then the decoder reads the
+// element.
+func (f *fastReader) content(p *xparse, name []byte, ns string, mode int) (body []byte, found, ok bool) {
+	el := p.b
 	var stack [maxDepth][]byte
-	stack[0] = el[1:len("<message")]
+	stack[0] = name
 	depth := 1
 	nodes := 1
 	text := 0
-	body := f.scratch[:0]
-	found, inBody := false, false
+	body = f.scratch[:0]
+	inBody := false
 	for {
 		// Character data up to the next '<'.
 		k := bytes.IndexByte(el[p.i:], '<')
 		if k < 0 {
-			return nil, false
+			return nil, false, false
 		}
 		if k > 0 {
 			run := el[p.i : p.i+k]
 			if text += len(run); text > maxText {
-				return nil, false
+				return nil, false, false
 			}
 			keep := inBody && depth == 2
 			var ok bool
@@ -341,26 +348,26 @@ func (f *fastReader) groupchat(el []byte) ([]byte, bool) {
 				_, ok = appendText(nil, run, false)
 			}
 			if !ok || bytes.Contains(run, []byte("]]>")) {
-				return nil, false
+				return nil, false, false
 			}
 			p.i += k
 		}
 		p.i++ // '<'
 		c, ok := p.next()
 		if !ok {
-			return nil, false
+			return nil, false, false
 		}
 		switch c {
 		case '!', '?':
-			return nil, false
+			return nil, false, false
 		case '/':
 			name, ok := p.name()
 			if !ok || !bytes.Equal(name, stack[depth-1]) {
-				return nil, false
+				return nil, false, false
 			}
 			p.space()
 			if c, ok := p.next(); !ok || c != '>' {
-				return nil, false
+				return nil, false, false
 			}
 			depth--
 			if depth == 1 && inBody {
@@ -368,39 +375,44 @@ func (f *fastReader) groupchat(el []byte) ([]byte, bool) {
 			}
 			if depth == 0 {
 				if p.i != len(el) {
-					return nil, false
+					return nil, false, false
 				}
 				f.scratch = body[:0]
-				return body, found
+				return body, found, true
 			}
 			continue
 		}
 		p.i--
 		name, ok := p.name()
 		if !ok {
-			return nil, false
+			return nil, false, false
 		}
 		if nodes++; nodes > maxNodes || depth >= maxDepth {
-			return nil, false
+			return nil, false, false
+		}
+		local := name
+		if k := bytes.IndexByte(name, ':'); k >= 0 {
+			local = name[k+1:]
 		}
 		candidate := false
-		if depth == 1 && !found {
-			if k := bytes.IndexByte(name, ':'); k >= 0 && string(name[k+1:]) == "body" {
-				return nil, false // <p:body/>: which namespace is the decoder's business
+		if mode&wantBody != 0 && depth == 1 && !found {
+			if len(local) != len(name) && string(local) == "body" {
+				return nil, false, false // <p:body/>: which namespace is the decoder's business
 			}
 			candidate = string(name) == "body"
 		}
+		status := mode&noSelf != 0 && string(local) == "status"
 		bodyNS, gotBodyNS := []byte(nil), false
 		selfClosing := false
 		for {
 			p.space()
 			c, ok := p.next()
 			if !ok {
-				return nil, false
+				return nil, false, false
 			}
 			if c == '/' {
 				if c, ok = p.next(); !ok || c != '>' {
-					return nil, false
+					return nil, false, false
 				}
 				selfClosing = true
 				break
@@ -411,10 +423,15 @@ func (f *fastReader) groupchat(el []byte) ([]byte, bool) {
 			p.i--
 			an, av, ok := p.attr()
 			if !ok {
-				return nil, false
+				return nil, false, false
 			}
 			if candidate && string(an) == "xmlns" {
 				bodyNS, gotBodyNS = av, true
+			}
+			if status && string(av) == "110" {
+				// Any attribute, prefixed or not: a self-presence
+				// (or a nick the server changed) is join's to see.
+				return nil, false, false
 			}
 		}
 		if candidate {
@@ -438,6 +455,68 @@ func (f *fastReader) groupchat(el []byte) ([]byte, bool) {
 	}
 }
 
+// groupchat reads el, one whole top-level element, and returns the
+// body's text if el is a groupchat message from the room with a body
+// in jabber:client, exactly as encoding/xml (readTree, elem.get and
+// elem.child) would see it. It is strict: anything it does not fully
+// check (names outside ASCII, a prefixed <body>, CR, comments, bad
+// entities, ...) makes it return false, and the decoder then reads
+// el.
+func (f *fastReader) groupchat(el []byte) ([]byte, bool) {
+	p := &xparse{b: el}
+	h, ok := p.head("<message")
+	if !ok || h.selfClosing || string(h.typ) != "groupchat" {
+		return nil, false
+	}
+	if !bytes.EqualFold(bareJIDBytes(h.from), f.room) {
+		return nil, false
+	}
+	ns := f.rootNS
+	if h.gotXMLNS {
+		ns = string(h.xmlns)
+	}
+	body, found, ok := f.content(p, el[1:len("<message")], ns, wantBody)
+	return body, ok && found
+}
+
+// roomPresence reports whether el, one whole top-level element, is a
+// presence the client ignores: another occupant's (from the room, not
+// from room/nick, whatever the case), available or unavailable, in
+// jabber:client, well formed as encoding/xml would see it, and without
+// a <status code='110'/> (join's mark of the self-presence). Neither
+// readLoop (handle) nor join does anything with such a presence but
+// note it; anything else (errors, our own presence, what it does not
+// fully check) is the decoder's, as before.
+func (f *fastReader) roomPresence(el []byte) bool {
+	p := &xparse{b: el}
+	h, ok := p.head("<presence")
+	if !ok {
+		return false
+	}
+	if h.gotType && string(h.typ) != "unavailable" {
+		return false
+	}
+	bare := bareJIDBytes(h.from)
+	if !h.gotFrom || !bytes.EqualFold(bare, f.room) {
+		return false
+	}
+	if len(bare) < len(h.from) && bytes.EqualFold(h.from[len(bare)+1:], f.nick) {
+		return false // ours
+	}
+	if h.gotXMLNS && string(h.xmlns) != "jabber:client" || !h.gotXMLNS && f.rootNS != "jabber:client" {
+		return false
+	}
+	if h.selfClosing {
+		ok = p.i == len(el)
+	} else {
+		_, _, ok = f.content(p, el[1:len("<presence")], "jabber:client", noSelf)
+	}
+	if ok {
+		f.dropped++
+	}
+	return ok
+}
+
 func bareJIDBytes(j []byte) []byte {
 	if k := bytes.IndexByte(j, '/'); k >= 0 {
 		return j[:k]
@@ -445,7 +524,7 @@ func bareJIDBytes(j []byte) []byte {
 	return j
 }
 
-// xparse reads one element's bytes for groupchat.
+// xparse reads one element's bytes for the fast path.
 type xparse struct {
 	b []byte
 	i int
@@ -659,28 +738,49 @@ func appendText(dst, s []byte, keep bool) ([]byte, bool) {
 	return dst, true
 }
 
-// receive is readLoop's loop: room bodies to onBody, every other
-// top-level element (decoded as before) to onElem, with the time the
-// read that completed it returned. It returns the error that ended the
-// stream (errStreamClosed for its end).
+// receive is readLoop's loop: room bodies to onBody, other occupants'
+// presences dropped (fastReader.roomPresence), every other top-level
+// element (decoded as before) to onElem, with the time the read that
+// completed it returned. It returns the error that ended the stream
+// (errStreamClosed for its end).
 func receive(in *stanzaReader, dec *xml.Decoder, f *fastReader, onBody func(string, time.Time), onElem func(*elem, time.Time)) error {
+	return scanLoop(in, dec, func(el []byte, now time.Time) bool {
+		if body, ok := f.groupchat(el); ok {
+			onBody(string(body), now)
+			return true
+		}
+		return f.roomPresence(el)
+	}, func(el *elem, now time.Time) bool {
+		onElem(el, now)
+		return false
+	})
+}
+
+// scanLoop reads the stream's top-level elements. Each whole element
+// the scanner finds goes to fast first, with the time the read that
+// completed it returned; if fast did not handle it, the decoder reads
+// it and onElem gets it, as it does everything the scanner leaves to
+// the decoder. scanLoop returns nil once onElem returns true (the
+// reader is then at the end of that element, and another scanLoop can
+// carry on), else the error that ended the stream (errStreamClosed for
+// its end).
+func scanLoop(in *stanzaReader, dec *xml.Decoder, fast func(el []byte, now time.Time) bool, onElem func(*elem, time.Time) bool) error {
 	var sc scanner
 	sc.reset()
 	now := time.Now()
-	slow := func() error {
+	slow := func() (bool, error) {
 		el, err := readElem(dec)
 		if err != nil {
-			return err
+			return false, err
 		}
-		onElem(el, time.Now())
-		return nil
+		return onElem(el, time.Now()), nil
 	}
 	for {
 		if dec.InputOffset() != in.served {
 			// The decoder holds a byte back (never after a whole
 			// element): let it read everything, as before.
 			for {
-				if err := slow(); err != nil {
+				if done, err := slow(); err != nil || done {
 					return err
 				}
 			}
@@ -700,7 +800,7 @@ func receive(in *stanzaReader, dec *xml.Decoder, f *fastReader, onBody func(stri
 				// before ("unexpected EOF" and the like).
 				in.r += max(sc.start, 0)
 				sc.reset()
-				if err := slow(); err != nil {
+				if done, err := slow(); err != nil || done {
 					return err
 				}
 				continue
@@ -711,8 +811,7 @@ func receive(in *stanzaReader, dec *xml.Decoder, f *fastReader, onBody func(stri
 			sc.reset()
 		case scanElement:
 			el := in.buf[in.r+sc.start : in.r+sc.pos]
-			if body, ok := f.groupchat(el); ok {
-				onBody(string(body), now)
+			if fast(el, now) {
 				in.r += sc.pos
 				sc.reset()
 				continue
@@ -730,11 +829,13 @@ func receive(in *stanzaReader, dec *xml.Decoder, f *fastReader, onBody func(stri
 				// where it stopped.
 				now = time.Now()
 			}
-			onElem(e, now)
+			if onElem(e, now) {
+				return nil
+			}
 		case scanDecoder:
 			in.r += max(sc.start, 0)
 			sc.reset()
-			if err := slow(); err != nil {
+			if done, err := slow(); err != nil || done {
 				return err
 			}
 		}
