@@ -37,6 +37,10 @@ func (c *conn) registerPoll() {
 	// Through a field: wake (called by writers and commands) naming
 	// resume (which runs commands) would make an initialization cycle.
 	c.resumeFn = c.resume
+	// Made now, stopped: ready and wake may stop it as soon as park has
+	// set parked.
+	c.timer = time.AfterFunc(time.Hour, c.timedOut)
+	c.timer.Stop()
 }
 
 // pollReader is what the line reader reads in poll mode: what the socket
@@ -88,11 +92,10 @@ func (c *conn) resume(timedOut bool) {
 func (c *conn) park(wait time.Duration) bool {
 	c.due.Store(time.Now().Add(wait).UnixNano())
 	c.parked.Store(true)
-	if c.timer == nil {
-		c.timer = time.AfterFunc(wait, c.timedOut)
-	} else {
-		c.timer.Reset(wait)
-	}
+	// A ready or wake may already have stopped it: then it fires for
+	// nothing (timedOut finds the connection not parked, or parked
+	// again with a later due time).
+	c.timer.Reset(wait)
 	if err := c.reg.Arm(); err != nil {
 		if !c.parked.CompareAndSwap(true, false) {
 			return true // woken already: that goroutine reads on
@@ -142,9 +145,7 @@ func (c *conn) wake() {
 // endPolled ends a connection in poll mode: no more calls, then what
 // the reader goroutine's end does.
 func (c *conn) endPolled() {
-	if c.timer != nil {
-		c.timer.Stop()
-	}
+	c.timer.Stop()
 	c.reg.Close()
 	c.end()
 	c.finish()
