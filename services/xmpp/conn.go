@@ -124,6 +124,15 @@ func (c *conn) sendParts(parts ...[]byte) {
 	}
 }
 
+// sendPartsLazy is sendParts for a stanza nobody waits for (outqueue.go).
+func (c *conn) sendPartsLazy(parts ...[]byte) {
+	if !c.out.pushPartsLazy(parts...) {
+		c.srv.log.Info("client too slow: send queue full, disconnecting", "addr", c.ip, "account", c.account)
+		c.out.close(nil)
+		c.nc.Close()
+	}
+}
+
 func (c *conn) sendEl(e *Element) {
 	ns := nsClient
 	if c.kind == kindComponent {

@@ -19,6 +19,16 @@ const coalesceBytes = 32 << 10
 // TLS record, one system call for many stanzas).
 const writeCoalesce = 2 * time.Millisecond
 
+// lazyCoalesce is the same for stanzas nobody waits for: other
+// occupants' presence in a room (a join is every member's presence to
+// the joiner and the joiner's to every member: a room's N² stanzas). Put
+// with pushPartsLazy, they wait, unless something else is written first,
+// for the next lazy round: under a storm of joins a member gets the
+// newcomers' presence a few dozen to a write, not one write (one TLS
+// record, one system call) each. The first after a quiet spell goes at
+// once, as in any round.
+const lazyCoalesce = 50 * time.Millisecond
+
 var writePool = sync.Pool{New: func() any { b := make([]byte, 0, coalesceBytes); return &b }}
 
 // writeBatch writes the queued items in order, joining small ones.
@@ -83,6 +93,10 @@ type outQueue struct {
 	// a goroutine of the queue's own: w never waits (rounds.Conn below).
 	rounds *rounds.Rounds
 	shard  int
+	// lazy, when set, holds back pushPartsLazy's stanzas for its next
+	// round (lazyCoalesce); lazyQueued says the queue is in it.
+	lazy       *rounds.Rounds
+	lazyQueued bool
 	// onWriteErr, if set, hears why a write failed (before onDone).
 	onWriteErr func(error)
 }
@@ -150,6 +164,43 @@ func (q *outQueue) pushParts(parts ...[]byte) bool {
 	q.pushed += uint64(len(parts))
 	q.wakeLocked()
 	return true
+}
+
+// pushPartsLazy queues one stanza given in parts, as pushParts does,
+// but lets it wait for the next lazy round unless a writer runs already
+// or something else is written first.
+func (q *outQueue) pushPartsLazy(parts ...[]byte) bool {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closing || q.dead || q.bytes+n > q.max {
+		return false
+	}
+	q.items = append(q.items, parts...)
+	q.bytes += n
+	q.pushed += uint64(len(parts))
+	if q.lazy == nil || q.running || !q.started {
+		q.wakeLocked()
+	} else if !q.lazyQueued {
+		q.lazyQueued = true
+		q.lazy.Add(q.shard, (*lazyTask)(q))
+	}
+	return true
+}
+
+// lazyTask is a queue's turn in a lazy round: what waited goes to the
+// next write round.
+type lazyTask outQueue
+
+func (t *lazyTask) Flush() {
+	q := (*outQueue)(t)
+	q.mu.Lock()
+	q.lazyQueued = false
+	q.wakeLocked()
+	q.mu.Unlock()
 }
 
 // close queues last (if any) and lets the writer finish and stop.

@@ -95,7 +95,14 @@ func appendEscaped(b []byte, s string) []byte {
 // through unchanged for ss now (passesRoom) over TCP, as their prepared
 // bytes around ss's own escaped JID, queued by reference, with nothing
 // made for this receiver; else one by one as stanzas.
-func (ss *session) sendBurst(ps ...*prepared) {
+func (ss *session) sendBurst(ps ...*prepared) { ss.sendPrepared(false, ps...) }
+
+// sendLazy is sendBurst for stanzas nobody waits for (other occupants'
+// presence): on the shared-bytes path they may wait for a lazy round
+// (outqueue.go, lazyCoalesce).
+func (ss *session) sendLazy(p *prepared) { ss.sendPrepared(true, p) }
+
+func (ss *session) sendPrepared(lazy bool, ps ...*prepared) {
 	ok := ss.passesRoom()
 	for _, p := range ps {
 		ok = ok && p.prefix != nil
@@ -129,6 +136,10 @@ func (ss *session) sendBurst(ps ...*prepared) {
 	}
 	for _, p := range ps {
 		parts = append(parts, p.prefix, ss.toEscaped, p.suffix)
+	}
+	if lazy {
+		c.sendPartsLazy(parts...)
+		return
 	}
 	c.sendParts(parts...)
 }

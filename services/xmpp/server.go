@@ -122,8 +122,10 @@ func (c *Config) defaults() {
 
 // Server is the XMPP door. It is a service the appliance runs.
 type Server struct {
-	// rounds writes the TCP client connections' queues (outqueue.go).
-	rounds *rounds.Rounds
+	// rounds writes the TCP client connections' queues (outqueue.go);
+	// lazyRounds lets other occupants' presence wait for a round of its
+	// own (lazyCoalesce).
+	rounds, lazyRounds *rounds.Rounds
 
 	cfg      Config
 	core     *chat.Core
@@ -162,7 +164,8 @@ func New(cfg Config, core *chat.Core, log *slog.Logger) *Server {
 		conns: map[*conn]struct{}{}, perAddr: map[string]int{},
 		bound: map[string]map[string]*session{}, detached: map[string]*session{},
 		components: map[string]*conn{},
-		rounds:     rounds.New(runtime.GOMAXPROCS(0), writeCoalesce)}
+		rounds:     rounds.New(runtime.GOMAXPROCS(0), writeCoalesce),
+		lazyRounds: rounds.New(1, lazyCoalesce)}
 	s.features = buildFeatures(s)
 	s.fed = newFederation(s)
 	if s.fed != nil {
@@ -309,6 +312,7 @@ func (s *Server) accept(ctx context.Context, ln net.Listener, kind connKind) err
 		c := newConn(s, nc, ip, kind)
 		if rc != nil {
 			c.out.rounds, c.out.shard = s.rounds, s.rounds.Shard()
+			c.out.lazy = s.lazyRounds
 		}
 		s.mu.Lock()
 		s.conns[c] = struct{}{}

@@ -293,7 +293,7 @@ func (ss *session) mucDelivery(d chat.Delivery) {
 		}
 		// The same presence for every member: rendered once per join.
 		p := rendered(d.Shared, "xmpp-join", func() *Element { return s.occupantPresence(d.Room, d.Occupant, ss.full) })
-		ss.send(p.to(ss.full))
+		ss.sendLazy(p)
 	case chat.DelLeave:
 		if r == nil {
 			return
