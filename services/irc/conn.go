@@ -53,7 +53,7 @@ type conn struct {
 	nc    net.Conn
 	ip    string
 	isTLS bool
-	rd    ircreader.Reader
+	rd    lineReader // *ircreader.Reader; in poll mode *idleReader
 
 	// Direct messages shown while the session's waiting messages are
 	// handed over (startSession): a message sent at the moment the session
@@ -163,11 +163,18 @@ func newConn(s *Server, nc net.Conn, ip string) *conn {
 		c.registerPoll() // poll.go
 	}
 	if c.reg != nil {
-		c.rd.Initialize(pollReader{c}, 512, maxReadLine)
+		c.rd = &idleReader{src: pollReader{c}, max: maxReadLine}
 	} else {
-		c.rd.Initialize(nc, 512, maxReadLine)
+		rd := new(ircreader.Reader)
+		rd.Initialize(nc, 512, maxReadLine)
+		c.rd = rd
 	}
 	return c
+}
+
+// lineReader reads the client's lines.
+type lineReader interface {
+	ReadLine() ([]byte, error)
 }
 
 // host is the client's host as others see it: its door and the domain.
