@@ -215,6 +215,25 @@ func (b *bench) connectAll(ctx context.Context, progress func(int)) ([]*member, 
 	return members, nil
 }
 
+// warmUp connects and joins the first o.warmup clients (in the run's
+// mix of protocols) and ends them: the server's idle memory, the
+// baseline of the per-connection figure, then holds what any first
+// client brings in (code paged in from the binary, caches), not only
+// what a server that never served holds.
+func (b *bench) warmUp(ctx context.Context) error {
+	if b.o.warmup == 0 {
+		return nil
+	}
+	wb := &bench{o: b.o, runID: b.runID, base: b.base, hist: newHistogram(), allDone: make(chan struct{})}
+	wb.o.clients = min(b.o.warmup, b.o.clients)
+	members, err := wb.connectAll(ctx, func(int) {})
+	if err != nil {
+		return fmt.Errorf("warm-up (--warmup %d): %w", wb.o.clients, err)
+	}
+	wb.closeAll(members)
+	return nil
+}
+
 // closeAll ends every connection and waits (bounded) for the readers.
 func (b *bench) closeAll(members []*member) {
 	b.closing.Store(true)

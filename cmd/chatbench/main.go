@@ -180,6 +180,10 @@ func run(ctx context.Context, o options, progress func(string)) (*report, error)
 	}
 	var idle procSample
 	if o.pid > 0 {
+		if err := b.warmUp(ctx); err != nil {
+			return nil, err
+		}
+		say("warmed up with %d clients", min(o.warmup, o.clients))
 		var err error
 		if idle, err = settled(ctx, o.pid); err != nil {
 			return nil, fmt.Errorf("--pid %d: %w", o.pid, err)

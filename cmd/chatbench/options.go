@@ -42,6 +42,7 @@ type options struct {
 	drain           time.Duration
 	joinTimeout     time.Duration
 	connectParallel int
+	warmup          int
 
 	// The start-up measurement (startup.go).
 	seed         string
@@ -118,6 +119,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.drain, "drain", 10*time.Second, "after the last send, give up waiting once no delivery came for this long")
 	fs.DurationVar(&o.joinTimeout, "join-timeout", 60*time.Second, "bound on one client's connect, login and join")
 	fs.IntVar(&o.connectParallel, "connect-parallel", 16, "clients connecting at once (1-256)")
+	fs.IntVar(&o.warmup, "warmup", 10, "with --pid: clients that join and leave before the idle memory sample, so the baseline holds the code and caches a first client brings in (0-1000)")
 	fs.StringVar(&o.seed, "seed", "", "fill the new chatbox data `dir` with --seed-accounts, --seed-rooms and --seed-messages through the store, and exit")
 	fs.IntVar(&o.seedAccounts, "seed-accounts", 10000, "accounts --seed makes (PREFIX0000 …)")
 	fs.IntVar(&o.seedMessages, "seed-messages", 1000000, "messages --seed stores")
@@ -202,6 +204,8 @@ func (o *options) check() error {
 		return fmt.Errorf("--drain %s: want more than 0", o.drain)
 	case o.joinTimeout <= 0:
 		return fmt.Errorf("--join-timeout %s: want more than 0", o.joinTimeout)
+	case o.warmup < 0 || o.warmup > 1000:
+		return fmt.Errorf("--warmup %d: want 0 to 1000", o.warmup)
 	case o.connectParallel < 1 || o.connectParallel > 256:
 		return fmt.Errorf("--connect-parallel %d: want 1 to 256", o.connectParallel)
 	case o.pid < 0:
