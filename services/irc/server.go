@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -116,7 +117,7 @@ type Server struct {
 
 	mu          sync.Mutex
 	conns       map[*conn]struct{}
-	nicks       map[string]map[*conn]struct{} // folded nick -> connections using it
+	nicks       map[string][]*conn // folded nick -> connections using it (one, but for an account's several)
 	perAddr     map[string]int
 	whowas      []whowasEntry
 	klines      map[string]string // banned address -> reason
@@ -145,7 +146,7 @@ func New(cfg Config, core *chat.Core, log *slog.Logger) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, core: core, log: log.With("door", "irc"), created: cfg.Now(),
-		conns: map[*conn]struct{}{}, nicks: map[string]map[*conn]struct{}{},
+		conns: map[*conn]struct{}{}, nicks: map[string][]*conn{},
 		perAddr: map[string]int{}, klines: map[string]string{},
 		rounds: rounds.New(runtime.GOMAXPROCS(0), max(cfg.WriteCoalesce, 0))}
 	return s
@@ -346,19 +347,17 @@ func (s *Server) claimNick(nick string, c *conn) bool {
 	key := fold(nick)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for other := range s.nicks[key] {
+	holders := s.nicks[key]
+	for _, other := range holders {
 		if other == c {
-			continue
+			return true
 		}
 		acct := c.accountName()
 		if acct == "" || other.accountName() != acct {
 			return false
 		}
 	}
-	if s.nicks[key] == nil {
-		s.nicks[key] = map[*conn]struct{}{}
-	}
-	s.nicks[key][c] = struct{}{}
+	s.nicks[key] = append(holders, c)
 	return true
 }
 
@@ -370,9 +369,11 @@ func (s *Server) unclaimNick(nick string, c *conn) {
 
 func (s *Server) unclaimNickLocked(nick string, c *conn) {
 	key := fold(nick)
-	delete(s.nicks[key], c)
-	if len(s.nicks[key]) == 0 {
+	holders := slices.DeleteFunc(s.nicks[key], func(o *conn) bool { return o == c })
+	if len(holders) == 0 {
 		delete(s.nicks, key)
+	} else {
+		s.nicks[key] = holders
 	}
 }
 
@@ -380,11 +381,7 @@ func (s *Server) unclaimNickLocked(nick string, c *conn) {
 func (s *Server) nickHolders(nick string) []*conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var cs []*conn
-	for c := range s.nicks[fold(nick)] {
-		cs = append(cs, c)
-	}
-	return cs
+	return slices.Clone(s.nicks[fold(nick)])
 }
 
 // connCount returns the number of connections and the most ever seen.
