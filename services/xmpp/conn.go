@@ -3,7 +3,6 @@ package xmpp
 import (
 	"crypto/tls"
 	"encoding/base64"
-	"encoding/xml"
 	"errors"
 	"io"
 	"net"
@@ -223,9 +222,7 @@ func (c *conn) newReader(r io.Reader) {
 // restartReader reads a restarted stream on the same bytes (after SASL):
 // anything the client pipelined stays buffered.
 func (c *conn) restartReader() {
-	d := xml.NewDecoder(c.br)
-	d.Strict = true
-	c.rd = &streamReader{br: c.br, dec: d, maxDepth: c.srv.cfg.MaxDepth}
+	c.rd = c.br.streamReader(c.srv.cfg.MaxDepth)
 }
 
 // idle is called when a read times out: before binding that is the end;
