@@ -85,6 +85,12 @@ func TestMemoryPerMember(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	after := memSnapshot(t, "after")
 
+	if dir := os.Getenv("MEMBENCH_PROF"); dir != "" {
+		if f, err := os.Create(filepath.Join(dir, "goroutines.txt")); err == nil {
+			pprof.Lookup("goroutine").WriteTo(f, 1)
+			f.Close()
+		}
+	}
 	per := func(a, b uint64) float64 { return (float64(b) - float64(a)) / float64(n) }
 	t.Logf("members %d (plus 1 before the baseline)", n)
 	t.Logf("HeapAlloc   %8.0f B/member", per(before.ms.HeapAlloc, after.ms.HeapAlloc))
