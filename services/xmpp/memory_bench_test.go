@@ -343,9 +343,40 @@ func TestMemoryClients(t *testing.T) {
 // memClientJoin logs name in and joins the room "general"; a goroutine
 // then discards what the connection is sent.
 func memClientJoin(addr, name string) (net.Conn, error) {
-	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	tc, rd, err := memClientLogin(addr, name)
 	if err != nil {
 		return nil, err
+	}
+	io.WriteString(tc, `<presence to="general@rooms.`+boxDomain+`/`+name+`"><x xmlns="`+nsMUC+`"><history maxstanzas="0"/></x></presence>`)
+	for {
+		el, err := rd.Next()
+		if err != nil {
+			tc.Close()
+			return nil, fmt.Errorf("join: %w", err)
+		}
+		if el.Local == "message" && el.Child(nsClient, "subject") != nil {
+			break
+		}
+	}
+	tc.SetDeadline(time.Time{})
+	// What comes next (the later members' presence) is read and dropped.
+	go func() {
+		for {
+			if _, err := rd.Next(); err != nil {
+				return
+			}
+		}
+	}()
+	return tc, nil
+}
+
+// memClientLogin logs name in as cmd/chatbench does: STARTTLS, SASL
+// PLAIN, bind. The TLS client sends full records from the start
+// (DynamicRecordSizingDisabled), so that a write is one record.
+func memClientLogin(addr, name string) (*tls.Conn, *streamReader, error) {
+	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return nil, nil, err
 	}
 	nc.SetDeadline(time.Now().Add(60 * time.Second))
 	header := `<?xml version='1.0'?><stream:stream xmlns="jabber:client" xmlns:stream="http://etherx.jabber.org/streams" to="` + boxDomain + `" version="1.0">`
@@ -357,7 +388,7 @@ func memClientJoin(addr, name string) (net.Conn, error) {
 		}
 		return el, nil
 	}
-	fail := func(err error) (net.Conn, error) { nc.Close(); return nil, err }
+	fail := func(err error) (*tls.Conn, *streamReader, error) { nc.Close(); return nil, nil, err }
 	open := func(w net.Conn) error {
 		io.WriteString(w, header)
 		rd = newStreamReader(w, 1<<24, 64, nil)
@@ -376,7 +407,7 @@ func memClientJoin(addr, name string) (net.Conn, error) {
 	} else if el.Local != "proceed" {
 		return fail(fmt.Errorf("starttls: %s", el))
 	}
-	tc := tls.Client(nc, &tls.Config{InsecureSkipVerify: true, ServerName: boxDomain})
+	tc := tls.Client(nc, &tls.Config{InsecureSkipVerify: true, ServerName: boxDomain, DynamicRecordSizingDisabled: true})
 	if err := tc.Handshake(); err != nil {
 		return fail(err)
 	}
@@ -399,24 +430,78 @@ func memClientJoin(addr, name string) (net.Conn, error) {
 	} else if el.Get("type") != "result" {
 		return fail(fmt.Errorf("bind: %s", el))
 	}
-	io.WriteString(tc, `<presence to="general@rooms.`+boxDomain+`/`+name+`"><x xmlns="`+nsMUC+`"><history maxstanzas="0"/></x></presence>`)
+	return tc, rd, nil
+}
+
+// TestIdleReaderWaitsAtSocket: a logged-in client's reader waits for its
+// next stanza at the socket (conn.waitInput: a small stack while idle),
+// and stanzas TLS already holds are not left waiting there: a stanza
+// sent in one record after another is answered at once, wherever the
+// first ends relative to the reader's buffer.
+func TestIdleReaderWaitsAtSocket(t *testing.T) {
+	srv, _ := startInproc(t, Config{TLS: selfSignedTLS(t, boxDomain), StanzasPerSecond: 1e6, StanzaBurst: 1 << 20}, "alice")
+	tc, rd, err := memClientLogin(srv.Addrs()[0], "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	deadline := time.Now().Add(waitLimit)
 	for {
-		el, err := next("join")
-		if err != nil {
-			return fail(err)
-		}
-		if el.Local == "message" && el.Child(nsClient, "subject") != nil {
+		var b strings.Builder
+		pprof.Lookup("goroutine").WriteTo(&b, 1)
+		if strings.Contains(b.String(), "xmpp.(*conn).waitInput") {
 			break
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no reader waits in conn.waitInput:\n%s", b.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	tc.SetDeadline(time.Time{})
-	// What comes next (the later members' presence) is read and dropped.
-	go func() {
-		for {
-			if _, err := rd.Next(); err != nil {
-				return
+	ping := func(id, pad string) string {
+		return `<iq type="get" id="` + id + `"><ping xmlns="urn:xmpp:ping"/>` + pad + `</iq>`
+	}
+	base := len(ping("a", ""))
+	for size := readBuffer - 40; size <= 2*readBuffer+40; size++ {
+		tc.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(tc, ping("a", strings.Repeat(" ", size-base))+ping("b", "")); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"a", "b"} {
+			el, err := rd.Next()
+			if err != nil {
+				t.Fatalf("first stanza %d bytes: the answer to %s: %v", size, id, err)
+			}
+			if el.Get("id") != id || el.Get("type") != "result" {
+				t.Fatalf("first stanza %d bytes: %s, want the result of %s", size, el, id)
 			}
 		}
-	}()
-	return tc, nil
+	}
+}
+
+// TestKeepaliveFromSocketWait: a client idle past PingInterval is pinged
+// (its reader waited at the socket, conn.waitInput), stays connected
+// when it answers, and is cut with connection-timeout when it does not.
+func TestKeepaliveFromSocketWait(t *testing.T) {
+	srv, _ := startInproc(t, Config{TLS: selfSignedTLS(t, boxDomain), PingInterval: 300 * time.Millisecond, PingTimeout: 300 * time.Millisecond}, "alice")
+	tc, rd, err := memClientLogin(srv.Addrs()[0], "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(waitLimit))
+	for i := range 2 {
+		el, err := rd.Next()
+		if err != nil || !el.Is(nsClient, "iq") || el.Child("urn:xmpp:ping", "ping") == nil {
+			t.Fatalf("ping %d: %v %v", i, el, err)
+		}
+		io.WriteString(tc, `<iq type="result" id="`+el.Get("id")+`"/>`)
+	}
+	el, err := rd.Next() // the third ping, not answered
+	if err != nil || el.Child("urn:xmpp:ping", "ping") == nil {
+		t.Fatalf("third ping: %v %v", el, err)
+	}
+	el, err = rd.Next()
+	if err != nil || !el.Is(nsStream, "error") || el.Child(nsStreamErr, "connection-timeout") == nil {
+		t.Fatalf("after an unanswered ping: %v %v", el, err)
+	}
 }

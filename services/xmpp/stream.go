@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -118,6 +119,22 @@ func (b *inBuf) wait() error {
 	return io.ErrNoProgress
 }
 
+// readSome reads what r has at once (r's read deadline has passed):
+// true if it got a byte or an error other than the deadline's, kept for
+// ReadByte; false if r has nothing.
+func (b *inBuf) readSome(r io.Reader) bool {
+	n, err := r.Read(b.one[:])
+	if n > 0 {
+		b.has1, b.err = true, err
+		return true
+	}
+	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	b.err = err
+	return true
+}
+
 // budgetReader counts the bytes of the element being read and fails once
 // it passes the budget; it calls idle when a read times out (the
 // connection's read deadline passed), and goes on reading if idle says so.
@@ -204,6 +221,13 @@ func (b *budgetReader) streamReader(maxDepth int) *streamReader {
 	d := xml.NewDecoder(b)
 	d.Strict = true
 	return &streamReader{br: b, dec: d, maxDepth: maxDepth, base: b.n}
+}
+
+// drained reports whether nothing of the stream is buffered: not in its
+// reader, nor read ahead by the XML decoder.
+func (s *streamReader) drained() bool {
+	b := s.br.r
+	return !b.has1 && b.pos == b.end && b.err == nil && s.dec.InputOffset() == s.br.n-s.base
 }
 
 // token returns the next token, with XMPP's restrictions applied.
