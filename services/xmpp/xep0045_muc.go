@@ -893,6 +893,12 @@ func (c *roomPresCache) get(s *Server, room string, o chat.Occupant, pr chat.Pre
 	}
 	e = &cachedPresence{nick: o.Nick, account: o.Account, role: o.Role, aff: o.Affiliation, pr: pr,
 		p: prepare(s.occupantPresenceAs(room, o, pr, toPlaceholder))}
+	if e.p.prefix != nil {
+		// One per occupant, kept while the room lives: the bytes only
+		// (and what makes the stanza again, not o's sessions).
+		oc := chat.Occupant{Nick: o.Nick, Account: o.Account, Role: o.Role, Affiliation: o.Affiliation}
+		e.p.tmpl, e.p.mk = nil, func() *Element { return s.occupantPresenceAs(room, oc, pr, toPlaceholder) }
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.rooms == nil {
