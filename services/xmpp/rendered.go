@@ -22,6 +22,10 @@ type prepared struct {
 	tmpl   *Element
 	prefix []byte // up to and including to="
 	suffix []byte // from the closing quote of to on
+	// mk, if set, makes the template again, which is then not kept (tmpl
+	// is nil): for a stanza kept long, the rare receiver that needs it as
+	// an Element has it rebuilt rather than every one held twice.
+	mk func() *Element
 }
 
 const toPlaceholder = "\x00"
@@ -43,6 +47,9 @@ func prepare(el *Element) *prepared {
 // to returns the stanza addressed to to.
 func (p *prepared) to(to string) *Element {
 	t := p.tmpl
+	if t == nil {
+		t = p.mk()
+	}
 	attrs := make([]xml.Attr, len(t.Attr))
 	copy(attrs, t.Attr)
 	e := &Element{Space: t.Space, Local: t.Local, Attr: attrs, Nodes: t.Nodes[:len(t.Nodes):len(t.Nodes)]}

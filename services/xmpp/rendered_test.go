@@ -116,3 +116,34 @@ func TestDeliveryIntern(t *testing.T) {
 		t.Fatal("deliveries without a fan-out shared")
 	}
 }
+
+// TestRoomPresCacheRebuilds: an occupant's cached presence keeps only its
+// bytes; a receiver that needs it as an Element (p.to: an output filter
+// that does not let the room through, a WebSocket) gets the same stanza
+// built again, byte for byte what the bytes say.
+func TestRoomPresCacheRebuilds(t *testing.T) {
+	s := New(Config{Domain: boxDomain}, nil, nil)
+	o := chat.Occupant{Nick: "al&ce", Account: "alice", Role: chat.RoleModerator, Affiliation: chat.AffOwner,
+		Sessions: []chat.SessionRef{{ID: 7}}}
+	pr := chat.Presence{Show: chat.ShowAway, Status: `out <for> "lunch"`}
+	var c roomPresCache
+	p := c.get(s, "general", o, pr, 1)
+	if p.tmpl != nil || p.mk == nil || p.prefix == nil {
+		t.Fatalf("cached presence: template kept %v, remade %v, bytes %v", p.tmpl != nil, p.mk != nil, p.prefix != nil)
+	}
+	if again := c.get(s, "general", o, pr, 1); again != p {
+		t.Fatal("the same presence was not taken from the cache")
+	}
+	for _, to := range []string{"bob@box.test/phone", `o'neil@box.test/a&b<c>"d"`} {
+		want := string(s.occupantPresenceAs("general", o, pr, to).Bytes(nsClient))
+		el := p.to(to)
+		if got := string(el.Bytes(nsClient)); got != want {
+			t.Fatalf("to %q, by its bytes:\n got %s\nwant %s", to, got, want)
+		}
+		el.Set("id", "changed") // drops the prepared form: written from the Element
+		want = string(s.occupantPresenceAs("general", o, pr, to).Set("id", "changed").Bytes(nsClient))
+		if got := string(el.Bytes(nsClient)); got != want {
+			t.Fatalf("to %q, from the rebuilt Element:\n got %s\nwant %s", to, got, want)
+		}
+	}
+}

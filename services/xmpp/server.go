@@ -135,6 +135,9 @@ type Server struct {
 	features *features
 	fed      *federation // nil when federation is off
 
+	tlsOnce   sync.Once
+	tlsShared *tls.Config // tlsConfig
+
 	// MUC: fan-outs rendered once (rendered.go), occupants' presence for
 	// joiners (xep0045_muc.go).
 	interned deliveryIntern // the inboxes' fan-out deliveries (delivery.go)
@@ -254,12 +257,18 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 }
 
 // tlsConfig is the box's TLS configuration, asking for (not requiring) a
-// client certificate for SASL EXTERNAL.
+// client certificate for SASL EXTERNAL. It is made once and shared by
+// every connection (a clone per connection cost each about 1 KB, its
+// session ticket keys included): the certificate itself may change, as
+// the box's configuration gives it by GetCertificate.
 func (s *Server) tlsConfig() *tls.Config {
-	tc := s.cfg.TLS.Clone()
-	tc.ClientAuth = tls.RequestClientCert
-	tc.NextProtos = []string{"xmpp-client"} // XEP-0368
-	return tc
+	s.tlsOnce.Do(func() {
+		tc := s.cfg.TLS.Clone()
+		tc.ClientAuth = tls.RequestClientCert
+		tc.NextProtos = []string{"xmpp-client"} // XEP-0368
+		s.tlsShared = tc
+	})
+	return s.tlsShared
 }
 
 // Addrs returns the addresses the server listens on (after Serve is ready),

@@ -102,7 +102,7 @@ func (c *conn) bind(iq *Element) {
 	c.sess = ss
 	c.mu.Unlock()
 	c.state = stateReady
-	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.PingInterval))
+	c.setReadDeadline(time.Now().Add(c.srv.cfg.PingInterval))
 	c.sendEl(El(nsClient, "iq", "type", "result", "id", iq.Get("id")).Add(
 		El(nsBind, "bind").Add(El(nsBind, "jid").Add(ss.full))))
 	if ss.guest() {

@@ -1,13 +1,14 @@
 package xmpp
 
 import (
-	"bufio"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -38,14 +39,111 @@ func streamErr(cond, format string, args ...any) *streamError {
 // errTooBig ends a stanza larger than the door accepts.
 var errTooBig = errors.New("stanza too large")
 
+// readBuffer is the size of the buffers the stream's input is read
+// into. They come from readPool when input is there and go back once it
+// is consumed: a connection waiting for its next stanza holds none (over
+// TLS the records are buffered below anyway); a larger stanza takes a
+// few reads.
+const readBuffer = 1024
+
+var readPool = sync.Pool{New: func() any { b := make([]byte, readBuffer); return &b }}
+
+// inBuf is a buffered byte reader, as bufio.Reader's ReadByte, whose
+// buffer is borrowed from readPool only while it holds unread input.
+type inBuf struct {
+	r        io.Reader
+	buf      *[]byte // nil while there is nothing buffered
+	pos, end int
+	one      [1]byte // the byte wait read
+	has1     bool
+	err      error // a read error, returned once the bytes before it are
+}
+
+func (b *inBuf) ReadByte() (byte, error) {
+	if b.has1 {
+		b.has1 = false
+		return b.one[0], nil
+	}
+	if b.pos == b.end {
+		if err := b.fill(); err != nil {
+			return 0, err
+		}
+	}
+	c := (*b.buf)[b.pos]
+	b.pos++
+	if b.pos == b.end {
+		readPool.Put(b.buf)
+		b.buf, b.pos, b.end = nil, 0, 0
+	}
+	return c, nil
+}
+
+// fill reads into a borrowed buffer (b is empty).
+func (b *inBuf) fill() error {
+	if err := b.err; err != nil {
+		b.err = nil
+		return err
+	}
+	bp := readPool.Get().(*[]byte)
+	for range 100 {
+		n, err := b.r.Read(*bp)
+		if n > 0 {
+			b.buf, b.pos, b.end, b.err = bp, 0, n, err
+			return nil
+		}
+		if err != nil {
+			readPool.Put(bp)
+			return err
+		}
+	}
+	readPool.Put(bp)
+	return io.ErrNoProgress
+}
+
+// wait returns once input is there or a read fails (with the error): an
+// empty reader reads one byte, into no buffer of the pool's.
+func (b *inBuf) wait() error {
+	if b.has1 || b.pos < b.end || b.err != nil {
+		return nil
+	}
+	for range 100 {
+		n, err := b.r.Read(b.one[:])
+		if n > 0 {
+			b.has1, b.err = true, err
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return io.ErrNoProgress
+}
+
+// readSome reads what r has at once (r's read deadline has passed):
+// true if it got a byte or an error other than the deadline's, kept for
+// ReadByte; false if r has nothing.
+func (b *inBuf) readSome(r io.Reader) bool {
+	n, err := r.Read(b.one[:])
+	if n > 0 {
+		b.has1, b.err = true, err
+		return true
+	}
+	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	b.err = err
+	return true
+}
+
 // budgetReader counts the bytes of the element being read and fails once
 // it passes the budget; it calls idle when a read times out (the
 // connection's read deadline passed), and goes on reading if idle says so.
 type budgetReader struct {
-	r      *bufio.Reader
+	r      *inBuf
 	left   int
 	budget int
 	idle   func() bool // nil: a timeout is an error
+	n      int64       // bytes read
 }
 
 func (b *budgetReader) ReadByte() (byte, error) {
@@ -56,13 +154,37 @@ func (b *budgetReader) ReadByte() (byte, error) {
 		c, err := b.r.ReadByte()
 		if err == nil {
 			b.left--
+			b.n++
 			return c, nil
 		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() && b.idle != nil && b.idle() {
+		if b.timedOut(err) {
 			continue
 		}
 		return 0, err
+	}
+}
+
+// timedOut says whether err is a read timeout that idle lets pass.
+func (b *budgetReader) timedOut(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() && b.idle != nil && b.idle()
+}
+
+// wait waits for input between elements. It is called with little on
+// the goroutine's stack (not from inside the XML decoder), so that an
+// idle connection's reader keeps a small stack: the runtime shrinks a
+// goroutine's stack only while less than a quarter of it is in use. A
+// read error is kept for the next ReadByte.
+func (b *budgetReader) wait() {
+	for {
+		err := b.r.wait()
+		if err == nil {
+			return
+		}
+		if !b.timedOut(err) {
+			b.r.err = err
+			return
+		}
 	}
 }
 
@@ -84,20 +206,28 @@ type streamReader struct {
 	dec      *xml.Decoder
 	maxDepth int
 	header   bool
+	base     int64 // br.n when dec started
 }
 
 // newStreamReader reads a stream from r; no element may be larger than
 // maxBytes nor nested deeper than maxDepth.
-// readBuffer is the stream reader's buffer: small, as every connection
-// holds one while it waits (over TLS the records are buffered below it
-// anyway); a larger stanza takes a few reads.
-const readBuffer = 1024
-
 func newStreamReader(r io.Reader, maxBytes, maxDepth int, idle func() bool) *streamReader {
-	br := &budgetReader{r: bufio.NewReaderSize(r, readBuffer), left: maxBytes, budget: maxBytes, idle: idle}
-	d := xml.NewDecoder(br)
+	br := &budgetReader{r: &inBuf{r: r}, left: maxBytes, budget: maxBytes, idle: idle}
+	return br.streamReader(maxDepth)
+}
+
+// streamReader reads a (restarted) stream from b's bytes.
+func (b *budgetReader) streamReader(maxDepth int) *streamReader {
+	d := xml.NewDecoder(b)
 	d.Strict = true
-	return &streamReader{br: br, dec: d, maxDepth: maxDepth}
+	return &streamReader{br: b, dec: d, maxDepth: maxDepth, base: b.n}
+}
+
+// drained reports whether nothing of the stream is buffered: not in its
+// reader, nor read ahead by the XML decoder.
+func (s *streamReader) drained() bool {
+	b := s.br.r
+	return !b.has1 && b.pos == b.end && b.err == nil && s.dec.InputOffset() == s.br.n-s.base
 }
 
 // token returns the next token, with XMPP's restrictions applied.
@@ -180,6 +310,11 @@ func (s *streamReader) Header() (xml.StartElement, error) {
 // elements (keepalives) is skipped.
 func (s *streamReader) Next() (*Element, error) {
 	s.br.left = s.br.budget
+	if s.dec.InputOffset() == s.br.n-s.base {
+		// The decoder holds no byte it read ahead: wait here rather
+		// than deep inside it.
+		s.br.wait()
+	}
 	for {
 		t, err := s.token()
 		if err != nil {

@@ -107,3 +107,93 @@ func TestElementRoundTrip(t *testing.T) {
 		t.Fatalf("mixed content or attribute namespace lost: %s", x)
 	}
 }
+
+// scriptReader returns its chunks one Read each (a chunk may be an
+// error), then blocks on more.
+type scriptReader struct {
+	chunks []any // string or error
+	reads  int
+	more   chan struct{}
+}
+
+func (r *scriptReader) Read(p []byte) (int, error) {
+	r.reads++
+	for len(r.chunks) == 0 {
+		<-r.more
+	}
+	c := r.chunks[0]
+	switch c := c.(type) {
+	case error:
+		r.chunks = r.chunks[1:]
+		return 0, c
+	case string:
+		n := copy(p, c)
+		if n < len(c) {
+			r.chunks[0] = c[n:]
+		} else {
+			r.chunks = r.chunks[1:]
+		}
+		return n, nil
+	}
+	panic("chunk")
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+// TestStreamReaderIdle: between stanzas the reader holds no buffer of
+// the pool's (it waits with a one-byte read), stanzas that came in one
+// read are all read without waiting for more, a read timeout while
+// waiting is the idle callback's to pass, and a read error after some
+// stanzas comes after them, unchanged.
+func TestStreamReaderIdle(t *testing.T) {
+	head := `<stream:stream xmlns="jabber:client" xmlns:stream="http://etherx.jabber.org/streams">`
+	idles := 0
+	r := &scriptReader{chunks: []any{
+		head + `<iq id="1"/>`,
+		`<message id="2"><body>` + strings.Repeat("x", 3*readBuffer) + `</body></message> <iq id="3"/><iq id="4"/>`,
+		timeoutErr{},
+		`<iq id="5"/>`,
+		net.ErrClosed,
+	}}
+	rd := newStreamReader(r, 1<<20, 16, func() bool { idles++; return idles == 1 })
+	if _, err := rd.Header(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"1", "2", "3", "4", "5"} {
+		el, err := rd.Next()
+		if err != nil || el.Get("id") != id {
+			t.Fatalf("stanza %s: %v %v", id, el, err)
+		}
+		if b := rd.br.r; (b.buf != nil) != (b.pos < b.end) {
+			t.Errorf("after stanza %s the reader holds a buffer: %v, with %d bytes unread", id, b.buf != nil, b.end-b.pos)
+		}
+		if b := rd.br.r; id == "4" && b.buf != nil {
+			t.Errorf("after stanza 4, with all read, the reader holds a buffer")
+		}
+	}
+	if idles != 1 {
+		t.Errorf("idle called %d times, want 1", idles)
+	}
+	if _, err := rd.Next(); err != net.ErrClosed {
+		t.Errorf("after the stanzas: %v, want %v", err, net.ErrClosed)
+	}
+
+	// A restarted stream reads on the bytes already buffered.
+	r = &scriptReader{chunks: []any{head + `<auth/>` + head + `<iq id="b"/>`}}
+	rd = newStreamReader(r, 1<<20, 16, nil)
+	rd.Header()
+	if el, err := rd.Next(); err != nil || el.Local != "auth" {
+		t.Fatalf("auth: %v %v", el, err)
+	}
+	rd = rd.br.streamReader(16)
+	if _, err := rd.Header(); err != nil {
+		t.Fatal(err)
+	}
+	if el, err := rd.Next(); err != nil || el.Get("id") != "b" {
+		t.Fatalf("after the restart: %v %v", el, err)
+	}
+}

@@ -44,7 +44,19 @@ const (
 type mucState struct {
 	mu      sync.Mutex
 	rooms   map[string]*mucRoom // joined, by room name
-	pending map[string]mucJoin  // joins waiting for the core's echo
+	pending map[string]mucJoin  // joins waiting for the core's echo; nil when none
+}
+
+// takePending removes and returns room's pending join (st.mu held); the
+// map goes when it empties (a map keeps its size: each member would
+// hold the one its join made).
+func (st *mucState) takePending(room string) (mucJoin, bool) {
+	j, ok := st.pending[room]
+	delete(st.pending, room)
+	if len(st.pending) == 0 {
+		st.pending = nil
+	}
+	return j, ok
 }
 
 // mucRoom is one joined room as this session knows it.
@@ -62,7 +74,7 @@ type mucJoin struct {
 
 func (ss *session) muc() *mucState {
 	return ss.state("muc", func() any {
-		return &mucState{rooms: map[string]*mucRoom{}, pending: map[string]mucJoin{}}
+		return &mucState{rooms: map[string]*mucRoom{}}
 	}).(*mucState)
 }
 
@@ -183,11 +195,14 @@ func (s *Server) mucPresence(ss *session, p *Element, room, nick string) {
 		j.created = true
 	}
 	st.mu.Lock()
+	if st.pending == nil {
+		st.pending = map[string]mucJoin{}
+	}
 	st.pending[room] = j
 	st.mu.Unlock()
 	if _, err := s.core.Join(ctx, ss.core, room, nick, password); err != nil {
 		st.mu.Lock()
-		delete(st.pending, room)
+		st.takePending(room)
 		st.mu.Unlock()
 		mucError(ss, p, mucCondition(err), err.Error())
 	}
@@ -446,8 +461,7 @@ func (ss *session) mucJoined(d chat.Delivery) {
 	s := ss.srv
 	st := ss.muc()
 	st.mu.Lock()
-	j, ok := st.pending[d.Room]
-	delete(st.pending, d.Room)
+	j, ok := st.takePending(d.Room)
 	if !ok {
 		j = mucJoin{limit: -1}
 	}
@@ -879,6 +893,12 @@ func (c *roomPresCache) get(s *Server, room string, o chat.Occupant, pr chat.Pre
 	}
 	e = &cachedPresence{nick: o.Nick, account: o.Account, role: o.Role, aff: o.Affiliation, pr: pr,
 		p: prepare(s.occupantPresenceAs(room, o, pr, toPlaceholder))}
+	if e.p.prefix != nil {
+		// One per occupant, kept while the room lives: the bytes only
+		// (and what makes the stanza again, not o's sessions).
+		oc := chat.Occupant{Nick: o.Nick, Account: o.Account, Role: o.Role, Affiliation: o.Affiliation}
+		e.p.tmpl, e.p.mk = nil, func() *Element { return s.occupantPresenceAs(room, oc, pr, toPlaceholder) }
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.rooms == nil {

@@ -480,7 +480,7 @@ func (sm *smServer) resume(c *conn, el *Element) {
 	c.sess = ss
 	c.mu.Unlock()
 	c.state = stateReady
-	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.PingInterval))
+	c.setReadDeadline(time.Now().Add(c.srv.cfg.PingInterval))
 	c.send([]byte(El(nsSM, "resumed", "previd", previd, "h", strconv.FormatUint(uint64(inH), 10)).String()))
 	for _, it := range st.queue {
 		c.send(it.b)
