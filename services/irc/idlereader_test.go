@@ -37,20 +37,20 @@ func (s *chunkSource) Read(p []byte) (int, error) {
 }
 
 // readAll reads lines until an error other than ErrWouldBlock, and
-// reports them with that error and how often the reader would block.
-func readAll(rd lineReader) (lines []string, err error, blocks int) {
+// reports them with that error.
+func readAll(rd lineReader) ([]string, error) {
+	var lines []string
 	for range 100000 {
 		line, err := rd.ReadLine()
 		if errors.Is(err, netpoll.ErrWouldBlock) {
-			blocks++
 			continue
 		}
 		if err != nil {
-			return lines, err, blocks
+			return lines, err
 		}
 		lines = append(lines, string(line))
 	}
-	return lines, errors.New("no end"), blocks
+	return lines, errors.New("no end")
 }
 
 // sameAsIRCReader checks that idleReader reads data, cut into chunks,
@@ -59,7 +59,7 @@ func sameAsIRCReader(t *testing.T, data []byte, cuts []int, max int) {
 	t.Helper()
 	var want ircreader.Reader
 	want.Initialize(bytes.NewReader(data), max/2, max)
-	wantLines, wantErr, _ := readAll(&want)
+	wantLines, wantErr := readAll(&want)
 
 	var chunks [][]byte
 	rest := data
@@ -75,7 +75,7 @@ func sameAsIRCReader(t *testing.T, data []byte, cuts []int, max int) {
 		chunks = append(chunks, rest)
 	}
 	rd := &idleReader{src: &chunkSource{chunks: chunks}, max: max}
-	lines, err, _ := readAll(rd)
+	lines, err := readAll(rd)
 	if fmt.Sprint(lines) != fmt.Sprint(wantLines) || !errors.Is(err, wantErr) {
 		t.Fatalf("data %q cut %v:\n got %q, %v\nwant %q, %v", data, cuts, lines, err, wantLines, wantErr)
 	}
