@@ -127,28 +127,27 @@ func newConn(s *Server, nc net.Conn, ip string, kind connKind) *conn {
 // send queues raw XML; an overflowing queue ends the connection.
 func (c *conn) send(b []byte) {
 	if !c.out.push(b) {
-		c.srv.log.Info("client too slow: send queue full, disconnecting", "addr", c.ip, "account", c.account)
-		c.out.close(nil)
-		c.nc.Close()
+		c.tooSlow()
 	}
+}
+
+// tooSlow ends a connection whose send queue overflowed.
+func (c *conn) tooSlow() {
+	c.srv.log.Info("client too slow: send queue full, disconnecting", "addr", c.ip, "account", c.account)
+	c.out.close(nil)
+	c.nc.Close()
 }
 
 // sendParts sends one stanza given in parts (kept by reference: they
 // must not change).
-func (c *conn) sendParts(parts ...[]byte) {
-	if !c.out.pushParts(parts...) {
-		c.srv.log.Info("client too slow: send queue full, disconnecting", "addr", c.ip, "account", c.account)
-		c.out.close(nil)
-		c.nc.Close()
-	}
-}
+func (c *conn) sendParts(parts ...[]byte) { c.sendStanza(false, parts) }
 
 // sendPartsLazy is sendParts for a stanza nobody waits for (outqueue.go).
-func (c *conn) sendPartsLazy(parts ...[]byte) {
-	if !c.out.pushPartsLazy(parts...) {
-		c.srv.log.Info("client too slow: send queue full, disconnecting", "addr", c.ip, "account", c.account)
-		c.out.close(nil)
-		c.nc.Close()
+func (c *conn) sendPartsLazy(parts ...[]byte) { c.sendStanza(true, parts) }
+
+func (c *conn) sendStanza(lazy bool, parts [][]byte) {
+	if !c.out.pushStanza(lazy, parts) {
+		c.tooSlow()
 	}
 }
 

@@ -149,27 +149,14 @@ func (q *outQueue) push(b []byte) bool {
 }
 
 // pushParts queues one stanza given in parts, as push does.
-func (q *outQueue) pushParts(parts ...[]byte) bool {
-	n := 0
-	for _, p := range parts {
-		n += len(p)
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closing || q.dead || q.bytes+n > q.max {
-		return false
-	}
-	q.items = append(q.items, parts...)
-	q.bytes += n
-	q.pushed += uint64(len(parts))
-	q.wakeLocked()
-	return true
-}
+func (q *outQueue) pushParts(parts ...[]byte) bool { return q.pushStanza(false, parts) }
 
 // pushPartsLazy queues one stanza given in parts, as pushParts does,
 // but lets it wait for the next lazy round unless a writer runs already
 // or something else is written first.
-func (q *outQueue) pushPartsLazy(parts ...[]byte) bool {
+func (q *outQueue) pushPartsLazy(parts ...[]byte) bool { return q.pushStanza(true, parts) }
+
+func (q *outQueue) pushStanza(lazy bool, parts [][]byte) bool {
 	n := 0
 	for _, p := range parts {
 		n += len(p)
@@ -182,9 +169,10 @@ func (q *outQueue) pushPartsLazy(parts ...[]byte) bool {
 	q.items = append(q.items, parts...)
 	q.bytes += n
 	q.pushed += uint64(len(parts))
-	if q.lazy == nil || q.running || !q.started {
+	switch {
+	case !lazy || q.lazy == nil || q.running || !q.started:
 		q.wakeLocked()
-	} else if !q.lazyQueued {
+	case !q.lazyQueued:
 		q.lazyQueued = true
 		q.lazy.Add(q.shard, (*lazyTask)(q))
 	}
