@@ -433,10 +433,11 @@ median() {
 # ratio A B: A/B to two places (- when either is missing or B is 0).
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a=="-"||b=="-"||b==0) print "-"; else printf "%.2f", a/b}'; }
 
-declare -A kb dps cpu join p99 disk ok
+declare -A kb peak dps cpu join p99 disk ok
 for s in $SERVERS; do
 	ok[$s]="$(complete "$s")/$RUNS"
 	kb[$s]=$(median "$s" rss_per_conn_kb)
+	peak[$s]=$(median "$s" rss_peak_per_conn_kb)
 	dps[$s]=$(median "$s" deliveries_per_s)
 	cpu[$s]=$(median "$s" cpu_us_per_delivery)
 	join[$s]=$(median "$s" connect_wall_ms)
@@ -448,11 +449,12 @@ echo
 echo "side by side: $N clients in one room, $K senders x $M messages (pace $PACE), $PARALLEL connecting at once;"
 echo "medians of the complete runs (every delivery, no error) of $RUNS, a fresh server each;"
 echo "$(nproc) CPUs, $(uname -m), load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"
-printf '%-26s %9s %9s %13s %12s %10s %10s %10s\n' \
-	server complete KB/conn deliveries/s CPU_us/deliv joins_ms p99_ms disk_B/msg
+echo "KB/conn: RSS once joined and quiet, minus RSS once warmed up and quiet; peak: the joins' peak RSS (VmHWM), minus the same"
+printf '%-26s %9s %8s %8s %13s %12s %10s %10s %10s\n' \
+	server complete KB/conn peak deliveries/s CPU_us/deliv joins_ms p99_ms disk_B/msg
 for s in $SERVERS; do
-	printf '%-26s %9s %9s %13s %12s %10s %10s %10s\n' "$(version_of "$s")" \
-		"${ok[$s]}" "${kb[$s]}" "${dps[$s]}" "${cpu[$s]}" "${join[$s]}" "${p99[$s]}" "${disk[$s]}"
+	printf '%-26s %9s %8s %8s %13s %12s %10s %10s %10s\n' "$(version_of "$s")" \
+		"${ok[$s]}" "${kb[$s]}" "${peak[$s]}" "${dps[$s]}" "${cpu[$s]}" "${join[$s]}" "${p99[$s]}" "${disk[$s]}"
 done
 
 echo
