@@ -25,6 +25,16 @@ type Conn struct {
 	draining bool
 	closing  bool
 	err      error
+	onClose  func()
+}
+
+// OnClose sets f to be called (once, on the closing goroutine) when the
+// connection is first closed: a reader that waits without a goroutine
+// (netpoll) hears of it there, not from a failed read.
+func (c *Conn) OnClose(f func()) {
+	c.mu.Lock()
+	c.onClose = f
+	c.mu.Unlock()
 }
 
 // drainWait bounds each blocking write of a backlog: a peer that takes
@@ -139,8 +149,11 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	c.closing = true
-	draining := c.draining
+	draining, onClose := c.draining, c.onClose
 	c.mu.Unlock()
+	if onClose != nil {
+		defer onClose()
+	}
 	if draining {
 		c.TCPConn.SetWriteDeadline(time.Now().Add(closeWait))
 		c.TCPConn.SetReadDeadline(time.Now()) // a reader stops now

@@ -63,6 +63,7 @@ type conn struct {
 	raw      syscall.RawConn
 	readable func(fd uintptr) bool
 	peek     byte
+	pollState // poll.go
 
 	state    connState
 	restart  bool   // the stream restarts after this element (STARTTLS, SASL)
@@ -179,58 +180,86 @@ func (c *conn) closeStream() {
 	})
 }
 
-// run serves the connection until it ends.
+// run serves the connection until it ends, or until its client goes
+// silent in poll mode (poll.go): then the reader that next resumes it
+// ends it.
 func (c *conn) run() {
 	c.out.start(c.nc.SetWriteDeadline)
-	defer func() {
-		c.mu.Lock()
-		ss := c.sess
-		c.mu.Unlock()
-		if ss != nil {
-			ss.sends.Wait() // its last room messages are stored and sent first
-		}
-		c.closeOnce.Do(func() { c.out.close(nil) })
-		c.out.flush()
-		c.nc.Close()
-		c.detach()
-	}()
+	if !c.serve() {
+		c.end()
+	}
+}
+
+// end closes the connection once its reader is done.
+func (c *conn) end() {
+	c.mu.Lock()
+	ss := c.sess
+	c.mu.Unlock()
+	if ss != nil {
+		ss.sends.Wait() // its last room messages are stored and sent first
+	}
+	c.closeOnce.Do(func() { c.out.close(nil) })
+	c.out.flush()
+	c.endPoll() // poll.go
+	c.nc.Close()
+	c.detach()
+	if c.finish != nil {
+		c.finish()
+	}
+}
+
+// serve logs the client in and reads its streams; it reports whether
+// the reader parked (poll.go) rather than ended.
+func (c *conn) serve() (parked bool) {
 	c.loginBy = time.Now().Add(c.srv.cfg.AuthTimeout)
 	if c.tc != nil {
 		c.nc.SetDeadline(c.loginBy)
 		c.readBy = c.loginBy
 		if err := c.tc.Handshake(); err != nil {
 			c.srv.log.Debug("TLS handshake failed", "addr", c.ip, "err", err)
-			return
+			return false
 		}
 	}
 	c.setReadDeadline(c.loginBy)
 	if c.kind == kindComponent {
 		c.runComponent()
-		return
+		return false
 	}
 	c.state = stateStart
 	if c.tc != nil || c.srv.cfg.AllowPlaintext || c.kind == kindWebSocket {
 		c.state = stateAuth
 	}
 	c.newReader(c.nc)
+	return c.streams(true)
+}
+
+// streams reads the stream, and the next after each restart (open: the
+// current one must be opened first); it reports whether the reader
+// parked.
+func (c *conn) streams(open bool) (parked bool) {
 	for {
-		if err := c.openStream(); err != nil {
-			c.readFailed(err)
-			return
+		if open {
+			if err := c.openStream(); err != nil {
+				c.readFailed(err)
+				return false
+			}
 		}
+		open = true
 		for !c.restart {
-			c.waitInput()
+			if c.waitInput() {
+				return true
+			}
 			el, err := c.rd.Next()
 			if err != nil {
 				c.readFailed(err)
-				return
+				return false
 			}
 			if !c.rateOK() {
-				return
+				return false
 			}
 			c.handle(el)
 			if c.isClosed() {
-				return
+				return false
 			}
 		}
 		c.restart = false
@@ -254,24 +283,30 @@ var expired = time.Unix(1, 0)
 // parked here, and the runtime shrinks a goroutine's stack at a
 // collection while less than a quarter of it is in use: this way the
 // stack of an idle member's reader is 4 KiB, where a wait in the decoder
-// keeps 8 KiB or 16 KiB. It waits only when nothing is buffered, the
-// stream reader's nor TLS's (a record read with an earlier one): a read
-// of TLS with an expired deadline takes that without touching the
-// socket. A failed wait (the deadline, a closed connection) returns: the
-// read that follows meets the same and deals with it as ever.
-func (c *conn) waitInput() {
+// keeps 8 KiB or 16 KiB. In poll mode (poll.go) a bound client's reader
+// does not wait at all: it parks, and waitInput reports true (the
+// goroutine ends). It waits only when nothing is buffered, the stream
+// reader's nor TLS's (a record read with an earlier one): a read of TLS
+// with an expired deadline takes that without touching the socket. A
+// failed wait (the deadline, a closed connection) returns: the read that
+// follows meets the same and deals with it as ever.
+func (c *conn) waitInput() (parked bool) {
 	if c.raw == nil || !c.rd.drained() {
-		return
+		return false
 	}
 	if c.tc != nil {
 		c.tc.SetReadDeadline(expired)
 		got := c.rd.br.r.readSome(c.tc)
 		c.tc.SetReadDeadline(c.readBy)
 		if got {
-			return
+			return false
 		}
 	}
+	if c.park() { // poll.go
+		return true
+	}
 	c.raw.Read(c.readable)
+	return false
 }
 
 func (c *conn) isClosed() bool {

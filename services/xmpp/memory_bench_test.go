@@ -433,9 +433,10 @@ func memClientLogin(addr, name string) (*tls.Conn, *streamReader, error) {
 	return tc, rd, nil
 }
 
-// TestIdleReaderWaitsAtSocket: a logged-in client's reader waits for its
-// next stanza at the socket (conn.waitInput: a small stack while idle),
-// and stanzas TLS already holds are not left waiting there: a stanza
+// TestIdleReaderWaitsAtSocket: a logged-in client's reader, once idle,
+// has no goroutine (poll.go: it parked) or, where there is no epoll,
+// waits for its next stanza at the socket (conn.waitInput: a small
+// stack); and stanzas TLS already holds are not left waiting: a stanza
 // sent in one record after another is answered at once, wherever the
 // first ends relative to the reader's buffer.
 func TestIdleReaderWaitsAtSocket(t *testing.T) {
@@ -449,11 +450,21 @@ func TestIdleReaderWaitsAtSocket(t *testing.T) {
 	for {
 		var b strings.Builder
 		pprof.Lookup("goroutine").WriteTo(&b, 1)
-		if strings.Contains(b.String(), "xmpp.(*conn).waitInput") {
+		parked := false
+		srv.mu.Lock()
+		for c := range srv.conns {
+			parked = parked || c.parked.Load()
+		}
+		srv.mu.Unlock()
+		// Parked: the reader's goroutine ends (it may be unwinding now).
+		if parked && !strings.Contains(b.String(), "xmpp.(*conn).streams") {
+			break
+		}
+		if srv.poll == nil && strings.Contains(b.String(), "xmpp.(*conn).waitInput") {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no reader waits in conn.waitInput:\n%s", b.String())
+			t.Fatalf("the idle client's reader neither parked nor waits in conn.waitInput:\n%s", b.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

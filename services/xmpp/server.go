@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"chatbox/internal/netpoll"
 	"chatbox/internal/rounds"
 	"chatbox/services/chat"
 )
@@ -122,6 +123,9 @@ func (c *Config) defaults() {
 
 // Server is the XMPP door. It is a service the appliance runs.
 type Server struct {
+	// poll wakes bound TCP clients' readers (poll.go); nil where there
+	// is no epoll, or outside Serve.
+	poll *netpoll.Poller
 	// rounds writes the TCP client connections' queues (outqueue.go);
 	// lazyRounds lets other occupants' presence wait for a round of its
 	// own (lazyCoalesce).
@@ -231,6 +235,12 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 			return err
 		}
 	}
+	if p, err := netpoll.New(s.log); err == nil {
+		s.poll = p
+		defer func() { p.Close() }() // after the connections (wg)
+	} else {
+		s.log.Debug("idle clients keep a reading goroutine", "err", err)
+	}
 	errc := make(chan error, len(lns))
 	for _, l := range lns {
 		go func() { errc <- s.accept(ctx, l.ln, l.kind) }()
@@ -323,20 +333,23 @@ func (s *Server) accept(ctx context.Context, ln net.Listener, kind connKind) err
 			c.out.rounds, c.out.shard = s.rounds, s.rounds.Shard()
 			c.out.lazy = s.lazyRounds
 		}
+		if rc != nil {
+			c.registerPoll(rc) // poll.go
+		}
 		s.mu.Lock()
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()
 		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			c.run()
+		c.finish = func() {
 			s.mu.Lock()
 			delete(s.conns, c)
 			if s.perAddr[ip]--; s.perAddr[ip] <= 0 {
 				delete(s.perAddr, ip)
 			}
 			s.mu.Unlock()
-		}()
+			s.wg.Done()
+		}
+		go c.run() // the reader that ends the connection calls finish
 	}
 }
 
