@@ -59,10 +59,10 @@ type conn struct {
 	// readBy is the read deadline set last (setReadDeadline); raw, for
 	// a TCP connection, waits for its socket to be readable (waitInput),
 	// with readable as the check.
-	readBy   time.Time
-	raw      syscall.RawConn
-	readable func(fd uintptr) bool
-	peek     byte
+	readBy    time.Time
+	raw       syscall.RawConn
+	readable  func(fd uintptr) bool
+	peek      byte
 	pollState // poll.go
 
 	state    connState
