@@ -516,3 +516,60 @@ func TestKeepaliveFromSocketWait(t *testing.T) {
 		t.Fatalf("after an unanswered ping: %v %v", el, err)
 	}
 }
+
+// TestParkedClientEndsOnServerClose: a bound client whose reader parked
+// (poll.go) and that the server then ends — here a new connection takes
+// its resource (conflict) — gets the stream error and the close, and its
+// connection leaves the server's tables: the close resumed the reader,
+// which ended the connection.
+func TestParkedClientEndsOnServerClose(t *testing.T) {
+	srv, _ := startInproc(t, Config{TLS: selfSignedTLS(t, boxDomain)}, "alice")
+	if srv.poll == nil {
+		t.Skip("no epoll here: readers do not park")
+	}
+	old, oldRd, err := memClientLogin(srv.Addrs()[0], "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	conns := func() (n int, parked bool) {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		for c := range srv.conns {
+			parked = parked || c.parked.Load()
+		}
+		return len(srv.conns), parked
+	}
+	deadline := time.Now().Add(waitLimit)
+	for _, parked := conns(); !parked; _, parked = conns() {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle client's reader did not park")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	replacement, _, err := memClientLogin(srv.Addrs()[0], "alice") // same resource
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replacement.Close()
+	old.SetDeadline(time.Now().Add(waitLimit))
+	sawConflict := false
+	for {
+		el, err := oldRd.Next()
+		if err != nil {
+			break // the end of the stream, then of the connection
+		}
+		if el.Local == "error" && el.Child("urn:ietf:params:xml:ns:xmpp-streams", "conflict") != nil {
+			sawConflict = true
+		}
+	}
+	if !sawConflict {
+		t.Fatal("the replaced client got no <conflict/> stream error")
+	}
+	for n, _ := conns(); n != 1; n, _ = conns() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still in the server's table, want the replacement's only", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
