@@ -34,7 +34,7 @@ import (
 const (
 	DefaultInterval   = 250 * time.Millisecond
 	DefaultQuietBytes = 256 << 10
-	DefaultMinFree    = 4 << 20
+	DefaultMinFree    = 1 << 20
 )
 
 // Sample is what a Trimmer looks at.
