@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -129,14 +128,10 @@ type conn struct {
 	// The reader's state between lines (poll.go keeps it between
 	// goroutines).
 	st readState
-	// Poll mode (poll.go); reg is nil for a connection read by a
+	// Poll mode (poll.go); pk is nil for a connection read by a
 	// goroutine of its own.
-	reg        *netpoll.Reg
-	parked     atomic.Bool  // waiting for the poller or the timer
-	due        atomic.Int64 // when the timer is due (UnixNano)
-	timer      *time.Timer
-	blockReads bool // readBatch: reads wait (with a deadline)
-	resumeFn   func(timedOut bool)
+	pk         *netpoll.Parker
+	blockReads bool   // readBatch: reads wait (with a deadline)
 	finish     func() // serveConn's, once the connection has ended
 }
 
@@ -162,7 +157,7 @@ func newConn(s *Server, nc net.Conn, ip string) *conn {
 		c.shard = s.rounds.Shard()
 		c.registerPoll() // poll.go
 	}
-	if c.reg != nil {
+	if c.pk != nil {
 		c.rd = &idleReader{src: pollReader{c}, max: maxReadLine}
 	} else {
 		rd := new(ircreader.Reader)
@@ -245,7 +240,7 @@ func (c *conn) run() {
 	c.qmu.Unlock()
 	st := &c.st
 	st.regBy = time.Now().Add(c.srv.cfg.RegistrationTimeout)
-	if c.reg != nil {
+	if c.pk != nil {
 		c.resume(false) // poll.go
 		return
 	}
@@ -384,7 +379,7 @@ func (c *conn) afterRead(st *readState, line []byte, err error) bool {
 	}
 	c.throttle()
 	text := string(line)
-	if c.reg != nil {
+	if c.pk != nil {
 		c.handleLine(text) // this goroutine ends once the client is silent
 	} else {
 		onOwnStack(func() error { c.handleLine(text); return nil })

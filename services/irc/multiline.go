@@ -206,7 +206,7 @@ func handleBatch(r *request) {
 // whether it timed out (if not, the connection ended).
 func (c *conn) readBatch(ref string, b *mlBatch) (closed, timedOut bool) {
 	deadline := time.Now().Add(multilineTimeout)
-	if c.reg != nil { // poll mode: the batch's reads wait (poll.go)
+	if c.pk != nil { // poll mode: the batch's reads wait (poll.go)
 		c.blockReads = true
 		defer func() {
 			c.blockReads = false

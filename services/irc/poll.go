@@ -16,11 +16,11 @@ import (
 // something: resume reads and handles lines until the socket would
 // block, then parks — it arms the server's netpoll registration and a
 // timer for what the read deadline did (registration time-out, PING,
-// ping time-out, the login countdown) and ends. The poller's call
-// (ready), the timer (timedOut) or the connection's end (wake) starts
-// the next resume; parked makes sure only one of them does, so one
-// goroutine at most reads a connection, as before. A multiline batch
-// (readBatch) reads with waits, on that goroutine, as before.
+// ping time-out, the login countdown) and ends. The poller, the timer
+// or the connection's end (wake) starts the next resume
+// (netpoll.Parker: only one of them does, so one goroutine at most reads
+// a connection, as before). A multiline batch (readBatch) reads with
+// waits, on that goroutine, as before.
 
 // registerPoll puts a plain TCP connection in poll mode when the server
 // has a poller.
@@ -28,19 +28,12 @@ func (c *conn) registerPoll() {
 	if c.srv.poll == nil {
 		return
 	}
-	reg, err := c.srv.poll.Register(c.nc, c.ready)
+	pk, err := c.srv.poll.NewParker(c.nc, c.resume)
 	if err != nil {
 		c.srv.log.Debug("connection read by a goroutine of its own", "addr", c.ip, "err", err)
 		return
 	}
-	c.reg = reg
-	// Through a field: wake (called by writers and commands) naming
-	// resume (which runs commands) would make an initialization cycle.
-	c.resumeFn = c.resume
-	// Made now, stopped: ready and wake may stop it as soon as park has
-	// set parked.
-	c.timer = time.AfterFunc(time.Hour, c.timedOut)
-	c.timer.Stop()
+	c.pk = pk
 }
 
 // pollReader is what the line reader reads in poll mode: what the socket
@@ -49,7 +42,7 @@ func (c *conn) registerPoll() {
 type pollReader struct{ c *conn }
 
 func (p pollReader) Read(b []byte) (int, error) {
-	n, err := p.c.reg.Read(b)
+	n, err := p.c.pk.Read(b)
 	if errors.Is(err, netpoll.ErrWouldBlock) && p.c.blockReads {
 		return p.c.nc.Read(b)
 	}
@@ -87,66 +80,31 @@ func (c *conn) resume(timedOut bool) {
 }
 
 // park waits for the client without a goroutine; it reports false if
-// the reader must go on (the registration failed: the connection is
-// being ended).
+// the reader must go on (the wait failed: the connection is being
+// ended, or it ended meanwhile).
 func (c *conn) park(wait time.Duration) bool {
-	c.due.Store(time.Now().Add(wait).UnixNano())
-	c.parked.Store(true)
-	// A ready or wake may already have stopped it: then it fires for
-	// nothing (timedOut finds the connection not parked, or parked
-	// again with a later due time).
-	c.timer.Reset(wait)
-	if err := c.reg.Arm(); err != nil {
-		if !c.parked.CompareAndSwap(true, false) {
-			return true // woken already: that goroutine reads on
-		}
-		c.timer.Stop()
+	parked, err := c.pk.Park(wait)
+	if !parked {
 		c.srv.log.Debug("cannot wait for the client", "addr", c.ip, "err", err)
 		c.kill("Read error")
 		return false
 	}
 	// Ended meanwhile (its wake found nothing parked yet): go on to the
 	// end, unless a wake came after all.
-	if c.isDead() && c.parked.CompareAndSwap(true, false) {
-		c.timer.Stop()
-		return false
-	}
-	return true
-}
-
-// ready is the poller's call: the socket is readable or closed.
-func (c *conn) ready() {
-	if c.parked.CompareAndSwap(true, false) {
-		c.timer.Stop()
-		go c.resume(false)
-	}
-}
-
-// timedOut is the timer's call (on a goroutine of its own). A call from
-// an earlier wait, which lost the race with ready, finds a later due
-// time and leaves it to that wait's timer.
-func (c *conn) timedOut() {
-	if time.Now().UnixNano() < c.due.Load() {
-		return
-	}
-	if c.parked.CompareAndSwap(true, false) {
-		c.resume(true)
-	}
+	return !(c.isDead() && c.pk.Unpark())
 }
 
 // wake makes a parked reader notice the connection's end (kill, quit).
 func (c *conn) wake() {
-	if c.reg != nil && c.parked.CompareAndSwap(true, false) {
-		c.timer.Stop()
-		go c.resumeFn(false)
+	if c.pk != nil {
+		c.pk.Wake()
 	}
 }
 
 // endPolled ends a connection in poll mode: no more calls, then what
 // the reader goroutine's end does.
 func (c *conn) endPolled() {
-	c.timer.Stop()
-	c.reg.Close()
+	c.pk.Close()
 	c.end()
 	c.finish()
 }

@@ -453,7 +453,7 @@ func TestIdleReaderWaitsAtSocket(t *testing.T) {
 		parked := false
 		srv.mu.Lock()
 		for c := range srv.conns {
-			parked = parked || c.parked.Load()
+			parked = parked || (c.pk != nil && c.pk.Parked())
 		}
 		srv.mu.Unlock()
 		// Parked: the reader's goroutine ends (it may be unwinding now).
@@ -536,7 +536,7 @@ func TestParkedClientEndsOnServerClose(t *testing.T) {
 		srv.mu.Lock()
 		defer srv.mu.Unlock()
 		for c := range srv.conns {
-			parked = parked || c.parked.Load()
+			parked = parked || (c.pk != nil && c.pk.Parked())
 		}
 		return len(srv.conns), parked
 	}

@@ -18,20 +18,17 @@ import (
 // keepalive), and its goroutine ends. The poller (the socket is
 // readable or closed), the timer, or the socket's close (rounds.Conn's
 // OnClose: a kick, a conflict, a full send queue, shutdown) resumes it
-// on a new goroutine, where it reads on as before (streams); parked
-// lets exactly one of them do so. A resumed reader whose deadline has
-// passed reads the blocking way, so the keepalive (idle: a ping, then
-// the time-out) works as ever. Before binding (TLS, SASL, stream
+// on a new goroutine, where it reads on as before (streams);
+// netpoll.Parker lets exactly one of them do so. A resumed reader
+// whose deadline has passed reads the blocking way, so the keepalive
+// (idle: a ping, then the time-out) works as ever. Before binding (TLS, SASL, stream
 // restarts) and for WebSocket and component connections nothing
 // changes.
 
 type pollState struct {
-	reg      *netpoll.Reg
-	parked   atomic.Bool
-	due      atomic.Int64 // the timer's due time (UnixNano)
-	sockGone atomic.Bool  // the socket was closed
-	timer    *time.Timer
-	finish   func() // the server's, once the connection has ended
+	pk       *netpoll.Parker
+	sockGone atomic.Bool // the socket was closed
+	finish   func()      // the server's, once the connection has ended
 }
 
 // registerPoll puts a TCP client connection (over rc) in poll mode when
@@ -40,14 +37,12 @@ func (c *conn) registerPoll(rc *rounds.Conn) {
 	if c.srv.poll == nil || c.raw == nil {
 		return
 	}
-	reg, err := c.srv.poll.Register(rc, c.pollReady)
+	pk, err := c.srv.poll.NewParker(rc, func(bool) { c.resume() })
 	if err != nil {
 		c.srv.log.Debug("connection read by a goroutine of its own", "addr", c.ip, "err", err)
 		return
 	}
-	c.reg = reg
-	c.timer = time.AfterFunc(time.Hour, c.pollTimedOut)
-	c.timer.Stop()
+	c.pk = pk
 	rc.OnClose(c.pollClosed)
 }
 
@@ -55,7 +50,7 @@ func (c *conn) registerPoll(rc *rounds.Conn) {
 // reader may end: the connection is bound, in poll mode, its deadline
 // not passed, its socket open and empty.
 func (c *conn) park() bool {
-	if c.reg == nil || c.state != stateReady || c.sockGone.Load() || !time.Now().Before(c.readBy) {
+	if c.pk == nil || c.state != stateReady || c.sockGone.Load() || !time.Now().Before(c.readBy) {
 		return false
 	}
 	// Bytes in the socket: read them (a read deadline in the past, as
@@ -64,64 +59,34 @@ func (c *conn) park() bool {
 	if err := c.raw.Control(func(fd uintptr) { readable = c.readable(fd) }); err != nil || readable {
 		return false
 	}
-	c.due.Store(c.readBy.UnixNano())
-	c.parked.Store(true)
-	c.timer.Reset(time.Until(c.readBy))
-	if err := c.reg.Arm(); err != nil {
-		if !c.parked.CompareAndSwap(true, false) {
-			return true // resumed already
-		}
-		c.timer.Stop()
+	if parked, _ := c.pk.Park(time.Until(c.readBy)); !parked {
 		return false // read the blocking way
 	}
 	// Closed meanwhile (its wake found nothing parked yet): read on,
 	// which meets the end.
-	if (c.sockGone.Load() || c.isClosed()) && c.parked.CompareAndSwap(true, false) {
-		c.timer.Stop()
-		return false
-	}
-	return true
+	return !((c.sockGone.Load() || c.isClosed()) && c.pk.Unpark())
 }
 
-// resume reads on after a park, on its own goroutine.
+// resume reads on after a park, on its own goroutine (the timer's when
+// the deadline came: the reader then reads the blocking way and meets
+// it, as ever).
 func (c *conn) resume() {
 	if !c.streams(false) {
 		c.end()
 	}
 }
 
-// pollReady is the poller's call: the socket is readable or closed.
-func (c *conn) pollReady() {
-	if c.parked.CompareAndSwap(true, false) {
-		c.timer.Stop()
-		go c.resume()
-	}
-}
-
-// pollTimedOut is the timer's: the read deadline has come. A call from
-// an earlier park finds a later due time and leaves it to that park's.
-func (c *conn) pollTimedOut() {
-	if time.Now().UnixNano() < c.due.Load() {
-		return
-	}
-	if c.parked.CompareAndSwap(true, false) {
-		c.resume()
-	}
-}
-
 // pollClosed is the socket's close: a parked reader reads on and ends.
 func (c *conn) pollClosed() {
 	c.sockGone.Store(true)
-	if c.reg != nil && c.parked.CompareAndSwap(true, false) {
-		c.timer.Stop()
-		go c.resume()
+	if c.pk != nil {
+		c.pk.Wake()
 	}
 }
 
 // endPoll ends the registration (before the socket closes).
 func (c *conn) endPoll() {
-	if c.reg != nil {
-		c.timer.Stop()
-		c.reg.Close()
+	if c.pk != nil {
+		c.pk.Close()
 	}
 }
