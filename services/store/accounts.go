@@ -18,7 +18,7 @@ func (s *Store) CreateAccount(ctx context.Context, a chat.Account, c chat.Creden
 	if err != nil {
 		return fmt.Errorf("create account %q: %w", a.Name, err)
 	}
-	_, err = s.db.ExecContext(ctx, `
+	_, err = s.q.ExecContext(ctx, `
 		INSERT INTO accounts (name, created, admin,
 			sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key,
 			sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key)
@@ -42,7 +42,7 @@ func (s *Store) Account(ctx context.Context, name string) (chat.Account, chat.Cr
 		c       chat.Credentials
 		created sql.NullInt64
 	)
-	err := s.db.QueryRowContext(ctx, `
+	err := s.q.QueryRowContext(ctx, `
 		SELECT name, created, admin,
 			sha256_salt, sha256_iterations, sha256_stored_key, sha256_server_key,
 			sha1_salt, sha1_iterations, sha1_stored_key, sha1_server_key
@@ -62,7 +62,7 @@ func (s *Store) Account(ctx context.Context, name string) (chat.Account, chat.Cr
 
 // Admins implements chat.AccountStore.
 func (s *Store) Admins(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name FROM accounts WHERE admin ORDER BY name`)
+	rows, err := s.q.QueryContext(ctx, `SELECT name FROM accounts WHERE admin ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list admins: %w", err)
 	}
@@ -83,7 +83,7 @@ func (s *Store) Admins(ctx context.Context) ([]string, error) {
 
 // Accounts implements chat.AccountStore.
 func (s *Store) Accounts(ctx context.Context) ([]chat.Account, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, created, admin FROM accounts ORDER BY name`)
+	rows, err := s.q.QueryContext(ctx, `SELECT name, created, admin FROM accounts ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list accounts: %w", err)
 	}
@@ -108,7 +108,7 @@ func (s *Store) Accounts(ctx context.Context) ([]chat.Account, error) {
 
 // SetCredentials implements chat.AccountStore.
 func (s *Store) SetCredentials(ctx context.Context, name string, c chat.Credentials) error {
-	res, err := s.db.ExecContext(ctx, `
+	res, err := s.q.ExecContext(ctx, `
 		UPDATE accounts SET
 			sha256_salt = ?, sha256_iterations = ?, sha256_stored_key = ?, sha256_server_key = ?,
 			sha1_salt = ?, sha1_iterations = ?, sha1_stored_key = ?, sha1_server_key = ?
@@ -129,7 +129,7 @@ func (s *Store) SetCredentials(ctx context.Context, name string, c chat.Credenti
 
 // SetAdmin implements chat.AccountStore.
 func (s *Store) SetAdmin(ctx context.Context, name string, admin bool) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE accounts SET admin = ? WHERE name = ?`, admin, name)
+	res, err := s.q.ExecContext(ctx, `UPDATE accounts SET admin = ? WHERE name = ?`, admin, name)
 	if err != nil {
 		return fmt.Errorf("set admin of %q: %w", name, err)
 	}

@@ -17,7 +17,7 @@ func (s *Store) AddCert(ctx context.Context, account, fingerprint string, added 
 	if err != nil {
 		return fmt.Errorf("add certificate of %q: %w", account, err)
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO account_certs (fingerprint, account, added) VALUES (?, ?, ?)`,
+	_, err = s.q.ExecContext(ctx, `INSERT INTO account_certs (fingerprint, account, added) VALUES (?, ?, ?)`,
 		fingerprint, account, t)
 	switch {
 	case isUnique(err):
@@ -32,7 +32,7 @@ func (s *Store) AddCert(ctx context.Context, account, fingerprint string, added 
 
 // RemoveCert implements chat.AccountStore.
 func (s *Store) RemoveCert(ctx context.Context, account, fingerprint string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM account_certs WHERE account = ? AND fingerprint = ?`, account, fingerprint)
+	res, err := s.q.ExecContext(ctx, `DELETE FROM account_certs WHERE account = ? AND fingerprint = ?`, account, fingerprint)
 	if err != nil {
 		return fmt.Errorf("remove certificate of %q: %w", account, err)
 	}
@@ -45,7 +45,7 @@ func (s *Store) RemoveCert(ctx context.Context, account, fingerprint string) err
 // Certs implements chat.AccountStore: an account's fingerprints, oldest
 // first.
 func (s *Store) Certs(ctx context.Context, account string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT fingerprint FROM account_certs WHERE account = ? ORDER BY added, fingerprint`, account)
+	rows, err := s.q.QueryContext(ctx, `SELECT fingerprint FROM account_certs WHERE account = ? ORDER BY added, fingerprint`, account)
 	if err != nil {
 		return nil, fmt.Errorf("certificates of %q: %w", account, err)
 	}
@@ -64,7 +64,7 @@ func (s *Store) Certs(ctx context.Context, account string) ([]string, error) {
 // AccountByCert implements chat.AccountStore.
 func (s *Store) AccountByCert(ctx context.Context, fingerprint string) (string, error) {
 	var account string
-	err := s.db.QueryRowContext(ctx, `SELECT account FROM account_certs WHERE fingerprint = ?`, fingerprint).Scan(&account)
+	err := s.q.QueryRowContext(ctx, `SELECT account FROM account_certs WHERE fingerprint = ?`, fingerprint).Scan(&account)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("certificate %s: %w", fingerprint, chat.ErrNotFound)
 	}

@@ -16,7 +16,7 @@ func (s *Store) CountMessagesSince(ctx context.Context, since time.Time) (int, e
 		return 0, fmt.Errorf("count messages: %w", err)
 	}
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE time >= ?`, t).Scan(&n); err != nil {
+	if err := s.q.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE time >= ?`, t).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count messages: %w", err)
 	}
 	return n, nil

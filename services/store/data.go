@@ -49,7 +49,7 @@ func (s *Store) Data(ctx context.Context, account, collection, key string) (chat
 		it      chat.DataItem
 		updated int64
 	)
-	err := s.db.QueryRowContext(ctx, `SELECT key, value, updated FROM account_data WHERE account = ? AND collection = ? AND key = ?`,
+	err := s.q.QueryRowContext(ctx, `SELECT key, value, updated FROM account_data WHERE account = ? AND collection = ? AND key = ?`,
 		account, collection, key).Scan(&it.Key, &it.Value, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return it, fmt.Errorf("%s/%s of %q: %w", collection, key, account, chat.ErrNotFound)
@@ -64,7 +64,7 @@ func (s *Store) Data(ctx context.Context, account, collection, key string) (chat
 
 // ListData implements chat.DataStore.
 func (s *Store) ListData(ctx context.Context, account, collection string) ([]chat.DataItem, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT key, value, updated FROM account_data WHERE account = ? AND collection = ? ORDER BY seq`,
+	rows, err := s.q.QueryContext(ctx, `SELECT key, value, updated FROM account_data WHERE account = ? AND collection = ? ORDER BY seq`,
 		account, collection)
 	if err != nil {
 		return nil, fmt.Errorf("list %s of %q: %w", collection, account, err)
@@ -91,7 +91,7 @@ func (s *Store) ListData(ctx context.Context, account, collection string) ([]cha
 
 // DeleteData implements chat.DataStore.
 func (s *Store) DeleteData(ctx context.Context, account, collection, key string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM account_data WHERE account = ? AND collection = ? AND key = ?`,
+	res, err := s.q.ExecContext(ctx, `DELETE FROM account_data WHERE account = ? AND collection = ? AND key = ?`,
 		account, collection, key)
 	if err != nil {
 		return fmt.Errorf("delete %s/%s of %q: %w", collection, key, account, err)
@@ -104,7 +104,7 @@ func (s *Store) DeleteData(ctx context.Context, account, collection, key string)
 
 // DeleteCollection implements chat.DataStore.
 func (s *Store) DeleteCollection(ctx context.Context, account, collection string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM account_data WHERE account = ? AND collection = ?`,
+	if _, err := s.q.ExecContext(ctx, `DELETE FROM account_data WHERE account = ? AND collection = ?`,
 		account, collection); err != nil {
 		return fmt.Errorf("delete %s of %q: %w", collection, account, err)
 	}

@@ -89,7 +89,7 @@ func (s *Store) DeleteAffiliationsFromPrefix(ctx context.Context, prefix string)
 // BoxState implements chat.StateStore.
 func (s *Store) BoxState(ctx context.Context, key string) (string, error) {
 	var v string
-	err := s.db.QueryRowContext(ctx, `SELECT value FROM box_state WHERE key = ?`, key).Scan(&v)
+	err := s.q.QueryRowContext(ctx, `SELECT value FROM box_state WHERE key = ?`, key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("box state %q: %w", key, chat.ErrNotFound)
 	}
@@ -101,7 +101,7 @@ func (s *Store) BoxState(ctx context.Context, key string) (string, error) {
 
 // SetBoxState implements chat.StateStore.
 func (s *Store) SetBoxState(ctx context.Context, key, value string) error {
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO box_state (key, value) VALUES (?, ?)
+	if _, err := s.q.ExecContext(ctx, `INSERT INTO box_state (key, value) VALUES (?, ?)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value); err != nil {
 		return fmt.Errorf("save box state %q: %w", key, err)
 	}

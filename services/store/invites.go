@@ -79,7 +79,7 @@ func (s *Store) AccountInvite(ctx context.Context, token string, now time.Time) 
 	if err != nil {
 		return chat.AccountInvite{}, fmt.Errorf("invitation: %w", err)
 	}
-	inv, err := scanInvite(s.db.QueryRowContext(ctx, `SELECT `+inviteColumns+`
+	inv, err := scanInvite(s.q.QueryRowContext(ctx, `SELECT `+inviteColumns+`
 		FROM account_invites WHERE token = ? AND uses > 0 AND expires > ?`, token, t))
 	if errors.Is(err, sql.ErrNoRows) {
 		return chat.AccountInvite{}, fmt.Errorf("invitation: %w", chat.ErrNotFound)
@@ -96,7 +96,7 @@ func (s *Store) AccountInvites(ctx context.Context, now time.Time) ([]chat.Accou
 	if err != nil {
 		return nil, fmt.Errorf("list invitations: %w", err)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+inviteColumns+`
+	rows, err := s.q.QueryContext(ctx, `SELECT `+inviteColumns+`
 		FROM account_invites WHERE uses > 0 AND expires > ? ORDER BY created, token`, t)
 	if err != nil {
 		return nil, fmt.Errorf("list invitations: %w", err)
@@ -174,7 +174,7 @@ func (s *Store) RedeemAccountInvite(ctx context.Context, token string, now time.
 
 // DeleteAccountInvite implements chat.InviteStore.
 func (s *Store) DeleteAccountInvite(ctx context.Context, token string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM account_invites WHERE token = ?`, token)
+	res, err := s.q.ExecContext(ctx, `DELETE FROM account_invites WHERE token = ?`, token)
 	if err != nil {
 		return fmt.Errorf("revoke invitation: %w", err)
 	}

@@ -56,7 +56,7 @@ func (s *Store) History(ctx context.Context, q chat.HistoryQuery) ([]chat.Messag
 		order = "DESC"
 	}
 	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages m
+	rows, err := s.q.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages m
 		WHERE `+where+` ORDER BY m.seq `+order+` LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("history: %w", err)
@@ -127,7 +127,7 @@ func (s *Store) CountHistory(ctx context.Context, q chat.HistoryQuery) (int, err
 		return 0, fmt.Errorf("count history: %w", err)
 	}
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM messages m WHERE `+where, args...).Scan(&n); err != nil {
+	if err := s.q.QueryRowContext(ctx, `SELECT count(*) FROM messages m WHERE `+where, args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count history: %w", err)
 	}
 	return n, nil
@@ -159,7 +159,7 @@ func collectMessages(rows *sql.Rows) ([]chat.Message, error) {
 
 // MessageByID implements chat.MessageStore.
 func (s *Store) MessageByID(ctx context.Context, id string) (chat.Message, error) {
-	m, err := scanMessage(s.db.QueryRowContext(ctx,
+	m, err := scanMessage(s.q.QueryRowContext(ctx,
 		`SELECT `+messageColumns+` FROM messages m WHERE m.id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return chat.Message{}, fmt.Errorf("message %q: %w", id, chat.ErrNotFound)
@@ -177,7 +177,7 @@ func (s *Store) Offline(ctx context.Context, account string, limit int) ([]chat.
 	if err != nil {
 		return nil, fmt.Errorf("offline messages of %q: %w", account, err)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+messageColumns+`
+	rows, err := s.q.QueryContext(ctx, `SELECT `+messageColumns+`
 		FROM offline o JOIN messages m ON m.seq = o.seq
 		WHERE o.account = ? ORDER BY o.seq LIMIT ?`, account, limit)
 	if err != nil {
@@ -192,7 +192,7 @@ func (s *Store) Offline(ctx context.Context, account string, limit int) ([]chat.
 
 // AckOffline implements chat.MessageStore.
 func (s *Store) AckOffline(ctx context.Context, account string, upTo int64) error {
-	if _, err := s.db.ExecContext(ctx,
+	if _, err := s.q.ExecContext(ctx,
 		`DELETE FROM offline WHERE account = ? AND seq <= ?`, account, upTo); err != nil {
 		return fmt.Errorf("acknowledge offline messages of %q: %w", account, err)
 	}
@@ -229,7 +229,7 @@ func (s *Store) PruneHistory(ctx context.Context, before time.Time) (int64, erro
 
 // QueueOffline implements chat.MessageStore.
 func (s *Store) QueueOffline(ctx context.Context, account string, seq int64) error {
-	if _, err := s.db.ExecContext(ctx,
+	if _, err := s.q.ExecContext(ctx,
 		`INSERT OR IGNORE INTO offline (account, seq) VALUES (?, ?)`, account, seq); err != nil {
 		return fmt.Errorf("queue message %d for %q: %w", seq, account, err)
 	}

@@ -200,7 +200,7 @@ func (s *Store) UpdateRoom(ctx context.Context, r chat.Room) error {
 	if err != nil {
 		return fmt.Errorf("update room %q: %w", r.Name, err)
 	}
-	res, err := s.db.ExecContext(ctx, `
+	res, err := s.q.ExecContext(ctx, `
 		UPDATE rooms SET topic = ?, topic_by = ?, topic_at = ?, settings = ?
 		WHERE name = ?`,
 		r.Topic, r.TopicBy, topicAt, string(settings), r.Name)
@@ -328,7 +328,7 @@ func addMask(ctx context.Context, tx *sql.Tx, room string, e chat.MaskEntry) err
 
 // RemoveMask implements chat.RoomStore.
 func (s *Store) RemoveMask(ctx context.Context, room string, list chat.MaskList, mask string) error {
-	res, err := s.db.ExecContext(ctx,
+	res, err := s.q.ExecContext(ctx,
 		`DELETE FROM room_masks WHERE room = ? AND list = ? AND mask = ?`,
 		room, string(list), mask)
 	if err != nil {

@@ -62,6 +62,7 @@ type Store struct {
 	path string
 	log  *slog.Logger
 	db   *sql.DB
+	q    *stmts // db's queries through kept statements
 
 	// The group-commit writer: AppendMessage sends requests on appends, the
 	// goroutine started by Open commits them in batches over wconn and
@@ -110,6 +111,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 		path:       abs,
 		log:        log,
 		db:         db,
+		q:          newStmts(db),
 		appends:    make(chan *appendReq, maxBatch),
 		writerDone: make(chan struct{}),
 		window:     commitWindow,
@@ -283,7 +285,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 
 	<-s.writerDone
-	err := errors.Join(s.insMsg.Close(), s.insOffline.Close(), s.wconn.Close(), s.db.Close())
+	err := errors.Join(s.q.Close(), s.insMsg.Close(), s.insOffline.Close(), s.wconn.Close(), s.db.Close())
 	if err != nil {
 		return fmt.Errorf("close database %s: %w", s.path, err)
 	}

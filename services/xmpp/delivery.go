@@ -10,16 +10,101 @@ import (
 // one session; a session that falls that far behind is ended.
 const maxInbox = 10000
 
-// inbox holds the core's deliveries to a session until its drain
-// goroutine (one at a time, started on demand) turns them into stanzas:
-// the core calls Deliver under its lock, and the conversion may consult
-// the core and the store (rosters, blocklists), which must not happen
-// under that lock.
+// inbox holds the core's deliveries to a session until they are turned
+// into stanzas: the core calls Deliver under its lock, and the conversion
+// may consult the core and the store (rosters, blocklists), which must
+// not happen under that lock. A drain goroutine (one at a time, started
+// on demand) converts them, in order.
+//
+// Deliveries nobody waits for (lazyDelivery: another occupant joined a
+// room) do not start one: they wait for the server's next lazy round
+// (lazyCoalesce), which converts what waited on its own goroutine. Under
+// a storm of joins into a big room that is one conversion per member a
+// round, not one goroutine per member per join. Anything else delivered
+// meanwhile starts the drain goroutine, which takes what waited along,
+// in order.
 type inbox struct {
-	mu       sync.Mutex
-	queue    []*chat.Delivery
-	draining bool
-	overflow bool
+	mu         sync.Mutex
+	queue      []*chat.Delivery
+	draining   bool // a drain goroutine, or the lazy round, converts
+	lazyQueued bool // in the next lazy round
+	overflow   bool
+}
+
+// inboxStart says what put wants started.
+type inboxStart int
+
+const (
+	startNothing inboxStart = iota
+	startDrain              // a drain goroutine
+	startLazy               // the session's turn in the next lazy round
+)
+
+// put queues d (lazy: it may wait for a lazy round) and says what to
+// start; in.mu held.
+func (in *inbox) put(d *chat.Delivery, lazy bool) inboxStart {
+	if in.queue == nil {
+		in.queue = (*inboxPool.Get().(*[]*chat.Delivery))[:0]
+	}
+	in.queue = append(in.queue, d)
+	switch {
+	case in.draining:
+		return startNothing
+	case !lazy:
+		in.draining = true
+		return startDrain
+	case in.lazyQueued:
+		return startNothing
+	}
+	in.lazyQueued = true
+	return startLazy
+}
+
+// take returns the queued deliveries for the drain goroutine, or nil
+// when there are none (and the goroutine ends: draining is cleared).
+func (in *inbox) take() []*chat.Delivery {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	batch := in.queue
+	in.queue = nil
+	if len(batch) == 0 {
+		in.draining = false
+	}
+	return batch
+}
+
+// takeLazy returns what waited for the lazy round, nil when a drain
+// goroutine has it (or nothing waits). What it returns is all lazy: any
+// other delivery would have started a drain goroutine.
+func (in *inbox) takeLazy() []*chat.Delivery {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.lazyQueued = false
+	if in.draining || len(in.queue) == 0 {
+		return nil
+	}
+	in.draining = true
+	batch := in.queue
+	in.queue = nil
+	return batch
+}
+
+// lazyDone ends the lazy round's conversion: true when more came
+// meanwhile, for a drain goroutine to take (draining stays set).
+func (in *inbox) lazyDone() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if len(in.queue) > 0 {
+		return true
+	}
+	in.draining = false
+	return false
+}
+
+// lazyDelivery says whether d may wait for a lazy round: another
+// occupant's arrival in a room (its presence to the members).
+func lazyDelivery(d *chat.Delivery) bool {
+	return d.Kind == chat.DelJoin && !d.Echo && d.Room != ""
 }
 
 // Deliver implements chat.Sink. It never blocks.
@@ -35,39 +120,60 @@ func (ss *session) Deliver(d chat.Delivery) {
 		go ss.kick(&streamError{Condition: "policy-violation", Text: "too far behind: reconnect"})
 		return
 	}
-	if in.queue == nil {
-		in.queue = (*inboxPool.Get().(*[]*chat.Delivery))[:0]
-	}
-	in.queue = append(in.queue, ss.srv.shared(&d))
-	if !in.draining {
-		in.draining = true
+	lazy := ss.srv.lazyRounds != nil && lazyDelivery(&d)
+	switch in.put(ss.srv.shared(&d), lazy) {
+	case startDrain:
 		go ss.drainInbox()
+	case startLazy:
+		ss.srv.lazyRounds.Add(0, (*lazyInbox)(ss))
 	}
 }
 
 func (ss *session) drainInbox() {
-	in := &ss.inbox
 	for {
-		in.mu.Lock()
-		batch := in.queue
-		in.queue = nil
+		batch := ss.inbox.take()
 		if len(batch) == 0 {
-			in.draining = false
-			in.mu.Unlock()
 			return
 		}
-		in.mu.Unlock()
-		for _, d := range batch {
-			ss.deliverNow(*d)
-			if d.Kind == chat.DelMessage {
-				ss.srv.core.Delivered(d.Message) // the latency histogram (chat/latency.go)
-			}
+		ss.deliverBatch(batch, true)
+	}
+}
+
+// lazyInbox is a session's turn in a lazy round: it converts the
+// deliveries that waited for it, on the round's goroutine.
+type lazyInbox session
+
+func (t *lazyInbox) Flush() {
+	ss := (*session)(t)
+	batch := ss.inbox.takeLazy()
+	if batch == nil {
+		return
+	}
+	// The presences waited already: they go to the next write round.
+	ss.deliverBatch(batch, false)
+	if ss.inbox.lazyDone() {
+		go ss.drainInbox()
+	}
+}
+
+// deliverBatch converts batch in order and gives its queue back to the
+// pool; lazy lets other occupants' presence wait for a lazy round of
+// the output queue.
+func (ss *session) deliverBatch(batch []*chat.Delivery, lazy bool) {
+	for _, d := range batch {
+		if !lazy && lazyDelivery(d) {
+			ss.mucOccupantJoined(*d, false)
+			continue
 		}
-		if cap(batch) <= inboxPoolCap {
-			clear(batch)
-			batch = batch[:0]
-			inboxPool.Put(&batch)
+		ss.deliverNow(*d)
+		if d.Kind == chat.DelMessage {
+			ss.srv.core.Delivered(d.Message) // the latency histogram (chat/latency.go)
 		}
+	}
+	if cap(batch) <= inboxPoolCap {
+		clear(batch)
+		batch = batch[:0]
+		inboxPool.Put(&batch)
 	}
 }
 

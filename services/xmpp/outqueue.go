@@ -27,7 +27,7 @@ const writeCoalesce = 2 * time.Millisecond
 // newcomers' presence a few dozen to a write, not one write (one TLS
 // record, one system call) each. The first after a quiet spell goes at
 // once, as in any round.
-const lazyCoalesce = 50 * time.Millisecond
+const lazyCoalesce = 250 * time.Millisecond
 
 var writePool = sync.Pool{New: func() any { b := make([]byte, 0, coalesceBytes); return &b }}
 

@@ -104,11 +104,9 @@ func appendEscaped(b []byte, s string) []byte {
 // made for this receiver; else one by one as stanzas.
 func (ss *session) sendBurst(ps ...*prepared) { ss.sendPrepared(false, ps...) }
 
-// sendLazy is sendBurst for stanzas nobody waits for (other occupants'
-// presence): on the shared-bytes path they may wait for a lazy round
-// (outqueue.go, lazyCoalesce).
-func (ss *session) sendLazy(p *prepared) { ss.sendPrepared(true, p) }
-
+// sendPrepared is sendBurst; lazy: the stanzas are ones nobody waits
+// for (other occupants' presence), which on the shared-bytes path may
+// wait for a lazy round (outqueue.go, lazyCoalesce).
 func (ss *session) sendPrepared(lazy bool, ps ...*prepared) {
 	ok := ss.passesRoom()
 	for _, p := range ps {

@@ -290,6 +290,24 @@ func orRole(r chat.Role) chat.Role {
 	return r
 }
 
+// mucOccupantJoined sends ss another occupant's arrival in a room ss is
+// in (lazy: as sendPrepared).
+func (ss *session) mucOccupantJoined(d chat.Delivery, lazy bool) {
+	st := ss.muc()
+	st.mu.Lock()
+	r := st.rooms[d.Room]
+	st.mu.Unlock()
+	if r != nil {
+		ss.sendOccupantJoined(d, lazy)
+	}
+}
+
+func (ss *session) sendOccupantJoined(d chat.Delivery, lazy bool) {
+	// The same presence for every member: rendered once per join.
+	p := rendered(d.Shared, "xmpp-join", func() *Element { return ss.srv.occupantPresence(d.Room, d.Occupant, ss.full) })
+	ss.sendPrepared(lazy, p)
+}
+
 // mucDelivery turns the core's room events into MUC stanzas.
 func (ss *session) mucDelivery(d chat.Delivery) {
 	s := ss.srv
@@ -303,12 +321,9 @@ func (ss *session) mucDelivery(d chat.Delivery) {
 			ss.mucJoined(d)
 			return
 		}
-		if r == nil {
-			return
+		if r != nil {
+			ss.sendOccupantJoined(d, true)
 		}
-		// The same presence for every member: rendered once per join.
-		p := rendered(d.Shared, "xmpp-join", func() *Element { return s.occupantPresence(d.Room, d.Occupant, ss.full) })
-		ss.sendLazy(p)
 	case chat.DelLeave:
 		if r == nil {
 			return
