@@ -11,8 +11,9 @@
 // the heap has allocated less than QuietBytes in each of two samples in
 // a row (the box is idle) while more than MinFree bytes could be given
 // back (garbage since the last collection, plus free pages not yet
-// released), it calls debug.FreeOSMemory: one full collection, then
-// every free page back to the system. That happens once per burst:
+// released), it collects twice (the second frees what sync.Pools kept
+// through the first) and gives every free page back to the system
+// (debug.FreeOSMemory). That happens once per burst:
 // afterwards there is nothing to give back until the next one. During a
 // burst it does nothing, so it costs no throughput; the peak is the
 // runtime's as before.
@@ -25,6 +26,7 @@ package memtrim
 import (
 	"context"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
@@ -44,6 +46,15 @@ type Sample struct {
 	// objects beyond those live at the last collection (garbage, or
 	// new), plus heap pages free and not yet returned to the system.
 	Spare uint64
+}
+
+// freeAll collects twice and gives every free page back: sync.Pool
+// keeps what was put in it through one collection (its victim cache),
+// so the buffers the burst's connections lent each other (write queues,
+// read buffers) are freed only by the second.
+func freeAll() {
+	runtime.GC()
+	debug.FreeOSMemory()
 }
 
 // Trimmer returns free heap memory to the system when the process goes
@@ -112,7 +123,7 @@ func (t *Trimmer) Step() bool {
 		read = ReadSample
 	}
 	if free == nil {
-		free = debug.FreeOSMemory
+		free = freeAll
 	}
 	quietBytes, minFree := t.QuietBytes, t.MinFree
 	if quietBytes == 0 {

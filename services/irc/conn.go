@@ -99,7 +99,6 @@ type conn struct {
 
 	qmu     sync.Mutex // guards the write queue
 	queue   []outItem
-	spare   []outItem // the queue's other buffer, given back by the writer
 	qBytes  int
 	started bool // run began: enqueue starts a writer when none runs
 	writing bool // a writer goroutine runs (or will, for the queue)

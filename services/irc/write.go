@@ -42,7 +42,7 @@ func (c *conn) enqueue(it outItem, size int) {
 		return
 	}
 	if c.queue == nil {
-		c.queue, c.spare = c.spare, nil
+		c.queue = (*queues.Get().(*[]outItem))[:0]
 	}
 	c.queue = append(c.queue, it)
 	c.qBytes += size
@@ -66,6 +66,26 @@ func (c *conn) startWriterLocked() {
 	}
 	c.writing = true
 	go c.writeLoop()
+}
+
+// queues lends the connections their write queues while something is
+// queued: a busy connection takes one back each round (a queue of its
+// own grown anew from nothing every round was most of a busy room's
+// garbage), an idle one holds none.
+var queues = sync.Pool{New: func() any { q := make([]outItem, 0, 16); return &q }}
+
+// maxPooledQueue bounds the queues given back: a slow client's long
+// queue is left to the collector.
+const maxPooledQueue = 1024
+
+// putQueue gives a written queue back to the pool.
+func putQueue(items []outItem) {
+	if cap(items) == 0 || cap(items) > maxPooledQueue {
+		return
+	}
+	clear(items)
+	items = items[:0]
+	queues.Put(&items)
 }
 
 // batches are the rounds' batches, one per connection being written.
@@ -101,11 +121,8 @@ func (c *conn) Flush() {
 		return
 	}
 	c.delivered(items, false)
-	clear(items)
+	putQueue(items)
 	c.qmu.Lock()
-	if c.spare == nil && cap(items) <= 4 {
-		c.spare = items[:0]
-	}
 	c.inRound = false
 	if c.leftover != nil {
 		c.writing = true
@@ -258,7 +275,6 @@ func (c *conn) writeLoop() {
 		c.qBytes = 0
 		dead := c.dead
 		if len(items) == 0 && !dead && w.n == 0 {
-			c.spare = nil // an idle connection keeps no buffer
 			if c.raw != nil {
 				// Back to the write rounds, which do not wait: no
 				// deadline may be left for them to trip over (the
@@ -301,10 +317,7 @@ func (c *conn) writeLoop() {
 				return
 			}
 			c.delivered(items, dead)
-			clear(items)
-			c.qmu.Lock()
-			c.spare = items[:0]
-			c.qmu.Unlock()
+			putQueue(items)
 		}
 		if dead {
 			c.mu.Lock()

@@ -141,6 +141,9 @@ func (q *outQueue) push(b []byte) bool {
 	if q.bytes+len(b) > q.max {
 		return false
 	}
+	if q.items == nil {
+		q.items = (*itemPool.Get().(*[][]byte))[:0]
+	}
 	q.items = append(q.items, b)
 	q.bytes += len(b)
 	q.pushed++
@@ -165,6 +168,9 @@ func (q *outQueue) pushStanza(lazy bool, parts [][]byte) bool {
 	defer q.mu.Unlock()
 	if q.closing || q.dead || q.bytes+n > q.max {
 		return false
+	}
+	if q.items == nil {
+		q.items = (*itemPool.Get().(*[][]byte))[:0]
 	}
 	q.items = append(q.items, parts...)
 	q.bytes += n
@@ -268,7 +274,27 @@ func (q *outQueue) writeOnce() bool {
 	q.written += uint64(len(batch))
 	q.cond.Broadcast()
 	q.mu.Unlock()
+	putItems(batch)
 	return true
+}
+
+// itemPool lends the queues their item lists while something is queued:
+// a busy connection takes one back each round instead of growing one
+// anew (most of a busy room's garbage), an idle one holds none.
+var itemPool = sync.Pool{New: func() any { l := make([][]byte, 0, 16); return &l }}
+
+// maxPooledItems bounds the lists given back: a slow client's long list
+// is left to the collector.
+const maxPooledItems = 3 << 10
+
+// putItems gives a written list back to itemPool.
+func putItems(l [][]byte) {
+	if cap(l) == 0 || cap(l) > maxPooledItems {
+		return
+	}
+	clear(l)
+	l = l[:0]
+	itemPool.Put(&l)
 }
 
 // writeFailed ends the queue after a failed write.
