@@ -52,3 +52,62 @@ func BenchmarkDelivered(b *testing.B) {
 		b.Fatalf("counted %d of %d", h.Count, b.N)
 	}
 }
+
+// TestDeliveryTally checks that a tally of one write adds to the
+// histogram what the same messages delivered one by one would.
+func TestDeliveryTally(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	ages := []time.Duration{0, 300 * time.Microsecond, 300 * time.Microsecond, 2 * time.Millisecond, 40 * time.Millisecond, 7 * time.Second, -time.Second}
+	one := newFixture(t, func(o *chat.Options) { o.Now = func() time.Time { return now } })
+	tallied := newFixture(t, func(o *chat.Options) { o.Now = func() time.Time { return now } })
+	tally := tallied.core.Tally()
+	for _, ago := range ages {
+		m := &chat.Message{Time: now.Add(-ago)}
+		one.core.Delivered(m)
+		tally.Add(m)
+	}
+	tally.Add(&chat.Message{})
+	tally.Add(nil)
+	if h := tallied.core.DeliveryLatency(); h.Count != 0 {
+		t.Fatalf("counted %d before Record", h.Count)
+	}
+	tallied.core.Record(&tally)
+	a, b := one.core.DeliveryLatency(), tallied.core.DeliveryLatency()
+	if a.Count != 7 || b.Count != a.Count || b.Sum != a.Sum || !slices.Equal(a.Cumulative, b.Cumulative) {
+		t.Fatalf("one by one: %d %s %v; tallied: %d %s %v", a.Count, a.Sum, a.Cumulative, b.Count, b.Sum, b.Cumulative)
+	}
+	empty := tallied.core.Tally()
+	tallied.core.Record(&empty)
+	if h := tallied.core.DeliveryLatency(); h.Count != 7 {
+		t.Fatalf("an empty tally changed the count to %d", h.Count)
+	}
+}
+
+// BenchmarkDeliveryTally is BenchmarkDelivered the way the doors count:
+// a tally per write of 20 messages.
+func BenchmarkDeliveryTally(b *testing.B) {
+	st, err := store.Open(context.Background(), b.TempDir()+"/chat.db", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	core, err := chat.New(chat.Options{Store: st})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := &chat.Message{Time: time.Now()}
+	b.RunParallel(func(pb *testing.PB) {
+		t := core.Tally()
+		for n := 0; pb.Next(); n++ {
+			t.Add(m)
+			if n%20 == 19 {
+				core.Record(&t)
+				t = core.Tally()
+			}
+		}
+		core.Record(&t)
+	})
+	if h := core.DeliveryLatency(); h.Count != uint64(b.N) {
+		b.Fatalf("counted %d of %d", h.Count, b.N)
+	}
+}

@@ -150,12 +150,13 @@ func (c *conn) delivered(items []outItem, dead bool) {
 	if dead {
 		return
 	}
-	at := c.srv.core.DeliveryClock()
+	t := c.srv.core.Tally()
 	for _, it := range items {
 		if it.d != nil && it.d.Kind == chat.DelMessage {
-			c.srv.core.DeliveredAt(it.d.Message, at)
+			t.Add(it.d.Message)
 		}
 	}
+	c.srv.core.Record(&t)
 }
 
 // Deliver is the core's Sink: it queues and never blocks.

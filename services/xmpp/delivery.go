@@ -160,6 +160,7 @@ func (t *lazyInbox) Flush() {
 // pool; lazy lets other occupants' presence wait for a lazy round of
 // the output queue.
 func (ss *session) deliverBatch(batch []*chat.Delivery, lazy bool) {
+	t := ss.srv.core.Tally() // the latency histogram (chat/latency.go)
 	for _, d := range batch {
 		if !lazy && lazyDelivery(d) {
 			ss.mucOccupantJoined(*d, false)
@@ -167,9 +168,10 @@ func (ss *session) deliverBatch(batch []*chat.Delivery, lazy bool) {
 		}
 		ss.deliverNow(*d)
 		if d.Kind == chat.DelMessage {
-			ss.srv.core.Delivered(d.Message) // the latency histogram (chat/latency.go)
+			t.Add(d.Message)
 		}
 	}
+	ss.srv.core.Record(&t)
 	if cap(batch) <= inboxPoolCap {
 		clear(batch)
 		batch = batch[:0]
