@@ -698,7 +698,7 @@ func TestMigrateMessagesTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s6.db.ExecContext(ctx, `DROP INDEX messages_time; PRAGMA user_version = 6`); err != nil {
+	if _, err := s6.db.ExecContext(ctx, `DROP INDEX messages_time; DROP INDEX accounts_admin; PRAGMA user_version = 6`); err != nil {
 		t.Fatal(err)
 	}
 	mustCreateAccount(t, s6, "bob")
@@ -758,4 +758,70 @@ func queryPlan(t testing.TB, s *Store, query string, args ...any) string {
 		lines = append(lines, detail)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestMigrateAccountsAdmin opens a database made by schema 7 (before
+// accounts_admin): the index is made, Admins reads it instead of the
+// whole table, and its answers follow SetAdmin and DeleteAccount.
+func TestMigrateAccountsAdmin(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "chatbox.db")
+	s7, err := Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s7.db.ExecContext(ctx, `DROP INDEX accounts_admin; PRAGMA user_version = 7`); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"carol", "alice", "bob", "dave"} {
+		mustCreateAccount(t, s7, n)
+	}
+	for _, n := range []string{"carol", "alice"} {
+		if err := s7.SetAdmin(ctx, n, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s7.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := openTest(t, path)
+	var plan []string
+	rows, err := s.db.QueryContext(ctx, `EXPLAIN QUERY PLAN SELECT name FROM accounts WHERE admin ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		rows.Scan(&id, &parent, &unused, &detail)
+		plan = append(plan, detail)
+	}
+	rows.Close()
+	if !strings.Contains(strings.Join(plan, "; "), "accounts_admin") {
+		t.Errorf("Admins' query plan %q does not use accounts_admin", plan)
+	}
+	admins := func() string {
+		t.Helper()
+		names, err := s.Admins(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(names, ",")
+	}
+	if got := admins(); got != "alice,carol" {
+		t.Fatalf("Admins after the migration: %s, want alice,carol", got)
+	}
+	if err := s.SetAdmin(ctx, "dave", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetAdmin(ctx, "alice", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteAccount(ctx, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	if got := admins(); got != "dave" {
+		t.Fatalf("Admins after the changes: %s, want dave", got)
+	}
 }
