@@ -18,7 +18,9 @@
 # chatbench run's bound, default 10m), DRAIN (give up once no delivery came
 # for this long after the last send, default 60s: a busy XMPP server may
 # still be sending the joins' presence), SERVERS (default: ngircd inspircd
-# chatbox-irc prosody ejabberd chatbox-xmpp chatbox-half), PORT_BASE
+# chatbox-irc prosody ejabberd chatbox-xmpp chatbox-xmpp-plain chatbox-half;
+# chatbox-xmpp-plain is chatbox-xmpp without TLS, xmpp.allow_plaintext: the
+# difference is TLS's share), PORT_BASE
 # (default 26700: the servers listen on PORT_BASE+1 … +7, which must be
 # free), KEEP=1 keeps the work directory (configs, logs, JSON lines);
 # REPORT=DIR prints the table of such a kept directory again (give the same
@@ -40,7 +42,7 @@ RUNS=${RUNS:-1}
 PARALLEL=${PARALLEL:-16}
 TIMEOUT=${TIMEOUT:-10m}
 DRAIN=${DRAIN:-60s}
-SERVERS=${SERVERS:-ngircd inspircd chatbox-irc prosody ejabberd chatbox-xmpp chatbox-half}
+SERVERS=${SERVERS:-ngircd inspircd chatbox-irc prosody ejabberd chatbox-xmpp chatbox-xmpp-plain chatbox-half}
 PORT_BASE=${PORT_BASE:-26700}
 DOMAIN=bench.local
 ROOM=general
@@ -88,9 +90,9 @@ prepare() {
 		ngircd | inspircd | prosody | ejabberd)
 			command -v "${pkg_of[$s]}" >/dev/null || want_pkgs+=("$s")
 			;;
-		chatbox-irc | chatbox-xmpp | chatbox-half) ;;
+		chatbox-irc | chatbox-xmpp | chatbox-xmpp-plain | chatbox-half) ;;
 		*)
-			say "unknown server $s in SERVERS (want ngircd inspircd prosody ejabberd chatbox-irc chatbox-xmpp chatbox-half)"
+			say "unknown server $s in SERVERS (want ngircd inspircd prosody ejabberd chatbox-irc chatbox-xmpp chatbox-xmpp-plain chatbox-half)"
 			exit 2
 			;;
 		esac
@@ -343,10 +345,12 @@ start_ejabberd() {
 	bench_args=(--xmpp 127.0.0.1:$P_EJABBERD --domain $DOMAIN --insecure --xmpp-register --xmpp-share 1)
 }
 
-start_chatbox() { # share
+start_chatbox() { # share [plain: XMPP without TLS, to tell TLS's share of the memory]
+	local plain=()
+	if [ "${2:-}" = plain ]; then plain=(--set xmpp.allow_plaintext=true); fi
 	rm -rf "$dir/data"
 	cp -a "$work/chatbox-seed" "$dir/data"
-	"$work/chatbox" --data "$dir/data" \
+	"$work/chatbox" --data "$dir/data" "${plain[@]}" \
 		--set domain=$DOMAIN --set hw.backend=sim \
 		--set xmpp.listen=127.0.0.1:$P_CHATBOX_XMPP --set xmpp.tls_listen=[] \
 		--set irc.plain_listen=127.0.0.1:$P_CHATBOX_IRC --set irc.tls_listen=[] \
@@ -366,8 +370,12 @@ start_chatbox() { # share
 		fi
 		sleep 0.1
 	done
-	bench_args=(--irc 127.0.0.1:$P_CHATBOX_IRC --xmpp 127.0.0.1:$P_CHATBOX_XMPP --domain $DOMAIN
-		--ca "$dir/data/tls/ca.pem" --xmpp-share "$1")
+	bench_args=(--irc 127.0.0.1:$P_CHATBOX_IRC --xmpp 127.0.0.1:$P_CHATBOX_XMPP --domain $DOMAIN --xmpp-share "$1")
+	if [ "${2:-}" = plain ]; then
+		bench_args+=(--xmpp-plaintext)
+	else
+		bench_args+=(--ca "$dir/data/tls/ca.pem")
+	fi
 }
 
 version_of() {
@@ -387,6 +395,7 @@ runs() {
 			case $s in
 			chatbox-irc) start_chatbox 0 ;;
 			chatbox-xmpp) start_chatbox 1 ;;
+			chatbox-xmpp-plain) start_chatbox 1 plain ;;
 			chatbox-half) start_chatbox 0.5 ;;
 			*) "start_$s" ;;
 			esac
@@ -471,4 +480,5 @@ pair chatbox-irc inspircd
 pair chatbox-xmpp prosody
 pair chatbox-xmpp ejabberd
 pair chatbox-half chatbox-irc
+pair chatbox-xmpp chatbox-xmpp-plain
 exit $status

@@ -46,6 +46,11 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("second --make-accounts: %v, %q", err, out.String())
 	}
 
+	plainData := filepath.Join(dir, "plain")
+	if err := os.CopyFS(plainData, os.DirFS(data)); err != nil {
+		t.Fatal(err)
+	}
+
 	srv := startChatbox(t, ctx, bin, data)
 	for _, sasl := range []string{"plain", "scram-sha-256"} {
 		t.Run(sasl, func(t *testing.T) {
@@ -72,6 +77,29 @@ func TestEndToEnd(t *testing.T) {
 			}
 		})
 	}
+
+	// --xmpp-plaintext: refused with a hint by a server that wants TLS,
+	// complete against one with xmpp.allow_plaintext.
+	plainArgs := func(xmpp string) []string {
+		return []string{"--xmpp", xmpp, "--domain", "bench.local", "--xmpp-plaintext",
+			"--clients", "4", "--xmpp-share", "1", "--senders", "2", "--messages", "5",
+			"--timeout", "90s", "--join-timeout", "20s"}
+	}
+	o, err := parse(plainArgs(srv.xmpp)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := run(ctx, o, nil); err == nil || !strings.Contains(err.Error(), "allow_plaintext") {
+		t.Errorf("--xmpp-plaintext against a server that wants TLS: err %v (report %+v), want the allow_plaintext hint", err, rep)
+	}
+	plain := startChatbox(t, ctx, bin, plainData, "--set", "xmpp.allow_plaintext=true")
+	if o, err = parse(plainArgs(plain.xmpp)...); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := run(ctx, o, nil)
+	if err != nil || !rep.Complete || rep.Deliveries != 40 || rep.Errors != 0 {
+		t.Fatalf("--xmpp-plaintext: %v, %+v\nserver log:\n%s", err, rep, plain.log())
+	}
 }
 
 type chatboxServer struct {
@@ -91,9 +119,10 @@ var listeningRe = regexp.MustCompile(`msg=listening door=(irc|xmpp) addr=(\S+)`)
 
 // startChatbox runs chatbox on loopback (ports picked by the system, the
 // rate limits raised) and returns once it is ready.
-func startChatbox(t *testing.T, ctx context.Context, bin, data string) *chatboxServer {
+func startChatbox(t *testing.T, ctx context.Context, bin, data string, extra ...string) *chatboxServer {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, bin, "--data", data,
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--data", data}, extra...)...)
+	cmd.Args = append(cmd.Args,
 		"--set", "domain=bench.local", "--set", "hw.backend=sim",
 		"--set", "xmpp.listen=127.0.0.1:0", "--set", "xmpp.tls_listen=[]",
 		"--set", "irc.plain_listen=127.0.0.1:0", "--set", "irc.tls_listen=[]",

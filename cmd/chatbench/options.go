@@ -23,6 +23,7 @@ type options struct {
 	mucDomain       string
 	ca              string
 	insecure        bool
+	xmppPlaintext   bool
 	sasl            string
 	ircLogin        string // pass or nick
 	xmppRegister    bool   // XEP-0077 in-band registration before the run
@@ -100,6 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.mucDomain, "muc-domain", "", "the rooms' XMPP domain (default rooms.<domain>)")
 	fs.StringVar(&o.ca, "ca", "", "PEM `file` of the CA that signed the server's certificate (chatbox: <data>/tls/ca.pem)")
 	fs.BoolVar(&o.insecure, "insecure", false, "accept any XMPP server certificate (benchmarks only)")
+	fs.BoolVar(&o.xmppPlaintext, "xmpp-plaintext", false, "XMPP without STARTTLS (a server that allows it, e.g. chatbox with xmpp.allow_plaintext; to tell TLS's share of the memory)")
 	fs.StringVar(&o.sasl, "sasl", "plain", "XMPP login: plain or scram-sha-256")
 	fs.StringVar(&o.ircLogin, "irc-login", "pass", "IRC login: pass (PASS account:password, chatbox) or nick (NICK and USER only, a server without accounts)")
 	fs.BoolVar(&o.xmppRegister, "xmpp-register", false, "first register every XMPP account in-band (XEP-0077; an existing one is fine), outside the measured time")
@@ -218,6 +220,8 @@ func (o *options) check() error {
 		return errors.New("--domain is needed for XMPP clients (the server's domain, e.g. chatbox's `domain` setting)")
 	case nx > 0 && o.ca != "" && o.insecure:
 		return errors.New("give --ca or --insecure, not both")
+	case o.xmppPlaintext && (o.ca != "" || o.insecure):
+		return errors.New("--xmpp-plaintext uses no TLS: leave out --ca and --insecure")
 	case o.sasl != "plain" && o.sasl != "scram-sha-256":
 		return fmt.Errorf("--sasl %q: want plain or scram-sha-256", o.sasl)
 	case o.ircLogin != "pass" && o.ircLogin != "nick":

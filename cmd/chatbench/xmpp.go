@@ -258,6 +258,18 @@ func (c *xmppClient) startTLS(ctx context.Context, tcfg *tls.Config, o *options)
 	}
 	// Buffered reading is safe: after <proceed/> the server waits for the
 	// client's TLS hello.
+	if o.xmppPlaintext {
+		br := bufio.NewReaderSize(c.nc, 16<<10)
+		c.dec = xml.NewDecoder(br)
+		f, err := openStream(c.dec)
+		if err != nil {
+			return nil, nil, ioErr(ctx, "stream", err)
+		}
+		if ms := f.child(nsSASL, "mechanisms"); ms == nil || len(ms.kids) == 0 {
+			return nil, nil, errors.New("--xmpp-plaintext: the server offers no SASL without TLS (chatbox: set xmpp.allow_plaintext)")
+		}
+		return f, br, nil
+	}
 	dec := xml.NewDecoder(bufio.NewReader(c.nc))
 	f, err := openStream(dec)
 	if err != nil {
