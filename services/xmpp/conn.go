@@ -302,6 +302,7 @@ func (c *conn) waitInput() (parked bool) {
 			return false
 		}
 	}
+	c.rd.rest()   // the decoder goes while the client is idle (stream.go)
 	if c.park() { // poll.go
 		return true
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -144,7 +145,15 @@ type budgetReader struct {
 	budget int
 	idle   func() bool // nil: a timeout is an error
 	n      int64       // bytes read
+	// capture, when set, keeps the bytes read (a stream header's) up to
+	// maxHeaderCopy; past that it is cut to nil.
+	capture *[]byte
 }
+
+// maxHeaderCopy bounds the stream header a stream reader keeps to make
+// its decoder anew (streamReader.rest): a longer one is not kept, and
+// the decoder is not let go.
+const maxHeaderCopy = 1024
 
 func (b *budgetReader) ReadByte() (byte, error) {
 	if b.left <= 0 {
@@ -155,6 +164,14 @@ func (b *budgetReader) ReadByte() (byte, error) {
 		if err == nil {
 			b.left--
 			b.n++
+			if b.capture != nil {
+				if len(*b.capture) >= maxHeaderCopy {
+					*b.capture = nil
+					b.capture = nil
+				} else {
+					*b.capture = append(*b.capture, c)
+				}
+			}
 			return c, nil
 		}
 		if b.timedOut(err) {
@@ -201,12 +218,20 @@ func (b *budgetReader) Read(p []byte) (int, error) {
 }
 
 // streamReader reads one XML stream.
+//
+// Between stanzas an idle client's reader may let its XML decoder go
+// (rest: its namespace tables, token buffer and stack are about 1.2 KB a
+// connection); the next stanza makes a decoder anew (revive) from the
+// stream header's bytes as the client sent them, which Header keeps, so
+// that the prefixes and namespaces the header declared, and the stream
+// element its end tag closes, are the same as before.
 type streamReader struct {
 	br       *budgetReader
-	dec      *xml.Decoder
+	dec      *xml.Decoder // nil while rested
 	maxDepth int
 	header   bool
-	base     int64 // br.n when dec started
+	base     int64  // br.n when dec started, less the replayed header
+	head     []byte // the header's bytes (Header), nil if longer than maxHeaderCopy
 }
 
 // newStreamReader reads a stream from r; no element may be larger than
@@ -227,7 +252,61 @@ func (b *budgetReader) streamReader(maxDepth int) *streamReader {
 // reader, nor read ahead by the XML decoder.
 func (s *streamReader) drained() bool {
 	b := s.br.r
-	return !b.has1 && b.pos == b.end && b.err == nil && s.dec.InputOffset() == s.br.n-s.base
+	return !b.has1 && b.pos == b.end && b.err == nil && (s.dec == nil || s.dec.InputOffset() == s.br.n-s.base)
+}
+
+// rest lets the decoder go if the stream is between stanzas with nothing
+// buffered (drained) and its header was kept; Next revives it.
+func (s *streamReader) rest() {
+	if s.dec != nil && s.header && s.head != nil && s.drained() {
+		s.dec = nil
+	}
+}
+
+// revive makes the decoder anew after rest: it reads the kept header,
+// then the stream's bytes.
+func (s *streamReader) revive() error {
+	d := xml.NewDecoder(&replayReader{head: s.head, br: s.br})
+	d.Strict = true
+	for {
+		t, err := d.Token()
+		if err != nil { // the same bytes parsed before: cannot happen
+			return streamErr("internal-server-error", "reading the stream header again: %v", err)
+		}
+		if _, ok := t.(xml.StartElement); ok {
+			break
+		}
+	}
+	s.dec = d
+	s.base = s.br.n - int64(len(s.head))
+	return nil
+}
+
+// replayReader gives a revived decoder the kept header, then the stream.
+type replayReader struct {
+	head []byte
+	br   *budgetReader
+}
+
+func (r *replayReader) ReadByte() (byte, error) {
+	if len(r.head) > 0 {
+		c := r.head[0]
+		r.head = r.head[1:]
+		return c, nil
+	}
+	return r.br.ReadByte()
+}
+
+func (r *replayReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c, err := r.ReadByte()
+	if err != nil {
+		return 0, err
+	}
+	p[0] = c
+	return 1, nil
 }
 
 // token returns the next token, with XMPP's restrictions applied.
@@ -276,6 +355,14 @@ func (s *streamReader) mapErr(err error) error {
 
 // Header reads up to the opening <stream:stream> and returns it.
 func (s *streamReader) Header() (xml.StartElement, error) {
+	s.head = make([]byte, 0, 256)
+	s.br.capture = &s.head
+	defer func() {
+		s.br.capture = nil
+		if s.head != nil {
+			s.head = slices.Clip(s.head)
+		}
+	}()
 	for {
 		t, err := s.token()
 		if err != nil {
@@ -310,7 +397,12 @@ func (s *streamReader) Header() (xml.StartElement, error) {
 // elements (keepalives) is skipped.
 func (s *streamReader) Next() (*Element, error) {
 	s.br.left = s.br.budget
-	if s.dec.InputOffset() == s.br.n-s.base {
+	if s.dec == nil {
+		s.br.wait()
+		if err := s.revive(); err != nil {
+			return nil, err
+		}
+	} else if s.dec.InputOffset() == s.br.n-s.base {
 		// The decoder holds no byte it read ahead: wait here rather
 		// than deep inside it.
 		s.br.wait()

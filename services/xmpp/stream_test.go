@@ -1,9 +1,14 @@
 package xmpp
 
 import (
+	"bytes"
+	"errors"
+	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -196,4 +201,128 @@ func TestStreamReaderIdle(t *testing.T) {
 	if el, err := rd.Next(); err != nil || el.Get("id") != "b" {
 		t.Fatalf("after the restart: %v %v", el, err)
 	}
+}
+
+// TestStreamReaderRest lets the decoder go between stanzas and reads on:
+// the revived decoder knows the header's own prefixes and namespaces,
+// closes the stream on its end tag, refuses a wrong one, and is kept
+// when the header was too long to keep or input is buffered.
+func TestStreamReaderRest(t *testing.T) {
+	header := "<?xml version='1.0'?>\n<s:stream xmlns='jabber:client' xmlns:s='http://etherx.jabber.org/streams' xmlns:x='urn:x' to='a' version='1.0'>"
+	// feed writes each piece in its own write, once the reader asks.
+	feed := func(pieces ...string) *streamReader {
+		pr, pw := io.Pipe()
+		go func() {
+			for _, p := range pieces {
+				if _, err := pw.Write([]byte(p)); err != nil {
+					return
+				}
+			}
+			pw.Close()
+		}()
+		return newStreamReader(pr, 1<<16, 16, nil)
+	}
+	t.Run("revived", func(t *testing.T) {
+		rd := feed(header, "<message to='b'><body>1</body></message>", "<message><x:foo/></message>", "  ", "</s:stream>")
+		if _, err := rd.Header(); err != nil {
+			t.Fatal(err)
+		}
+		rd.rest()
+		if rd.dec != nil {
+			t.Fatal("rest kept the decoder after the header")
+		}
+		el, err := rd.Next()
+		if err != nil || el.Space != nsClient || el.Local != "message" || el.Get("to") != "b" || el.ChildText(nsClient, "body") != "1" {
+			t.Fatalf("first stanza after rest: %v, %v", el, err)
+		}
+		rd.rest()
+		if rd.dec != nil {
+			t.Fatal("rest kept the decoder between stanzas")
+		}
+		el, err = rd.Next()
+		if err != nil || el.Child("urn:x", "foo") == nil {
+			t.Fatalf("a stanza with the header's prefix x: %v, %v", el, err)
+		}
+		rd.rest()
+		if _, err := rd.Next(); err != io.EOF {
+			t.Fatalf("</s:stream> after rest: %v, want io.EOF", err)
+		}
+	})
+	t.Run("wrong end tag", func(t *testing.T) {
+		rd := feed(header, "</stream:stream>")
+		if _, err := rd.Header(); err != nil {
+			t.Fatal(err)
+		}
+		rd.rest()
+		var se *streamError
+		if _, err := rd.Next(); !errors.As(err, &se) || se.Condition != "not-well-formed" {
+			t.Fatalf("</stream:stream> closing <s:stream>: %v, want not-well-formed", err)
+		}
+	})
+	t.Run("long header kept", func(t *testing.T) {
+		long := "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='" + strings.Repeat("a", maxHeaderCopy) + "'>"
+		rd := feed(long, "<presence/>")
+		if _, err := rd.Header(); err != nil {
+			t.Fatal(err)
+		}
+		rd.rest()
+		if rd.dec == nil || rd.head != nil {
+			t.Fatal("rest let the decoder go without a copy of the header")
+		}
+		if el, err := rd.Next(); err != nil || el.Local != "presence" {
+			t.Fatalf("after a long header: %v, %v", el, err)
+		}
+	})
+	t.Run("buffered input kept", func(t *testing.T) {
+		rd := feed(header + "<presence/><presence type='unavailable'/>")
+		if _, err := rd.Header(); err != nil {
+			t.Fatal(err)
+		}
+		if el, err := rd.Next(); err != nil || el.Local != "presence" {
+			t.Fatalf("first: %v, %v", el, err)
+		}
+		rd.rest()
+		if rd.dec == nil {
+			t.Fatal("rest let the decoder go with a stanza buffered")
+		}
+		if el, err := rd.Next(); err != nil || el.Get("type") != "unavailable" {
+			t.Fatalf("second: %v, %v", el, err)
+		}
+	})
+}
+
+// FuzzStreamRest reads a stream twice, byte by byte: once as ever, once
+// letting the decoder go (rest) after every stanza. Both must give the
+// same elements and the same error, whatever the header declared.
+func FuzzStreamRest(f *testing.F) {
+	f.Add([]byte("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'><message><body>hi</body></message> <presence/></stream:stream>"))
+	f.Add([]byte("<s:stream xmlns='jabber:client' xmlns:s='http://etherx.jabber.org/streams' xmlns:x='urn:x'><x:a/><message xmlns:y='urn:y'><y:b/></message></stream:stream>"))
+	f.Add([]byte("<stream:stream xmlns:stream='http://etherx.jabber.org/streams'><iq/></s:stream>"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 8<<10 {
+			t.Skip("longer than 8 KiB")
+		}
+		read := func(rest bool) []string {
+			rd := newStreamReader(iotest.OneByteReader(bytes.NewReader(data)), 4096, 16, nil)
+			var got []string
+			if _, err := rd.Header(); err != nil {
+				return append(got, "header error: "+err.Error())
+			}
+			for range 200 {
+				if rest {
+					rd.rest()
+				}
+				el, err := rd.Next()
+				if err != nil {
+					return append(got, "error: "+err.Error())
+				}
+				got = append(got, el.Space+" "+el.String())
+			}
+			return got
+		}
+		plain, rested := read(false), read(true)
+		if !slices.Equal(plain, rested) {
+			t.Fatalf("with rest:\n%q\nwithout:\n%q", rested, plain)
+		}
+	})
 }
