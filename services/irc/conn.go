@@ -14,6 +14,7 @@ import (
 	"github.com/ergochat/irc-go/ircmsg"
 	"github.com/ergochat/irc-go/ircreader"
 
+	"chatbox/internal/chunkq"
 	"chatbox/internal/netpoll"
 	"chatbox/internal/rounds"
 	"chatbox/internal/wsconn"
@@ -97,8 +98,8 @@ type conn struct {
 	saslBuf    []byte
 	clientCert []byte
 
-	qmu     sync.Mutex // guards the write queue
-	queue   []outItem
+	qmu     sync.Mutex            // guards the write queue
+	queue   chunkq.Queue[outItem] // in chunks lent by queues (write.go)
 	qBytes  int
 	started bool // run began: enqueue starts a writer when none runs
 	writing bool // a writer goroutine runs (or will, for the queue)

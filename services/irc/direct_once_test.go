@@ -21,7 +21,7 @@ func TestDirectMessageShownOnce(t *testing.T) {
 	queued := func() int {
 		c.qmu.Lock()
 		defer c.qmu.Unlock()
-		return len(c.queue)
+		return c.queue.Len()
 	}
 	direct := func(seq int64) chat.Delivery {
 		return chat.Delivery{Kind: chat.DelMessage, Message: &chat.Message{Seq: seq, From: "alice", To: "bob", Body: "hi"}}

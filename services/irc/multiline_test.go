@@ -309,7 +309,7 @@ func queued(c *conn) []string {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	var out []string
-	for _, it := range c.queue {
+	for it := range c.queue.All() {
 		out = append(out, strings.TrimSpace(string(it.line)))
 	}
 	return out

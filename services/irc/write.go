@@ -19,6 +19,7 @@ import (
 
 	"github.com/ergochat/irc-go/ircmsg"
 
+	"chatbox/internal/chunkq"
 	"chatbox/services/chat"
 )
 
@@ -41,10 +42,7 @@ func (c *conn) enqueue(it outItem, size int) {
 		c.kill("SendQ exceeded")
 		return
 	}
-	if c.queue == nil {
-		c.queue = (*queues.Get().(*[]outItem))[:0]
-	}
-	c.queue = append(c.queue, it)
+	c.queue.Push(&queues, it)
 	c.qBytes += size
 	c.startWriterLocked()
 	c.qmu.Unlock()
@@ -56,7 +54,7 @@ func (c *conn) enqueue(it outItem, size int) {
 // that ends: its last lines, ERROR and the close) by a writer goroutine,
 // which runs only while there is something to write.
 func (c *conn) startWriterLocked() {
-	if c.writing || c.inRound || !c.started || (len(c.queue) == 0 && !c.dead) {
+	if c.writing || c.inRound || !c.started || (c.queue.Len() == 0 && !c.dead) {
 		return
 	}
 	if c.raw != nil && !c.dead {
@@ -68,25 +66,11 @@ func (c *conn) startWriterLocked() {
 	go c.writeLoop()
 }
 
-// queues lends the connections their write queues while something is
-// queued: a busy connection takes one back each round (a queue of its
-// own grown anew from nothing every round was most of a busy room's
-// garbage), an idle one holds none.
-var queues = sync.Pool{New: func() any { q := make([]outItem, 0, 16); return &q }}
-
-// maxPooledQueue bounds the queues given back: a slow client's long
-// queue is left to the collector.
-const maxPooledQueue = 1024
-
-// putQueue gives a written queue back to the pool.
-func putQueue(items []outItem) {
-	if cap(items) == 0 || cap(items) > maxPooledQueue {
-		return
-	}
-	clear(items)
-	items = items[:0]
-	queues.Put(&items)
-}
+// queues lends the connections the chunks of their write queues while
+// something is queued: a busy connection takes them back each round (a
+// queue of its own grown anew from nothing every round was most of a
+// busy room's garbage), an idle one holds none.
+var queues chunkq.Pool[outItem]
 
 // batches are the rounds' batches, one per connection being written.
 var batches = sync.Pool{New: func() any { return new(batch) }}
@@ -96,12 +80,11 @@ var batches = sync.Pool{New: func() any { return new(batch) }}
 // not take goes to a writer goroutine, which may wait for the client.
 func (c *conn) Flush() {
 	c.qmu.Lock()
-	items := c.queue
-	c.queue = nil
+	items := c.queue.Take()
 	c.qBytes = 0
 	c.qmu.Unlock()
 	w := batches.Get().(*batch)
-	c.render(w, items)
+	c.render(w, &items)
 	all := w.n
 	n, err := c.raw.TryWritev(w.gather())
 	if err == nil && n < all {
@@ -113,15 +96,16 @@ func (c *conn) Flush() {
 	if err != nil {
 		c.kill("Write error") // the round has the queue: kill starts no writer
 		c.nc.Close()
+		items.Release(&queues)
 		c.qmu.Lock()
-		c.queue = nil
+		c.queue.Release(&queues)
 		c.inRound = false
 		c.startWriterLocked() // a dead connection's writer: it closes done
 		c.qmu.Unlock()
 		return
 	}
-	c.delivered(items, false)
-	putQueue(items)
+	c.delivered(&items, false)
+	items.Release(&queues)
 	c.qmu.Lock()
 	c.inRound = false
 	if c.leftover != nil {
@@ -134,8 +118,8 @@ func (c *conn) Flush() {
 }
 
 // render adds the lines of items to w.
-func (c *conn) render(w *batch, items []outItem) {
-	for _, it := range items {
+func (c *conn) render(w *batch, items *chunkq.Queue[outItem]) {
+	for it := range items.All() {
 		if it.line != nil {
 			w.Write(it.line)
 		} else {
@@ -146,12 +130,12 @@ func (c *conn) render(w *batch, items []outItem) {
 
 // delivered counts the messages among written items in the latency
 // histogram (chat/latency.go).
-func (c *conn) delivered(items []outItem, dead bool) {
+func (c *conn) delivered(items *chunkq.Queue[outItem], dead bool) {
 	if dead {
 		return
 	}
 	t := c.srv.core.Tally()
-	for _, it := range items {
+	for it := range items.All() {
 		if it.d != nil && it.d.Kind == chat.DelMessage {
 			t.Add(it.d.Message)
 		}
@@ -271,11 +255,10 @@ func (c *conn) writeLoop() {
 			time.Sleep(wait)
 		}
 		c.qmu.Lock()
-		items := c.queue
-		c.queue = nil
+		items := c.queue.Take()
 		c.qBytes = 0
 		dead := c.dead
-		if len(items) == 0 && !dead && w.n == 0 {
+		if items.Len() == 0 && !dead && w.n == 0 {
 			if c.raw != nil {
 				// Back to the write rounds, which do not wait: no
 				// deadline may be left for them to trip over (the
@@ -288,7 +271,7 @@ func (c *conn) writeLoop() {
 			return
 		}
 		c.qmu.Unlock()
-		if len(items) > 0 || w.n > 0 {
+		if items.Len() > 0 || w.n > 0 {
 			if now := time.Now(); !dead && now.After(c.renewDeadline) {
 				// A write may wait between writeWait/2 and writeWait:
 				// the deadline is moved only every writeWait/2, not for
@@ -304,21 +287,22 @@ func (c *conn) writeLoop() {
 					c.nc.SetWriteDeadline(time.Now())
 				}
 			}
-			c.render(w, items)
+			c.render(w, &items)
 			err := w.flush(c.nc)
 			c.lastFlush = time.Now()
 			if err != nil {
 				c.kill("Write error")
 				c.nc.Close()
+				items.Release(&queues)
 				c.qmu.Lock()
-				c.queue = nil
+				c.queue.Release(&queues)
 				c.qmu.Unlock()
 				close(c.done)
 				c.wake() // poll.go: closing removed it from the poller
 				return
 			}
-			c.delivered(items, dead)
-			putQueue(items)
+			c.delivered(&items, dead)
+			items.Release(&queues)
 		}
 		if dead {
 			c.mu.Lock()

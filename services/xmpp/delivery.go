@@ -3,6 +3,7 @@ package xmpp
 import (
 	"sync"
 
+	"chatbox/internal/chunkq"
 	"chatbox/services/chat"
 )
 
@@ -25,9 +26,9 @@ const maxInbox = 10000
 // in order.
 type inbox struct {
 	mu         sync.Mutex
-	queue      []*chat.Delivery
-	draining   bool // a drain goroutine, or the lazy round, converts
-	lazyQueued bool // in the next lazy round
+	queue      chunkq.Queue[*chat.Delivery] // in chunks lent by inboxPool
+	draining   bool                         // a drain goroutine, or the lazy round, converts
+	lazyQueued bool                         // in the next lazy round
 	overflow   bool
 }
 
@@ -43,10 +44,7 @@ const (
 // put queues d (lazy: it may wait for a lazy round) and says what to
 // start; in.mu held.
 func (in *inbox) put(d *chat.Delivery, lazy bool) inboxStart {
-	if in.queue == nil {
-		in.queue = (*inboxPool.Get().(*[]*chat.Delivery))[:0]
-	}
-	in.queue = append(in.queue, d)
+	in.queue.Push(&inboxPool, d)
 	switch {
 	case in.draining:
 		return startNothing
@@ -60,33 +58,29 @@ func (in *inbox) put(d *chat.Delivery, lazy bool) inboxStart {
 	return startLazy
 }
 
-// take returns the queued deliveries for the drain goroutine, or nil
-// when there are none (and the goroutine ends: draining is cleared).
-func (in *inbox) take() []*chat.Delivery {
+// take returns the queued deliveries for the drain goroutine; none
+// (and the goroutine ends: draining is cleared) when there are none.
+func (in *inbox) take() chunkq.Queue[*chat.Delivery] {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	batch := in.queue
-	in.queue = nil
-	if len(batch) == 0 {
+	if in.queue.Len() == 0 {
 		in.draining = false
 	}
-	return batch
+	return in.queue.Take()
 }
 
 // takeLazy returns what waited for the lazy round, nil when a drain
 // goroutine has it (or nothing waits). What it returns is all lazy: any
 // other delivery would have started a drain goroutine.
-func (in *inbox) takeLazy() []*chat.Delivery {
+func (in *inbox) takeLazy() chunkq.Queue[*chat.Delivery] {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.lazyQueued = false
-	if in.draining || len(in.queue) == 0 {
-		return nil
+	if in.draining || in.queue.Len() == 0 {
+		return chunkq.Queue[*chat.Delivery]{}
 	}
 	in.draining = true
-	batch := in.queue
-	in.queue = nil
-	return batch
+	return in.queue.Take()
 }
 
 // lazyDone ends the lazy round's conversion: true when more came
@@ -94,7 +88,7 @@ func (in *inbox) takeLazy() []*chat.Delivery {
 func (in *inbox) lazyDone() bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if len(in.queue) > 0 {
+	if in.queue.Len() > 0 {
 		return true
 	}
 	in.draining = false
@@ -115,7 +109,7 @@ func (ss *session) Deliver(d chat.Delivery) {
 	if in.overflow {
 		return
 	}
-	if len(in.queue) >= maxInbox {
+	if in.queue.Len() >= maxInbox {
 		in.overflow = true
 		go ss.kick(&streamError{Condition: "policy-violation", Text: "too far behind: reconnect"})
 		return
@@ -132,10 +126,10 @@ func (ss *session) Deliver(d chat.Delivery) {
 func (ss *session) drainInbox() {
 	for {
 		batch := ss.inbox.take()
-		if len(batch) == 0 {
+		if batch.Len() == 0 {
 			return
 		}
-		ss.deliverBatch(batch, true)
+		ss.deliverBatch(&batch, true)
 	}
 }
 
@@ -146,22 +140,22 @@ type lazyInbox session
 func (t *lazyInbox) Flush() {
 	ss := (*session)(t)
 	batch := ss.inbox.takeLazy()
-	if batch == nil {
+	if batch.Len() == 0 {
 		return
 	}
 	// The presences waited already: they go to the next write round.
-	ss.deliverBatch(batch, false)
+	ss.deliverBatch(&batch, false)
 	if ss.inbox.lazyDone() {
 		go ss.drainInbox()
 	}
 }
 
-// deliverBatch converts batch in order and gives its queue back to the
-// pool; lazy lets other occupants' presence wait for a lazy round of
-// the output queue.
-func (ss *session) deliverBatch(batch []*chat.Delivery, lazy bool) {
+// deliverBatch converts batch in order and gives its chunks back to
+// the pool; lazy lets other occupants' presence wait for a lazy round
+// of the output queue.
+func (ss *session) deliverBatch(batch *chunkq.Queue[*chat.Delivery], lazy bool) {
 	t := ss.srv.core.Tally() // the latency histogram (chat/latency.go)
-	for _, d := range batch {
+	for d := range batch.All() {
 		if !lazy && lazyDelivery(d) {
 			ss.mucOccupantJoined(*d, false)
 			continue
@@ -172,17 +166,13 @@ func (ss *session) deliverBatch(batch []*chat.Delivery, lazy bool) {
 		}
 	}
 	ss.srv.core.Record(&t)
-	if cap(batch) <= inboxPoolCap {
-		clear(batch)
-		batch = batch[:0]
-		inboxPool.Put(&batch)
-	}
+	batch.Release(&inboxPool)
 }
 
 // inboxPool lends the inboxes their queues (of pointers): a delivery is
 // appended under the core's lock, where growing a queue of one's own for
 // every fan-out was most of a room's garbage; an idle session holds none.
-var inboxPool = sync.Pool{New: func() any { q := make([]*chat.Delivery, 0, 16); return &q }}
+var inboxPool chunkq.Pool[*chat.Delivery]
 
 // shared returns d's copy for the inbox: a room message's receivers
 // (but its sender, whose copy is an Echo) share one, kept in the
@@ -230,8 +220,6 @@ func (in *deliveryIntern) of(d *chat.Delivery) *chat.Delivery {
 	*slot = c
 	return c
 }
-
-const inboxPoolCap = 256
 
 // deliverNow turns one delivery into stanzas.
 func (ss *session) deliverNow(d chat.Delivery) {

@@ -1,8 +1,10 @@
 package xmpp
 
 import (
+	"slices"
 	"testing"
 
+	"chatbox/internal/chunkq"
 	"chatbox/services/chat"
 )
 
@@ -20,6 +22,7 @@ func TestInboxLazyDeliveries(t *testing.T) {
 		defer in.mu.Unlock()
 		return in.put(d, lazyDelivery(d))
 	}
+	list := func(q chunkq.Queue[*chat.Delivery]) []*chat.Delivery { return slices.Collect(q.All()) }
 	same := func(t *testing.T, got []*chat.Delivery, want ...*chat.Delivery) {
 		t.Helper()
 		if len(got) != len(want) {
@@ -43,7 +46,7 @@ func TestInboxLazyDeliveries(t *testing.T) {
 				t.Fatalf("lazy delivery while one waits: start %d, want nothing", s)
 			}
 		}
-		same(t, in.takeLazy(), a, b, c)
+		same(t, list(in.takeLazy()), a, b, c)
 		if in.lazyDone() {
 			t.Fatal("lazyDone: nothing came meanwhile, yet it asks for a drain goroutine")
 		}
@@ -65,15 +68,15 @@ func TestInboxLazyDeliveries(t *testing.T) {
 		if s := put(&in, join(1)); s != startNothing {
 			t.Fatalf("lazy delivery while draining: start %d, want nothing", s)
 		}
-		if got := in.takeLazy(); got != nil {
+		if got := list(in.takeLazy()); got != nil {
 			t.Fatalf("the lazy round took %d deliveries the drain goroutine has", len(got))
 		}
-		got := in.take()
+		got := list(in.take())
 		same(t, got[:2], a, msg)
 		if len(got) != 3 {
 			t.Fatalf("the drain goroutine took %d, want 3", len(got))
 		}
-		if got := in.take(); got != nil || in.draining {
+		if got := list(in.take()); got != nil || in.draining {
 			t.Fatalf("empty inbox: take gave %d, draining %v", len(got), in.draining)
 		}
 	})
@@ -82,7 +85,7 @@ func TestInboxLazyDeliveries(t *testing.T) {
 		var in inbox
 		a := join(0)
 		put(&in, a)
-		same(t, in.takeLazy(), a)
+		same(t, list(in.takeLazy()), a)
 		b := join(1)
 		if s := put(&in, b); s != startNothing {
 			t.Fatalf("lazy delivery during the round's conversion: start %d, want nothing", s)
@@ -93,8 +96,8 @@ func TestInboxLazyDeliveries(t *testing.T) {
 		if !in.lazyDone() {
 			t.Fatal("lazyDone: deliveries came meanwhile, yet no drain goroutine is asked for")
 		}
-		same(t, in.take(), b, msg)
-		if in.take() != nil || in.draining {
+		same(t, list(in.take()), b, msg)
+		if list(in.take()) != nil || in.draining {
 			t.Fatal("the drain goroutine did not end on an empty inbox")
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"chatbox/internal/chunkq"
 	"chatbox/internal/rounds"
 )
 
@@ -32,7 +33,7 @@ const lazyCoalesce = 250 * time.Millisecond
 var writePool = sync.Pool{New: func() any { b := make([]byte, 0, coalesceBytes); return &b }}
 
 // writeBatch writes the queued items in order, joining small ones.
-func writeBatch(w io.Writer, batch [][]byte, deadline func(time.Time) error) error {
+func writeBatch(w io.Writer, batch *chunkq.Queue[[]byte], deadline func(time.Time) error) error {
 	write := func(b []byte) error {
 		if deadline != nil {
 			deadline(time.Now().Add(30 * time.Second))
@@ -40,13 +41,13 @@ func writeBatch(w io.Writer, batch [][]byte, deadline func(time.Time) error) err
 		_, err := w.Write(b)
 		return err
 	}
-	if len(batch) == 1 {
-		return write(batch[0])
+	if batch.Len() == 1 {
+		return write(batch.First())
 	}
 	bp := writePool.Get().(*[]byte)
 	buf := (*bp)[:0]
 	defer func() { *bp = buf[:0]; writePool.Put(bp) }()
-	for _, b := range batch {
+	for b := range batch.All() {
 		if len(buf) > 0 && len(buf)+len(b) > coalesceBytes {
 			if err := write(buf); err != nil {
 				return err
@@ -76,7 +77,7 @@ func writeBatch(w io.Writer, batch [][]byte, deadline func(time.Time) error) err
 type outQueue struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
-	items    [][]byte
+	items    chunkq.Queue[[]byte] // in chunks lent by itemPool
 	bytes    int
 	max      int
 	w        io.Writer
@@ -109,7 +110,7 @@ func newOutQueue(w io.Writer, max int, onDone func()) *outQueue {
 
 // wakeLocked starts a writer if there is work and none runs; q.mu held.
 func (q *outQueue) wakeLocked() {
-	if q.started && !q.running && !q.dead && (len(q.items) > 0 || q.closing) {
+	if q.started && !q.running && !q.dead && (q.items.Len() > 0 || q.closing) {
 		q.running = true
 		if q.rounds != nil {
 			q.rounds.Add(q.shard, q)
@@ -141,10 +142,7 @@ func (q *outQueue) push(b []byte) bool {
 	if q.bytes+len(b) > q.max {
 		return false
 	}
-	if q.items == nil {
-		q.items = (*itemPool.Get().(*[][]byte))[:0]
-	}
-	q.items = append(q.items, b)
+	q.items.Push(&itemPool, b)
 	q.bytes += len(b)
 	q.pushed++
 	q.wakeLocked()
@@ -169,10 +167,9 @@ func (q *outQueue) pushStanza(lazy bool, parts [][]byte) bool {
 	if q.closing || q.dead || q.bytes+n > q.max {
 		return false
 	}
-	if q.items == nil {
-		q.items = (*itemPool.Get().(*[][]byte))[:0]
+	for _, p := range parts {
+		q.items.Push(&itemPool, p)
 	}
-	q.items = append(q.items, parts...)
 	q.bytes += n
 	q.pushed += uint64(len(parts))
 	switch {
@@ -205,7 +202,7 @@ func (q *outQueue) close(last []byte) {
 		return
 	}
 	if len(last) > 0 && !q.dead {
-		q.items = append(q.items, last)
+		q.items.Push(&itemPool, last)
 		q.pushed++
 	}
 	q.closing = true
@@ -251,7 +248,7 @@ func (q *outQueue) run() {
 // on (false: the queue was empty and the writer stopped, or it ended).
 func (q *outQueue) writeOnce() bool {
 	q.mu.Lock()
-	if len(q.items) == 0 {
+	if q.items.Len() == 0 {
 		if !q.closing {
 			q.running = false
 			q.mu.Unlock()
@@ -261,41 +258,28 @@ func (q *outQueue) writeOnce() bool {
 		q.stop()
 		return false
 	}
-	batch := q.items
-	q.items = nil
+	batch := q.items.Take()
 	q.bytes = 0
 	w, deadline := q.w, q.deadline
 	q.mu.Unlock()
-	if err := writeBatch(w, batch, deadline); err != nil {
+	if err := writeBatch(w, &batch, deadline); err != nil {
+		batch.Release(&itemPool)
 		q.writeFailed(err)
 		return false
 	}
 	q.mu.Lock()
-	q.written += uint64(len(batch))
+	q.written += uint64(batch.Len())
 	q.cond.Broadcast()
 	q.mu.Unlock()
-	putItems(batch)
+	batch.Release(&itemPool)
 	return true
 }
 
-// itemPool lends the queues their item lists while something is queued:
-// a busy connection takes one back each round instead of growing one
-// anew (most of a busy room's garbage), an idle one holds none.
-var itemPool = sync.Pool{New: func() any { l := make([][]byte, 0, 16); return &l }}
-
-// maxPooledItems bounds the lists given back: a slow client's long list
-// is left to the collector.
-const maxPooledItems = 3 << 10
-
-// putItems gives a written list back to itemPool.
-func putItems(l [][]byte) {
-	if cap(l) == 0 || cap(l) > maxPooledItems {
-		return
-	}
-	clear(l)
-	l = l[:0]
-	itemPool.Put(&l)
-}
+// itemPool lends the queues the chunks of their item lists while
+// something is queued: a busy connection takes them back each round
+// instead of growing a list anew (most of a busy room's garbage), an
+// idle one holds none.
+var itemPool chunkq.Pool[[]byte]
 
 // writeFailed ends the queue after a failed write.
 func (q *outQueue) writeFailed(err error) {
@@ -310,7 +294,7 @@ func (q *outQueue) stop() {
 	q.mu.Lock()
 	q.dead = true
 	q.running = false
-	q.items = nil
+	q.items.Release(&itemPool)
 	q.cond.Broadcast()
 	q.mu.Unlock()
 	if q.onDone != nil {
