@@ -33,15 +33,7 @@ func TestDeliveryLatencyHistogram(t *testing.T) {
 // BenchmarkDelivered is what the latency histogram costs a door's writer
 // per message, with every CPU's goroutines sharing the counters.
 func BenchmarkDelivered(b *testing.B) {
-	st, err := store.Open(context.Background(), b.TempDir()+"/chat.db", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	core, err := chat.New(chat.Options{Store: st})
-	if err != nil {
-		b.Fatal(err)
-	}
+	core := latencyCore(b)
 	m := &chat.Message{Time: time.Now()}
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -86,15 +78,7 @@ func TestDeliveryTally(t *testing.T) {
 // BenchmarkDeliveryTally is BenchmarkDelivered the way the doors count:
 // a tally per write of 20 messages.
 func BenchmarkDeliveryTally(b *testing.B) {
-	st, err := store.Open(context.Background(), b.TempDir()+"/chat.db", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	core, err := chat.New(chat.Options{Store: st})
-	if err != nil {
-		b.Fatal(err)
-	}
+	core := latencyCore(b)
 	m := &chat.Message{Time: time.Now()}
 	b.RunParallel(func(pb *testing.PB) {
 		t := core.Tally()
@@ -110,4 +94,18 @@ func BenchmarkDeliveryTally(b *testing.B) {
 	if h := core.DeliveryLatency(); h.Count != uint64(b.N) {
 		b.Fatalf("counted %d of %d", h.Count, b.N)
 	}
+}
+
+// latencyCore is a core over a new store, closed when b ends.
+func latencyCore(b *testing.B) *chat.Core {
+	st, err := store.Open(context.Background(), b.TempDir()+"/chat.db", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	core, err := chat.New(chat.Options{Store: st})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return core
 }

@@ -205,11 +205,15 @@ func (b *budgetReader) wait() {
 	}
 }
 
-func (b *budgetReader) Read(p []byte) (int, error) {
+func (b *budgetReader) Read(p []byte) (int, error) { return readOne(b, p) }
+
+// readOne is Read for a byte reader that the XML decoder reads byte by
+// byte (it uses ReadByte; Read is there for io.Reader).
+func readOne(r io.ByteReader, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	c, err := b.ReadByte()
+	c, err := r.ReadByte()
 	if err != nil {
 		return 0, err
 	}
@@ -297,17 +301,7 @@ func (r *replayReader) ReadByte() (byte, error) {
 	return r.br.ReadByte()
 }
 
-func (r *replayReader) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	c, err := r.ReadByte()
-	if err != nil {
-		return 0, err
-	}
-	p[0] = c
-	return 1, nil
-}
+func (r *replayReader) Read(p []byte) (int, error) { return readOne(r, p) }
 
 // token returns the next token, with XMPP's restrictions applied.
 func (s *streamReader) token() (xml.Token, error) {
