@@ -3,7 +3,9 @@ package xmpp
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"chatbox/services/chat"
@@ -38,8 +40,8 @@ type session struct {
 	priority  int      // of its last available presence
 	presence  *Element // its last broadcast presence, without to/from
 	directed  map[string]bool
-	handled   uint32         // stanzas received (XEP-0198 h)
-	ext       map[string]any // feature state, by feature name
+	handled   uint32                     // stanzas received (XEP-0198 h)
+	ext       atomic.Pointer[[]extState] // feature state, by feature name (state)
 
 	inbox inbox          // the core's deliveries, see Deliver
 	shown map[int64]bool // direct messages shown (see firstDelivery)
@@ -65,7 +67,7 @@ func (c *conn) bind(iq *Element) {
 		return
 	}
 	ss := &session{srv: c.srv, account: c.account, resource: a.Resource, bare: a.Bare(), full: a.String(),
-		c: c, directed: map[string]bool{}, ext: map[string]any{}}
+		c: c, directed: map[string]bool{}}
 	// A resource already bound is taken over by the new one (RFC 6120
 	// §7.7.2.2, the override policy): the old stream ends with <conflict/>.
 	if old := c.srv.sessionAt(c.account, a.Resource); old != nil {
@@ -226,14 +228,42 @@ func (ss *session) end(reason string) {
 // state returns the feature state stored under key, making it with mk
 // the first time.
 func (ss *session) state(key string, mk func() any) any {
+	if v, ok := ss.findState(key); ok || mk == nil {
+		return v
+	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	v, ok := ss.ext[key]
-	if !ok && mk != nil {
-		v = mk()
-		ss.ext[key] = v
+	if v, ok := ss.findState(key); ok {
+		return v
 	}
+	var old []extState
+	if p := ss.ext.Load(); p != nil {
+		old = *p
+	}
+	v := mk()
+	next := append(slices.Clip(old), extState{key, v}) // a new array: readers keep theirs
+	ss.ext.Store(&next)
 	return v
+}
+
+// extState is one feature's state in a session. A session has a few
+// (muc, csi, sm, carbons…), read for every delivery and added once: a
+// list replaced whole on an addition is read without a lock, and is
+// smaller than a map.
+type extState struct {
+	key string
+	v   any
+}
+
+func (ss *session) findState(key string) (any, bool) {
+	if p := ss.ext.Load(); p != nil {
+		for _, e := range *p {
+			if e.key == key {
+				return e.v, true
+			}
+		}
+	}
+	return nil, false
 }
 
 // isAvailable reports the session's availability and priority.
