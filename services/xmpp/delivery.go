@@ -14,43 +14,81 @@ const maxInbox = 10000
 // inbox holds the core's deliveries to a session until they are turned
 // into stanzas: the core calls Deliver under its lock, and the conversion
 // may consult the core and the store (rosters, blocklists), which must
-// not happen under that lock. A drain goroutine (one at a time, started
-// on demand) converts them, in order.
+// not happen under that lock. Who converts depends on what is queued
+// (classify):
 //
-// Deliveries nobody waits for (lazyDelivery: another occupant joined a
-// room) do not start one: they wait for the server's next lazy round
-// (lazyCoalesce), which converts what waited on its own goroutine. Under
-// a storm of joins into a big room that is one conversion per member a
-// round, not one goroutine per member per join. Anything else delivered
-// meanwhile starts the drain goroutine, which takes what waited along,
-// in order.
+//   - a room message is converted in a drain round (drainRounds: a few
+//     goroutines that convert one session after another, running only
+//     while there is work), as the write rounds write: a room's fan-out
+//     is one conversion per member, and a goroutine started for each
+//     (one per member per message under load) cost more than the
+//     conversion;
+//   - another occupant's arrival in a room waits for the next lazy round
+//     (lazyCoalesce), under a storm of joins one conversion per member a
+//     round;
+//   - anything else (it may read the store) starts a drain goroutine of
+//     the session's own.
+//
+// One converter at a time has the inbox (draining), and takes what
+// waited along, in order. A round hands the inbox to a drain goroutine
+// when something that needs one came meanwhile (unsafe).
 type inbox struct {
 	mu         sync.Mutex
 	queue      chunkq.Queue[*chat.Delivery] // in chunks lent by inboxPool
-	draining   bool                         // a drain goroutine, or the lazy round, converts
+	draining   bool                         // a converter has the inbox
 	lazyQueued bool                         // in the next lazy round
+	unsafe     int                          // queued deliveries that need a drain goroutine
 	overflow   bool
 }
 
-// inboxStart says what put wants started.
+// deliveryClass says who may convert a delivery.
+type deliveryClass int
+
+const (
+	classDrain deliveryClass = iota // a drain goroutine (may read the store)
+	classRound                      // a drain round: a room message
+	classLazy                       // the lazy round: another occupant's arrival
+)
+
+// classify says who converts d for a session (remote: a federated room
+// session, whose stanzas go to its server).
+func classify(d *chat.Delivery, remote bool) deliveryClass {
+	switch {
+	case remote:
+		return classDrain
+	case d.Kind == chat.DelJoin && !d.Echo && d.Room != "":
+		return classLazy
+	case d.Kind == chat.DelMessage && d.Message != nil && d.Message.Room != "":
+		return classRound
+	}
+	return classDrain
+}
+
+// inboxStart says what to start for the inbox.
 type inboxStart int
 
 const (
 	startNothing inboxStart = iota
 	startDrain              // a drain goroutine
+	startRound              // the session's turn in a drain round
 	startLazy               // the session's turn in the next lazy round
 )
 
-// put queues d (lazy: it may wait for a lazy round) and says what to
-// start; in.mu held.
-func (in *inbox) put(d *chat.Delivery, lazy bool) inboxStart {
+// put queues d and says what to start; in.mu held.
+func (in *inbox) put(d *chat.Delivery, class deliveryClass) inboxStart {
 	in.queue.Push(&inboxPool, d)
+	if class == classDrain {
+		in.unsafe++
+	}
 	switch {
 	case in.draining:
 		return startNothing
-	case !lazy:
+	case class == classDrain:
 		in.draining = true
 		return startDrain
+	case class == classRound:
+		in.draining = true
+		return startRound
 	case in.lazyQueued:
 		return startNothing
 	}
@@ -66,12 +104,25 @@ func (in *inbox) take() chunkq.Queue[*chat.Delivery] {
 	if in.queue.Len() == 0 {
 		in.draining = false
 	}
+	in.unsafe = 0
 	return in.queue.Take()
 }
 
-// takeLazy returns what waited for the lazy round, nil when a drain
-// goroutine has it (or nothing waits). What it returns is all lazy: any
-// other delivery would have started a drain goroutine.
+// takeRound returns what a drain round converts; handoff when something
+// queued needs a drain goroutine, which the caller starts (draining
+// stays set).
+func (in *inbox) takeRound() (batch chunkq.Queue[*chat.Delivery], handoff bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.unsafe > 0 {
+		return batch, true
+	}
+	return in.queue.Take(), false
+}
+
+// takeLazy returns what waited for the lazy round, nothing when a
+// converter has the inbox (or nothing waits). What it returns is all
+// lazy: anything else would have started a converter.
 func (in *inbox) takeLazy() chunkq.Queue[*chat.Delivery] {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -83,22 +134,21 @@ func (in *inbox) takeLazy() chunkq.Queue[*chat.Delivery] {
 	return in.queue.Take()
 }
 
-// lazyDone ends the lazy round's conversion: true when more came
-// meanwhile, for a drain goroutine to take (draining stays set).
-func (in *inbox) lazyDone() bool {
+// done ends a round's conversion (a drain round's or the lazy round's):
+// what came meanwhile goes to a drain goroutine if any of it needs one,
+// else to a drain round (draining stays set); nothing left clears
+// draining.
+func (in *inbox) done() inboxStart {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.queue.Len() > 0 {
-		return true
+	switch {
+	case in.queue.Len() == 0:
+		in.draining = false
+		return startNothing
+	case in.unsafe > 0:
+		return startDrain
 	}
-	in.draining = false
-	return false
-}
-
-// lazyDelivery says whether d may wait for a lazy round: another
-// occupant's arrival in a room (its presence to the members).
-func lazyDelivery(d *chat.Delivery) bool {
-	return d.Kind == chat.DelJoin && !d.Echo && d.Room != ""
+	return startRound
 }
 
 // Deliver implements chat.Sink. It never blocks.
@@ -114,10 +164,28 @@ func (ss *session) Deliver(d chat.Delivery) {
 		go ss.kick(&streamError{Condition: "policy-violation", Text: "too far behind: reconnect"})
 		return
 	}
-	lazy := ss.srv.lazyRounds != nil && lazyDelivery(&d)
-	switch in.put(ss.srv.shared(&d), lazy) {
+	class := classify(&d, ss.remote)
+	if (class == classRound && ss.srv.drainRounds == nil) || (class == classLazy && ss.srv.lazyRounds == nil) {
+		class = classDrain // a Server made without rounds (tests)
+	}
+	ss.start(in.put(ss.srv.shared(&d), class))
+}
+
+// drainShard picks a new session's drain rounds shard.
+func (s *Server) drainShard() int {
+	if s.drainRounds == nil {
+		return 0
+	}
+	return s.drainRounds.Shard()
+}
+
+// start starts what the inbox asks for.
+func (ss *session) start(what inboxStart) {
+	switch what {
 	case startDrain:
 		go ss.drainInbox()
+	case startRound:
+		ss.srv.drainRounds.Add(ss.shard, (*roundInbox)(ss))
 	case startLazy:
 		ss.srv.lazyRounds.Add(0, (*lazyInbox)(ss))
 	}
@@ -133,6 +201,23 @@ func (ss *session) drainInbox() {
 	}
 }
 
+// roundInbox is a session's turn in a drain round: it converts what is
+// queued on the round's goroutine.
+type roundInbox session
+
+func (t *roundInbox) Flush() {
+	ss := (*session)(t)
+	batch, handoff := ss.inbox.takeRound()
+	if handoff {
+		go ss.drainInbox()
+		return
+	}
+	if batch.Len() > 0 {
+		ss.deliverBatch(&batch, true)
+	}
+	ss.start(ss.inbox.done())
+}
+
 // lazyInbox is a session's turn in a lazy round: it converts the
 // deliveries that waited for it, on the round's goroutine.
 type lazyInbox session
@@ -145,9 +230,7 @@ func (t *lazyInbox) Flush() {
 	}
 	// The presences waited already: they go to the next write round.
 	ss.deliverBatch(&batch, false)
-	if ss.inbox.lazyDone() {
-		go ss.drainInbox()
-	}
+	ss.start(ss.inbox.done())
 }
 
 // deliverBatch converts batch in order and gives its chunks back to
@@ -156,7 +239,7 @@ func (t *lazyInbox) Flush() {
 func (ss *session) deliverBatch(batch *chunkq.Queue[*chat.Delivery], lazy bool) {
 	t := ss.srv.core.Tally() // the latency histogram (chat/latency.go)
 	for d := range batch.All() {
-		if !lazy && lazyDelivery(d) {
+		if !lazy && classify(d, false) == classLazy {
 			ss.mucOccupantJoined(*d, false)
 			continue
 		}

@@ -10,17 +10,18 @@ import (
 
 // TestInboxLazyDeliveries follows the inbox through the cases that
 // decide who converts what: lazy deliveries wait for one lazy round,
-// anything else starts a drain goroutine that takes them along, in
-// order, and the two never convert at once.
+// room messages go to a drain round, anything else starts a drain
+// goroutine that takes what waited along, in order, and only one
+// converts at a time.
 func TestInboxLazyDeliveries(t *testing.T) {
 	join := func(n int) *chat.Delivery {
 		return &chat.Delivery{Kind: chat.DelJoin, Room: "r", Occupant: chat.Occupant{Nick: string(rune('a' + n))}}
 	}
-	msg := &chat.Delivery{Kind: chat.DelMessage, Room: "r"}
+	msg := &chat.Delivery{Kind: chat.DelMessage, Room: "r"} // no message: for a drain goroutine
 	put := func(in *inbox, d *chat.Delivery) inboxStart {
 		in.mu.Lock()
 		defer in.mu.Unlock()
-		return in.put(d, lazyDelivery(d))
+		return in.put(d, classify(d, false))
 	}
 	list := func(q chunkq.Queue[*chat.Delivery]) []*chat.Delivery { return slices.Collect(q.All()) }
 	same := func(t *testing.T, got []*chat.Delivery, want ...*chat.Delivery) {
@@ -47,8 +48,8 @@ func TestInboxLazyDeliveries(t *testing.T) {
 			}
 		}
 		same(t, list(in.takeLazy()), a, b, c)
-		if in.lazyDone() {
-			t.Fatal("lazyDone: nothing came meanwhile, yet it asks for a drain goroutine")
+		if s := in.done(); s != startNothing {
+			t.Fatalf("done: nothing came meanwhile, yet it starts %d", s)
 		}
 		if in.draining || in.lazyQueued {
 			t.Fatalf("after the round: draining %v, lazyQueued %v", in.draining, in.lazyQueued)
@@ -93,8 +94,8 @@ func TestInboxLazyDeliveries(t *testing.T) {
 		if s := put(&in, msg); s != startNothing {
 			t.Fatalf("message during the round's conversion: start %d, want nothing", s)
 		}
-		if !in.lazyDone() {
-			t.Fatal("lazyDone: deliveries came meanwhile, yet no drain goroutine is asked for")
+		if s := in.done(); s != startDrain {
+			t.Fatalf("done: deliveries that need a drain goroutine came meanwhile, yet it starts %d", s)
 		}
 		same(t, list(in.take()), b, msg)
 		if list(in.take()) != nil || in.draining {
@@ -102,19 +103,88 @@ func TestInboxLazyDeliveries(t *testing.T) {
 		}
 	})
 
-	t.Run("only other occupants' arrivals wait", func(t *testing.T) {
+	roomMsg := func(n int) *chat.Delivery {
+		return &chat.Delivery{Kind: chat.DelMessage, Room: "r", Message: &chat.Message{Room: "r", Seq: int64(n)}}
+	}
+
+	t.Run("room messages go to a drain round", func(t *testing.T) {
+		var in inbox
+		m1, j, m2 := roomMsg(1), join(0), roomMsg(2)
+		if s := put(&in, m1); s != startRound {
+			t.Fatalf("room message: start %d, want startRound", s)
+		}
+		for _, d := range []*chat.Delivery{j, m2} {
+			if s := put(&in, d); s != startNothing {
+				t.Fatalf("behind a queued round: start %d, want nothing", s)
+			}
+		}
+		batch, handoff := in.takeRound()
+		if handoff {
+			t.Fatal("the round handed off deliveries it may convert")
+		}
+		same(t, list(batch), m1, j, m2)
+		if s := in.done(); s != startNothing || in.draining {
+			t.Fatalf("done on an empty inbox: start %d, draining %v", s, in.draining)
+		}
+	})
+
+	t.Run("the round goes on while only room messages come", func(t *testing.T) {
+		var in inbox
+		m1, m2 := roomMsg(1), roomMsg(2)
+		put(&in, m1)
+		batch, _ := in.takeRound()
+		same(t, list(batch), m1)
+		if s := put(&in, m2); s != startNothing {
+			t.Fatalf("room message during the round's conversion: start %d, want nothing", s)
+		}
+		if s := in.done(); s != startRound {
+			t.Fatalf("done with a room message queued: start %d, want startRound", s)
+		}
+		batch, _ = in.takeRound()
+		same(t, list(batch), m2)
+		if s := in.done(); s != startNothing {
+			t.Fatalf("done: start %d, want nothing", s)
+		}
+	})
+
+	t.Run("a round hands the inbox to a drain goroutine", func(t *testing.T) {
+		var in inbox
+		m := roomMsg(1)
+		put(&in, m)
+		if s := put(&in, msg); s != startNothing {
+			t.Fatalf("a delivery that needs a goroutine behind a queued round: start %d, want nothing", s)
+		}
+		if batch, handoff := in.takeRound(); !handoff || batch.Len() != 0 {
+			t.Fatalf("takeRound with such a delivery queued: %d taken, handoff %v; want a handoff", batch.Len(), handoff)
+		}
+		same(t, list(in.take()), m, msg)
+		if got := list(in.take()); got != nil || in.draining || in.unsafe != 0 {
+			t.Fatalf("after the drain: %d left, draining %v, unsafe %d", len(got), in.draining, in.unsafe)
+		}
+		if s := put(&in, roomMsg(2)); s != startRound {
+			t.Fatalf("room message once idle again: start %d, want startRound", s)
+		}
+	})
+
+	t.Run("who converts what", func(t *testing.T) {
 		for _, c := range []struct {
-			d    chat.Delivery
-			lazy bool
+			d      chat.Delivery
+			remote bool
+			class  deliveryClass
 		}{
-			{chat.Delivery{Kind: chat.DelJoin, Room: "r"}, true},
-			{chat.Delivery{Kind: chat.DelJoin, Room: "r", Echo: true}, false},
-			{chat.Delivery{Kind: chat.DelLeave, Room: "r"}, false},
-			{chat.Delivery{Kind: chat.DelMessage, Room: "r"}, false},
-			{chat.Delivery{Kind: chat.DelPresence}, false},
+			{chat.Delivery{Kind: chat.DelJoin, Room: "r"}, false, classLazy},
+			{chat.Delivery{Kind: chat.DelJoin, Room: "r", Echo: true}, false, classDrain},
+			{chat.Delivery{Kind: chat.DelLeave, Room: "r"}, false, classDrain},
+			{chat.Delivery{Kind: chat.DelMessage, Room: "r", Message: &chat.Message{Room: "r"}}, false, classRound},
+			{chat.Delivery{Kind: chat.DelMessage, Room: "r", Message: &chat.Message{Room: "r"}, Echo: true}, false, classRound},
+			{chat.Delivery{Kind: chat.DelMessage, Room: "r", Message: &chat.Message{Room: "r"}}, true, classDrain},
+			{chat.Delivery{Kind: chat.DelJoin, Room: "r"}, true, classDrain},
+			{chat.Delivery{Kind: chat.DelMessage, Message: &chat.Message{To: "bob"}}, false, classDrain},
+			{chat.Delivery{Kind: chat.DelMessage, Room: "r"}, false, classDrain},
+			{chat.Delivery{Kind: chat.DelPresence}, false, classDrain},
 		} {
-			if got := lazyDelivery(&c.d); got != c.lazy {
-				t.Errorf("lazyDelivery(kind %v, echo %v) = %v, want %v", c.d.Kind, c.d.Echo, got, c.lazy)
+			if got := classify(&c.d, c.remote); got != c.class {
+				t.Errorf("classify(kind %v, echo %v, message %v, remote %v) = %d, want %d", c.d.Kind, c.d.Echo, c.d.Message != nil, c.remote, got, c.class)
 			}
 		}
 	})

@@ -128,8 +128,9 @@ type Server struct {
 	poll *netpoll.Poller
 	// rounds writes the TCP client connections' queues (outqueue.go);
 	// lazyRounds lets other occupants' presence wait for a round of its
-	// own (lazyCoalesce).
-	rounds, lazyRounds *rounds.Rounds
+	// own (lazyCoalesce); drainRounds converts room messages for the
+	// sessions' inboxes (delivery.go).
+	rounds, lazyRounds, drainRounds *rounds.Rounds
 
 	cfg      Config
 	core     *chat.Core
@@ -170,9 +171,10 @@ func New(cfg Config, core *chat.Core, log *slog.Logger) *Server {
 	s := &Server{cfg: cfg, core: core, log: log.With("door", "xmpp"), secret: secret, started: cfg.Now(),
 		conns: map[*conn]struct{}{}, perAddr: map[string]int{},
 		bound: map[string]map[string]*session{}, detached: map[string]*session{},
-		components: map[string]*conn{},
-		rounds:     rounds.New(runtime.GOMAXPROCS(0), writeCoalesce),
-		lazyRounds: rounds.New(1, lazyCoalesce)}
+		components:  map[string]*conn{},
+		rounds:      rounds.New(runtime.GOMAXPROCS(0), writeCoalesce),
+		lazyRounds:  rounds.New(1, lazyCoalesce),
+		drainRounds: rounds.New(runtime.GOMAXPROCS(0), 0)}
 	s.features = buildFeatures(s)
 	s.fed = newFederation(s)
 	if s.fed != nil {

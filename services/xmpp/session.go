@@ -44,6 +44,7 @@ type session struct {
 	ext       atomic.Pointer[[]extState] // feature state, by feature name (state)
 
 	inbox inbox          // the core's deliveries, see Deliver
+	shard int            // its drain rounds' shard (delivery.go)
 	shown map[int64]bool // direct messages shown (see firstDelivery)
 }
 
@@ -67,7 +68,7 @@ func (c *conn) bind(iq *Element) {
 		return
 	}
 	ss := &session{srv: c.srv, account: c.account, resource: a.Resource, bare: a.Bare(), full: a.String(),
-		c: c, directed: map[string]bool{}}
+		c: c, directed: map[string]bool{}, shard: c.srv.drainShard()}
 	// A resource already bound is taken over by the new one (RFC 6120
 	// §7.7.2.2, the override policy): the old stream ends with <conflict/>.
 	if old := c.srv.sessionAt(c.account, a.Resource); old != nil {
