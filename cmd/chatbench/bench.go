@@ -40,6 +40,18 @@ type member struct {
 	stage   atomic.Pointer[string] // where connecting is, for a stall's report
 	lastMu  sync.Mutex
 	last    []string
+	pend    pending // the reader's deliveries not yet in the run's counts (flush)
+}
+
+// pending holds a reader's deliveries until flush adds them to the
+// run's shared counters: once per read, not four atomic operations on
+// counters every reader shares per delivery (their cache lines moved
+// between the processors at every one, the tool's own CPU competing
+// with the server's).
+type pending struct {
+	lat    [64]int64 // latencies, µs
+	n      int
+	lastAt int64 // ns since base of the latest
 }
 
 // note keeps the last few things the server sent while connecting, for
@@ -111,6 +123,7 @@ func (b *bench) fail(format string, args ...any) {
 
 // connEnded is called by a reader whose connection ended.
 func (m *member) connEnded(err error) {
+	m.flush()
 	m.b.fail("%s (%s): connection ended: %v", m.account, m.proto, err)
 }
 
@@ -120,30 +133,108 @@ func (b *bench) bodyFor(s, seq int) string {
 }
 
 // received handles a room message's body as client m got it at now.
-func (m *member) received(body string, now time.Time) {
+func (m *member) received(body string, now time.Time) { receivedBody(m, body, now) }
+
+// receivedBytes is received for a body read straight from the stream.
+func (m *member) receivedBytes(body []byte, now time.Time) { receivedBody(m, body, now) }
+
+func receivedBody[T ~string | ~[]byte](m *member, body T, now time.Time) {
 	b := m.b
-	f := strings.Fields(body)
-	if len(f) != 5 || f[0] != "cb" || f[1] != b.runID {
+	s, seq, sent, ok := parseBody(body, b.runID)
+	if !ok {
 		return // another run's (history), or someone else's
 	}
-	s, err1 := strconv.Atoi(f[2])
-	seq, err2 := strconv.Atoi(f[3])
-	sent, err3 := strconv.ParseInt(f[4], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || s < 0 || s >= b.o.senders || seq < 0 || seq >= b.o.messages {
-		b.fail("%s (%s): malformed message %q", m.account, m.proto, body)
+	if s < 0 || s >= b.o.senders || seq < 0 || seq >= b.o.messages {
+		b.fail("%s (%s): malformed message %q", m.account, m.proto, string(body))
 		return
 	}
 	if m.seen.set(s*b.o.messages + seq) {
 		b.dups.Add(1)
 		return
 	}
-	at := now.Sub(b.base)
-	b.hist.Record(at - time.Duration(sent))
-	for cur := b.lastAt.Load(); int64(at) > cur && !b.lastAt.CompareAndSwap(cur, int64(at)); cur = b.lastAt.Load() {
+	at := int64(now.Sub(b.base))
+	p := &m.pend
+	p.lat[p.n] = max((at-sent)/int64(time.Microsecond), 0)
+	p.n++
+	p.lastAt = max(p.lastAt, at)
+	if p.n == len(p.lat) {
+		m.flush()
 	}
-	if b.total.Add(1) == b.want.Load() {
+}
+
+// flush adds the reader's pending deliveries to the run's counts; the
+// reader calls it before a read that may wait.
+func (m *member) flush() {
+	p := &m.pend
+	if p.n == 0 {
+		return
+	}
+	b := m.b
+	b.hist.recordMicros(p.lat[:p.n])
+	for cur := b.lastAt.Load(); p.lastAt > cur && !b.lastAt.CompareAndSwap(cur, p.lastAt); cur = b.lastAt.Load() {
+	}
+	k := int64(p.n)
+	p.n = 0
+	if t, want := b.total.Add(k), b.want.Load(); want > 0 && t >= want && t-k < want {
 		close(b.allDone)
 	}
+}
+
+// parseBody reads "cb RUN S SEQ SENT" (bodyFor) without allocating; ok
+// is false for a body of another run or shape.
+func parseBody[T ~string | ~[]byte](body T, run string) (s, seq int, sent int64, ok bool) {
+	var f [5]T
+	n := 0
+	start := 0
+	for i := 0; i <= len(body); i++ {
+		if i < len(body) && body[i] != ' ' {
+			continue
+		}
+		if n == len(f) {
+			return 0, 0, 0, false
+		}
+		f[n] = body[start:i]
+		n++
+		start = i + 1
+	}
+	if n != 5 || !same(f[0], "cb") || !same(f[1], run) {
+		return 0, 0, 0, false
+	}
+	a, ok1 := decimal(f[2])
+	q, ok2 := decimal(f[3])
+	t, ok3 := decimal(f[4])
+	if !ok1 || !ok2 || !ok3 {
+		return -1, -1, 0, true // ours, but malformed
+	}
+	return int(a), int(q), t, true
+}
+
+func same[T ~string | ~[]byte](a T, s string) bool {
+	if len(a) != len(s) {
+		return false
+	}
+	for i := range len(s) {
+		if a[i] != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// decimal parses a non-negative decimal of up to 18 digits.
+func decimal[T ~string | ~[]byte](a T) (int64, bool) {
+	if len(a) == 0 || len(a) > 18 {
+		return 0, false
+	}
+	var v int64
+	for i := range len(a) {
+		c := a[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return v, true
 }
 
 // senderIndex returns the client index of sender s: spread evenly, so

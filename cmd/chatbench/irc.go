@@ -134,19 +134,26 @@ func (c *ircClient) readLoop() {
 			return
 		}
 		msg, err := ircmsg.ParseLine(string(line))
-		if err != nil {
-			continue
+		if err == nil {
+			c.handle(msg, line, now)
 		}
-		switch cmd := msg.Command; {
-		case cmd == "PRIVMSG":
-			if len(msg.Params) == 2 && strings.EqualFold(msg.Params[0], c.channel) {
-				c.m.received(msg.Params[1], now)
-			}
-		case cmd == "PING":
-			tok := strings.Join(msg.Params, " ")
-			go c.write([]byte("PONG :" + tok + "\r\n"))
-		case cmd == "ERROR" || cmd == "FAIL" || len(cmd) == 3 && (cmd[0] == '4' || cmd[0] == '5'):
-			c.m.b.fail("%s (irc): %s", c.m.account, strings.TrimSpace(string(line)))
+		if c.br.Buffered() == 0 {
+			c.m.flush() // before the next read waits
 		}
+	}
+}
+
+// handle is readLoop's for one parsed line.
+func (c *ircClient) handle(msg ircmsg.Message, line []byte, now time.Time) {
+	switch cmd := msg.Command; {
+	case cmd == "PRIVMSG":
+		if len(msg.Params) == 2 && strings.EqualFold(msg.Params[0], c.channel) {
+			c.m.received(msg.Params[1], now)
+		}
+	case cmd == "PING":
+		tok := strings.Join(msg.Params, " ")
+		go c.write([]byte("PONG :" + tok + "\r\n"))
+	case cmd == "ERROR" || cmd == "FAIL" || len(cmd) == 3 && (cmd[0] == '4' || cmd[0] == '5'):
+		c.m.b.fail("%s (irc): %s", c.m.account, strings.TrimSpace(string(line)))
 	}
 }

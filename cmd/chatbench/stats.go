@@ -49,6 +49,22 @@ func bucketRange(b int) (low, width uint64) {
 	return m << e, 1 << e
 }
 
+// recordMicros counts samples of v µs (each ≥ 0): one atomic add per
+// sample for its bucket, one each for the count, the least and the
+// largest.
+func (h *histogram) recordMicros(vs []int64) {
+	lo, hi := vs[0], vs[0]
+	for _, v := range vs {
+		h.counts[bucketOf(uint64(v))].Add(1)
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	h.n.Add(int64(len(vs)))
+	for cur := h.min.Load(); lo < cur && !h.min.CompareAndSwap(cur, lo); cur = h.min.Load() {
+	}
+	for cur := h.max.Load(); hi > cur && !h.max.CompareAndSwap(cur, hi); cur = h.max.Load() {
+	}
+}
+
 // Record counts one duration (negative ones count as 0).
 func (h *histogram) Record(d time.Duration) {
 	v := max(d.Microseconds(), 0)

@@ -167,6 +167,10 @@ func TestReceivedCountsEachMessageOnce(t *testing.T) {
 			m.received(body(s, seq), now.Add(time.Millisecond))
 		}
 	}
+	if got := b.total.Load(); got != 0 {
+		t.Fatalf("total %d before the reader's flush, want 0", got)
+	}
+	m.flush() // as the reader does before a read that may wait
 	if got := b.total.Load(); got != 6 {
 		t.Fatalf("total %d, want 6", got)
 	}
@@ -183,5 +187,59 @@ func TestReceivedCountsEachMessageOnce(t *testing.T) {
 	}
 	if b.hist.Count() != 6 {
 		t.Errorf("latencies %d, want 6", b.hist.Count())
+	}
+}
+
+// TestParseBody reads bodies as bodyFor writes them, from strings and
+// from the stream's bytes, without allocating.
+func TestParseBody(t *testing.T) {
+	for _, c := range []struct {
+		body          string
+		s, seq        int
+		sent          int64
+		ours, correct bool
+	}{
+		{"cb r1 3 17 123456789", 3, 17, 123456789, true, true},
+		{"cb r1 0 0 0", 0, 0, 0, true, true},
+		{"cb r2 3 17 1", 0, 0, 0, false, false},
+		{"cb r1 3 17", 0, 0, 0, false, false},
+		{"cb r1 3 17 1 extra", 0, 0, 0, false, false},
+		{"cb r1 x 17 1", -1, -1, 0, true, false},
+		{"cb r1 3 17 1234567890123456789", -1, -1, 0, true, false},
+		{"hello", 0, 0, 0, false, false},
+		{"", 0, 0, 0, false, false},
+		{"cb  r1 3 17 1", 0, 0, 0, false, false},
+	} {
+		for _, fromBytes := range []bool{false, true} {
+			var s, seq int
+			var sent int64
+			var ok bool
+			if fromBytes {
+				s, seq, sent, ok = parseBody([]byte(c.body), "r1")
+			} else {
+				s, seq, sent, ok = parseBody(c.body, "r1")
+			}
+			if ok != c.ours || (ok && (s != c.s || seq != c.seq || sent != c.sent)) {
+				t.Errorf("parseBody(%q, bytes %v) = %d %d %d %v; want %d %d %d %v", c.body, fromBytes, s, seq, sent, ok, c.s, c.seq, c.sent, c.ours)
+			}
+		}
+	}
+	b := &bench{o: options{senders: 2, messages: 1000}, runID: "r1", base: time.Now(), hist: newHistogram(), allDone: make(chan struct{})}
+	b.want.Store(1 << 40)
+	m := &member{b: b, account: "u0001", proto: "xmpp", seen: newBitset(2000)}
+	bodies := make([][]byte, 1000) // more than AllocsPerRun's calls: each is new
+	for i := range bodies {
+		bodies[i] = []byte(b.bodyFor(1, i))
+	}
+	now, i := time.Now(), 0
+	if n := testing.AllocsPerRun(500, func() {
+		m.receivedBytes(bodies[i%len(bodies)], now)
+		i++
+	}); n > 0 {
+		t.Errorf("receivedBytes allocated %.1f times a delivery", n)
+	}
+	m.flush()
+	if got := b.total.Load(); got != int64(i) {
+		t.Errorf("total %d after %d distinct bodies, want them all", got, i)
 	}
 }

@@ -573,7 +573,8 @@ func (c *xmppClient) quit() { c.close(`</stream:stream>`) }
 // Room messages are read straight from the stream's bytes (receive);
 // everything else is decoded and goes to handle.
 func (c *xmppClient) readLoop() {
-	c.m.connEnded(receive(c.in, c.dec, &c.fast, c.m.received, c.handle))
+	c.in.idle = c.m.flush
+	c.m.connEnded(receive(c.in, c.dec, &c.fast, c.m.receivedBytes, c.handle))
 }
 
 // handle is readLoop's for a decoded top-level element read at now.

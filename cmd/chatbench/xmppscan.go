@@ -33,6 +33,9 @@ type stanzaReader struct {
 	r, w   int
 	err    error // src's, once buf[r:w] is spent
 	served int64 // bytes handed out by ReadByte/Read
+	// idle, if set, is called before a read that may wait: what was read
+	// so far has been handled (the member's counts go to the run's).
+	idle func()
 }
 
 const (
@@ -51,6 +54,9 @@ func newStanzaReader(src io.Reader) *stanzaReader {
 func (s *stanzaReader) fill() error {
 	if s.err != nil {
 		return s.err
+	}
+	if s.idle != nil {
+		s.idle()
 	}
 	if s.r > 0 && s.r == s.w {
 		s.r, s.w = 0, 0
@@ -743,10 +749,10 @@ func appendText(dst, s []byte, keep bool) ([]byte, bool) {
 // element (decoded as before) to onElem, with the time the read that
 // completed it returned. It returns the error that ended the stream
 // (errStreamClosed for its end).
-func receive(in *stanzaReader, dec *xml.Decoder, f *fastReader, onBody func(string, time.Time), onElem func(*elem, time.Time)) error {
+func receive(in *stanzaReader, dec *xml.Decoder, f *fastReader, onBody func([]byte, time.Time), onElem func(*elem, time.Time)) error {
 	return scanLoop(in, dec, func(el []byte, now time.Time) bool {
 		if body, ok := f.groupchat(el); ok {
-			onBody(string(body), now)
+			onBody(body, now)
 			return true
 		}
 		return f.roomPresence(el)

@@ -332,7 +332,7 @@ func TestXMPPScanTime(t *testing.T) {
 	start := time.Now()
 	var at []time.Duration
 	err := receive(in, dec, &fastReader{room: []byte(testRoom), rootNS: "jabber:client"},
-		func(_ string, now time.Time) { at = append(at, now.Sub(start)) },
+		func(_ []byte, now time.Time) { at = append(at, now.Sub(start)) },
 		func(el *elem, _ time.Time) { t.Errorf("slow path: %s", project(el)) })
 	if errClass(err) != "error" {
 		t.Fatalf("end %v", err)
@@ -353,7 +353,7 @@ func TestXMPPReceivePresence(t *testing.T) {
 	}
 	f := &fastReader{room: []byte(testRoom), nick: []byte(testNick), rootNS: ns}
 	var got []string
-	err = receive(in, dec, f, func(body string, _ time.Time) { got = append(got, "body") },
+	err = receive(in, dec, f, func(body []byte, _ time.Time) { got = append(got, "body") },
 		func(el *elem, _ time.Time) { got = append(got, el.name.Local+" "+el.get("from")) })
 	if want := "body,presence general@rooms.bench.local/u0002,body"; strings.Join(got, ",") != want || f.dropped != 2 || errClass(err) != "error" {
 		t.Fatalf("got %q, %d dropped, end %v; want %q, 2", got, f.dropped, err, want)
@@ -442,8 +442,8 @@ func BenchmarkXMPPReceive(b *testing.B) {
 		}
 		b.ResetTimer()
 		n := 0
-		receive(in, dec, &fastReader{room: []byte(testRoom), rootNS: ns}, func(body string, _ time.Time) {
-			if body == want {
+		receive(in, dec, &fastReader{room: []byte(testRoom), rootNS: ns}, func(body []byte, _ time.Time) {
+			if string(body) == want {
 				n++
 			}
 		}, func(el *elem, _ time.Time) { b.Fatalf("slow path: %s", project(el)) })
@@ -691,7 +691,7 @@ func BenchmarkXMPPPresence(b *testing.B) {
 		}
 		f := &fastReader{room: []byte(testRoom), nick: []byte(testNick), rootNS: ns}
 		b.ResetTimer()
-		receive(in, dec, f, func(string, time.Time) { b.Fatal("a body") }, func(el *elem, _ time.Time) { b.Fatalf("slow path: %s", project(el)) })
+		receive(in, dec, f, func([]byte, time.Time) { b.Fatal("a body") }, func(el *elem, _ time.Time) { b.Fatalf("slow path: %s", project(el)) })
 		if f.dropped != b.N {
 			b.Fatalf("%d presences, want %d", f.dropped, b.N)
 		}
