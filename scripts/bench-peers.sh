@@ -468,11 +468,11 @@ done
 
 echo
 echo "chatbox / peer (KB/conn, CPU/deliv, joins: below 1 is better; deliveries/s: above 1 is better)"
-printf '%-28s %8s %13s %12s %8s\n' pair KB/conn deliveries/s CPU/deliv joins
+printf '%-36s %8s %13s %12s %8s\n' pair KB/conn deliveries/s CPU/deliv joins
 pair() {
 	case " $SERVERS " in *" $1 "*) ;; *) return ;; esac
 	case " $SERVERS " in *" $2 "*) ;; *) return ;; esac
-	printf '%-28s %8s %13s %12s %8s\n' "$1 / $2" "$(ratio "${kb[$1]}" "${kb[$2]}")" \
+	printf '%-36s %8s %13s %12s %8s\n' "$1 / $2" "$(ratio "${kb[$1]}" "${kb[$2]}")" \
 		"$(ratio "${dps[$1]}" "${dps[$2]}")" "$(ratio "${cpu[$1]}" "${cpu[$2]}")" "$(ratio "${join[$1]}" "${join[$2]}")"
 }
 pair chatbox-irc ngircd
