@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# bench-ab.sh: the same chatbench load against two builds of chatbox, in
+# alternating runs (A, B, A, B, …), one freshly started server (fresh
+# data) per run, so that a change is told from the machine's noise.
+#
+#   scripts/bench-ab.sh REV                     # A = REV, B = the working tree
+#   scripts/bench-ab.sh REV_A REV_B             # two commits
+#   N=1000 R=3 SHARE=1 scripts/bench-ab.sh HEAD # XMPP only, 3 runs each
+#
+# Environment: N clients (200), R runs each (3), SHARE (chatbench
+# --xmpp-share, 0: IRC only), K senders x M messages (10 x 50), PORT_BASE
+# (26710: the servers listen on +1 IRC and +2 XMPP). One line per run:
+# the joins' wall time and the server's CPU for them (its CPU to the end
+# of the run less the send phase's), deliveries/s, server and tool CPU
+# per delivery, KB per connection. The load tool is the working tree's
+# for both. Loopback only; every run is bounded (10 minutes).
+set -euo pipefail
+
+N=${N:-200}
+R=${R:-3}
+SHARE=${SHARE:-0}
+K=${K:-10}
+M=${M:-50}
+PORT_BASE=${PORT_BASE:-26710}
+P_IRC=$((PORT_BASE + 1))
+P_XMPP=$((PORT_BASE + 2))
+
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then
+	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+fi
+repo=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/chatbox-ab.XXXXXX")
+pid=""
+cleanup() {
+	if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+	git -C "$repo" worktree remove --force "$work/tree" >/dev/null 2>&1 || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+# build REV OUT: chatbox at REV ("" for the working tree) into OUT.
+build() {
+	if [ -z "$1" ]; then
+		(cd "$repo" && CGO_ENABLED=0 go build -o "$2" ./cmd/chatbox)
+		return
+	fi
+	git -C "$repo" worktree add -f --detach "$work/tree" "$1" >/dev/null
+	(cd "$work/tree" && CGO_ENABLED=0 go build -o "$2" ./cmd/chatbox)
+	git -C "$repo" worktree remove --force "$work/tree"
+}
+echo "bench-ab: building A ($1) and B (${2:-working tree})" >&2
+build "$1" "$work/chatbox.A"
+build "${2:-}" "$work/chatbox.B"
+(cd "$repo" && go build -o "$work/chatbench" ./cmd/chatbench)
+"$work/chatbench" --make-accounts "$work/seed" --chatbox "$work/chatbox.A" --clients "$N" --room general >&2
+ulimit -n $((N * 4 + 1024)) 2>/dev/null || true
+
+# field FILE KEY: a number from chatbench's JSON line.
+field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1"; }
+
+one() { # A or B
+	rm -rf "$work/data"
+	cp -a "$work/seed" "$work/data"
+	"$work/chatbox.$1" --data "$work/data" --set domain=bench.local --set hw.backend=sim \
+		--set xmpp.listen=127.0.0.1:$P_XMPP --set xmpp.tls_listen=[] \
+		--set irc.plain_listen=127.0.0.1:$P_IRC --set irc.tls_listen=[] \
+		--set web.listen= --set upload.listen=[] --set calls.listen=[] \
+		--set limits.messages_per_second=100000 --set limits.message_burst=100000 \
+		--set limits.connections_per_address=100000 --set limits.sessions_per_account=1000 \
+		>"$work/out" 2>&1 &
+	pid=$!
+	local i
+	for i in $(seq 300); do
+		grep -q 'chatbox ready' "$work/out" && break
+		if ! kill -0 "$pid" 2>/dev/null || [ "$i" = 300 ]; then
+			echo "bench-ab: chatbox $1 did not start:" >&2
+			cat "$work/out" >&2
+			exit 1
+		fi
+		sleep 0.1
+	done
+	local ok=true
+	"$work/chatbench" --irc 127.0.0.1:$P_IRC --xmpp 127.0.0.1:$P_XMPP --domain bench.local \
+		--ca "$work/data/tls/ca.pem" --xmpp-share "$SHARE" --room general --clients "$N" \
+		--senders "$K" --messages "$M" --pace 0 --connect-parallel 16 --pid "$pid" \
+		--timeout 10m --join-timeout 10m --drain 60s --json >"$work/res.json" 2>"$work/bench.err" || ok=false
+	local ticks
+	ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	pid=""
+	local f="$work/res.json"
+	if [ "$ok" != true ]; then
+		echo "$1 incomplete: $(tail -n 2 "$work/bench.err")"
+		return
+	fi
+	awk -v w="$1" -v j="$(field "$f" connect_wall_ms)" -v t="$ticks" -v s="$(field "$f" server_cpu_ms)" \
+		-v d="$(field "$f" deliveries_per_s)" -v c="$(field "$f" cpu_us_per_delivery)" \
+		-v tc="$(field "$f" tool_cpu_us_per_delivery)" -v kb="$(field "$f" rss_per_conn_kb)" \
+		'BEGIN {printf "%s joins_ms %7.0f joinCPU_ms %6.0f  deliv/s %8.0f  CPU/deliv %.2f  tool/deliv %.2f  KB/conn %.1f\n", w, j, t*10-s, d, c, tc, kb}'
+}
+
+for _ in $(seq "$R"); do
+	one A
+	one B
+done
