@@ -56,30 +56,21 @@ build "${2:-}" "$work/chatbox.B"
 "$work/chatbench" --make-accounts "$work/seed" --chatbox "$work/chatbox.A" --clients "$N" --room general >&2
 ulimit -n $((N * 4 + 1024)) 2>/dev/null || true
 
+. "$repo/scripts/bench-chatbox.sh"
+
 # field FILE KEY: a number from chatbench's JSON line.
 field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1"; }
 
 one() { # A or B
 	rm -rf "$work/data"
 	cp -a "$work/seed" "$work/data"
-	"$work/chatbox.$1" --data "$work/data" --set domain=bench.local --set hw.backend=sim \
-		--set xmpp.listen=127.0.0.1:$P_XMPP --set xmpp.tls_listen=[] \
-		--set irc.plain_listen=127.0.0.1:$P_IRC --set irc.tls_listen=[] \
-		--set web.listen= --set upload.listen=[] --set calls.listen=[] \
-		--set limits.messages_per_second=100000 --set limits.message_burst=100000 \
-		--set limits.connections_per_address=100000 --set limits.sessions_per_account=1000 \
-		>"$work/out" 2>&1 &
-	pid=$!
-	local i
-	for i in $(seq 300); do
-		grep -q 'chatbox ready' "$work/out" && break
-		if ! kill -0 "$pid" 2>/dev/null || [ "$i" = 300 ]; then
-			echo "bench-ab: chatbox $1 did not start:" >&2
-			cat "$work/out" >&2
-			exit 1
-		fi
-		sleep 0.1
-	done
+	local started=true
+	start_bench_chatbox "$work/chatbox.$1" "$work/data" "$P_IRC" "$P_XMPP" "$work/out" || started=false
+	pid=$bench_pid
+	if [ "$started" != true ]; then
+		echo "bench-ab: chatbox $1 did not start" >&2
+		exit 1
+	fi
 	local ok=true
 	"$work/chatbench" --irc 127.0.0.1:$P_IRC --xmpp 127.0.0.1:$P_XMPP --domain bench.local \
 		--ca "$work/data/tls/ca.pem" --xmpp-share "$SHARE" --room general --clients "$N" \

@@ -46,29 +46,18 @@ fi
 echo "creating $N accounts" >&2
 "$work/chatbench" --make-accounts "$work/seed" --chatbox "$work/chatbox" --clients "$N" --room general >&2
 
+. "$repo/scripts/bench-chatbox.sh"
+
 # start_server DATA_DIR LOG: starts chatbox in the background, sets $pid,
 # waits (at most 30 s) for "chatbox ready".
 start_server() {
-	"$work/chatbox" --data "$1" \
-		--set domain=$DOMAIN --set hw.backend=sim \
-		--set xmpp.listen=127.0.0.1:$XMPP_PORT --set xmpp.tls_listen=[] \
-		--set irc.plain_listen=127.0.0.1:$IRC_PORT --set irc.tls_listen=[] \
-		--set web.listen= --set upload.listen=[] --set calls.listen=[] \
-		--set limits.messages_per_second=100000 --set limits.message_burst=100000 \
-		--set limits.connections_per_address=100000 --set limits.sessions_per_account=1000 \
-		>"$2" 2>&1 &
-	pid=$!
-	i=0
-	while ! grep -q 'chatbox ready' "$2"; do
-		i=$((i + 1))
-		if [ $i -gt 300 ] || ! kill -0 "$pid" 2>/dev/null; then
-			status=1
-			echo "chatbox did not start; its log:" >&2
-			cat "$2" >&2
-			exit 1
-		fi
-		sleep 0.1
-	done
+	started=true
+	start_bench_chatbox "$work/chatbox" "$1" "$IRC_PORT" "$XMPP_PORT" "$2" || started=false
+	pid=$bench_pid
+	if [ "$started" != true ]; then
+		status=1
+		exit 1
+	fi
 }
 
 # stop_server: SIGTERM, at most 15 s, then SIGKILL.

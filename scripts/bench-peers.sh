@@ -345,31 +345,20 @@ start_ejabberd() {
 	bench_args=(--xmpp 127.0.0.1:$P_EJABBERD --domain $DOMAIN --insecure --xmpp-register --xmpp-share 1)
 }
 
+. "$repo/scripts/bench-chatbox.sh"
+
 start_chatbox() { # share [plain: XMPP without TLS, to tell TLS's share of the memory]
 	local plain=()
 	if [ "${2:-}" = plain ]; then plain=(--set xmpp.allow_plaintext=true); fi
 	rm -rf "$dir/data"
 	cp -a "$work/chatbox-seed" "$dir/data"
-	"$work/chatbox" --data "$dir/data" "${plain[@]}" \
-		--set domain=$DOMAIN --set hw.backend=sim \
-		--set xmpp.listen=127.0.0.1:$P_CHATBOX_XMPP --set xmpp.tls_listen=[] \
-		--set irc.plain_listen=127.0.0.1:$P_CHATBOX_IRC --set irc.tls_listen=[] \
-		--set web.listen= --set upload.listen=[] --set calls.listen=[] \
-		--set limits.messages_per_second=100000 --set limits.message_burst=100000 \
-		--set limits.connections_per_address=100000 --set limits.sessions_per_account=1000 \
-		>"$dir/out" 2>&1 &
-	spid=$! pid=$!
-	local i
-	for i in $(seq 300); do
-		grep -q 'chatbox ready' "$dir/out" && break
-		if ! kill -0 "$pid" 2>/dev/null || [ "$i" = 300 ]; then
-			say "chatbox did not start; its log:"
-			cat "$dir/out" >&2
-			status=1
-			exit 1
-		fi
-		sleep 0.1
-	done
+	local started=true
+	start_bench_chatbox "$work/chatbox" "$dir/data" "$P_CHATBOX_IRC" "$P_CHATBOX_XMPP" "$dir/out" "${plain[@]}" || started=false
+	spid=$bench_pid pid=$bench_pid
+	if [ "$started" != true ]; then
+		status=1
+		exit 1
+	fi
 	bench_args=(--irc 127.0.0.1:$P_CHATBOX_IRC --xmpp 127.0.0.1:$P_CHATBOX_XMPP --domain $DOMAIN --xmpp-share "$1")
 	if [ "${2:-}" = plain ]; then
 		bench_args+=(--xmpp-plaintext)
