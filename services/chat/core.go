@@ -32,7 +32,7 @@ type Options struct {
 	// joiner becoming its owner.
 	UsersMayCreateRooms bool
 	// DefaultHistory is how many lines a join replays when the room sets
-	// no MaxHistory.
+	// no MaxHistory (Delivery.HistoryLimit).
 	DefaultHistory int
 	// MaxRoomsPerSession bounds the rooms one session is in (default 50).
 	MaxRoomsPerSession int

@@ -299,9 +299,8 @@ func TestRoomRoutingAcrossDoors(t *testing.T) {
 	if err != nil || len(res.Self.Sessions) != 2 {
 		t.Fatalf("second session join: %+v %v", res.Self, err)
 	}
-	rb2.take()
-	if len(res.History) != 1 || res.History[0].ID != m.ID {
-		t.Fatalf("join history %+v", res.History)
+	if ds := rb2.take(); len(ds) == 0 || ds[len(ds)-1].Kind != chat.DelJoin || !ds[len(ds)-1].Echo || ds[len(ds)-1].HistoryLimit != 5 {
+		t.Fatalf("second session's join deliveries %+v: want the echo join with HistoryLimit 5 (DefaultHistory)", ds)
 	}
 	if k := ra.kinds(); len(k) != 0 {
 		t.Fatalf("second session of an occupant announced again: %v", k)

@@ -62,17 +62,22 @@ type Delivery struct {
 	RoomInfo  *Room
 	Occupants []Occupant
 	Welcome   string
-	OldNick   string
-	Actor     string // nick (or account) of whoever did it
-	Reason    string
-	Topic     string
-	Settings  RoomSettings
-	Mask      MaskEntry
-	Removed   bool
-	Banned    bool // with DelKick: the account is now an outcast
-	From      SessionRef
-	Presence  Presence
-	Account   Presence // aggregated presence of From.Account
+	// HistoryLimit (with an Echo DelJoin) is how many recent lines the
+	// joiner is shown when its client does not say: the room's
+	// MaxHistory, else the box's DefaultHistory. The door reads them
+	// (after the join burst) itself.
+	HistoryLimit int
+	OldNick      string
+	Actor        string // nick (or account) of whoever did it
+	Reason       string
+	Topic        string
+	Settings     RoomSettings
+	Mask         MaskEntry
+	Removed      bool
+	Banned       bool // with DelKick: the account is now an outcast
+	From         SessionRef
+	Presence     Presence
+	Account      Presence // aggregated presence of From.Account
 	// Tags are a DelSignal's content: IRC client-only tags without their
 	// '+' ("typing" = "active", "paused", "done"), which the XMPP door maps
 	// to chat states.

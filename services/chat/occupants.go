@@ -11,11 +11,22 @@ package chat
 // door thus needs no copy of the member list per session: it asks the
 // core (Core.RoomInfo, Core.Occupants) when a client asks (NAMES, WHO),
 // and takes the room as the joiner found it from its join delivery.
+//
+// The occupants are also kept in nick order (roomState.order, by folded
+// nick), so that the list a joiner is sent is a copy, not a sort.
 
-// putOccupant adds a new occupant under key; c.mu held.
+import (
+	"slices"
+	"strings"
+)
+
+// putOccupant adds a new occupant under key (its sessions, if any, are
+// added to the members by the caller: addMember); c.mu held.
 func (r *roomState) putOccupant(key string, o *occupant) {
+	o.key = key
 	r.occupants[key] = o
-	r.members = nil
+	i, _ := slices.BinarySearchFunc(r.order, key, byKey)
+	r.order = slices.Insert(r.order, i, o)
 	if r.accounts == nil {
 		r.accounts = map[string]int{}
 	}
@@ -25,11 +36,25 @@ func (r *roomState) putOccupant(key string, o *occupant) {
 // dropOccupant removes the occupant under key; c.mu held.
 func (r *roomState) dropOccupant(key string, o *occupant) {
 	delete(r.occupants, key)
+	if i, ok := slices.BinarySearchFunc(r.order, key, byKey); ok && r.order[i] == o {
+		r.order = slices.Delete(r.order, i, i+1)
+	}
 	r.members = nil
 	if n := r.accounts[o.account] - 1; n > 0 {
 		r.accounts[o.account] = n
 	} else {
 		delete(r.accounts, o.account)
+	}
+}
+
+func byKey(o *occupant, key string) int { return strings.Compare(o.key, key) }
+
+// addMember adds a session that has just joined the room to the
+// members list, if one is kept: appended, so that a caller still walking
+// the list as it was sees it unchanged; c.mu held.
+func (r *roomState) addMember(s *Session) {
+	if r.members != nil {
+		r.members = append(r.members, s)
 	}
 }
 

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,17 +22,24 @@ type roomState struct {
 	write     sync.Mutex
 	room      Room
 	occupants map[string]*occupant // foldNick(nick) -> occupant
+	order     []*occupant          // the occupants by key (occupants.go)
 	accounts  map[string]int       // account -> its occupants (occupants.go)
 	members   []*Session           // every occupant's sessions; nil when stale (occupants.go)
 	invited   map[string]bool      // accounts invited until they join
 }
 
 type occupant struct {
+	key      string // foldNick(nick): its key in roomState.occupants and order
 	nick     string
 	account  string
 	role     Role
 	voiced   bool // given voice explicitly (IRC +v, MUC role participant)
 	sessions map[uint64]*Session
+	// refs is sessions as Occupant.Sessions shows them, sorted by ID:
+	// made once and shared by every Occupant copy until sessions
+	// changes (then nil, and made anew: a copy handed out is never
+	// changed).
+	refs []SessionRef
 }
 
 func (r *roomState) affiliation(account string) Affiliation {
@@ -53,12 +61,15 @@ func (r *roomState) defaultRole(account string, voiced bool) Role {
 }
 
 func (r *roomState) public(o *occupant) Occupant {
-	occ := Occupant{Nick: o.nick, Account: o.account, Role: o.role, Affiliation: r.affiliation(o.account), Voice: o.voiced}
-	for _, s := range o.sessions {
-		occ.Sessions = append(occ.Sessions, s.ref())
+	if o.refs == nil && len(o.sessions) > 0 {
+		refs := make([]SessionRef, 0, len(o.sessions))
+		for _, s := range o.sessions {
+			refs = append(refs, s.ref())
+		}
+		slices.SortFunc(refs, func(a, b SessionRef) int { return cmp.Compare(a.ID, b.ID) })
+		o.refs = refs
 	}
-	slices.SortFunc(occ.Sessions, func(a, b SessionRef) int { return int(a.ID) - int(b.ID) })
-	return occ
+	return Occupant{Nick: o.nick, Account: o.account, Role: o.role, Affiliation: r.affiliation(o.account), Voice: o.voiced, Sessions: o.refs}
 }
 
 // removeSession takes s out of the room; left reports whether its
@@ -74,6 +85,7 @@ func (r *roomState) removeSession(s *Session) (occupant *occupant, left bool) {
 		return nil, false
 	}
 	delete(o.sessions, s.id)
+	o.refs = nil
 	r.members = nil
 	if len(o.sessions) > 0 {
 		return o, false
@@ -230,11 +242,10 @@ func (c *Core) RoomInfo(ctx context.Context, name string) (Room, []Occupant, err
 }
 
 func (c *Core) occupantsLocked(r *roomState) []Occupant {
-	occ := make([]Occupant, 0, len(r.occupants))
-	for _, o := range r.occupants {
-		occ = append(occ, r.public(o))
+	occ := make([]Occupant, len(r.order))
+	for i, o := range r.order {
+		occ[i] = r.public(o)
 	}
-	slices.SortFunc(occ, func(a, b Occupant) int { return strings.Compare(foldNick(a.Nick), foldNick(b.Nick)) })
 	return occ
 }
 
@@ -250,7 +261,6 @@ type JoinResult struct {
 	Room      Room
 	Self      Occupant
 	Occupants []Occupant // everyone, Self included, sorted by nick
-	History   []Message  // recent lines, oldest first
 	Created   bool       // the join created the room
 	Already   bool       // the session was already in the room
 }
@@ -337,7 +347,8 @@ func (c *Core) Join(ctx context.Context, s *Session, room, nick, key string) (Jo
 		r.putOccupant(key1, o)
 	}
 	o.sessions[s.id] = s
-	r.members = nil
+	o.refs = nil
+	r.addMember(s)
 	s.rooms[name] = o.nick
 	res.Self = r.public(o)
 	res.Room = copyRoom(r.room)
@@ -353,21 +364,13 @@ func (c *Core) Join(ctx context.Context, s *Session, room, nick, key string) (Jo
 	}
 	// The joiner learns the room in the same order as everything after.
 	info := copyRoom(r.room)
-	s.sink.Deliver(Delivery{Kind: DelJoin, Room: name, Occupant: res.Self, From: s.ref(), Echo: true,
-		RoomInfo: &info, Occupants: res.Occupants, Welcome: c.eventWelcome(s, name)})
 	limit := r.room.Settings.MaxHistory
-	c.mu.Unlock()
-
 	if limit <= 0 {
 		limit = c.opts.DefaultHistory
 	}
-	if limit > 0 {
-		h, err := c.store.History(ctx, HistoryQuery{Room: name, Limit: limit, Last: true})
-		if err != nil {
-			c.log.Warn("join history", "room", name, "err", err)
-		}
-		res.History = h
-	}
+	s.sink.Deliver(Delivery{Kind: DelJoin, Room: name, Occupant: res.Self, From: s.ref(), Echo: true,
+		RoomInfo: &info, Occupants: res.Occupants, Welcome: c.eventWelcome(s, name), HistoryLimit: limit})
+	c.mu.Unlock()
 	return res, nil
 }
 

@@ -506,10 +506,7 @@ func (ss *session) mucJoined(d chat.Delivery) {
 	// History from the shared store: lines written on IRC included.
 	limit := j.limit
 	if limit < 0 {
-		limit = 20
-		if d.RoomInfo != nil && d.RoomInfo.Settings.MaxHistory > 0 {
-			limit = d.RoomInfo.Settings.MaxHistory
-		}
+		limit = d.HistoryLimit // the room's, else rooms.default_history
 	}
 	if limit > 100 {
 		limit = 100
