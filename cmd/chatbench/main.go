@@ -156,6 +156,15 @@ func ptr[T any](v T) *T { return &v }
 func run(ctx context.Context, o options, progress func(string)) (*report, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, o.timeout, fmt.Errorf("--timeout %s reached", o.timeout))
 	defer cancel()
+	if o.xmppClients() > 0 {
+		// One TLS configuration (the CA read and parsed once) for every
+		// connection.
+		cfg, err := tlsConfig(&o)
+		if err != nil {
+			return nil, err
+		}
+		o.tlsShared = cfg
+	}
 	var sayMu sync.Mutex
 	say := func(format string, args ...any) {
 		if progress != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -44,6 +45,7 @@ type options struct {
 	joinTimeout     time.Duration
 	connectParallel int
 	warmup          int
+	tlsShared       *tls.Config // made once by run from --ca / --insecure (tlsConfig)
 
 	// The start-up measurement (startup.go).
 	seed         string

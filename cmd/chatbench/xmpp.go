@@ -201,6 +201,9 @@ func openStreamNS(dec *xml.Decoder) (*elem, string, error) {
 
 // tlsConfig is the client's TLS settings from --ca or --insecure.
 func tlsConfig(o *options) (*tls.Config, error) {
+	if o.tlsShared != nil {
+		return o.tlsShared, nil
+	}
 	cfg := &tls.Config{ServerName: o.domain, MinVersion: tls.VersionTLS12}
 	switch {
 	case o.insecure:
