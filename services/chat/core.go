@@ -428,8 +428,8 @@ func (s *Session) Close(reason string) {
 			emptied = append(emptied, room)
 		}
 		for _, o := range r.occupants {
-			for id, os := range o.sessions {
-				notify[id] = os
+			for _, os := range o.sessions {
+				notify[os.id] = os
 			}
 		}
 		_ = occ

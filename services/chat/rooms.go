@@ -33,8 +33,8 @@ type occupant struct {
 	nick     string
 	account  string
 	role     Role
-	voiced   bool // given voice explicitly (IRC +v, MUC role participant)
-	sessions map[uint64]*Session
+	voiced   bool       // given voice explicitly (IRC +v, MUC role participant)
+	sessions []*Session // usually one: a slice costs 8 bytes, a map 200
 	// refs is sessions as Occupant.Sessions shows them, sorted by ID:
 	// made once and shared by every Occupant copy until sessions
 	// changes (then nil, and made anew: a copy handed out is never
@@ -84,7 +84,7 @@ func (r *roomState) removeSession(s *Session) (occupant *occupant, left bool) {
 	if o == nil {
 		return nil, false
 	}
-	delete(o.sessions, s.id)
+	o.sessions = slices.DeleteFunc(o.sessions, func(x *Session) bool { return x == s })
 	o.refs = nil
 	r.members = nil
 	if len(o.sessions) > 0 {
@@ -342,11 +342,11 @@ func (c *Core) Join(ctx context.Context, s *Session, room, nick, key string) (Jo
 	delete(r.invited, s.info.Account)
 	isNew := o == nil
 	if isNew {
-		o = &occupant{nick: nick, account: s.info.Account, sessions: map[uint64]*Session{}}
+		o = &occupant{nick: nick, account: s.info.Account}
 		o.role = r.defaultRole(o.account, false)
 		r.putOccupant(key1, o)
 	}
-	o.sessions[s.id] = s
+	o.sessions = append(o.sessions, s)
 	o.refs = nil
 	r.addMember(s)
 	s.rooms[name] = o.nick

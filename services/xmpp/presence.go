@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -122,9 +123,9 @@ func (ss *session) broadcastPresence(p *Element) {
 	if typ == "unavailable" {
 		ss.mu.Lock()
 		directed := ss.directed
-		ss.directed = map[string]bool{}
+		ss.directed = nil
 		ss.mu.Unlock()
-		for jid := range directed {
+		for _, jid := range directed {
 			ss.presenceTo(stored, jid)
 		}
 	}
@@ -250,6 +251,10 @@ func (ss *session) presenceTo(p *Element, to string) {
 
 // directedPresence sends an available or unavailable presence to one
 // address (RFC 6121 §4.6), remembering it so that going offline tells it.
+// maxDirected bounds the JIDs a session's directed presence is
+// remembered for (to tell them it left): rooms and a few contacts.
+const maxDirected = 256
+
 func (ss *session) directedPresence(p *Element) {
 	typ := p.Get("type")
 	kind, a := ss.classify(p.Get("to"))
@@ -276,11 +281,19 @@ func (ss *session) directedPresence(p *Element) {
 		stored := p.Clone()
 		ss.presenceTo(stored, a.String())
 	}
+	to := a.String()
 	ss.mu.Lock()
-	if typ == "" {
-		ss.directed[a.String()] = true
-	} else {
-		delete(ss.directed, a.String())
+	had := slices.Contains(ss.directed, to)
+	switch {
+	case typ == "" && !had:
+		if len(ss.directed) >= maxDirected {
+			// The oldest is forgotten (it gets no unavailable presence
+			// at logout) rather than the list growing without bound.
+			ss.directed = slices.Delete(ss.directed, 0, 1)
+		}
+		ss.directed = append(ss.directed, to)
+	case typ != "" && had:
+		ss.directed = slices.DeleteFunc(ss.directed, func(j string) bool { return j == to })
 	}
 	ss.mu.Unlock()
 }

@@ -36,10 +36,10 @@ type session struct {
 	mu        sync.Mutex
 	c         *conn // nil while detached
 	closed    bool
-	available bool     // sent available presence (RFC 6121 §4.2)
-	priority  int      // of its last available presence
-	presence  *Element // its last broadcast presence, without to/from
-	directed  map[string]bool
+	available bool                       // sent available presence (RFC 6121 §4.2)
+	priority  int                        // of its last available presence
+	presence  *Element                   // its last broadcast presence, without to/from
+	directed  []string                   // JIDs sent directed available presence (presence.go); usually a room or two
 	handled   uint32                     // stanzas received (XEP-0198 h)
 	ext       atomic.Pointer[[]extState] // feature state, by feature name (state)
 
@@ -68,7 +68,7 @@ func (c *conn) bind(iq *Element) {
 		return
 	}
 	ss := &session{srv: c.srv, account: c.account, resource: a.Resource, bare: a.Bare(), full: a.String(),
-		c: c, directed: map[string]bool{}, shard: c.srv.drainShard()}
+		c: c, shard: c.srv.drainShard()}
 	// A resource already bound is taken over by the new one (RFC 6120
 	// §7.7.2.2, the override policy): the old stream ends with <conflict/>.
 	if old := c.srv.sessionAt(c.account, a.Resource); old != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,8 +44,8 @@ const (
 // asked outside Sink.Deliver).
 type mucState struct {
 	mu      sync.Mutex
-	rooms   map[string]*mucRoom // joined, by room name
-	pending map[string]mucJoin  // joins waiting for the core's echo; nil when none
+	rooms   []*mucRoom         // joined (a few: a slice costs less than a map)
+	pending map[string]mucJoin // joins waiting for the core's echo; nil when none
 }
 
 // takePending removes and returns room's pending join (st.mu held); the
@@ -61,8 +62,35 @@ func (st *mucState) takePending(room string) (mucJoin, bool) {
 
 // mucRoom is one joined room as this session knows it.
 type mucRoom struct {
+	name    string
 	nick    string
 	lastSeq int64 // history replayed up to (dedupe)
+}
+
+// room returns the joined room named name, or nil (st.mu held).
+func (st *mucState) room(name string) *mucRoom {
+	for _, r := range st.rooms {
+		if r.name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// setRoom adds or replaces r (st.mu held).
+func (st *mucState) setRoom(r *mucRoom) {
+	for i, x := range st.rooms {
+		if x.name == r.name {
+			st.rooms[i] = r
+			return
+		}
+	}
+	st.rooms = append(st.rooms, r)
+}
+
+// dropRoom forgets the room named name (st.mu held).
+func (st *mucState) dropRoom(name string) {
+	st.rooms = slices.DeleteFunc(st.rooms, func(r *mucRoom) bool { return r.name == name })
 }
 
 // mucJoin is what a join asked for, kept until the core's echo.
@@ -74,7 +102,7 @@ type mucJoin struct {
 
 func (ss *session) muc() *mucState {
 	return ss.state("muc", func() any {
-		return &mucState{rooms: map[string]*mucRoom{}}
+		return &mucState{}
 	}).(*mucState)
 }
 
@@ -132,7 +160,7 @@ func (s *Server) mucPresence(ss *session, p *Element, room, nick string) {
 	typ := p.Get("type")
 	st := ss.muc()
 	st.mu.Lock()
-	joined := st.rooms[room]
+	joined := st.room(room)
 	st.mu.Unlock()
 	ctx, cancel := ss.ctx()
 	defer cancel()
@@ -295,7 +323,7 @@ func orRole(r chat.Role) chat.Role {
 func (ss *session) mucOccupantJoined(d chat.Delivery, lazy bool) {
 	st := ss.muc()
 	st.mu.Lock()
-	r := st.rooms[d.Room]
+	r := st.room(d.Room)
 	st.mu.Unlock()
 	if r != nil {
 		ss.sendOccupantJoined(d, lazy)
@@ -313,7 +341,7 @@ func (ss *session) mucDelivery(d chat.Delivery) {
 	s := ss.srv
 	st := ss.muc()
 	st.mu.Lock()
-	r := st.rooms[d.Room]
+	r := st.room(d.Room)
 	st.mu.Unlock()
 	switch d.Kind {
 	case chat.DelJoin:
@@ -335,7 +363,7 @@ func (ss *session) mucDelivery(d chat.Delivery) {
 		}
 		if d.Echo {
 			st.mu.Lock()
-			delete(st.rooms, d.Room)
+			st.dropRoom(d.Room)
 			st.mu.Unlock()
 			mucStatus(p, "110")
 		}
@@ -365,7 +393,7 @@ func (ss *session) mucDelivery(d chat.Delivery) {
 		mucStatus(p, code)
 		st.mu.Lock()
 		if foldNick(d.Occupant.Nick) == foldNick(r.nick) && d.Occupant.Account == ss.account {
-			delete(st.rooms, d.Room)
+			st.dropRoom(d.Room)
 			mucStatus(p, "110")
 		}
 		st.mu.Unlock()
@@ -429,7 +457,7 @@ func (ss *session) mucDelivery(d chat.Delivery) {
 		// gone: the affiliation is the room's.
 		for _, room := range d.Rooms {
 			st.mu.Lock()
-			in := st.rooms[room] != nil
+			in := st.room(room) != nil
 			st.mu.Unlock()
 			if !in {
 				continue
@@ -448,7 +476,7 @@ func (ss *session) mucDelivery(d chat.Delivery) {
 			return
 		}
 		st.mu.Lock()
-		delete(st.rooms, d.Room)
+		st.dropRoom(d.Room)
 		nick := r.nick
 		st.mu.Unlock()
 		s.roomPres.forget(d.Room)
@@ -480,8 +508,8 @@ func (ss *session) mucJoined(d chat.Delivery) {
 	if !ok {
 		j = mucJoin{limit: -1}
 	}
-	r := &mucRoom{nick: d.Occupant.Nick}
-	st.rooms[d.Room] = r
+	r := &mucRoom{name: d.Room, nick: d.Occupant.Nick}
+	st.setRoom(r)
 	st.mu.Unlock()
 	// The others' presence: one look-up of their accounts' presence, and
 	// each stanza rendered once for every joiner (roomPresCache).
@@ -569,7 +597,7 @@ func (ss *session) roomMessage(m *chat.Message) *Element {
 func (ss *session) mucRoomMessage(d chat.Delivery) {
 	st := ss.muc()
 	st.mu.Lock()
-	r := st.rooms[d.Message.Room]
+	r := st.room(d.Message.Room)
 	dup := r != nil && d.Message.Seq <= r.lastSeq
 	st.mu.Unlock()
 	if r == nil || dup {
@@ -594,7 +622,8 @@ func (ss *session) mucPresenceChange(d chat.Delivery) {
 	}
 	mine := make(map[string]bool, len(st.rooms))
 	nicks := make(map[string]string, len(st.rooms))
-	for room, r := range st.rooms {
+	for _, r := range st.rooms {
+		room := r.name
 		mine[room] = true
 		nicks[room] = r.nick
 	}
@@ -611,7 +640,7 @@ func (ss *session) mucPresenceChange(d chat.Delivery) {
 func (ss *session) mucSignal(d chat.Delivery) {
 	st := ss.muc()
 	st.mu.Lock()
-	r := st.rooms[d.Room]
+	r := st.room(d.Room)
 	st.mu.Unlock()
 	state := map[string]string{"active": "composing", "paused": "paused", "done": "active"}[d.Tags["typing"]]
 	if r == nil || state == "" || d.From.ID == ss.core.ID() {
@@ -760,7 +789,7 @@ func (s *Server) mucIQ(ss *session, iq *Element, room, nick string) {
 		// still joined.
 		st := ss.muc()
 		st.mu.Lock()
-		r := st.rooms[room]
+		r := st.room(room)
 		st.mu.Unlock()
 		switch {
 		case q.Is(nsPing, "ping") && r != nil && foldNick(r.nick) == foldNick(nick):

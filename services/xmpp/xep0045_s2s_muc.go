@@ -54,8 +54,7 @@ func (s *Server) remoteMUC(ctx context.Context, el *Element, from, to address, r
 			s.fedSend(r.Add(El(nsMUC, "x")))
 			return
 		}
-		ss = &session{srv: s, resource: from.Resource, bare: from.Bare(), full: from.String(), remote: true,
-			directed: map[string]bool{}}
+		ss = &session{srv: s, resource: from.Resource, bare: from.Bare(), full: from.String(), remote: true}
 		cs, err := s.core.OpenRemote(ctx, from.Bare(), chat.SessionInfo{Door: "xmpp", Resource: from.String(),
 			Mask: from.String(), Addr: from.Domain}, ss)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -410,9 +411,9 @@ func (b *blocklists) hidePresence(account string, a address) {
 	subscribed := b.rosterItemOf(account, contact).hasFrom()
 	for _, us := range b.srv.availableSessions(account) {
 		us.mu.Lock()
-		directed := us.directed[contact+"@"+b.srv.cfg.Domain]
+		directed := slices.Contains(us.directed, contact+"@"+b.srv.cfg.Domain)
 		for _, peer := range peers {
-			directed = directed || us.directed[peer.full]
+			directed = directed || slices.Contains(us.directed, peer.full)
 		}
 		us.mu.Unlock()
 		if !subscribed && !directed {

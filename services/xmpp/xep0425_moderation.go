@@ -36,7 +36,7 @@ func (ss *session) mucRetraction(d chat.Delivery) {
 	}
 	st := ss.muc()
 	st.mu.Lock()
-	joined := st.rooms[d.Room] != nil
+	joined := st.room(d.Room) != nil
 	st.mu.Unlock()
 	if !joined {
 		return
