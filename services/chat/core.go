@@ -306,7 +306,7 @@ type Session struct {
 
 	// guarded by c.mu
 	presence Presence
-	rooms    map[string]string // room -> nick
+	rooms    roomNicks // the rooms it is in, with its nick in each
 	watching map[string]bool
 	closed   bool
 }
@@ -390,7 +390,7 @@ func (c *Core) open(info SessionInfo, sink Sink) (*Session, error) {
 	}
 	c.nextID++
 	s := &Session{c: c, id: c.nextID, info: info, sink: sink,
-		presence: Presence{Show: ShowOffline}, rooms: map[string]string{}, watching: map[string]bool{}}
+		presence: Presence{Show: ShowOffline}, watching: map[string]bool{}}
 	c.sessions[s.id] = s
 	if c.byAcct[info.Account] == nil {
 		c.byAcct[info.Account] = map[uint64]*Session{}
@@ -414,7 +414,8 @@ func (s *Session) Close(reason string) {
 	s.closed = true
 	var gone, emptied []string
 	notify := map[uint64]*Session{}
-	for room := range s.rooms {
+	for _, rn := range s.rooms {
+		room := rn.room
 		r := c.rooms[room]
 		if r == nil {
 			continue
@@ -439,7 +440,7 @@ func (s *Session) Close(reason string) {
 	for _, os := range notify {
 		var rooms, accountGone []string
 		for _, room := range gone {
-			if _, in := os.rooms[room]; in {
+			if _, in := os.rooms.nick(room); in {
 				rooms = append(rooms, room)
 				if r := c.rooms[room]; r == nil || !r.hasAccount(s.info.Account) {
 					accountGone = append(accountGone, room)
@@ -448,7 +449,7 @@ func (s *Session) Close(reason string) {
 		}
 		if len(rooms) > 0 {
 			occ := quitOcc
-			occ.Nick = s.rooms[rooms[0]]
+			occ.Nick, _ = s.rooms.nick(rooms[0])
 			os.sink.Deliver(Delivery{Kind: DelQuit, Rooms: rooms, Occupant: occ, Reason: reason, From: s.ref(),
 				GoneRooms: accountGone, SharesRoom: c.sharesRoomLocked(os, s.info.Account), Shared: shared})
 		}

@@ -48,7 +48,8 @@ func (c *Core) Guests() []GuestInfo {
 				Door: s.info.Door, Addr: s.info.Addr, Rooms: []GuestRoom{}}
 			byAcct[s.info.Account] = g
 		}
-		for room, nick := range s.rooms {
+		for _, rn := range s.rooms {
+			room, nick := rn.room, rn.nick
 			if !slices.ContainsFunc(g.Rooms, func(r GuestRoom) bool { return r.Room == room }) {
 				g.Rooms = append(g.Rooms, GuestRoom{Room: room, Nick: nick})
 			}
@@ -84,7 +85,8 @@ func (c *Core) KickGuest(ctx context.Context, account, reason string) (int, erro
 	var targets []target
 	c.mu.Lock()
 	for _, s := range c.byAcct[account] {
-		for room, nick := range s.rooms {
+		for _, rn := range s.rooms {
+			room, nick := rn.room, rn.nick
 			if !slices.Contains(targets, target{room, nick}) {
 				targets = append(targets, target{room, nick})
 			}

@@ -65,7 +65,8 @@ func (r *roomState) hasAccount(account string) bool { return r.accounts[account]
 // sharesRoomLocked reports whether session s is in a room where account
 // has an occupant now; c.mu held.
 func (c *Core) sharesRoomLocked(s *Session, account string) bool {
-	for room := range s.rooms {
+	for _, rn := range s.rooms {
+		room := rn.room
 		if r := c.rooms[room]; r != nil && r.hasAccount(account) {
 			return true
 		}

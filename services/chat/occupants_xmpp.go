@@ -58,7 +58,8 @@ func (c *Core) OccupantsOfAccount(account string, rooms map[string]bool) []RoomO
 		if s.closed {
 			continue
 		}
-		for room, nick := range s.rooms {
+		for _, rn := range s.rooms {
+			room, nick := rn.room, rn.nick
 			if (rooms != nil && !rooms[room]) || seen[room+"\x00"+foldNick(nick)] {
 				continue
 			}
@@ -84,7 +85,7 @@ func (c *Core) SessionNick(room string, id uint64) (string, bool) {
 	if s == nil || s.closed {
 		return "", false
 	}
-	nick, ok := s.rooms[Fold(room)]
+	nick, ok := s.rooms.nick(Fold(room))
 	return nick, ok
 }
 

@@ -147,11 +147,13 @@ func (c *Core) broadcastPresence(s *Session) {
 	// Room mates of any of the account's sessions: the account's
 	// aggregate presence is what they see.
 	rooms := map[string]bool{}
-	for room := range s.rooms {
+	for _, rn := range s.rooms {
+		room := rn.room
 		rooms[room] = true
 	}
 	for _, o := range c.byAcct[s.info.Account] {
-		for room := range o.rooms {
+		for _, rn := range o.rooms {
+			room := rn.room
 			rooms[room] = true
 		}
 	}

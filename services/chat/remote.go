@@ -216,7 +216,7 @@ func (c *Core) OpenRemote(ctx context.Context, jid string, info SessionInfo, sin
 	}
 	c.nextID++
 	s := &Session{c: c, id: c.nextID, info: info, sink: sink,
-		presence: Presence{Show: ShowOffline}, rooms: map[string]string{}, watching: map[string]bool{}}
+		presence: Presence{Show: ShowOffline}, watching: map[string]bool{}}
 	c.sessions[s.id] = s
 	if c.byAcct[account] == nil {
 		c.byAcct[account] = map[uint64]*Session{}

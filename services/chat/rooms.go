@@ -28,6 +28,39 @@ type roomState struct {
 	invited   map[string]bool      // accounts invited until they join
 }
 
+// roomNicks is the rooms a session is in, with its nick in each: a few
+// (Options.MaxRoomsPerSession bounds them), so a slice, not a map (a
+// map with one entry costs about 280 bytes).
+type roomNicks []roomNick
+
+type roomNick struct{ room, nick string }
+
+// nick returns the session's nick in room, and whether it is in it.
+func (rs roomNicks) nick(room string) (string, bool) {
+	for _, rn := range rs {
+		if rn.room == room {
+			return rn.nick, true
+		}
+	}
+	return "", false
+}
+
+// set puts the session in room under nick.
+func (rs *roomNicks) set(room, nick string) {
+	for i := range *rs {
+		if (*rs)[i].room == room {
+			(*rs)[i].nick = nick
+			return
+		}
+	}
+	*rs = append(*rs, roomNick{room, nick})
+}
+
+// drop takes room out.
+func (rs *roomNicks) drop(room string) {
+	*rs = slices.DeleteFunc(*rs, func(rn roomNick) bool { return rn.room == room })
+}
+
 type occupant struct {
 	key      string // foldNick(nick): its key in roomState.occupants and order
 	nick     string
@@ -75,7 +108,7 @@ func (r *roomState) public(o *occupant) Occupant {
 // removeSession takes s out of the room; left reports whether its
 // occupant is gone (no other session of the account holds the nick).
 func (r *roomState) removeSession(s *Session) (occupant *occupant, left bool) {
-	nick, ok := s.rooms[r.room.Name]
+	nick, ok := s.rooms.nick(r.room.Name)
 	if !ok {
 		return nil, false
 	}
@@ -253,7 +286,11 @@ func (c *Core) occupantsLocked(r *roomState) []Occupant {
 func (s *Session) RoomsOf() map[string]string {
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
-	return maps.Clone(s.rooms)
+	out := make(map[string]string, len(s.rooms))
+	for _, rn := range s.rooms {
+		out[rn.room] = rn.nick
+	}
+	return out
 }
 
 // JoinResult is what a joining session needs to show the room.
@@ -305,7 +342,7 @@ func (c *Core) Join(ctx context.Context, s *Session, room, nick, key string) (Jo
 		c.mu.Unlock()
 		return JoinResult{}, ErrSessionClosed
 	}
-	if cur, in := s.rooms[name]; in {
+	if cur, in := s.rooms.nick(name); in {
 		res.Already = true
 		res.Room = copyRoom(r.room)
 		res.Self = r.public(r.occupants[foldNick(cur)])
@@ -349,7 +386,7 @@ func (c *Core) Join(ctx context.Context, s *Session, room, nick, key string) (Jo
 	o.sessions = append(o.sessions, s)
 	o.refs = nil
 	r.addMember(s)
-	s.rooms[name] = o.nick
+	s.rooms.set(name, o.nick)
 	res.Self = r.public(o)
 	res.Room = copyRoom(r.room)
 	res.Occupants = c.occupantsLocked(r)
@@ -416,17 +453,17 @@ func (c *Core) Part(ctx context.Context, s *Session, room, reason string) error 
 	name := Fold(room)
 	c.mu.Lock()
 	r := c.rooms[name]
-	if r == nil || s.rooms == nil {
+	if r == nil {
 		c.mu.Unlock()
 		return fmt.Errorf("%w: %s", ErrNotInRoom, name)
 	}
-	nick, in := s.rooms[name]
+	nick, in := s.rooms.nick(name)
 	if !in {
 		c.mu.Unlock()
 		return fmt.Errorf("%w: %s", ErrNotInRoom, name)
 	}
 	o, left := r.removeSession(s)
-	delete(s.rooms, name)
+	s.rooms.drop(name)
 	var occ Occupant
 	if o != nil {
 		occ = r.public(o)
@@ -478,7 +515,7 @@ func (c *Core) Occupants(ctx context.Context, room string) ([]Occupant, error) {
 
 // occupantOf returns the session's occupant in r; c.mu held.
 func (r *roomState) occupantOf(s *Session) *occupant {
-	nick, ok := s.rooms[r.room.Name]
+	nick, ok := s.rooms.nick(r.room.Name)
 	if !ok {
 		return nil
 	}
@@ -505,7 +542,7 @@ func actorName(s *Session, r *roomState) string {
 	if s == nil {
 		return ""
 	}
-	if nick, ok := s.rooms[r.room.Name]; ok {
+	if nick, ok := s.rooms.nick(r.room.Name); ok {
 		return nick
 	}
 	return s.info.Account
@@ -655,7 +692,7 @@ func (c *Core) removeOccupant(r *roomState, o *occupant, actor *Session, reason 
 		AccountGone: r.accounts[o.account] <= 1, Shared: &Rendered{}}
 	r.each(func(os *Session) { os.sink.Deliver(d) })
 	for _, ts := range o.sessions {
-		delete(ts.rooms, r.room.Name)
+		ts.rooms.drop(r.room.Name)
 	}
 	r.dropOccupant(foldNick(o.nick), o)
 }
@@ -880,7 +917,7 @@ func (c *Core) ChangeNick(ctx context.Context, s *Session, room, newNick string)
 	o.nick = newNick
 	r.putOccupant(nk, o)
 	for _, os := range o.sessions {
-		os.rooms[name] = newNick
+		os.rooms.set(name, newNick)
 	}
 	d := Delivery{Kind: DelNick, Room: name, Occupant: r.public(o), OldNick: old, From: s.ref()}
 	r.each(func(os *Session) { os.sink.Deliver(d) })
@@ -942,7 +979,7 @@ func (c *Core) DestroyRoom(ctx context.Context, s *Session, room, reason string)
 	d := Delivery{Kind: DelRoomDestroy, Room: r.room.Name, Reason: reason, Actor: actorName(s, r), From: refOf(s)}
 	r.each(func(os *Session) {
 		os.sink.Deliver(d)
-		delete(os.rooms, r.room.Name)
+		os.rooms.drop(r.room.Name)
 	})
 	delete(c.rooms, r.room.Name)
 	return nil

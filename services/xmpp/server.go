@@ -9,7 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -151,9 +152,9 @@ type Server struct {
 	mu          sync.Mutex
 	conns       map[*conn]struct{}
 	perAddr     map[string]int
-	bound       map[string]map[string]*session // account -> resource -> session
-	detached    map[string]*session            // SM id -> session waiting to be resumed
-	components  map[string]*conn               // component domain -> its connection
+	bound       map[string][]*session // account -> its sessions by resource (a few: a slice, not a map)
+	detached    map[string]*session   // SM id -> session waiting to be resumed
+	components  map[string]*conn      // component domain -> its connection
 	listenAddrs []string
 	serving     bool // between ready and shutdown: WebSockets are taken
 
@@ -170,7 +171,7 @@ func New(cfg Config, core *chat.Core, log *slog.Logger) *Server {
 	rand.Read(secret)
 	s := &Server{cfg: cfg, core: core, log: log.With("door", "xmpp"), secret: secret, started: cfg.Now(),
 		conns: map[*conn]struct{}{}, perAddr: map[string]int{},
-		bound: map[string]map[string]*session{}, detached: map[string]*session{},
+		bound: map[string][]*session{}, detached: map[string]*session{},
 		components:  map[string]*conn{},
 		rounds:      rounds.New(runtime.GOMAXPROCS(0), writeCoalesce),
 		lazyRounds:  rounds.New(1, lazyCoalesce),
@@ -381,19 +382,46 @@ func (s *Server) shutdown() {
 func (s *Server) sessionsOf(account string) []*session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]*session, 0, len(s.bound[account]))
-	for _, ss := range s.bound[account] {
-		out = append(out, ss)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].resource < out[j].resource })
-	return out
+	return slices.Clone(s.bound[account])
 }
 
 // sessionAt returns the session bound to account/resource, or nil.
 func (s *Server) sessionAt(account, resource string) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.bound[account][resource]
+	list := s.bound[account]
+	if i, ok := slices.BinarySearchFunc(list, resource, byResource); ok {
+		return list[i]
+	}
+	return nil
+}
+
+func byResource(ss *session, resource string) int { return strings.Compare(ss.resource, resource) }
+
+// bindLocked puts ss in its account's sessions, in the place of any
+// session bound to the same resource (s.mu held).
+func (s *Server) bindLocked(ss *session) {
+	list := s.bound[ss.account]
+	if i, ok := slices.BinarySearchFunc(list, ss.resource, byResource); ok {
+		list[i] = ss
+	} else {
+		s.bound[ss.account] = slices.Insert(list, i, ss)
+	}
+}
+
+// unbindLocked takes ss out of its account's sessions, if it is still
+// the one bound to its resource (s.mu held).
+func (s *Server) unbindLocked(ss *session) {
+	list := s.bound[ss.account]
+	i, ok := slices.BinarySearchFunc(list, ss.resource, byResource)
+	if !ok || list[i] != ss {
+		return
+	}
+	if list = slices.Delete(list, i, i+1); len(list) == 0 {
+		delete(s.bound, ss.account)
+	} else {
+		s.bound[ss.account] = list
+	}
 }
 
 func remoteIP(a net.Addr) string {

@@ -96,10 +96,7 @@ func (c *conn) bind(iq *Element) {
 	ss.core = cs
 	ss.account = cs.Account() // a guest's is its pseudo-account (chat.GuestPrefix)
 	c.srv.mu.Lock()
-	if c.srv.bound[ss.account] == nil {
-		c.srv.bound[ss.account] = map[string]*session{}
-	}
-	c.srv.bound[ss.account][a.Resource] = ss
+	c.srv.bindLocked(ss)
 	c.srv.mu.Unlock()
 	c.mu.Lock()
 	c.sess = ss
@@ -214,12 +211,7 @@ func (ss *session) end(reason string) {
 	ss.closed = true
 	ss.mu.Unlock()
 	ss.srv.mu.Lock()
-	if ss.srv.bound[ss.account][ss.resource] == ss {
-		delete(ss.srv.bound[ss.account], ss.resource)
-		if len(ss.srv.bound[ss.account]) == 0 {
-			delete(ss.srv.bound, ss.account)
-		}
-	}
+	ss.srv.unbindLocked(ss)
 	ss.srv.mu.Unlock()
 	if ss.core != nil {
 		ss.core.Close(reason)
