@@ -86,9 +86,7 @@ func (r *roomState) sessions() []*Session {
 		}
 		members := make([]*Session, 0, n)
 		for _, o := range r.occupants {
-			for _, s := range o.sessions {
-				members = append(members, s)
-			}
+			members = append(members, o.sessions...)
 		}
 		r.members = members
 	}
