@@ -18,9 +18,12 @@
 # chatbench run's bound, default 10m), DRAIN (give up once no delivery came
 # for this long after the last send, default 60s: a busy XMPP server may
 # still be sending the joins' presence), SERVERS (default: ngircd inspircd
-# chatbox-irc prosody ejabberd chatbox-xmpp chatbox-xmpp-plain chatbox-half;
-# chatbox-xmpp-plain is chatbox-xmpp without TLS, xmpp.allow_plaintext: the
-# difference is TLS's share), PORT_BASE
+# chatbox-irc prosody ejabberd chatbox-xmpp chatbox-xmpp-classic
+# chatbox-xmpp-plain chatbox-half; chatbox-xmpp-plain is chatbox-xmpp without
+# TLS, xmpp.allow_plaintext: the difference is TLS's share;
+# chatbox-xmpp-classic is chatbox-xmpp with clients that offer no
+# post-quantum key share, chatbench --tls-groups x25519: their ~300-byte
+# ClientHello, not ~1.5 KB, sizes the buffers Go's TLS keeps), PORT_BASE
 # (default 26700: the servers listen on PORT_BASE+1 … +7, which must be
 # free), KEEP=1 keeps the work directory (configs, logs, JSON lines);
 # REPORT=DIR prints the table of such a kept directory again (give the same
@@ -42,7 +45,7 @@ RUNS=${RUNS:-1}
 PARALLEL=${PARALLEL:-16}
 TIMEOUT=${TIMEOUT:-10m}
 DRAIN=${DRAIN:-60s}
-SERVERS=${SERVERS:-ngircd inspircd chatbox-irc prosody ejabberd chatbox-xmpp chatbox-xmpp-plain chatbox-half}
+SERVERS=${SERVERS:-ngircd inspircd chatbox-irc prosody ejabberd chatbox-xmpp chatbox-xmpp-classic chatbox-xmpp-plain chatbox-half}
 PORT_BASE=${PORT_BASE:-26700}
 DOMAIN=bench.local
 ROOM=general
@@ -90,9 +93,9 @@ prepare() {
 		ngircd | inspircd | prosody | ejabberd)
 			command -v "${pkg_of[$s]}" >/dev/null || want_pkgs+=("$s")
 			;;
-		chatbox-irc | chatbox-xmpp | chatbox-xmpp-plain | chatbox-half) ;;
+		chatbox-irc | chatbox-xmpp | chatbox-xmpp-classic | chatbox-xmpp-plain | chatbox-half) ;;
 		*)
-			say "unknown server $s in SERVERS (want ngircd inspircd prosody ejabberd chatbox-irc chatbox-xmpp chatbox-xmpp-plain chatbox-half)"
+			say "unknown server $s in SERVERS (want ngircd inspircd prosody ejabberd chatbox-irc chatbox-xmpp chatbox-xmpp-classic chatbox-xmpp-plain chatbox-half)"
 			exit 2
 			;;
 		esac
@@ -347,7 +350,7 @@ start_ejabberd() {
 
 . "$repo/scripts/bench-chatbox.sh"
 
-start_chatbox() { # share [plain: XMPP without TLS, to tell TLS's share of the memory]
+start_chatbox() { # share [plain: XMPP without TLS, to tell TLS's share of the memory; classic: clients without a post-quantum key share]
 	local plain=()
 	if [ "${2:-}" = plain ]; then plain=(--set xmpp.allow_plaintext=true); fi
 	rm -rf "$dir/data"
@@ -360,11 +363,11 @@ start_chatbox() { # share [plain: XMPP without TLS, to tell TLS's share of the m
 		exit 1
 	fi
 	bench_args=(--irc 127.0.0.1:$P_CHATBOX_IRC --xmpp 127.0.0.1:$P_CHATBOX_XMPP --domain $DOMAIN --xmpp-share "$1")
-	if [ "${2:-}" = plain ]; then
-		bench_args+=(--xmpp-plaintext)
-	else
-		bench_args+=(--ca "$dir/data/tls/ca.pem")
-	fi
+	case "${2:-}" in
+	plain) bench_args+=(--xmpp-plaintext) ;;
+	classic) bench_args+=(--ca "$dir/data/tls/ca.pem" --tls-groups x25519) ;;
+	*) bench_args+=(--ca "$dir/data/tls/ca.pem") ;;
+	esac
 }
 
 version_of() {
@@ -384,6 +387,7 @@ runs() {
 			case $s in
 			chatbox-irc) start_chatbox 0 ;;
 			chatbox-xmpp) start_chatbox 1 ;;
+			chatbox-xmpp-classic) start_chatbox 1 classic ;;
 			chatbox-xmpp-plain) start_chatbox 1 plain ;;
 			chatbox-half) start_chatbox 0.5 ;;
 			*) "start_$s" ;;
@@ -448,10 +452,10 @@ echo "side by side: $N clients in one room, $K senders x $M messages (pace $PACE
 echo "medians of the complete runs (every delivery, no error) of $RUNS, a fresh server each;"
 echo "$(nproc) CPUs, $(uname -m), load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "KB/conn: RSS once joined and quiet, minus RSS once warmed up and quiet; peak: the joins' peak RSS (VmHWM), minus the same"
-printf '%-26s %9s %8s %8s %13s %12s %10s %10s %10s\n' \
+printf '%-28s %9s %8s %8s %13s %12s %10s %10s %10s\n' \
 	server complete KB/conn peak deliveries/s CPU_us/deliv joins_ms p99_ms disk_B/msg
 for s in $SERVERS; do
-	printf '%-26s %9s %8s %8s %13s %12s %10s %10s %10s\n' "$(version_of "$s")" \
+	printf '%-28s %9s %8s %8s %13s %12s %10s %10s %10s\n' "$(version_of "$s")" \
 		"${ok[$s]}" "${kb[$s]}" "${peak[$s]}" "${dps[$s]}" "${cpu[$s]}" "${join[$s]}" "${p99[$s]}" "${disk[$s]}"
 done
 
@@ -469,5 +473,6 @@ pair chatbox-irc inspircd
 pair chatbox-xmpp prosody
 pair chatbox-xmpp ejabberd
 pair chatbox-half chatbox-irc
+pair chatbox-xmpp chatbox-xmpp-classic
 pair chatbox-xmpp chatbox-xmpp-plain
 exit $status

@@ -78,6 +78,17 @@ func TestEndToEnd(t *testing.T) {
 		})
 	}
 
+	// --tls-groups x25519: a client without a post-quantum key share.
+	o, err := parse("--xmpp", srv.xmpp, "--domain", "bench.local", "--ca", filepath.Join(data, "tls", "ca.pem"),
+		"--tls-groups", "x25519", "--clients", "3", "--xmpp-share", "1", "--senders", "1", "--messages", "5",
+		"--timeout", "90s", "--join-timeout", "20s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := run(ctx, o, nil); err != nil || !rep.Complete || rep.Deliveries != 15 {
+		t.Fatalf("--tls-groups x25519: %v, %+v\nserver log:\n%s", err, rep, srv.log())
+	}
+
 	// --xmpp-plaintext: refused with a hint by a server that wants TLS,
 	// complete against one with xmpp.allow_plaintext.
 	plainArgs := func(xmpp string) []string {
@@ -85,7 +96,7 @@ func TestEndToEnd(t *testing.T) {
 			"--clients", "4", "--xmpp-share", "1", "--senders", "2", "--messages", "5",
 			"--timeout", "90s", "--join-timeout", "20s"}
 	}
-	o, err := parse(plainArgs(srv.xmpp)...)
+	o, err = parse(plainArgs(srv.xmpp)...)
 	if err != nil {
 		t.Fatal(err)
 	}

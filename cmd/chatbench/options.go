@@ -25,6 +25,8 @@ type options struct {
 	ca              string
 	insecure        bool
 	xmppPlaintext   bool
+	tlsGroups       string
+	curves          []tls.CurveID // from tlsGroups
 	sasl            string
 	ircLogin        string // pass or nick
 	xmppRegister    bool   // XEP-0077 in-band registration before the run
@@ -103,6 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.mucDomain, "muc-domain", "", "the rooms' XMPP domain (default rooms.<domain>)")
 	fs.StringVar(&o.ca, "ca", "", "PEM `file` of the CA that signed the server's certificate (chatbox: <data>/tls/ca.pem)")
 	fs.BoolVar(&o.insecure, "insecure", false, "accept any XMPP server certificate (benchmarks only)")
+	fs.StringVar(&o.tlsGroups, "tls-groups", "", "the key exchange groups the XMPP clients offer, in order (x25519mlkem768, x25519, p256, p384, p521; comma-separated); default Go's, a post-quantum hybrid first. x25519 alone is a client without one: its ClientHello is ~300 bytes, not ~1.5 KB, which sizes the buffers a Go server's TLS keeps")
 	fs.BoolVar(&o.xmppPlaintext, "xmpp-plaintext", false, "XMPP without STARTTLS (a server that allows it, e.g. chatbox with xmpp.allow_plaintext; to tell TLS's share of the memory)")
 	fs.StringVar(&o.sasl, "sasl", "plain", "XMPP login: plain or scram-sha-256")
 	fs.StringVar(&o.ircLogin, "irc-login", "pass", "IRC login: pass (PASS account:password, chatbox) or nick (NICK and USER only, a server without accounts)")
@@ -224,12 +227,26 @@ func (o *options) check() error {
 		return errors.New("give --ca or --insecure, not both")
 	case o.xmppPlaintext && (o.ca != "" || o.insecure):
 		return errors.New("--xmpp-plaintext uses no TLS: leave out --ca and --insecure")
+	case o.xmppPlaintext && o.tlsGroups != "":
+		return errors.New("--xmpp-plaintext uses no TLS: leave out --tls-groups")
 	case o.sasl != "plain" && o.sasl != "scram-sha-256":
 		return fmt.Errorf("--sasl %q: want plain or scram-sha-256", o.sasl)
 	case o.ircLogin != "pass" && o.ircLogin != "nick":
 		return fmt.Errorf("--irc-login %q: want pass or nick", o.ircLogin)
 	case o.xmppRegister && nx == 0:
 		return errors.New("--xmpp-register without XMPP clients (--xmpp-share is 0)")
+	}
+	if o.tlsGroups != "" {
+		groups := map[string]tls.CurveID{"x25519mlkem768": tls.X25519MLKEM768, "x25519": tls.X25519,
+			"p256": tls.CurveP256, "p384": tls.CurveP384, "p521": tls.CurveP521}
+		o.curves = nil
+		for _, g := range strings.Split(o.tlsGroups, ",") {
+			id, ok := groups[strings.ToLower(strings.TrimSpace(g))]
+			if !ok {
+				return fmt.Errorf("--tls-groups: %q is not one of x25519mlkem768, x25519, p256, p384, p521", g)
+			}
+			o.curves = append(o.curves, id)
+		}
 	}
 	if o.pid > 0 {
 		if _, err := os.Stat("/proc/" + strconv.Itoa(o.pid) + "/stat"); err != nil {

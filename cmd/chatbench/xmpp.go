@@ -204,7 +204,7 @@ func tlsConfig(o *options) (*tls.Config, error) {
 	if o.tlsShared != nil {
 		return o.tlsShared, nil
 	}
-	cfg := &tls.Config{ServerName: o.domain, MinVersion: tls.VersionTLS12}
+	cfg := &tls.Config{ServerName: o.domain, MinVersion: tls.VersionTLS12, CurvePreferences: o.curves}
 	switch {
 	case o.insecure:
 		cfg.InsecureSkipVerify = true

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -59,7 +60,7 @@ type Core struct {
 	mu       sync.Mutex
 	nextID   uint64
 	sessions map[uint64]*Session
-	byAcct   map[string]map[uint64]*Session
+	byAcct   map[string][]*Session // account -> its sessions (a few: a slice; replaced, not changed, when one goes)
 	rooms    map[string]*roomState
 	watchers map[string]map[uint64]*Session // account -> sessions watching its presence
 	closed   bool
@@ -118,7 +119,7 @@ func New(o Options) (*Core, error) {
 		sendLimit:  newLimiter(l.MessagesPerSecond, float64(l.MessageBurst), o.Now),
 		loginLimit: newLimiter(float64(l.FailedLoginsPerMinute)/60, float64(l.FailedLoginsPerMinute), o.Now),
 		sessions:   map[uint64]*Session{},
-		byAcct:     map[string]map[uint64]*Session{},
+		byAcct:     map[string][]*Session{},
 		rooms:      map[string]*roomState{},
 		watchers:   map[string]map[uint64]*Session{},
 	}, nil
@@ -306,8 +307,8 @@ type Session struct {
 
 	// guarded by c.mu
 	presence Presence
-	rooms    roomNicks // the rooms it is in, with its nick in each
-	watching map[string]bool
+	rooms    roomNicks       // the rooms it is in, with its nick in each
+	watching map[string]bool // made by the first Watch
 	closed   bool
 }
 
@@ -390,12 +391,9 @@ func (c *Core) open(info SessionInfo, sink Sink) (*Session, error) {
 	}
 	c.nextID++
 	s := &Session{c: c, id: c.nextID, info: info, sink: sink,
-		presence: Presence{Show: ShowOffline}, watching: map[string]bool{}}
+		presence: Presence{Show: ShowOffline}}
 	c.sessions[s.id] = s
-	if c.byAcct[info.Account] == nil {
-		c.byAcct[info.Account] = map[uint64]*Session{}
-	}
-	c.byAcct[info.Account][s.id] = s
+	c.byAcct[info.Account] = append(c.byAcct[info.Account], s)
 	c.mu.Unlock()
 	c.publish(Event{Type: EventSessionOpened, Account: info.Account, Door: info.Door, Addr: info.Addr})
 	return s, nil
@@ -465,8 +463,10 @@ func (s *Session) Close(reason string) {
 		}
 	}
 	delete(c.sessions, s.id)
-	delete(c.byAcct[s.info.Account], s.id)
-	if len(c.byAcct[s.info.Account]) == 0 {
+	// A new slice: a caller may be walking the old one.
+	if rest := slices.DeleteFunc(slices.Clone(c.byAcct[s.info.Account]), func(x *Session) bool { return x == s }); len(rest) > 0 {
+		c.byAcct[s.info.Account] = rest
+	} else {
 		delete(c.byAcct, s.info.Account)
 	}
 	s.rooms = nil

@@ -98,6 +98,9 @@ func (s *Session) Watch(accounts ...string) map[string]Presence {
 	if s.closed {
 		return now
 	}
+	if s.watching == nil && len(accounts) > 0 {
+		s.watching = map[string]bool{}
+	}
 	for _, a := range accounts {
 		a = Fold(a)
 		s.watching[a] = true

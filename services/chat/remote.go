@@ -216,12 +216,9 @@ func (c *Core) OpenRemote(ctx context.Context, jid string, info SessionInfo, sin
 	}
 	c.nextID++
 	s := &Session{c: c, id: c.nextID, info: info, sink: sink,
-		presence: Presence{Show: ShowOffline}, watching: map[string]bool{}}
+		presence: Presence{Show: ShowOffline}}
 	c.sessions[s.id] = s
-	if c.byAcct[account] == nil {
-		c.byAcct[account] = map[uint64]*Session{}
-	}
-	c.byAcct[account][s.id] = s
+	c.byAcct[account] = append(c.byAcct[account], s)
 	c.mu.Unlock()
 	c.publish(Event{Type: EventSessionOpened, Account: account, Door: info.Door, Addr: info.Addr})
 	return s, nil
