@@ -405,6 +405,7 @@ func (c *conn) openStream() error {
 		}
 		return err
 	}
+	c.rd.canonicalHead(hdr, &c.srv.headers)
 	var to, version string
 	for _, a := range hdr.Attr {
 		switch {

@@ -41,7 +41,9 @@ func prepare(el *Element) *prepared {
 	if i < 0 { // cannot happen: the root's attributes come first
 		return &prepared{tmpl: el}
 	}
-	return &prepared{tmpl: el, prefix: []byte(s[:i+len(mark)-2]), suffix: []byte(s[i+len(mark)-1:])}
+	// One allocation for both halves (the placeholder between them).
+	buf, cut := []byte(s), i+len(mark)-2
+	return &prepared{tmpl: el, prefix: buf[:cut:cut], suffix: buf[cut+1:]}
 }
 
 // to returns the stanza addressed to to.

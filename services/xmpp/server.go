@@ -153,6 +153,7 @@ type Server struct {
 	conns       map[*conn]struct{}
 	perAddr     map[string]int
 	bound       map[string][]*session // account -> its sessions by resource (a few: a slice, not a map)
+	headers     headerCache           // canonical stream headers, shared (stream.go)
 	detached    map[string]*session   // SM id -> session waiting to be resumed
 	components  map[string]*conn      // component domain -> its connection
 	listenAddrs []string

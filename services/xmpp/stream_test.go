@@ -302,12 +302,17 @@ func FuzzStreamRest(f *testing.F) {
 		if len(data) > 8<<10 {
 			t.Skip("longer than 8 KiB")
 		}
+		var headers headerCache
 		read := func(rest bool) []string {
 			rd := newStreamReader(iotest.OneByteReader(bytes.NewReader(data)), 4096, 16, nil)
 			var got []string
-			if _, err := rd.Header(); err != nil {
+			hdr, err := rd.Header()
+			if err != nil {
 				return append(got, "header error: "+err.Error())
 			}
+			// As the door does: the revived decoder reads the canonical
+			// header, not the client's bytes.
+			rd.canonicalHead(hdr, &headers)
 			for range 200 {
 				if rest {
 					rd.rest()
@@ -325,4 +330,35 @@ func FuzzStreamRest(f *testing.F) {
 			t.Fatalf("with rest:\n%q\nwithout:\n%q", rested, plain)
 		}
 	})
+}
+
+// TestCanonicalHead: headers that differ only in what a revived decoder
+// does not need share one canonical copy; what it needs (prefix,
+// declarations, a self-closed stream) is kept; an ambiguous prefix keeps
+// the client's bytes.
+func TestCanonicalHead(t *testing.T) {
+	var headers headerCache
+	head := func(raw string) []byte {
+		t.Helper()
+		rd := newStreamReader(strings.NewReader(raw), 4096, 16, nil)
+		hdr, err := rd.Header()
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		rd.canonicalHead(hdr, &headers)
+		return rd.head
+	}
+	const want = `<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`
+	a := head(`<?xml version='1.0'?><stream:stream to='box.test' from='alice@box.test' version='1.0' xml:lang='en' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`)
+	b := head(`<stream:stream xmlns="jabber:client" to="box.test" xmlns:stream="http://etherx.jabber.org/streams" from="bob@box.test">`)
+	if string(a) != want || string(b) != want || &a[0] != &b[0] {
+		t.Errorf("canonical headers %q and %q: want one shared %q", a, b, want)
+	}
+	if got := head(`<s:stream xmlns:s='http://etherx.jabber.org/streams' to='x&amp;y'/>`); string(got) != `<s:stream xmlns:s='http://etherx.jabber.org/streams'/>` {
+		t.Errorf("self-closed header: %q", got)
+	}
+	raw := `<a:stream xmlns:a='http://etherx.jabber.org/streams' xmlns:b='http://etherx.jabber.org/streams'>`
+	if got := head(raw); string(got) != raw {
+		t.Errorf("two prefixes for the stream namespace: %q, want the client's bytes", got)
+	}
 }

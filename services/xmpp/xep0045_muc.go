@@ -915,11 +915,20 @@ type roomPresCache struct {
 }
 
 type cachedPresence struct {
+	srv           *Server
+	room          string
 	nick, account string
 	role          chat.Role
 	aff           chat.Affiliation
 	pr            chat.Presence
 	p             *prepared
+}
+
+// element makes the presence again (prepared.mk): the entry keeps the
+// bytes only, and what makes the stanza, not o's sessions.
+func (e *cachedPresence) element() *Element {
+	oc := chat.Occupant{Nick: e.nick, Account: e.account, Role: e.role, Affiliation: e.aff}
+	return e.srv.occupantPresenceAs(e.room, oc, e.pr, toPlaceholder)
 }
 
 // get returns o's presence in room (size: the room's occupants now).
@@ -932,13 +941,11 @@ func (c *roomPresCache) get(s *Server, room string, o chat.Occupant, pr chat.Pre
 	if e != nil && e.nick == o.Nick && e.account == o.Account && e.role == o.Role && e.aff == o.Affiliation && e.pr == pr {
 		return e.p
 	}
-	e = &cachedPresence{nick: o.Nick, account: o.Account, role: o.Role, aff: o.Affiliation, pr: pr,
-		p: prepare(s.occupantPresenceAs(room, o, pr, toPlaceholder))}
+	e = &cachedPresence{srv: s, room: room, nick: o.Nick, account: o.Account, role: o.Role, aff: o.Affiliation, pr: pr}
+	e.p = prepare(e.element())
 	if e.p.prefix != nil {
-		// One per occupant, kept while the room lives: the bytes only
-		// (and what makes the stanza again, not o's sessions).
-		oc := chat.Occupant{Nick: o.Nick, Account: o.Account, Role: o.Role, Affiliation: o.Affiliation}
-		e.p.tmpl, e.p.mk = nil, func() *Element { return s.occupantPresenceAs(room, oc, pr, toPlaceholder) }
+		// One per occupant, kept while the room lives: the bytes only.
+		e.p.tmpl, e.p.mk = nil, e.element
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

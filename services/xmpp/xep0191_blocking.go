@@ -105,7 +105,10 @@ func (b *blocklists) loadLocked(account string) (map[string]bool, error) {
 		b.srv.log.Error("blocklist", "account", account, "err", err)
 		return nil, err
 	}
-	set := make(map[string]bool, len(items))
+	var set map[string]bool // nil when empty: most lists are
+	if len(items) > 0 {
+		set = make(map[string]bool, len(items))
+	}
 	for _, it := range items {
 		set[it.Key] = true
 	}
