@@ -37,6 +37,11 @@ const (
 	DefaultInterval   = 250 * time.Millisecond
 	DefaultQuietBytes = 256 << 10
 	DefaultMinFree    = 1 << 20
+	// DefaultGrowthPopulation is the population's growth between two
+	// samples (64 sessions a second at the default interval) that counts
+	// as connecting fast.
+	DefaultGrowthPopulation = 16
+	DefaultGrowthGCPercent  = 50
 )
 
 // Sample is what a Trimmer looks at.
@@ -63,16 +68,74 @@ type Trimmer struct {
 	Interval   time.Duration
 	QuietBytes uint64
 	MinFree    uint64
-	Log        *slog.Logger
+	// Population, if set, counts the sessions; a growth by
+	// GrowthPopulation (DefaultGrowthPopulation if 0) between samples
+	// makes the Trimmer use GrowthGCPercent (DefaultGrowthGCPercent if
+	// 0; negative: never).
+	Population       func() int
+	GrowthPopulation int
+	GrowthGCPercent  int
+	Log              *slog.Logger
 
-	// Read and Free are the runtime's (ReadSample, debug.FreeOSMemory)
-	// unless a test sets them.
-	Read func() Sample
-	Free func()
+	// Read, Free and SetGCPercent are the runtime's (ReadSample,
+	// debug.FreeOSMemory, debug.SetGCPercent) unless a test sets them.
+	Read         func() Sample
+	Free         func()
+	SetGCPercent func(int) int
 
 	last   Sample
+	pop    int // Population at the last sample
 	quiet  int // samples in a row with less than QuietBytes allocated
 	primed bool
+	tight  bool // GrowthGCPercent in effect
+	base   int  // the GOGC in effect before
+	calm   int  // samples in a row without fast growth, while tight
+}
+
+func (t *Trimmer) setGCPercent(p int) int {
+	if t.SetGCPercent != nil {
+		return t.SetGCPercent(p)
+	}
+	return debug.SetGCPercent(p)
+}
+
+// pace tightens the GC target while sessions come fast, and restores it
+// once they have not for two samples.
+func (t *Trimmer) pace(growing bool) {
+	pct := t.GrowthGCPercent
+	if pct == 0 {
+		pct = DefaultGrowthGCPercent
+	}
+	switch {
+	case pct < 0:
+	case growing && !t.tight:
+		base := t.setGCPercent(pct)
+		if base < 0 || base <= pct {
+			t.setGCPercent(base) // already as tight, or off: the owner's
+			return
+		}
+		t.tight, t.base, t.calm = true, base, 0
+		if t.Log != nil {
+			t.Log.Debug("clients connecting fast: collecting more often", "gc_percent", pct, "was", base)
+		}
+	case growing:
+		t.calm = 0
+	case t.tight:
+		if t.calm++; t.calm >= 2 {
+			t.loosen()
+		}
+	}
+}
+
+// loosen restores the GC target pace changed.
+func (t *Trimmer) loosen() {
+	if t.tight {
+		t.setGCPercent(t.base)
+		t.tight = false
+		if t.Log != nil {
+			t.Log.Debug("clients no longer connecting fast: usual collection pace", "gc_percent", t.base)
+		}
+	}
 }
 
 // ReadSample reads the runtime's heap metrics.
@@ -105,6 +168,7 @@ func (t *Trimmer) Run(ctx context.Context) {
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	defer t.loosen()
 	for {
 		select {
 		case <-ctx.Done():
@@ -133,6 +197,17 @@ func (t *Trimmer) Step() bool {
 		minFree = DefaultMinFree
 	}
 	s := read()
+	if t.Population != nil {
+		pop := t.Population()
+		grow := t.GrowthPopulation
+		if grow <= 0 {
+			grow = DefaultGrowthPopulation
+		}
+		if t.primed {
+			t.pace(pop-t.pop >= grow)
+		}
+		t.pop = pop
+	}
 	if !t.primed {
 		t.last, t.primed = s, true
 		return false

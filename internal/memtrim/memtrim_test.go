@@ -94,3 +94,53 @@ func TestRunEndsWithContext(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestPaceWhileConnecting: while the population grows fast the GC
+// target is GrowthGCPercent; two samples without such growth bring the
+// one in effect before back; a target already as low, or off, is left.
+func TestPaceWhileConnecting(t *testing.T) {
+	pop, pct := 0, 100
+	var sets []int
+	tr := &Trimmer{
+		Read:         func() Sample { return Sample{} },
+		Free:         func() {},
+		Population:   func() int { return pop },
+		SetGCPercent: func(p int) int { old := pct; pct = p; sets = append(sets, p); return old },
+	}
+	steps := []struct {
+		grow int
+		want int
+	}{
+		{0, 100},  // primes
+		{10, 100}, // slow
+		{40, 50},  // fast: tighter
+		{100, 50}, // still
+		{5, 50},   // calm once
+		{30, 50},  // fast again: the count starts over
+		{0, 50},   // calm once
+		{0, 100},  // calm twice: back
+		{0, 100},
+	}
+	for i, s := range steps {
+		pop += s.grow
+		tr.Step()
+		if pct != s.want {
+			t.Fatalf("step %d (+%d sessions): GC percent %d, want %d (calls %v)", i, s.grow, pct, s.want, sets)
+		}
+	}
+	if len(sets) != 2 {
+		t.Errorf("SetGCPercent calls %v, want [50 100]", sets)
+	}
+	for _, own := range []int{30, -1} {
+		pct, sets, pop = own, nil, 0
+		tr := &Trimmer{Read: func() Sample { return Sample{} }, Free: func() {}, Population: func() int { return pop },
+			SetGCPercent: func(p int) int { old := pct; pct = p; sets = append(sets, p); return old }}
+		for range 4 {
+			pop += 100
+			tr.Step()
+			if pct != own {
+				t.Fatalf("GOGC %d: changed to %d (calls %v)", own, pct, sets)
+			}
+		}
+	}
+}

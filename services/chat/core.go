@@ -490,6 +490,13 @@ func (c *Core) Sessions(account string) []SessionRef {
 	return refs
 }
 
+// OpenSessions returns the number of open sessions.
+func (c *Core) OpenSessions() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.sessions)
+}
+
 // SessionCount returns the number of open sessions per door.
 func (c *Core) SessionCount() map[string]int {
 	c.mu.Lock()
