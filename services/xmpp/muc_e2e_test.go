@@ -136,14 +136,19 @@ func TestMUCSharedWithIRC(t *testing.T) {
 	carol.expect("subject", func(e *Element) bool { return e.Child(nsClient, "subject") != nil })
 
 	// Leaving: IRC sees a PART, the others an unavailable presence.
-	alice.send(`<presence to="general@%s/Ally" type="unavailable"/>`, roomsDomain)
+	// (The others' presence is rendered once for all of them: addressed
+	// to each, without the leaver's 110.)
+	alice.send(`<presence to="general@%s/Ally" type="unavailable"><status>bye all</status></presence>`, roomsDomain)
 	alice.expect("own unavailable", func(e *Element) bool {
 		return e.Local == "presence" && e.Get("type") == "unavailable" && hasStatus(e, "110")
 	})
 	bob.expect("alice's PART", func(m ircmsg.Message) bool { return m.Command == "PART" && m.Nick() == "alice" })
-	carol.expect("alice left", func(e *Element) bool {
+	left := carol.expect("alice left", func(e *Element) bool {
 		return e.Local == "presence" && e.Get("type") == "unavailable" && e.Get("from") == "general@"+roomsDomain+"/Ally"
 	})
+	if left.Get("to") != carol.jid || left.ChildText(nsClient, "status") != "bye all" || hasStatus(left, "110") {
+		t.Errorf("alice's leave as carol got it: %s", left)
+	}
 }
 
 // TestMUCModerationBothWays: an IRC TOPIC, KICK and +b are the MUC

@@ -356,17 +356,26 @@ func (ss *session) mucDelivery(d chat.Delivery) {
 		if r == nil {
 			return
 		}
-		p := s.occupantPresence(d.Room, d.Occupant, ss.full)
-		p.Set("type", "unavailable")
-		if d.Reason != "" {
-			p.Add(El(nsClient, "status").Add(d.Reason))
+		leave := func() *Element {
+			p := s.occupantPresence(d.Room, d.Occupant, ss.full)
+			p.Set("type", "unavailable")
+			if d.Reason != "" {
+				p.Add(El(nsClient, "status").Add(d.Reason))
+			}
+			return p
 		}
-		if d.Echo {
-			st.mu.Lock()
-			st.dropRoom(d.Room)
-			st.mu.Unlock()
-			mucStatus(p, "110")
+		if !d.Echo {
+			// The same presence for every other member: rendered once
+			// per leave (when a thousand clients drop at once, a
+			// thousand renders, not a million).
+			ss.sendPrepared(false, rendered(d.Shared, "xmpp-leave", leave))
+			return
 		}
+		p := leave()
+		st.mu.Lock()
+		st.dropRoom(d.Room)
+		st.mu.Unlock()
+		mucStatus(p, "110")
 		ss.send(p)
 	case chat.DelKick:
 		if r == nil {
