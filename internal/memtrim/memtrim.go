@@ -77,10 +77,12 @@ type Trimmer struct {
 	GrowthGCPercent  int
 	Log              *slog.Logger
 
-	// Read, Free and SetGCPercent are the runtime's (ReadSample,
-	// debug.FreeOSMemory, debug.SetGCPercent) unless a test sets them.
+	// Read, Free, GCPercent and SetGCPercent are the runtime's
+	// (ReadSample, debug.FreeOSMemory, /gc/gogc:percent,
+	// debug.SetGCPercent) unless a test sets them.
 	Read         func() Sample
 	Free         func()
+	GCPercent    func() int
 	SetGCPercent func(int) int
 
 	last   Sample
@@ -90,6 +92,22 @@ type Trimmer struct {
 	tight  bool // GrowthGCPercent in effect
 	base   int  // the GOGC in effect before
 	calm   int  // samples in a row without fast growth, while tight
+}
+
+// gcPercent is the GOGC in effect (-1: off).
+func (t *Trimmer) gcPercent() int {
+	if t.GCPercent != nil {
+		return t.GCPercent()
+	}
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return -1 // unknown: left alone
+	}
+	if v := s[0].Value.Uint64(); v > 0 {
+		return int(v)
+	}
+	return -1 // off reads as 0
 }
 
 func (t *Trimmer) setGCPercent(p int) int {
@@ -109,11 +127,11 @@ func (t *Trimmer) pace(growing bool) {
 	switch {
 	case pct < 0:
 	case growing && !t.tight:
-		base := t.setGCPercent(pct)
+		base := t.gcPercent()
 		if base < 0 || base <= pct {
-			t.setGCPercent(base) // already as tight, or off: the owner's
-			return
+			return // already as tight, or off: the owner's
 		}
+		t.setGCPercent(pct)
 		t.tight, t.base, t.calm = true, base, 0
 		if t.Log != nil {
 			t.Log.Debug("clients connecting fast: collecting more often", "gc_percent", pct, "was", base)

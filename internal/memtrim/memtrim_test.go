@@ -3,6 +3,7 @@ package memtrim
 import (
 	"context"
 	"runtime"
+	"runtime/debug"
 	"testing"
 	"time"
 )
@@ -105,6 +106,7 @@ func TestPaceWhileConnecting(t *testing.T) {
 		Read:         func() Sample { return Sample{} },
 		Free:         func() {},
 		Population:   func() int { return pop },
+		GCPercent:    func() int { return pct },
 		SetGCPercent: func(p int) int { old := pct; pct = p; sets = append(sets, p); return old },
 	}
 	steps := []struct {
@@ -134,13 +136,28 @@ func TestPaceWhileConnecting(t *testing.T) {
 	for _, own := range []int{30, -1} {
 		pct, sets, pop = own, nil, 0
 		tr := &Trimmer{Read: func() Sample { return Sample{} }, Free: func() {}, Population: func() int { return pop },
+			GCPercent:    func() int { return pct },
 			SetGCPercent: func(p int) int { old := pct; pct = p; sets = append(sets, p); return old }}
 		for range 4 {
 			pop += 100
 			tr.Step()
-			if pct != own {
-				t.Fatalf("GOGC %d: changed to %d (calls %v)", own, pct, sets)
+			if pct != own || len(sets) != 0 {
+				t.Fatalf("GOGC %d: now %d, SetGCPercent calls %v; want it left alone", own, pct, sets)
 			}
 		}
+	}
+}
+
+// TestGCPercentReadsRuntime: the GOGC in effect is read without being
+// changed (-1 when off).
+func TestGCPercentReadsRuntime(t *testing.T) {
+	old := debug.SetGCPercent(73)
+	defer debug.SetGCPercent(old)
+	if got := (&Trimmer{}).gcPercent(); got != 73 {
+		t.Fatalf("gcPercent %d, want 73", got)
+	}
+	debug.SetGCPercent(-1)
+	if got := (&Trimmer{}).gcPercent(); got != -1 {
+		t.Fatalf("gcPercent with GC off %d, want -1", got)
 	}
 }
