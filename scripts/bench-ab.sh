@@ -10,9 +10,9 @@
 # Environment: N clients (200), R runs each (3), SHARE (chatbench
 # --xmpp-share, 0: IRC only), K senders x M messages (10 x 50), PORT_BASE
 # (26710: the servers listen on +1 IRC and +2 XMPP). One line per run:
-# the joins' wall time and the server's CPU for them (its CPU to the end
-# of the run less the send phase's), deliveries/s, server and tool CPU
-# per delivery, KB per connection. The load tool is the working tree's
+# the logins' and then the room joins' wall time and the server's CPU
+# for each, deliveries/s, server and tool CPU per delivery, KB per
+# connection. The load tool is the working tree's
 # for both. Loopback only; every run is bounded (10 minutes).
 set -euo pipefail
 
@@ -76,8 +76,6 @@ one() { # A or B
 		--ca "$work/data/tls/ca.pem" --xmpp-share "$SHARE" --room general --clients "$N" \
 		--senders "$K" --messages "$M" --pace 0 --connect-parallel 16 --pid "$pid" \
 		--timeout 10m --join-timeout 10m --drain 60s --json >"$work/res.json" 2>"$work/bench.err" || ok=false
-	local ticks
-	ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat")
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
 	pid=""
@@ -86,10 +84,11 @@ one() { # A or B
 		echo "$1 incomplete: $(tail -n 2 "$work/bench.err")"
 		return
 	fi
-	awk -v w="$1" -v j="$(field "$f" connect_wall_ms)" -v t="$ticks" -v s="$(field "$f" server_cpu_ms)" \
+	awk -v w="$1" -v l="$(field "$f" login_wall_ms)" -v lc="$(field "$f" server_login_cpu_ms)" \
+		-v j="$(field "$f" join_wall_ms)" -v jc="$(field "$f" server_join_cpu_ms)" \
 		-v d="$(field "$f" deliveries_per_s)" -v c="$(field "$f" cpu_us_per_delivery)" \
 		-v tc="$(field "$f" tool_cpu_us_per_delivery)" -v kb="$(field "$f" rss_per_conn_kb)" \
-		'BEGIN {printf "%s joins_ms %7.0f joinCPU_ms %6.0f  deliv/s %8.0f  CPU/deliv %.2f  tool/deliv %.2f  KB/conn %.1f\n", w, j, t*10-s, d, c, tc, kb}'
+		'BEGIN {printf "%s login_ms %5.0f CPU %5.0f  joins_ms %5.0f CPU %5.0f  deliv/s %8.0f  CPU/deliv %.2f  tool/deliv %.2f  KB/conn %.1f\n", w, l, lc, j, jc, d, c, tc, kb}'
 }
 
 for _ in $(seq "$R"); do

@@ -435,14 +435,16 @@ median() {
 # ratio A B: A/B to two places (- when either is missing or B is 0).
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a=="-"||b=="-"||b==0) print "-"; else printf "%.2f", a/b}'; }
 
-declare -A kb peak dps cpu join p99 disk ok
+declare -A kb peak dps cpu login join jcpu p99 disk ok
 for s in $SERVERS; do
 	ok[$s]="$(complete "$s")/$RUNS"
 	kb[$s]=$(median "$s" rss_per_conn_kb)
 	peak[$s]=$(median "$s" rss_peak_per_conn_kb)
 	dps[$s]=$(median "$s" deliveries_per_s)
 	cpu[$s]=$(median "$s" cpu_us_per_delivery)
-	join[$s]=$(median "$s" connect_wall_ms)
+	login[$s]=$(median "$s" login_wall_ms)
+	join[$s]=$(median "$s" join_wall_ms)
+	jcpu[$s]=$(median "$s" server_join_cpu_ms)
 	p99[$s]=$(median "$s" latency_p99_ms)
 	disk[$s]=$(median "$s" disk_bytes_per_message)
 done
@@ -451,22 +453,24 @@ echo
 echo "side by side: $N clients in one room, $K senders x $M messages (pace $PACE), $PARALLEL connecting at once;"
 echo "medians of the complete runs (every delivery, no error) of $RUNS, a fresh server each;"
 echo "$(nproc) CPUs, $(uname -m), load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "KB/conn: RSS once joined and quiet, minus RSS once warmed up and quiet; peak: the joins' peak RSS (VmHWM), minus the same"
-printf '%-28s %9s %8s %8s %13s %12s %10s %10s %10s\n' \
-	server complete KB/conn peak deliveries/s CPU_us/deliv joins_ms p99_ms disk_B/msg
+echo "KB/conn: RSS once joined and quiet, minus RSS once warmed up and quiet; peak: the logins' and joins' peak RSS (VmHWM), minus the same"
+echo "login_ms: every client connected and logged in; then joins_ms: every client joined to the room, and the server's CPU for it"
+printf '%-28s %9s %8s %8s %13s %12s %9s %9s %11s %9s %10s\n' \
+	server complete KB/conn peak deliveries/s CPU_us/deliv login_ms joins_ms joinCPU_ms p99_ms disk_B/msg
 for s in $SERVERS; do
-	printf '%-28s %9s %8s %8s %13s %12s %10s %10s %10s\n' "$(version_of "$s")" \
-		"${ok[$s]}" "${kb[$s]}" "${peak[$s]}" "${dps[$s]}" "${cpu[$s]}" "${join[$s]}" "${p99[$s]}" "${disk[$s]}"
+	printf '%-28s %9s %8s %8s %13s %12s %9s %9s %11s %9s %10s\n' "$(version_of "$s")" \
+		"${ok[$s]}" "${kb[$s]}" "${peak[$s]}" "${dps[$s]}" "${cpu[$s]}" "${login[$s]}" "${join[$s]}" "${jcpu[$s]}" "${p99[$s]}" "${disk[$s]}"
 done
 
 echo
-echo "chatbox / peer (KB/conn, CPU/deliv, joins: below 1 is better; deliveries/s: above 1 is better)"
-printf '%-36s %8s %13s %12s %8s\n' pair KB/conn deliveries/s CPU/deliv joins
+echo "chatbox / peer (KB/conn, CPU/deliv, logins, joins: below 1 is better; deliveries/s: above 1 is better)"
+printf '%-36s %8s %13s %12s %8s %8s\n' pair KB/conn deliveries/s CPU/deliv logins joins
 pair() {
 	case " $SERVERS " in *" $1 "*) ;; *) return ;; esac
 	case " $SERVERS " in *" $2 "*) ;; *) return ;; esac
-	printf '%-36s %8s %13s %12s %8s\n' "$1 / $2" "$(ratio "${kb[$1]}" "${kb[$2]}")" \
-		"$(ratio "${dps[$1]}" "${dps[$2]}")" "$(ratio "${cpu[$1]}" "${cpu[$2]}")" "$(ratio "${join[$1]}" "${join[$2]}")"
+	printf '%-36s %8s %13s %12s %8s %8s\n' "$1 / $2" "$(ratio "${kb[$1]}" "${kb[$2]}")" \
+		"$(ratio "${dps[$1]}" "${dps[$2]}")" "$(ratio "${cpu[$1]}" "${cpu[$2]}")" "$(ratio "${login[$1]}" "${login[$2]}")" \
+		"$(ratio "${join[$1]}" "${join[$2]}")"
 }
 pair chatbox-irc ngircd
 pair chatbox-irc inspircd

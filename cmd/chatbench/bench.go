@@ -17,6 +17,8 @@ import (
 type client interface {
 	// send sends one room message (safe beside the reader).
 	send(seq int, body string) error
+	// join joins the room (once, after the login), bounded by ctx.
+	join(ctx context.Context) error
 	// readLoop reads until the connection ends, handing room messages to
 	// member.received.
 	readLoop()
@@ -33,7 +35,7 @@ type member struct {
 	idx     int
 	proto   string
 	account string
-	joined  time.Duration // dial to joined
+	joined  time.Duration // join sent to joined
 	cl      client
 	seen    bitset // by sender*messages+seq; the reader's alone
 	done    chan struct{}
@@ -243,18 +245,95 @@ func (o *options) senderIndex(s int) int {
 	return s * o.clients / o.senders
 }
 
-// connectAll connects and joins every client, o.connectParallel at a
-// time; it stops at the first failure.
-func (b *bench) connectAll(ctx context.Context, progress func(int)) ([]*member, error) {
+// connectAll connects every client and logs it in, then (after between,
+// if not nil) joins each to the room: two phases, each
+// o.connectParallel clients at a time, so that the joins are measured
+// apart from the logins (TCP, TLS, SASL). It stops at the first failure.
+func (b *bench) connectAll(ctx context.Context, progress func(joined int), between func() error) (members []*member, login, join time.Duration, err error) {
 	o := &b.o
 	nx := o.xmppClients()
 	runDeadline, _ := ctx.Deadline()
-	members := make([]*member, o.clients)
+	members = make([]*member, o.clients)
+	defer func() {
+		if err != nil {
+			for _, m := range members {
+				if m != nil {
+					m.cl.quit()
+				}
+			}
+			members = nil
+		}
+	}()
+	t0 := time.Now()
+	err = b.parallel(ctx, func(ctx context.Context, i int) error {
+		name, pw := o.account(i)
+		m := &member{b: b, idx: i, account: name, seen: newBitset(o.senders * o.messages), done: make(chan struct{})}
+		m.setStage("dialling")
+		start := time.Now()
+		var err error
+		if i < nx {
+			m.proto = "xmpp"
+			var c *xmppClient
+			if c, err = dialXMPP(ctx, o, name, pw, m); err == nil {
+				m.cl = c
+			}
+		} else {
+			m.proto = "irc"
+			var c *ircClient
+			if c, err = dialIRC(ctx, o, name, pw, m); err == nil {
+				m.cl = c
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%s (%s), %s after %s: %w (last from the server: %s)",
+				name, m.proto, m.stageName(), time.Since(start).Round(time.Millisecond), err, m.lastSeen())
+		}
+		m.cl.base().setDeadline(runDeadline) // not the login's
+		members[i] = m
+		return nil
+	})
+	login = time.Since(t0)
+	if err != nil {
+		return nil, login, 0, fmt.Errorf("logging in: %w", err)
+	}
+	if between != nil {
+		if err = between(); err != nil {
+			return nil, login, 0, err
+		}
+	}
+	t1 := time.Now()
+	var joined atomic.Int64
+	err = b.parallel(ctx, func(ctx context.Context, i int) error {
+		m := members[i]
+		start := time.Now()
+		if err := m.cl.join(ctx); err != nil {
+			return fmt.Errorf("%s (%s), %s after %s: %w (last from the server: %s)",
+				m.account, m.proto, m.stageName(), time.Since(start).Round(time.Millisecond), err, m.lastSeen())
+		}
+		m.joined = time.Since(start)
+		go func() {
+			defer close(m.done)
+			m.cl.readLoop()
+		}()
+		progress(int(joined.Add(1)))
+		return nil
+	})
+	join = time.Since(t1)
+	if err != nil {
+		return nil, login, join, fmt.Errorf("joining (%d of %d joined): %w", joined.Load(), o.clients, err)
+	}
+	return members, login, join, nil
+}
+
+// parallel calls step for every client index, o.connectParallel at a
+// time, each bounded by --join-timeout; it stops at the first error and
+// returns it.
+func (b *bench) parallel(ctx context.Context, step func(ctx context.Context, i int) error) error {
+	o := &b.o
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	sem := make(chan struct{}, o.connectParallel)
 	var wg sync.WaitGroup
-	var joined atomic.Int64
 	for i := range o.clients {
 		select {
 		case sem <- struct{}{}:
@@ -265,45 +344,15 @@ func (b *bench) connectAll(ctx context.Context, progress func(int)) ([]*member, 
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			name, pw := o.account(i)
-			m := &member{b: b, idx: i, account: name, seen: newBitset(o.senders * o.messages), done: make(chan struct{})}
-			m.setStage("dialling")
-			start := time.Now()
-			jctx, jcancel := context.WithTimeoutCause(ctx, o.joinTimeout, fmt.Errorf("--join-timeout %s reached", o.joinTimeout))
-			defer jcancel()
-			var err error
-			if i < nx {
-				m.proto = "xmpp"
-				m.cl, err = dialXMPP(jctx, o, name, pw, m)
-			} else {
-				m.proto = "irc"
-				m.cl, err = dialIRC(jctx, o, name, pw, m)
+			sctx, scancel := context.WithTimeoutCause(ctx, o.joinTimeout, fmt.Errorf("--join-timeout %s reached", o.joinTimeout))
+			defer scancel()
+			if err := step(sctx, i); err != nil {
+				cancel(err)
 			}
-			if err != nil {
-				cancel(fmt.Errorf("%s (%s), %s after %s: %w (last from the server: %s)",
-					name, m.proto, m.stageName(), time.Since(start).Round(time.Millisecond), err, m.lastSeen()))
-				return
-			}
-			m.joined = time.Since(start)
-			m.cl.base().setDeadline(runDeadline) // not the join's
-			members[i] = m
-			go func() {
-				defer close(m.done)
-				m.cl.readLoop()
-			}()
-			progress(int(joined.Add(1)))
 		})
 	}
 	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		for _, m := range members {
-			if m != nil {
-				m.cl.quit()
-			}
-		}
-		return nil, err
-	}
-	return members, nil
+	return context.Cause(ctx)
 }
 
 // warmUp connects and joins the first o.warmup clients (in the run's
@@ -317,7 +366,7 @@ func (b *bench) warmUp(ctx context.Context) error {
 	}
 	wb := &bench{o: b.o, runID: b.runID, base: b.base, hist: newHistogram(), allDone: make(chan struct{})}
 	wb.o.clients = min(b.o.warmup, b.o.clients)
-	members, err := wb.connectAll(ctx, func(int) {})
+	members, _, _, err := wb.connectAll(ctx, func(int) {}, nil)
 	if err != nil {
 		return fmt.Errorf("warm-up (--warmup %d): %w", wb.o.clients, err)
 	}

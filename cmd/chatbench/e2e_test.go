@@ -72,8 +72,14 @@ func TestEndToEnd(t *testing.T) {
 				rep.Missing != 0 || rep.Duplicates != 0 || rep.Errors != 0 {
 				t.Errorf("not every delivery arrived: %+v", rep)
 			}
-			if rep.ServerRSSIdleKB == nil || rep.CPUUSPerDelivery == nil || rep.DiskWriteBytes == nil {
+			if rep.ServerRSSIdleKB == nil || rep.CPUUSPerDelivery == nil || rep.DiskWriteBytes == nil ||
+				rep.ServerLoginCPUMS == nil || rep.ServerJoinCPUMS == nil {
 				t.Errorf("no /proc figures with --pid: %+v", rep)
+			}
+			if rep.LoginWallMS <= 0 || rep.JoinWallMS <= 0 || rep.ConnectWallMS != round(rep.LoginWallMS+rep.JoinWallMS, 3) ||
+				rep.JoinMaxMS <= 0 || rep.JoinMaxMS > rep.JoinWallMS {
+				t.Errorf("login %v ms, joins %v ms (one at most %v ms), connect %v ms: want both phases timed, the sum the connect time",
+					rep.LoginWallMS, rep.JoinWallMS, rep.JoinMaxMS, rep.ConnectWallMS)
 			}
 		})
 	}

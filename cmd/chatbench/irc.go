@@ -29,11 +29,11 @@ var ircJoinErrors = map[string]bool{
 	"464": true, "465": true, // password, banned
 }
 
-// dialIRC connects, logs in (PASS account:password, NICK account; with
-// --irc-login nick, NICK and USER alone) and joins #room; it returns once
-// the server has sent the end of NAMES. A server without echo-message
-// (ngIRCd) does not send a sender its own lines: the bench then expects
-// none.
+// dialIRC connects and logs in (PASS account:password, NICK account;
+// with --irc-login nick, NICK and USER alone); it returns once the
+// server has ended the welcome (end of MOTD, 376, or no MOTD, 422). A
+// server without echo-message (ngIRCd) does not send a sender its own
+// lines: the bench then expects none.
 //
 // If the nick is taken before the login (chatbox: another connection of
 // the same account, e.g. one a previous run left and the server has not
@@ -54,60 +54,93 @@ func dialIRC(ctx context.Context, o *options, account, password string, m *membe
 		pass = ""
 	}
 	login := "CAP LS 302\r\nCAP REQ :echo-message\r\nCAP END\r\n" +
-		pass + "NICK " + account + "\r\nUSER u 0 * :r\r\n" +
-		"JOIN " + c.channel + "\r\n"
+		pass + "NICK " + account + "\r\nUSER u 0 * :r\r\n"
 	m.setStage("waiting for the welcome (001)")
 	if err := c.write([]byte(login)); err != nil {
 		nc.Close()
 		return nil, ioErr(ctx, "login", err)
 	}
-	renamed, welcomed, rejoin := false, false, false
+	renamed := false
+	err = c.until(ctx, "logging in", func(msg ircmsg.Message, line string) (bool, error) {
+		switch msg.Command {
+		case "433":
+			if renamed || len(msg.Params) == 0 || msg.Params[0] != "*" {
+				return false, refused(line)
+			}
+			renamed = true
+			c.write([]byte("NICK cb" + strconv.Itoa(m.idx) + "_" + strconv.FormatInt(time.Now().UnixNano()%1e6, 36) + "\r\n"))
+			m.setStage("waiting for the welcome (001) after 433 and another NICK")
+			return false, nil
+		case "001":
+			m.setStage("waiting for the end of the MOTD (376 or 422)")
+		case "CAP":
+			if len(msg.Params) >= 3 && msg.Params[1] == "ACK" {
+				for _, cp := range strings.Fields(msg.Params[len(msg.Params)-1]) {
+					if cp == "echo-message" {
+						c.echo = true
+					}
+				}
+			}
+		}
+		if ircJoinErrors[msg.Command] {
+			return false, refused(line)
+		}
+		return msg.Command == "376" || msg.Command == "422", nil
+	})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// join joins the room; it returns once the server has sent the end of
+// NAMES (366).
+func (c *ircClient) join(ctx context.Context) error {
+	stop := watchCtx(ctx, c.nc)
+	defer stop()
+	c.m.setStage("waiting for the end of NAMES (366) of " + c.channel)
+	if err := c.write([]byte("JOIN " + c.channel + "\r\n")); err != nil {
+		return ioErr(ctx, "join", err)
+	}
+	err := c.until(ctx, "waiting to join "+c.channel, func(msg ircmsg.Message, line string) (bool, error) {
+		if ircJoinErrors[msg.Command] {
+			return false, refused(line)
+		}
+		return msg.Command == "366" && len(msg.Params) > 1 && strings.EqualFold(msg.Params[1], c.channel), nil
+	})
+	if err == nil {
+		// Reads from now on are bounded by the run (closeAll).
+		c.nc.SetReadDeadline(time.Time{})
+	}
+	return err
+}
+
+// until reads lines, answering pings, until step reports the end or an
+// error for one.
+func (c *ircClient) until(ctx context.Context, what string, step func(msg ircmsg.Message, line string) (bool, error)) error {
 	for {
 		line, err := c.br.ReadString('\n')
 		if err != nil {
-			nc.Close()
-			return nil, ioErr(ctx, "waiting to join "+c.channel, err)
+			return ioErr(ctx, what, err)
 		}
-		m.note(line)
+		c.m.note(line)
 		msg, err := ircmsg.ParseLine(line)
 		if err != nil {
 			continue
 		}
-		switch {
-		case msg.Command == "PING":
+		if msg.Command == "PING" {
 			c.write([]byte("PONG :" + strings.Join(msg.Params, " ") + "\r\n"))
-		case msg.Command == "433" && !renamed && len(msg.Params) > 0 && msg.Params[0] == "*":
-			renamed = true
-			// The JOIN sent ahead was refused (not registered yet): again.
-			c.write([]byte("NICK cb" + strconv.Itoa(m.idx) + "_" + strconv.FormatInt(time.Now().UnixNano()%1e6, 36) + "\r\n" +
-				"JOIN " + c.channel + "\r\n"))
-			m.setStage("waiting for the welcome (001) after 433 and another NICK")
-		case msg.Command == "451" && !welcomed && !rejoin:
-			// The JOIN sent ahead came before the server had finished the
-			// login (InspIRCd looking up the host name): again after 001.
-			rejoin = true
-		case msg.Command == "001":
-			welcomed = true
-			if rejoin {
-				c.write([]byte("JOIN " + c.channel + "\r\n"))
-			}
-			m.setStage("waiting for the end of NAMES (366) of " + c.channel)
-		case msg.Command == "CAP" && len(msg.Params) >= 3 && msg.Params[1] == "ACK":
-			for _, cp := range strings.Fields(msg.Params[len(msg.Params)-1]) {
-				if cp == "echo-message" {
-					c.echo = true
-				}
-			}
-		case ircJoinErrors[msg.Command]:
-			nc.Close()
-			return nil, fmt.Errorf("%w: %s", errServer, strings.TrimSpace(line))
-		case msg.Command == "366" && len(msg.Params) > 1 && strings.EqualFold(msg.Params[1], c.channel):
-			// Reads from now on are bounded by the run (closeAll).
-			nc.SetReadDeadline(time.Time{})
-			return c, nil
+			continue
+		}
+		if done, err := step(msg, line); done || err != nil {
+			return err
 		}
 	}
 }
+
+// refused is the error for a server's refusal line.
+func refused(line string) error { return fmt.Errorf("%w: %s", errServer, strings.TrimSpace(line)) }
 
 func (c *ircClient) echoes() bool { return c.echo }
 

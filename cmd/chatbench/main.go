@@ -105,8 +105,10 @@ type report struct {
 	PaceMS            float64 `json:"pace_ms"`
 	Room              string  `json:"room"`
 
-	ConnectWallMS float64 `json:"connect_wall_ms"` // all clients connected, logged in and joined
-	JoinP50MS     float64 `json:"join_p50_ms"`     // one client, dial to joined
+	ConnectWallMS float64 `json:"connect_wall_ms"` // login_wall_ms + join_wall_ms
+	LoginWallMS   float64 `json:"login_wall_ms"`   // every client connected and logged in
+	JoinWallMS    float64 `json:"join_wall_ms"`    // then every client joined to the room
+	JoinP50MS     float64 `json:"join_p50_ms"`     // one client's room join, join sent to joined
 	JoinP99MS     float64 `json:"join_p99_ms"`
 	JoinMaxMS     float64 `json:"join_max_ms"`
 
@@ -132,6 +134,8 @@ type report struct {
 	RSSPerConnKB           *float64 `json:"rss_per_conn_kb,omitempty"`
 	ServerRSSPeakKB        *int64   `json:"server_rss_peak_kb,omitempty"`   // VmHWM once joined: the joins' peak
 	RSSPeakPerConnKB       *float64 `json:"rss_peak_per_conn_kb,omitempty"` // (peak - idle) / connections
+	ServerLoginCPUMS       *float64 `json:"server_login_cpu_ms,omitempty"`  // over the logins (to settled)
+	ServerJoinCPUMS        *float64 `json:"server_join_cpu_ms,omitempty"`   // over the joins (to settled)
 	ServerCPUMS            *float64 `json:"server_cpu_ms,omitempty"`        // over the send phase
 	CPUUSPerDelivery       *float64 `json:"cpu_us_per_delivery,omitempty"`
 	DiskWriteBytes         *int64   `json:"disk_write_bytes,omitempty"`
@@ -199,17 +203,25 @@ func run(ctx context.Context, o options, progress func(string)) (*report, error)
 		}
 	}
 
-	// Connect and join.
-	t0 := time.Now()
+	// Connect and log in, then join.
 	var joinedN atomic.Int64
-	members, err := b.connectAll(ctx, func(n int) {
+	var loggedS procSample
+	members, login, join, err := b.connectAll(ctx, func(n int) {
 		joinedN.Store(int64(n))
 		say("joined %d/%d", n, o.clients)
+	}, func() error {
+		say("logged in %d clients", o.clients)
+		if o.pid > 0 {
+			var err error
+			if loggedS, err = settled(ctx, o.pid); err != nil {
+				return fmt.Errorf("--pid %d: %w", o.pid, err)
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("connecting (%d of %d joined): %w", joinedN.Load(), o.clients, err)
+		return nil, err
 	}
-	connectWall := time.Since(t0)
 	defer b.closeAll(members)
 	var joinedS procSample
 	if o.pid > 0 {
@@ -220,7 +232,12 @@ func run(ctx context.Context, o options, progress func(string)) (*report, error)
 
 	rep := &report{
 		XMPPClients: o.xmppClients(), MessagesPerSender: o.messages, PaceMS: ms(o.pace), Room: o.room,
-		ConnectWallMS: ms(connectWall),
+		LoginWallMS: ms(login), JoinWallMS: ms(join),
+	}
+	rep.ConnectWallMS = round(rep.LoginWallMS+rep.JoinWallMS, 3)
+	if o.pid > 0 {
+		rep.ServerLoginCPUMS = ptr(ms(loggedS.cpu - idle.cpu))
+		rep.ServerJoinCPUMS = ptr(ms(joinedS.cpu - loggedS.cpu))
 	}
 	rep.IRCClients = o.clients - rep.XMPPClients
 	joins := make([]time.Duration, len(members))
@@ -394,8 +411,11 @@ wait:
 func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "clients: %d IRC + %d XMPP in %s; senders: %d IRC + %d XMPP, %d messages each\n",
 		r.IRCClients, r.XMPPClients, r.Room, r.IRCSenders, r.XMPPSenders, r.MessagesPerSender)
-	fmt.Fprintf(w, "connect+login+join: all in %.0f ms; one client p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
-		r.ConnectWallMS, r.JoinP50MS, r.JoinP99MS, r.JoinMaxMS)
+	fmt.Fprintf(w, "connect+login: all in %.0f ms; then room joins: all in %.0f ms, one client p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+		r.LoginWallMS, r.JoinWallMS, r.JoinP50MS, r.JoinP99MS, r.JoinMaxMS)
+	if r.ServerJoinCPUMS != nil {
+		fmt.Fprintf(w, "server CPU: %.0f ms for the logins, %.0f ms for the joins\n", *r.ServerLoginCPUMS, *r.ServerJoinCPUMS)
+	}
 	fmt.Fprintf(w, "deliveries: %d of %d (missing %d, duplicates %d, errors %d) in %.0f ms: %.0f deliveries/s\n",
 		r.Deliveries, r.DeliveriesExpected, r.Missing, r.Duplicates, r.Errors, r.SendElapsedMS, r.DeliveriesPerS)
 	fmt.Fprintf(w, "fan-out latency (send to receipt): p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",

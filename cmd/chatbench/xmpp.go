@@ -222,8 +222,7 @@ func tlsConfig(o *options) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// dialXMPP connects with STARTTLS, logs in, binds and joins the room;
-// it returns once the room's subject (the end of the join) came.
+// dialXMPP connects with STARTTLS, logs in and binds a resource.
 func dialXMPP(ctx context.Context, o *options, account, password string, m *member) (*xmppClient, error) {
 	tcfg, err := tlsConfig(o)
 	if err != nil {
@@ -242,12 +241,20 @@ func dialXMPP(ctx context.Context, o *options, account, password string, m *memb
 		c.nc.Close()
 		return nil, err
 	}
-	if err := c.join(ctx); err != nil {
-		c.nc.Close()
-		return nil, err
-	}
-	c.nc.SetReadDeadline(time.Time{})
 	return c, nil
+}
+
+// join joins the room; it returns once the room's subject (the end of
+// the join) came.
+func (c *xmppClient) join(ctx context.Context) error {
+	stop := watchCtx(ctx, c.nc)
+	defer stop()
+	if err := c.enter(ctx); err != nil {
+		return err
+	}
+	// Reads from now on are bounded by the run (closeAll).
+	c.nc.SetReadDeadline(time.Time{})
+	return nil
 }
 
 // startTLS opens the stream, upgrades it with STARTTLS and opens it
@@ -479,13 +486,13 @@ func scramAttrs(s string) map[string]string {
 	return out
 }
 
-// join enters the room without history and waits for the self-presence
+// enter enters the room without history and waits for the self-presence
 // (status 110) and then the subject, the end of the join (XEP-0045 §7.2).
 // It reads as readLoop does (scanLoop), but only other occupants'
 // presences take the fast path (fastReader.roomPresence; in a big room
 // they are most of what comes): everything else is decoded and goes to
 // joinElem, as before.
-func (c *xmppClient) join(ctx context.Context) error {
+func (c *xmppClient) enter(ctx context.Context) error {
 	if err := c.write([]byte(`<presence to='` + xmlEscape(c.room+"/"+c.nick) + `'><x xmlns='` + nsMUC +
 		`'><history maxstanzas='0'/></x></presence>`)); err != nil {
 		return ioErr(ctx, "join", err)
@@ -508,7 +515,7 @@ func (c *xmppClient) join(ctx context.Context) error {
 	return joinErr
 }
 
-// joinElem is join's for a decoded top-level element: it reports
+// joinElem is enter's for a decoded top-level element: it reports
 // whether the join is over (the subject after the self-presence, which
 // sets *self) or failed.
 func (c *xmppClient) joinElem(el *elem, self *bool) (bool, error) {

@@ -552,7 +552,7 @@ func joinRun(t testing.TB, old bool, data []byte, cuts ...int) joinResult {
 			panic(herr)
 		}
 		c.fast = fastReader{room: []byte(c.room), nick: []byte(c.nick), rootNS: ns}
-		err = c.join(context.Background())
+		err = c.enter(context.Background())
 		r.pres = c.fast.dropped
 		if err == nil {
 			var pres int
