@@ -38,7 +38,30 @@ type Occupant struct {
 	Voice       bool // given voice explicitly (IRC +v)
 	// Sessions present under this nick (an account may join from several).
 	Sessions []SessionRef
+	// Slot is the occupant's own, made and dropped with it by the core
+	// (nil in an Occupant the core did not take from a room): a door
+	// keeps there what it made of the occupant, such as its presence
+	// rendered once for every joiner shown it.
+	Slot *Slot
 }
+
+// Slot holds one value a door made of an occupant. The core never
+// clears it when the occupant changes (a new role, the account's
+// presence): whoever reads it checks the value against what it was made
+// from, and a value of another type (another door's) is no value. Safe
+// for concurrent use.
+type Slot struct{ v atomic.Pointer[any] }
+
+// Load returns the value kept, or nil.
+func (s *Slot) Load() any {
+	if p := s.v.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Store keeps v, replacing what was kept.
+func (s *Slot) Store(v any) { s.v.Store(&v) }
 
 // SessionRef identifies a session to other sessions.
 type SessionRef struct {

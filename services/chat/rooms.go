@@ -73,6 +73,7 @@ type occupant struct {
 	// changes (then nil, and made anew: a copy handed out is never
 	// changed).
 	refs []SessionRef
+	slot Slot // Occupant.Slot
 }
 
 func (r *roomState) affiliation(account string) Affiliation {
@@ -102,7 +103,7 @@ func (r *roomState) public(o *occupant) Occupant {
 		slices.SortFunc(refs, func(a, b SessionRef) int { return cmp.Compare(a.ID, b.ID) })
 		o.refs = refs
 	}
-	return Occupant{Nick: o.nick, Account: o.account, Role: o.role, Affiliation: r.affiliation(o.account), Voice: o.voiced, Sessions: o.refs}
+	return Occupant{Nick: o.nick, Account: o.account, Role: o.role, Affiliation: r.affiliation(o.account), Voice: o.voiced, Sessions: o.refs, Slot: &o.slot}
 }
 
 // removeSession takes s out of the room; left reports whether its
@@ -444,8 +445,8 @@ func (c *Core) isBoxAdmin(ctx context.Context, s *Session) bool {
 	if s.info.Guest {
 		return false
 	}
-	a, _, err := c.store.Account(ctx, s.info.Account)
-	return err == nil && a.Admin
+	admin, err := c.store.IsAdmin(ctx, s.info.Account)
+	return err == nil && admin
 }
 
 // Part takes the session out of a room.

@@ -117,23 +117,41 @@ func TestDeliveryIntern(t *testing.T) {
 	}
 }
 
-// TestRoomPresCacheRebuilds: an occupant's cached presence keeps only its
+// TestRoomPresenceRebuilds: an occupant's cached presence keeps only its
 // bytes; a receiver that needs it as an Element (p.to: an output filter
 // that does not let the room through, a WebSocket) gets the same stanza
-// built again, byte for byte what the bytes say.
-func TestRoomPresCacheRebuilds(t *testing.T) {
+// built again, byte for byte what the bytes say. The slot's presence is
+// used only while what it was made from holds.
+func TestRoomPresenceRebuilds(t *testing.T) {
 	s := New(Config{Domain: boxDomain}, nil, nil)
 	o := chat.Occupant{Nick: "al&ce", Account: "alice", Role: chat.RoleModerator, Affiliation: chat.AffOwner,
-		Sessions: []chat.SessionRef{{ID: 7}}}
+		Sessions: []chat.SessionRef{{ID: 7}}, Slot: &chat.Slot{}}
 	pr := chat.Presence{Show: chat.ShowAway, Status: `out <for> "lunch"`}
-	var c roomPresCache
-	p := c.get(s, "general", o, pr, 1)
+	p := s.roomPresence("general", o, pr)
 	if p.tmpl != nil || p.mk == nil || p.prefix == nil {
 		t.Fatalf("cached presence: template kept %v, remade %v, bytes %v", p.tmpl != nil, p.mk != nil, p.prefix != nil)
 	}
-	if again := c.get(s, "general", o, pr, 1); again != p {
-		t.Fatal("the same presence was not taken from the cache")
+	if again := s.roomPresence("general", o, pr); again != p {
+		t.Fatal("the same presence was not taken from the slot")
 	}
+	demoted := o
+	demoted.Role = chat.RoleParticipant
+	back := chat.Presence{Show: chat.ShowAvailable}
+	for name, q := range map[string]*prepared{
+		"another presence": s.roomPresence("general", o, back),
+		"another role":     s.roomPresence("general", demoted, pr),
+		"another room":     s.roomPresence("lobby", o, pr),
+		"no slot":          s.roomPresence("general", chat.Occupant{Nick: o.Nick, Account: o.Account, Role: o.Role, Affiliation: o.Affiliation}, pr),
+	} {
+		if q == p {
+			t.Errorf("%s: the slot's presence was used", name)
+		}
+	}
+	if got, want := string(s.roomPresence("general", o, back).to("x@box.test/r").Bytes(nsClient)),
+		string(s.occupantPresenceAs("general", o, back, "x@box.test/r").Bytes(nsClient)); got != want {
+		t.Fatalf("after a presence change:\n got %s\nwant %s", got, want)
+	}
+	p = s.roomPresence("general", o, pr)
 	for _, to := range []string{"bob@box.test/phone", `o'neil@box.test/a&b<c>"d"`} {
 		want := string(s.occupantPresenceAs("general", o, pr, to).Bytes(nsClient))
 		el := p.to(to)

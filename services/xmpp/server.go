@@ -144,10 +144,8 @@ type Server struct {
 	tlsOnce   sync.Once
 	tlsShared *tls.Config // tlsConfig
 
-	// MUC: fan-outs rendered once (rendered.go), occupants' presence for
-	// joiners (xep0045_muc.go).
+	// MUC: fan-outs rendered once (rendered.go).
 	interned deliveryIntern // the inboxes' fan-out deliveries (delivery.go)
-	roomPres roomPresCache
 
 	mu          sync.Mutex
 	conns       map[*conn]struct{}

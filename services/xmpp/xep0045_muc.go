@@ -488,7 +488,6 @@ func (ss *session) mucDelivery(d chat.Delivery) {
 		st.dropRoom(d.Room)
 		nick := r.nick
 		st.mu.Unlock()
-		s.roomPres.forget(d.Room)
 		p := El(nsClient, "presence", "from", s.roomJID(d.Room)+"/"+nick, "to", ss.full, "type", "unavailable")
 		destroy := El(nsMUCUser, "destroy")
 		if d.Reason != "" {
@@ -521,7 +520,7 @@ func (ss *session) mucJoined(d chat.Delivery) {
 	st.setRoom(r)
 	st.mu.Unlock()
 	// The others' presence: one look-up of their accounts' presence, and
-	// each stanza rendered once for every joiner (roomPresCache).
+	// each stanza rendered once for every joiner (roomPresence).
 	accounts := make([]string, len(d.Occupants))
 	for i, o := range d.Occupants {
 		accounts[i] = o.Account
@@ -529,10 +528,10 @@ func (ss *session) mucJoined(d chat.Delivery) {
 	pres := s.core.AccountPresences(accounts)
 	burst := make([]*prepared, 0, len(d.Occupants))
 	for i, o := range d.Occupants {
-		if foldNick(o.Nick) == foldNick(d.Occupant.Nick) {
+		if o.Nick == d.Occupant.Nick { // the joiner: the core's nick, as it is in the list
 			continue
 		}
-		burst = append(burst, s.roomPres.get(s, d.Room, o, pres[i], len(d.Occupants)))
+		burst = append(burst, s.roomPresence(d.Room, o, pres[i]))
 	}
 	ss.sendBurst(burst...)
 	codes := []string{"100", "110", "170"}
@@ -912,17 +911,11 @@ func (s *Server) roomDiscoInfo(ss *session, iq *Element, room string) {
 	ss.result(iq, q)
 }
 
-// roomPresCache holds each room's occupants' presence stanzas, rendered
-// once for all the joiners who are shown them (a join shows the joiner
-// every occupant: without it, N joins render N² stanzas). An entry is
+// cachedPresence is an occupant's presence stanza, rendered once for
+// every joiner shown it (a join shows the joiner every occupant: without
+// it, N joins render N² stanzas), kept in the occupant's chat.Slot. It is
 // good while the occupant's nick, account, role, affiliation and
-// presence are those it was made from; a room's entries are dropped when
-// there are many more than occupants, and with the room.
-type roomPresCache struct {
-	mu    sync.Mutex
-	rooms map[string]map[string]*cachedPresence // room -> folded nick
-}
-
+// presence are those it was made from.
 type cachedPresence struct {
 	srv           *Server
 	room          string
@@ -940,39 +933,22 @@ func (e *cachedPresence) element() *Element {
 	return e.srv.occupantPresenceAs(e.room, oc, e.pr, toPlaceholder)
 }
 
-// get returns o's presence in room (size: the room's occupants now).
-func (c *roomPresCache) get(s *Server, room string, o chat.Occupant, pr chat.Presence, size int) *prepared {
-	key := foldNick(o.Nick)
-	c.mu.Lock()
-	m := c.rooms[room]
-	e := m[key]
-	c.mu.Unlock()
-	if e != nil && e.nick == o.Nick && e.account == o.Account && e.role == o.Role && e.aff == o.Affiliation && e.pr == pr {
-		return e.p
+// roomPresence returns o's presence in room, from o's slot while good.
+func (s *Server) roomPresence(room string, o chat.Occupant, pr chat.Presence) *prepared {
+	if o.Slot != nil {
+		if e, ok := o.Slot.Load().(*cachedPresence); ok && e.room == room && e.nick == o.Nick &&
+			e.account == o.Account && e.role == o.Role && e.aff == o.Affiliation && e.pr == pr {
+			return e.p
+		}
 	}
-	e = &cachedPresence{srv: s, room: room, nick: o.Nick, account: o.Account, role: o.Role, aff: o.Affiliation, pr: pr}
+	e := &cachedPresence{srv: s, room: room, nick: o.Nick, account: o.Account, role: o.Role, aff: o.Affiliation, pr: pr}
 	e.p = prepare(e.element())
 	if e.p.prefix != nil {
-		// One per occupant, kept while the room lives: the bytes only.
+		// Kept while the occupant lives: the bytes only.
 		e.p.tmpl, e.p.mk = nil, e.element
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.rooms == nil {
-		c.rooms = map[string]map[string]*cachedPresence{}
+	if o.Slot != nil {
+		o.Slot.Store(e)
 	}
-	m = c.rooms[room]
-	if m == nil || len(m) > 2*size+64 {
-		m = map[string]*cachedPresence{}
-		c.rooms[room] = m
-	}
-	m[key] = e
 	return e.p
-}
-
-// forget drops a room's entries.
-func (c *roomPresCache) forget(room string) {
-	c.mu.Lock()
-	delete(c.rooms, room)
-	c.mu.Unlock()
 }
