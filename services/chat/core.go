@@ -304,6 +304,9 @@ type Session struct {
 	id   uint64
 	info SessionInfo
 	sink Sink
+	// admin: the account was a box admin when the session opened (SetAdmin
+	// takes effect at the next login).
+	admin bool
 
 	// guarded by c.mu
 	presence Presence
@@ -333,10 +336,11 @@ func (c *Core) Open(ctx context.Context, info SessionInfo, sink Sink) (*Session,
 	if sink == nil {
 		return nil, errors.New("chat: session needs a sink")
 	}
-	if _, _, err := c.store.Account(ctx, info.Account); err != nil {
+	a, _, err := c.store.Account(ctx, info.Account)
+	if err != nil {
 		return nil, fmt.Errorf("open session for %q: %w", info.Account, err)
 	}
-	return c.open(info, sink)
+	return c.open(info, sink, a.Admin)
 }
 
 // OpenGuest starts a session for someone without an account, known by
@@ -368,10 +372,10 @@ func (c *Core) OpenGuest(ctx context.Context, nick string, info SessionInfo, sin
 	if taken {
 		return nil, fmt.Errorf("%w: %q", ErrNickInUse, nick)
 	}
-	return c.open(info, sink)
+	return c.open(info, sink, false)
 }
 
-func (c *Core) open(info SessionInfo, sink Sink) (*Session, error) {
+func (c *Core) open(info SessionInfo, sink Sink, admin bool) (*Session, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -390,7 +394,7 @@ func (c *Core) open(info SessionInfo, sink Sink) (*Session, error) {
 		return nil, fmt.Errorf("%w (%d)", ErrTooManySessions, c.opts.Limits.SessionsPerAccount)
 	}
 	c.nextID++
-	s := &Session{c: c, id: c.nextID, info: info, sink: sink,
+	s := &Session{c: c, id: c.nextID, info: info, sink: sink, admin: admin,
 		presence: Presence{Show: ShowOffline}}
 	c.sessions[s.id] = s
 	c.byAcct[info.Account] = append(c.byAcct[info.Account], s)

@@ -730,3 +730,39 @@ func TestGuests(t *testing.T) {
 		t.Fatalf("guest joined a members-only room: %v", err)
 	}
 }
+
+// TestBoxAdminFromNextLogin: a box admin may enter a members-only room
+// with a key without either; SetAdmin takes effect at the account's next
+// login (the session keeps what its login found).
+func TestBoxAdminFromNextLogin(t *testing.T) {
+	f := newFixture(t, nil)
+	f.account("owner", "root")
+	o, _ := f.open("owner", "irc")
+	if _, err := f.core.Join(f.ctx, o, "vault", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.core.UpdateSettings(f.ctx, o, "vault", func(s *chat.RoomSettings) error {
+		s.MembersOnly, s.Password = true, "sesame"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := f.open("root", "xmpp")
+	if err := f.core.SetAdmin(f.ctx, "root", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.core.Join(f.ctx, before, "vault", "", ""); !errors.Is(err, chat.ErrInviteOnly) {
+		t.Fatalf("join from a session opened before SetAdmin: %v, want %v", err, chat.ErrInviteOnly)
+	}
+	after, _ := f.open("root", "irc")
+	if _, err := f.core.Join(f.ctx, after, "vault", "", ""); err != nil {
+		t.Fatalf("join from a box admin's session: %v", err)
+	}
+	if err := f.core.SetAdmin(f.ctx, "root", false); err != nil {
+		t.Fatal(err)
+	}
+	later, _ := f.open("root", "web")
+	if _, err := f.core.Join(f.ctx, later, "vault", "", ""); !errors.Is(err, chat.ErrInviteOnly) {
+		t.Fatalf("join after SetAdmin false: %v, want %v", err, chat.ErrInviteOnly)
+	}
+}

@@ -52,7 +52,7 @@ func (c *Core) lockAllowsJoin(ctx context.Context, s *Session, name string) erro
 		}
 	}
 	c.mu.Unlock()
-	if !locked || inside || aff == AffOwner || aff == AffAdmin || c.isBoxAdmin(ctx, s) {
+	if !locked || inside || aff == AffOwner || aff == AffAdmin || c.isBoxAdmin(s) {
 		return nil
 	}
 	return fmt.Errorf("%w: %s", ErrRoomLocked, name)

@@ -336,7 +336,7 @@ func (c *Core) Join(ctx context.Context, s *Session, room, nick, key string) (Jo
 	if err := c.checkNickOwner(ctx, s, nick); err != nil {
 		return JoinResult{}, err
 	}
-	boxAdmin := c.isBoxAdmin(ctx, s) // a store read: not under the lock
+	boxAdmin := c.isBoxAdmin(s)
 
 	c.mu.Lock()
 	if s.closed {
@@ -435,18 +435,11 @@ func (c *Core) actingOn(ctx context.Context, s *Session, room string) (*roomStat
 	if err != nil {
 		return nil, false, err
 	}
-	return r, c.isBoxAdmin(ctx, s), nil
+	return r, c.isBoxAdmin(s), nil
 }
 
-func (c *Core) isBoxAdmin(ctx context.Context, s *Session) bool {
-	if s == nil {
-		return true // the box itself (CLI, web admin)
-	}
-	if s.info.Guest {
-		return false
-	}
-	admin, err := c.store.IsAdmin(ctx, s.info.Account)
-	return err == nil && admin
+func (c *Core) isBoxAdmin(s *Session) bool {
+	return s == nil || s.admin // nil: the box itself (CLI, web admin)
 }
 
 // Part takes the session out of a room.

@@ -39,10 +39,6 @@ type AccountStore interface {
 	Accounts(ctx context.Context) ([]Account, error)
 	// Admins lists the box admins' names, ordered.
 	Admins(ctx context.Context) ([]string, error)
-	// IsAdmin reports whether name is a box admin; false, with no error,
-	// for a missing account. One column read: the core asks it at every
-	// room join.
-	IsAdmin(ctx context.Context, name string) (bool, error)
 	// SetCredentials replaces an account's credentials, or ErrNotFound.
 	SetCredentials(ctx context.Context, name string, c Credentials) error
 	// SetAdmin makes an account a box admin or not, or ErrNotFound.

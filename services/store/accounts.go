@@ -60,19 +60,6 @@ func (s *Store) Account(ctx context.Context, name string) (chat.Account, chat.Cr
 	return a, c, nil
 }
 
-// IsAdmin implements chat.AccountStore.
-func (s *Store) IsAdmin(ctx context.Context, name string) (bool, error) {
-	var admin bool
-	err := s.q.QueryRowContext(ctx, `SELECT admin FROM accounts WHERE name = ?`, name).Scan(&admin)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("account %q: %w", name, err)
-	}
-	return admin, nil
-}
-
 // Admins implements chat.AccountStore.
 func (s *Store) Admins(ctx context.Context) ([]string, error) {
 	rows, err := s.q.QueryContext(ctx, `SELECT name FROM accounts WHERE admin ORDER BY name`)
