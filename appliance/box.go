@@ -329,7 +329,7 @@ func (b *Box) Run(ctx context.Context, stopTimeout time.Duration) error {
 	// Once quiet after a burst, the heap's free pages go back to the
 	// system (the board's memory is shared with its other daemons);
 	// while clients connect fast, the heap is collected more often.
-	chores.Go(func() { (&memtrim.Trimmer{Log: b.log, Population: b.core.OpenSessions}).Run(maintCtx) })
+	chores.Go(func() { (&memtrim.Trimmer{Log: b.log, Population: b.core.Population}).Run(maintCtx) })
 	err := b.sup.start(ctx, b.services)
 	if err == nil {
 		b.hub.setState(StateReady, "")

@@ -12,7 +12,7 @@
 # (26710: the servers listen on +1 IRC and +2 XMPP). One line per run:
 # the logins' and then the room joins' wall time and the server's CPU
 # for each, deliveries/s, server and tool CPU per delivery, KB per
-# connection. The load tool is the working tree's
+# connection (once quiet, and at the peak). The load tool is the working tree's
 # for both. Loopback only; every run is bounded (10 minutes).
 set -euo pipefail
 
@@ -88,7 +88,8 @@ one() { # A or B
 		-v j="$(field "$f" join_wall_ms)" -v jc="$(field "$f" server_join_cpu_ms)" \
 		-v d="$(field "$f" deliveries_per_s)" -v c="$(field "$f" cpu_us_per_delivery)" \
 		-v tc="$(field "$f" tool_cpu_us_per_delivery)" -v kb="$(field "$f" rss_per_conn_kb)" \
-		'BEGIN {printf "%s login_ms %5.0f CPU %5.0f  joins_ms %5.0f CPU %5.0f  deliv/s %8.0f  CPU/deliv %.2f  tool/deliv %.2f  KB/conn %.1f\n", w, l, lc, j, jc, d, c, tc, kb}'
+		-v pk="$(field "$f" rss_peak_per_conn_kb)" \
+		'BEGIN {printf "%s login_ms %5.0f CPU %5.0f  joins_ms %5.0f CPU %5.0f  deliv/s %8.0f  CPU/deliv %.2f  tool/deliv %.2f  KB/conn %.1f peak %.1f\n", w, l, lc, j, jc, d, c, tc, kb, pk}'
 }
 
 for _ in $(seq "$R"); do

@@ -18,9 +18,16 @@
 // burst it does nothing, so it costs no throughput; the peak is the
 // runtime's as before.
 //
-// Left out: no memory limit (GOMEMLIMIT) and no GOGC change; both trade
-// CPU for memory under load, which is the owner's call (the Go
-// environment variables still apply).
+// While the population (Population: the sessions and room memberships)
+// grows fast — a join storm, a reconnect after a Wi-Fi outage — it sets
+// GOGC to GrowthGCPercent (50), and back to the GOGC in effect two calm
+// samples later: the collector does not move objects, so what lasts of a
+// storm (each client's state) pins every page it was made on, and
+// collecting more often keeps it on fewer pages.
+//
+// Left out: no memory limit (GOMEMLIMIT), and a GOGC of GrowthGCPercent
+// or less, or off, is left alone: the owner's call (the Go environment
+// variables apply).
 package memtrim
 
 import (
@@ -68,7 +75,8 @@ type Trimmer struct {
 	Interval   time.Duration
 	QuietBytes uint64
 	MinFree    uint64
-	// Population, if set, counts the sessions; a growth by
+	// Population, if set, counts what memory grows with (chatbox: the
+	// sessions and the rooms' occupants); a growth by
 	// GrowthPopulation (DefaultGrowthPopulation if 0) between samples
 	// makes the Trimmer use GrowthGCPercent (DefaultGrowthGCPercent if
 	// 0; negative: never).

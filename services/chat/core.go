@@ -501,6 +501,19 @@ func (c *Core) OpenSessions() int {
 	return len(c.sessions)
 }
 
+// Population returns the open sessions plus the occupants of every room:
+// what the server's memory grows with (a session's state, and each
+// room membership's).
+func (c *Core) Population() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := len(c.sessions)
+	for _, r := range c.rooms {
+		n += len(r.order)
+	}
+	return n
+}
+
 // SessionCount returns the number of open sessions per door.
 func (c *Core) SessionCount() map[string]int {
 	c.mu.Lock()

@@ -766,3 +766,31 @@ func TestBoxAdminFromNextLogin(t *testing.T) {
 		t.Fatalf("join after SetAdmin false: %v, want %v", err, chat.ErrInviteOnly)
 	}
 }
+
+// TestPopulation counts the open sessions and the rooms' occupants.
+func TestPopulation(t *testing.T) {
+	f := newFixture(t, nil)
+	f.account("ann", "bob")
+	if n := f.core.Population(); n != 0 {
+		t.Fatalf("population of an empty box %d", n)
+	}
+	a, _ := f.open("ann", "irc")
+	b, _ := f.open("bob", "xmpp")
+	for _, s := range []*chat.Session{a, b} {
+		for _, room := range []string{"one", "two"} {
+			if _, err := f.core.Join(f.ctx, s, room, "", ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n := f.core.Population(); n != 6 {
+		t.Fatalf("2 sessions in 2 rooms each: population %d, want 6", n)
+	}
+	if err := f.core.Part(f.ctx, a, "one", ""); err != nil {
+		t.Fatal(err)
+	}
+	b.Close("bye")
+	if n := f.core.Population(); n != 2 {
+		t.Fatalf("after a part and a close: population %d, want 2", n)
+	}
+}
