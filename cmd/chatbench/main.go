@@ -236,8 +236,8 @@ func run(ctx context.Context, o options, progress func(string)) (*report, error)
 	}
 	rep.ConnectWallMS = round(rep.LoginWallMS+rep.JoinWallMS, 3)
 	if o.pid > 0 {
-		rep.ServerLoginCPUMS = ptr(ms(loggedS.cpu - idle.cpu))
-		rep.ServerJoinCPUMS = ptr(ms(joinedS.cpu - loggedS.cpu))
+		rep.ServerLoginCPUMS = ptr(ms(loggedS.cpuSince(idle)))
+		rep.ServerJoinCPUMS = ptr(ms(joinedS.cpuSince(loggedS)))
 	}
 	rep.IRCClients = o.clients - rep.XMPPClients
 	joins := make([]time.Duration, len(members))
@@ -376,7 +376,7 @@ wait:
 			rep.ServerRSSPeakKB = ptr(joinedS.peakKB)
 			rep.RSSPeakPerConnKB = ptr(round(float64(joinedS.peakKB-idle.rssKB)/float64(len(members)), 2))
 		}
-		cpu := cpu1.cpu - cpu0.cpu
+		cpu := cpu1.cpuSince(cpu0)
 		rep.ServerCPUMS = ptr(ms(cpu))
 		if got > 0 {
 			rep.CPUUSPerDelivery = ptr(round(float64(cpu.Microseconds())/float64(got), 3))

@@ -27,6 +27,27 @@ func TestParseProc(t *testing.T) {
 	}
 }
 
+func TestCPUSince(t *testing.T) {
+	if ns, ok := parseSchedstat([]byte("2314190862 638512289 1542\n")); !ok || ns != 2314190862 {
+		t.Errorf("parseSchedstat = %d, %v", ns, ok)
+	}
+	if _, ok := parseSchedstat([]byte("\n")); ok {
+		t.Error("an empty schedstat parsed")
+	}
+	a := procSample{cpu: 10 * clockTick, threads: map[int]time.Duration{1: 50 * time.Millisecond, 2: 47 * time.Millisecond}}
+	b := procSample{cpu: 12 * clockTick, threads: map[int]time.Duration{1: 61 * time.Millisecond, 2: 47 * time.Millisecond, 3: 4 * time.Millisecond}}
+	if got := b.cpuSince(a); got != 15*time.Millisecond {
+		t.Errorf("threads 1 and 2 kept, 3 new: %s, want 15ms", got)
+	}
+	gone := procSample{cpu: 13 * clockTick, threads: map[int]time.Duration{1: 70 * time.Millisecond}}
+	if got := gone.cpuSince(a); got != 3*clockTick {
+		t.Errorf("a thread ended: %s, want the ticks' 30ms", got)
+	}
+	if got := (procSample{cpu: 11 * clockTick}).cpuSince(a); got != clockTick {
+		t.Errorf("no thread figures: %s, want the ticks' 10ms", got)
+	}
+}
+
 func TestReadProcSelf(t *testing.T) {
 	s, err := readProc(os.Getpid())
 	if err != nil {
@@ -35,10 +56,18 @@ func TestReadProcSelf(t *testing.T) {
 	if s.rssKB <= 0 || s.cpu < 0 {
 		t.Errorf("own process: %+v", s)
 	}
-	end := time.Now().Add(30 * time.Millisecond)
-	for time.Now().Before(end) { // burn a little CPU
+	c0 := selfCPU()
+	for end := time.Now().Add(10 * time.Second); selfCPU()-c0 < 30*time.Millisecond && time.Now().Before(end); {
+		// burn a little CPU
 	}
 	if selfCPU() <= 0 {
 		t.Error("no CPU time of our own")
+	}
+	s2, err := readProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.threads) == 0 || s2.cpuSince(s) < 20*time.Millisecond {
+		t.Errorf("%d threads read; %s of CPU over a loop of 30 ms of it (getrusage)", len(s.threads), s2.cpuSince(s))
 	}
 }
