@@ -104,9 +104,11 @@ type conn struct {
 	started bool // run began: enqueue starts a writer when none runs
 	writing bool // a writer goroutine runs (or will, for the queue)
 	inRound bool // the queue is the write rounds' to write (raw)
-	dead    bool
-	reason  string
-	done    chan struct{} // closed when the last writer ends (dead)
+	// lazyQueued: the connection is in the next lazy round (enqueue).
+	lazyQueued bool
+	dead       bool
+	reason     string
+	done       chan struct{} // closed when the last writer ends (dead)
 
 	// lastFlush is when the writer last wrote to the socket, and
 	// renewDeadline when its write deadline is to be moved next; the

@@ -63,6 +63,12 @@ type Config struct {
 	// A client idle that long gets its next line at once. 0 means 2 ms,
 	// negative none.
 	WriteCoalesce time.Duration
+	// LazyCoalesce is the same for others' JOIN, PART and QUIT lines,
+	// which nobody waits for: under a storm of joins (each a line to
+	// every member) a member gets them a few dozen to a write, unless
+	// something else goes first and takes them along. 0 means 100 ms,
+	// negative none.
+	LazyCoalesce time.Duration
 }
 
 func (c *Config) defaults() {
@@ -105,6 +111,9 @@ func (c *Config) defaults() {
 	if c.WriteCoalesce == 0 {
 		c.WriteCoalesce = 2 * time.Millisecond
 	}
+	if c.LazyCoalesce == 0 {
+		c.LazyCoalesce = 100 * time.Millisecond
+	}
 }
 
 // Server is the IRC door. It is a service the appliance runs.
@@ -125,8 +134,11 @@ type Server struct {
 	listenAddrs []string
 	serving     bool // between ready and shutdown: connections are taken
 
-	// rounds writes the plain TCP connections' queues (write.go).
-	rounds *rounds.Rounds
+	// rounds writes the plain TCP connections' queues (write.go);
+	// lazyRounds starts the writing of queues that hold only lines
+	// nobody waits for.
+	rounds     *rounds.Rounds
+	lazyRounds *rounds.Rounds
 	// poll wakes the plain TCP connections' readers (poll.go); nil where
 	// there is no epoll, or outside Serve.
 	poll *netpoll.Poller
@@ -148,7 +160,8 @@ func New(cfg Config, core *chat.Core, log *slog.Logger) *Server {
 	s := &Server{cfg: cfg, core: core, log: log.With("door", "irc"), created: cfg.Now(),
 		conns: map[*conn]struct{}{}, nicks: map[string][]*conn{},
 		perAddr: map[string]int{}, klines: map[string]string{},
-		rounds: rounds.New(runtime.GOMAXPROCS(0), max(cfg.WriteCoalesce, 0))}
+		rounds:     rounds.New(runtime.GOMAXPROCS(0), max(cfg.WriteCoalesce, 0)),
+		lazyRounds: rounds.New(1, max(cfg.LazyCoalesce, 0))}
 	return s
 }
 

@@ -5,7 +5,9 @@ package irc
 // rounds (internal/rounds): a few goroutines that write every connection
 // with something queued, one after the other, each without waiting;
 // under load they keep WriteCoalesce between rounds, so a busy room's
-// lines reach a client several to a system call. What a round cannot
+// lines reach a client several to a system call; others' JOIN, PART and
+// QUIT lines wait up to LazyCoalesce for something else to go with (a
+// storm of joins: N² lines, one write each otherwise). What a round cannot
 // write at once (a client that reads slowly), and everything of a TLS or
 // WebSocket connection, is written by a writer goroutine of the
 // connection's own, which runs only while there is something to write.
@@ -30,8 +32,11 @@ func (c *conn) isDead() bool {
 }
 
 // enqueue adds an item for the writer; a client whose queue exceeds the
-// sendq is disconnected (what it missed is in the history).
-func (c *conn) enqueue(it outItem, size int) {
+// sendq is disconnected (what it missed is in the history). A lazy item
+// (another's JOIN, PART or QUIT: lines nobody waits for) waits for the
+// next lazy round (LazyCoalesce) unless a writer has the queue already or
+// something else is queued first, which takes it along in order.
+func (c *conn) enqueue(it outItem, size int, lazy bool) {
 	c.qmu.Lock()
 	if c.dead {
 		c.qmu.Unlock()
@@ -44,6 +49,24 @@ func (c *conn) enqueue(it outItem, size int) {
 	}
 	c.queue.Push(&queues, it)
 	c.qBytes += size
+	switch {
+	case !lazy || c.srv.lazyRounds == nil || c.writing || c.inRound || !c.started:
+		c.startWriterLocked()
+	case !c.lazyQueued:
+		c.lazyQueued = true
+		c.srv.lazyRounds.Add(c.shard, (*lazyTask)(c))
+	}
+	c.qmu.Unlock()
+}
+
+// lazyTask is a connection's turn in a lazy round: what waited is
+// written as anything else.
+type lazyTask conn
+
+func (t *lazyTask) Flush() {
+	c := (*conn)(t)
+	c.qmu.Lock()
+	c.lazyQueued = false
 	c.startWriterLocked()
 	c.qmu.Unlock()
 }
@@ -156,16 +179,18 @@ func (c *conn) Deliver(d chat.Delivery) {
 	if d.Kind == chat.DelJoin && !d.Echo && !d.AccountFirst {
 		return // the account was in the room already: nothing to show
 	}
+	// Another's arrival or departure: nobody waits for it (lazy).
+	lazy := (d.Kind == chat.DelJoin || d.Kind == chat.DelLeave) && !d.Echo && !d.Carbon
 	if d.Shared != nil && !d.Echo && !d.Carbon {
 		switch d.Kind {
 		case chat.DelMessage, chat.DelJoin, chat.DelLeave, chat.DelKick, chat.DelTopic:
 			// The same for every receiver of the fan-out: one copy.
 			shared := d.Shared.Value("irc-delivery", func() any { return heapCopy(&d) }).(*chat.Delivery)
-			c.enqueue(outItem{d: shared}, size)
+			c.enqueue(outItem{d: shared}, size, lazy)
 			return
 		}
 	}
-	c.enqueue(outItem{d: heapCopy(&d)}, size)
+	c.enqueue(outItem{d: heapCopy(&d)}, size, lazy)
 }
 
 // heapCopy copies a delivery for the queue (d itself stays on the stack).
@@ -199,7 +224,7 @@ func (c *conn) sendLine(m ircmsg.Message) {
 		c.srv.log.Warn("unserialisable line", "cmd", m.Command, "err", err)
 		return
 	}
-	c.enqueue(outItem{line: b}, len(b))
+	c.enqueue(outItem{line: b}, len(b), false)
 }
 
 // numeric queues a numeric reply to the client.
