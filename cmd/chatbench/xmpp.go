@@ -257,6 +257,24 @@ func (c *xmppClient) join(ctx context.Context) error {
 	return nil
 }
 
+// maxRecordRead bounds one read under TLS: a record and a half.
+const maxRecordRead = 24 << 10
+
+// recordReads is a connection whose reads take at most maxRecordRead
+// bytes. crypto/tls reads into a buffer it keeps (and grows, doubling,
+// with fresh zeroed memory) as much as one read gives: a burst queued in
+// the socket (a room's messages, hundreds of KB) made it grow to that
+// size on every connection at once, most of the tool's CPU in a short
+// send phase going to clearing new memory instead of reading.
+type recordReads struct{ net.Conn }
+
+func (r recordReads) Read(p []byte) (int, error) {
+	if len(p) > maxRecordRead {
+		p = p[:maxRecordRead]
+	}
+	return r.Conn.Read(p)
+}
+
 // startTLS opens the stream, upgrades it with STARTTLS and opens it
 // again: it returns the features offered over TLS and the reader that
 // later stream restarts read from.
@@ -300,7 +318,7 @@ func (c *xmppClient) startTLS(ctx context.Context, tcfg *tls.Config, o *options)
 		return nil, nil, fmt.Errorf("starttls: the server answered <%s>", el.name.Local)
 	}
 	c.m.setStage("TLS handshake")
-	tc := tls.Client(c.nc, tcfg)
+	tc := tls.Client(recordReads{c.nc}, tcfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return nil, nil, fmt.Errorf("TLS: %w", err)
 	}
