@@ -162,9 +162,19 @@ func (c *Conn) Close() error {
 	return c.TCPConn.Close()
 }
 
-// Read reads from the connection; after Close it fails with
-// net.ErrClosed, as a closed connection's does.
+// MaxRead is the most one Read returns. crypto/tls, reading through a
+// Conn, keeps for the connection's life a read buffer as large as the
+// most one read gave it (grown by doubling): a client that sent a burst
+// (hundreds of KB queued in the socket) would otherwise leave its
+// connection holding that much. A record and a half.
+const MaxRead = 24 << 10
+
+// Read reads from the connection, at most MaxRead bytes; after Close it
+// fails with net.ErrClosed, as a closed connection's does.
 func (c *Conn) Read(p []byte) (int, error) {
+	if len(p) > MaxRead {
+		p = p[:MaxRead]
+	}
 	n, err := c.TCPConn.Read(p)
 	if err != nil {
 		c.mu.Lock()

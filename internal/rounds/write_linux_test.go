@@ -283,3 +283,37 @@ func TestTryWritevPastWriteDeadline(t *testing.T) {
 		t.Fatalf("peer read %q", got)
 	}
 }
+
+// TestConnReadBounded: a Conn's Read returns at most MaxRead bytes, even
+// with a bigger buffer and more waiting, and the rest in order after.
+func TestConnReadBounded(t *testing.T) {
+	w, r := tcpPair(t, 0, 0)
+	c := NewConn(r, 1<<20)
+	if c == nil {
+		t.Fatal("NewConn refused a TCP connection")
+	}
+	want := make([]byte, 3*MaxRead)
+	for i := range want {
+		want[i] = byte(i % 251)
+	}
+	// All of it waits in the socket before the first Read.
+	if _, err := w.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var got []byte
+	buf := make([]byte, 4*MaxRead)
+	for len(got) < len(want) {
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", len(got), err)
+		}
+		if n > MaxRead {
+			t.Fatalf("one Read gave %d bytes, more than MaxRead %d", n, MaxRead)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the bytes read differ from those written")
+	}
+}
