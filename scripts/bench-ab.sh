@@ -85,11 +85,11 @@ one() { # A or B
 		return
 	fi
 	awk -v w="$1" -v l="$(field "$f" login_wall_ms)" -v lc="$(field "$f" server_login_cpu_ms)" \
-		-v j="$(field "$f" join_wall_ms)" -v jc="$(field "$f" server_join_cpu_ms)" \
+		-v j="$(field "$f" join_wall_ms)" -v jc="$(field "$f" server_join_cpu_ms)" -v jt="$(field "$f" tool_join_cpu_ms)" \
 		-v d="$(field "$f" deliveries_per_s)" -v c="$(field "$f" cpu_us_per_delivery)" \
 		-v tc="$(field "$f" tool_cpu_us_per_delivery)" -v kb="$(field "$f" rss_per_conn_kb)" \
 		-v pk="$(field "$f" rss_peak_per_conn_kb)" \
-		'BEGIN {printf "%s login_ms %5.0f CPU %5.0f  joins_ms %5.0f CPU %5.0f  deliv/s %8.0f  CPU/deliv %.2f  tool/deliv %.2f  KB/conn %.1f peak %.1f\n", w, l, lc, j, jc, d, c, tc, kb, pk}'
+		'BEGIN {printf "%s login_ms %5.0f CPU %5.0f  joins_ms %5.0f CPU %5.0f tool %5.0f  deliv/s %8.0f  CPU/deliv %.2f  tool/deliv %.2f  KB/conn %.1f peak %.1f\n", w, l, lc, j, jc, jt, d, c, tc, kb, pk}'
 }
 
 for _ in $(seq "$R"); do

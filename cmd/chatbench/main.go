@@ -108,9 +108,13 @@ type report struct {
 	ConnectWallMS float64 `json:"connect_wall_ms"` // login_wall_ms + join_wall_ms
 	LoginWallMS   float64 `json:"login_wall_ms"`   // every client connected and logged in
 	JoinWallMS    float64 `json:"join_wall_ms"`    // then every client joined to the room
-	JoinP50MS     float64 `json:"join_p50_ms"`     // one client's room join, join sent to joined
-	JoinP99MS     float64 `json:"join_p99_ms"`
-	JoinMaxMS     float64 `json:"join_max_ms"`
+	// The tool's own CPU over each phase: on a small machine it competes
+	// with the server for the same cores.
+	ToolLoginCPUMS float64 `json:"tool_login_cpu_ms"`
+	ToolJoinCPUMS  float64 `json:"tool_join_cpu_ms"`
+	JoinP50MS      float64 `json:"join_p50_ms"` // one client's room join, join sent to joined
+	JoinP99MS      float64 `json:"join_p99_ms"`
+	JoinMaxMS      float64 `json:"join_max_ms"`
 
 	MessagesSent       int64    `json:"messages_sent"`
 	DeliveriesExpected int64    `json:"deliveries_expected"`
@@ -206,10 +210,13 @@ func run(ctx context.Context, o options, progress func(string)) (*report, error)
 	// Connect and log in, then join.
 	var joinedN atomic.Int64
 	var loggedS procSample
+	tool0 := selfCPU()
+	var toolLogged, toolJoinStart time.Duration
 	members, login, join, err := b.connectAll(ctx, func(n int) {
 		joinedN.Store(int64(n))
 		say("joined %d/%d", n, o.clients)
 	}, func() error {
+		toolLogged = selfCPU()
 		say("logged in %d clients", o.clients)
 		if o.pid > 0 {
 			var err error
@@ -217,8 +224,10 @@ func run(ctx context.Context, o options, progress func(string)) (*report, error)
 				return fmt.Errorf("--pid %d: %w", o.pid, err)
 			}
 		}
+		toolJoinStart = selfCPU()
 		return nil
 	})
+	toolJoined := selfCPU()
 	if err != nil {
 		return nil, err
 	}
@@ -233,6 +242,7 @@ func run(ctx context.Context, o options, progress func(string)) (*report, error)
 	rep := &report{
 		XMPPClients: o.xmppClients(), MessagesPerSender: o.messages, PaceMS: ms(o.pace), Room: o.room,
 		LoginWallMS: ms(login), JoinWallMS: ms(join),
+		ToolLoginCPUMS: ms(toolLogged - tool0), ToolJoinCPUMS: ms(toolJoined - toolJoinStart),
 	}
 	rep.ConnectWallMS = round(rep.LoginWallMS+rep.JoinWallMS, 3)
 	if o.pid > 0 {
@@ -270,7 +280,7 @@ func run(ctx context.Context, o options, progress func(string)) (*report, error)
 	}
 
 	// Send.
-	cpu0, tool0 := joinedS, selfCPU()
+	cpu0, toolSend0 := joinedS, selfCPU()
 	if o.pid > 0 {
 		if cpu0, err = readProc(o.pid); err != nil {
 			return nil, fmt.Errorf("--pid %d: %w", o.pid, err)
@@ -345,7 +355,7 @@ wait:
 		}
 	}
 	end := time.Now()
-	toolCPU := selfCPU() - tool0
+	toolCPU := selfCPU() - toolSend0
 	var cpu1 procSample
 	if o.pid > 0 {
 		cpu1, err = readProc(o.pid)
@@ -416,6 +426,7 @@ func (r *report) print(w io.Writer) {
 	if r.ServerJoinCPUMS != nil {
 		fmt.Fprintf(w, "server CPU: %.0f ms for the logins, %.0f ms for the joins\n", *r.ServerLoginCPUMS, *r.ServerJoinCPUMS)
 	}
+	fmt.Fprintf(w, "chatbench's own CPU: %.0f ms for the logins, %.0f ms for the joins\n", r.ToolLoginCPUMS, r.ToolJoinCPUMS)
 	fmt.Fprintf(w, "deliveries: %d of %d (missing %d, duplicates %d, errors %d) in %.0f ms: %.0f deliveries/s\n",
 		r.Deliveries, r.DeliveriesExpected, r.Missing, r.Duplicates, r.Errors, r.SendElapsedMS, r.DeliveriesPerS)
 	fmt.Fprintf(w, "fan-out latency (send to receipt): p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",

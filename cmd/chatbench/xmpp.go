@@ -257,8 +257,10 @@ func (c *xmppClient) join(ctx context.Context) error {
 	return nil
 }
 
-// maxRecordRead bounds one read under TLS: a record and a half.
-const maxRecordRead = 24 << 10
+// maxRecordRead bounds one read under TLS. crypto/tls's buffer doubles
+// while what it holds unread (a record, up to 16 KB, and what the read
+// brought beyond it) passes half of it: 8 KB reads keep it at 64 KB.
+const maxRecordRead = 8 << 10
 
 // recordReads is a connection whose reads take at most maxRecordRead
 // bytes. crypto/tls reads into a buffer it keeps (and grows, doubling,
