@@ -171,6 +171,9 @@ func (c *conn) Deliver(d chat.Delivery) {
 	if m := d.Message; d.Kind == chat.DelMessage && m != nil && m.Room == "" && m.Seq != 0 && !d.Echo && !d.Carbon && !c.firstDirect(m.Seq) {
 		return // shown already (live and from the offline queue)
 	}
+	if d.Kind == chat.DelPresence && !c.presenceShown(&d) {
+		return // nothing to show: not queued (a mass disconnect is N² of them)
+	}
 	size := 256
 	if d.Message != nil {
 		size += len(d.Message.Body) + len(d.Message.Extra)
@@ -191,6 +194,21 @@ func (c *conn) Deliver(d chat.Delivery) {
 		}
 	}
 	c.enqueue(outItem{d: heapCopy(&d)}, size, lazy)
+}
+
+// presenceShown says whether a presence delivery can show the client
+// anything (presenceLines): a MONITOR line (it watches the account) or an
+// AWAY line (away-notify, a shared room, another account's). The others
+// are not queued: every session that closes sends its presence to every
+// session sharing a room with it, and each queued one is a copy.
+func (c *conn) presenceShown(d *chat.Delivery) bool {
+	acct := d.From.Account
+	c.mu.Lock()
+	_, watching := c.monitor[acct]
+	away := c.caps.has("away-notify")
+	me := c.nick
+	c.mu.Unlock()
+	return watching || away && d.SharesRoom && acct != fold(me)
 }
 
 // heapCopy copies a delivery for the queue (d itself stays on the stack).
