@@ -401,7 +401,9 @@ func (c *Core) Join(ctx context.Context, s *Session, room, nick, key string) (Jo
 		})
 	}
 	// The joiner learns the room in the same order as everything after.
-	info := copyRoom(r.room)
+	// One copy (its affiliations and masks, O(members) in a members-only
+	// room) for the result and the echo: neither is changed by anyone.
+	info := res.Room
 	limit := r.room.Settings.MaxHistory
 	if limit <= 0 {
 		limit = c.opts.DefaultHistory
