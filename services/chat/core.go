@@ -494,13 +494,6 @@ func (c *Core) Sessions(account string) []SessionRef {
 	return refs
 }
 
-// OpenSessions returns the number of open sessions.
-func (c *Core) OpenSessions() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.sessions)
-}
-
 // Population returns the open sessions plus the occupants of every room:
 // what the server's memory grows with (a session's state, and each
 // room membership's).
