@@ -183,7 +183,7 @@ func (c *conn) Deliver(d chat.Delivery) {
 		return // the account was in the room already: nothing to show
 	}
 	// Another's arrival or departure: nobody waits for it (lazy).
-	lazy := (d.Kind == chat.DelJoin || d.Kind == chat.DelLeave) && !d.Echo && !d.Carbon
+	lazy := (d.Kind == chat.DelJoin || d.Kind == chat.DelLeave || d.Kind == chat.DelQuit) && !d.Echo && !d.Carbon
 	if d.Shared != nil && !d.Echo && !d.Carbon {
 		switch d.Kind {
 		case chat.DelMessage, chat.DelJoin, chat.DelLeave, chat.DelKick, chat.DelTopic:
