@@ -101,10 +101,11 @@ func BenchmarkDeliveryTranslate(b *testing.B) {
 		shared := *del
 		shared.Shared = &chat.Rendered{}
 		var out bytes.Buffer
+		v := c.view()
 		b.ReportAllocs()
 		for b.Loop() {
 			out.Reset()
-			c.writeDelivery(&out, &shared)
+			c.writeDelivery(&out, &shared, &v)
 		}
 		if !bytes.Contains(out.Bytes(), []byte(" PRIVMSG #general :Are we still on")) {
 			b.Fatalf("wrote %q", out.String())

@@ -217,38 +217,56 @@ var msgKeys = func() (k [32]string) {
 
 var joinKeys = [2]string{"join", "join-extended"}
 
+// view is what rendering a run of deliveries for one client reads once
+// for all of them: its capabilities, the wire variant they give a room
+// message, and the time (a message over a minute old is dated in its text
+// for a client without server-time).
+type view struct {
+	caps    capSet
+	msgBits int // capServerTime, capMessageTags, capAccountTag, capMultiline
+	now     time.Time
+}
+
+// view reads the client's capabilities and the clock, for render.
+func (c *conn) view() view {
+	caps := c.capsCopy()
+	v := view{caps: caps, now: c.srv.cfg.Now()}
+	if caps.has("server-time") {
+		v.msgBits |= capServerTime
+	}
+	if caps.has("message-tags") {
+		v.msgBits |= capMessageTags
+	}
+	if caps.has("account-tag") {
+		v.msgBits |= capAccountTag
+	}
+	if caps.has("draft/multiline") && caps.has("batch") {
+		v.msgBits |= capMultiline
+	}
+	return v
+}
+
 // sharedKey says whether what d shows this client is the same for every
 // receiver of its fan-out with the same key, and which key, once the
 // receiver-specific checks (translate) said it shows anything. d.Shared
 // is non-nil.
-func (c *conn) sharedKey(d *chat.Delivery, caps capSet) (string, bool) {
+func (c *conn) sharedKey(d *chat.Delivery, v *view) (string, bool) {
 	switch d.Kind {
 	case chat.DelMessage:
 		m := d.Message
 		if m == nil || m.Room == "" || d.Echo {
 			return "", false
 		}
-		v := 0
-		if caps.has("server-time") {
-			v |= capServerTime
-		} else if c.srv.cfg.Now().Sub(m.Time) > time.Minute {
-			v |= oldMessage
+		bits := v.msgBits
+		if bits&capServerTime == 0 && v.now.Sub(m.Time) > time.Minute {
+			bits |= oldMessage
 		}
-		if caps.has("message-tags") {
-			v |= capMessageTags
-		}
-		if caps.has("account-tag") {
-			v |= capAccountTag
-		}
-		if caps.has("draft/multiline") && caps.has("batch") {
-			v |= capMultiline
-		}
-		return msgKeys[v], true
+		return msgKeys[bits], true
 	case chat.DelJoin:
 		if d.Echo {
 			return "", false
 		}
-		if caps.has("extended-join") {
+		if v.caps.has("extended-join") {
 			return joinKeys[1], true
 		}
 		return joinKeys[0], true
@@ -264,10 +282,9 @@ func (c *conn) sharedKey(d *chat.Delivery, caps capSet) (string, bool) {
 
 // writeDelivery writes what d shows this client to w: a shared fan-out's
 // bytes rendered once per variant, anything else rendered here.
-func (c *conn) writeDelivery(w io.Writer, d *chat.Delivery) {
-	caps := c.capsCopy()
+func (c *conn) writeDelivery(w io.Writer, d *chat.Delivery, v *view) {
 	if d.Shared != nil && c.shows(d) {
-		if key, ok := c.sharedKey(d, caps); ok {
+		if key, ok := c.sharedKey(d, v); ok {
 			b := d.Shared.Bytes(key, func() []byte { return c.serialise(nil, c.translate(d)) })
 			if sw, ok := w.(*batch); ok {
 				sw.writeShared(b)

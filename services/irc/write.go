@@ -142,12 +142,17 @@ func (c *conn) Flush() {
 
 // render adds the lines of items to w.
 func (c *conn) render(w *batch, items *chunkq.Queue[outItem]) {
+	var v view // read at the first delivery, once for the round's deliveries
+	read := false
 	for it := range items.All() {
 		if it.line != nil {
 			w.Write(it.line)
-		} else {
-			c.writeDelivery(w, it.d)
+			continue
 		}
+		if !read {
+			v, read = c.view(), true
+		}
+		c.writeDelivery(w, it.d, &v)
 	}
 }
 
