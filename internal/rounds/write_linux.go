@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -12,12 +13,41 @@ import (
 )
 
 // Writer writes to one TCP socket without waiting (non-blocking writev on
-// its descriptor, through the runtime's own lock on it). Its iovec array
-// is reused from write to write.
+// its descriptor, through the runtime's own lock on it).
 type Writer struct {
-	tc  *net.TCPConn
-	rc  syscall.RawConn
-	iov []unix.Iovec
+	tc *net.TCPConn
+	rc syscall.RawConn
+}
+
+// calls are the writes' iovec arrays and results, lent for one TryWritev:
+// an array per connection, kept between its writes, was up to 16 KB
+// (IOV_MAX entries) a connection held for the size of its largest round,
+// grown anew for each; and the results and the function the runtime
+// calls with the descriptor were three allocations per write.
+var calls = sync.Pool{New: func() any {
+	c := new(writevCall)
+	c.do = c.write
+	return c
+}}
+
+// writevCall is one writev: its iovecs and its result.
+type writevCall struct {
+	iov   []unix.Iovec
+	n     int
+	errno syscall.Errno
+	do    func(fd uintptr) bool // c.write
+}
+
+// write is the runtime's callback with the descriptor, under its lock.
+func (c *writevCall) write(fd uintptr) bool {
+	for {
+		r, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&c.iov[0])), uintptr(len(c.iov)))
+		if e == unix.EINTR {
+			continue
+		}
+		c.n, c.errno = int(r), e
+		return true // never wait for the socket: that is the caller's goroutine's job
+	}
 }
 
 // NewWriter returns a Writer for nc, or nil when nc is not a plain TCP
@@ -41,11 +71,13 @@ const maxIov = 1024
 // how many bytes it wrote: fewer than all when the socket's buffer is
 // full. An error means the connection is broken.
 func (w *Writer) TryWritev(bufs [][]byte) (int, error) {
+	c := calls.Get().(*writevCall)
+	defer calls.Put(c)
 	total := 0
 	for len(bufs) > 0 {
 		chunk := bufs[:min(len(bufs), maxIov)]
 		bufs = bufs[len(chunk):]
-		w.iov = w.iov[:0]
+		c.iov = c.iov[:0]
 		want := 0
 		for _, b := range chunk {
 			if len(b) == 0 {
@@ -53,14 +85,14 @@ func (w *Writer) TryWritev(bufs [][]byte) (int, error) {
 			}
 			v := unix.Iovec{Base: &b[0]}
 			v.SetLen(len(b))
-			w.iov = append(w.iov, v)
+			c.iov = append(c.iov, v)
 			want += len(b)
 		}
-		if len(w.iov) == 0 {
+		if len(c.iov) == 0 {
 			continue
 		}
-		n, err := w.writev()
-		clear(w.iov) // keep no pointers into the buffers
+		n, err := w.writev(c)
+		clear(c.iov) // keep no pointers into the buffers
 		total += n
 		if err != nil || n < want {
 			return total, err
@@ -69,34 +101,23 @@ func (w *Writer) TryWritev(bufs [][]byte) (int, error) {
 	return total, nil
 }
 
-func (w *Writer) writev() (int, error) {
-	var n int
-	var errno syscall.Errno
-	write := func(fd uintptr) bool {
-		for {
-			r, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iov[0])), uintptr(len(w.iov)))
-			if e == unix.EINTR {
-				continue
-			}
-			n, errno = int(r), e
-			return true // never wait for the socket: that is the caller's goroutine's job
-		}
-	}
-	err := w.rc.Write(write)
+func (w *Writer) writev(c *writevCall) (int, error) {
+	c.n, c.errno = 0, 0
+	err := w.rc.Write(c.do)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		// A deadline a blocking writer left, now past: it bounds
 		// nothing here (this write does not wait), but the runtime
 		// refuses any write once it has passed.
 		w.tc.SetWriteDeadline(time.Time{})
-		err = w.rc.Write(write)
+		err = w.rc.Write(c.do)
 	}
 	switch {
 	case err != nil:
 		return 0, err
-	case errno == unix.EAGAIN:
+	case c.errno == unix.EAGAIN:
 		return 0, nil
-	case errno != 0:
-		return 0, errno
+	case c.errno != 0:
+		return 0, c.errno
 	}
-	return n, nil
+	return c.n, nil
 }
