@@ -240,10 +240,10 @@ func (ss *session) deliverBatch(batch *chunkq.Queue[*chat.Delivery], lazy bool) 
 	t := ss.srv.core.Tally() // the latency histogram (chat/latency.go)
 	for d := range batch.All() {
 		if !lazy && classify(d, false) == classLazy {
-			ss.mucOccupantJoined(*d, false)
+			ss.mucOccupantJoined(d, false)
 			continue
 		}
-		ss.deliverNow(*d)
+		ss.deliverNow(d)
 		if d.Kind == chat.DelMessage {
 			t.Add(d.Message)
 		}
@@ -305,7 +305,7 @@ func (in *deliveryIntern) of(d *chat.Delivery) *chat.Delivery {
 }
 
 // deliverNow turns one delivery into stanzas.
-func (ss *session) deliverNow(d chat.Delivery) {
+func (ss *session) deliverNow(d *chat.Delivery) {
 	switch d.Kind {
 	case chat.DelMessage:
 		switch {
@@ -313,22 +313,22 @@ func (ss *session) deliverNow(d chat.Delivery) {
 		case d.Message.Room != "":
 			ss.mucRoomMessage(d)
 		default:
-			ss.deliverMessage(d)
+			ss.deliverMessage(*d)
 		}
 	case chat.DelPresence:
-		ss.mucPresenceChange(d)
-		ss.deliverPresence(d)
+		ss.mucPresenceChange(*d)
+		ss.deliverPresence(*d)
 	case chat.DelSignal:
 		if d.Room != "" {
-			ss.mucSignal(d)
+			ss.mucSignal(*d)
 		} else {
-			ss.deliverSignal(d)
+			ss.deliverSignal(*d)
 		}
 	case chat.DelDisconnect:
 		ss.kick(&streamError{Condition: disconnectCondition(d.Reason), Text: d.Reason})
 	default:
 		for _, h := range ss.srv.features.deliveries[d.Kind] {
-			h(ss, d)
+			h(ss, *d)
 		}
 	}
 }

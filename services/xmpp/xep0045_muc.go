@@ -320,7 +320,7 @@ func orRole(r chat.Role) chat.Role {
 
 // mucOccupantJoined sends ss another occupant's arrival in a room ss is
 // in (lazy: as sendPrepared).
-func (ss *session) mucOccupantJoined(d chat.Delivery, lazy bool) {
+func (ss *session) mucOccupantJoined(d *chat.Delivery, lazy bool) {
 	st := ss.muc()
 	st.mu.Lock()
 	r := st.room(d.Room)
@@ -330,7 +330,7 @@ func (ss *session) mucOccupantJoined(d chat.Delivery, lazy bool) {
 	}
 }
 
-func (ss *session) sendOccupantJoined(d chat.Delivery, lazy bool) {
+func (ss *session) sendOccupantJoined(d *chat.Delivery, lazy bool) {
 	// The same presence for every member: rendered once per join.
 	p := rendered(d.Shared, "xmpp-join", func() *Element { return ss.srv.occupantPresence(d.Room, d.Occupant, ss.full) })
 	ss.sendPrepared(lazy, p)
@@ -350,7 +350,7 @@ func (ss *session) mucDelivery(d chat.Delivery) {
 			return
 		}
 		if r != nil {
-			ss.sendOccupantJoined(d, true)
+			ss.sendOccupantJoined(&d, true)
 		}
 	case chat.DelLeave:
 		if r == nil {
@@ -602,7 +602,7 @@ func (ss *session) roomMessage(m *chat.Message) *Element {
 
 // mucRoomMessage delivers a room message the core routed (Echo too: MUC
 // reflects a message to its sender).
-func (ss *session) mucRoomMessage(d chat.Delivery) {
+func (ss *session) mucRoomMessage(d *chat.Delivery) {
 	st := ss.muc()
 	st.mu.Lock()
 	r := st.room(d.Message.Room)
