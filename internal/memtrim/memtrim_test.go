@@ -8,7 +8,9 @@ import (
 	"time"
 )
 
-// TestStepOnlyWhenQuietWithFreeMemory drives Step with made-up samples.
+// TestStepOnlyWhenQuietWithFreeMemory drives Step with made-up samples:
+// it trims once quiet, with enough free or enough allocated since the
+// last trim.
 func TestStepOnlyWhenQuietWithFreeMemory(t *testing.T) {
 	var cur Sample
 	frees := 0
@@ -21,18 +23,21 @@ func TestStepOnlyWhenQuietWithFreeMemory(t *testing.T) {
 		alloc, free uint64
 		want        bool
 	}{
-		{0, 0, false},           // primes
-		{50_000, 9000, false},   // busy
-		{500, 9000, false},      // quiet once
-		{500, 9000, true},       // quiet twice, enough free: trim
-		{0, 0, false},           // nothing free
-		{100, 0, false},         // quiet, nothing free
-		{90_000, 20_000, false}, // a burst
-		{10, 20_000, false},     // quiet once
-		{2000, 20_000, false},   // busy again: the count starts over
-		{10, 20_000, false},     // quiet once
-		{10, 4000, false},       // quiet twice but below MinFree
-		{10, 6000, true},
+		{0, 0, false},         // primes
+		{50_000, 9000, false}, // busy
+		{500, 9000, false},    // quiet once
+		{500, 9000, true},     // quiet twice, enough free: trim
+		{0, 0, false},         // nothing free
+		{100, 0, false},       // quiet, nothing free, little allocated
+		{100, 0, false},       // still: 200 bytes since the trim
+		{90_000, 1000, false}, // a burst, its garbage unseen by the last collection
+		{10, 1000, false},     // quiet once
+		{2000, 1000, false},   // busy again: the count starts over
+		{10, 1000, false},     // quiet once
+		{10, 1000, true},      // quiet twice: little reads as free, but 92 kB came since the trim
+		{10, 4000, false},     // quiet once
+		{10, 4000, false},     // quiet twice, below MinFree either way
+		{10, 6000, true},      // free over MinFree
 	}
 	for i, s := range steps {
 		cur.Allocs += s.alloc
@@ -41,8 +46,8 @@ func TestStepOnlyWhenQuietWithFreeMemory(t *testing.T) {
 			t.Fatalf("step %d (%+v): trimmed %v, want %v", i, s, got, s.want)
 		}
 	}
-	if frees != 2 {
-		t.Fatalf("Free called %d times, want 2", frees)
+	if frees != 3 {
+		t.Fatalf("Free called %d times, want 3", frees)
 	}
 }
 
