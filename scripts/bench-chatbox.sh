@@ -13,6 +13,9 @@
 start_bench_chatbox() {
 	_sbc_bin=$1 _sbc_data=$2 _sbc_irc=$3 _sbc_xmpp=$4 _sbc_log=$5
 	shift 5
+	# Emptied here, not by the background job's redirection: that runs in
+	# the child, and the wait below could read the last run's "ready".
+	: >"$_sbc_log"
 	"$_sbc_bin" --data "$_sbc_data" "$@" \
 		--set domain=bench.local --set hw.backend=sim \
 		--set xmpp.listen=127.0.0.1:$_sbc_xmpp --set xmpp.tls_listen=[] \
