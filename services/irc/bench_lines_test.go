@@ -75,10 +75,11 @@ func BenchmarkDeliveryTranslate(b *testing.B) {
 			c.caps = bc.caps
 			c.nick = "bob"
 			var out bytes.Buffer
+			v := c.view()
 			b.ReportAllocs()
 			for b.Loop() {
 				out.Reset()
-				for _, m := range c.translate(del) {
+				for _, m := range c.translate(del, &v) {
 					line, err := m.LineBytesStrict(false, maxLineBody)
 					if err != nil {
 						b.Fatal(err)

@@ -161,12 +161,18 @@ func (c *conn) msgTags(m *chat.Message, caps capSet) map[string]string {
 // lines as one draft/multiline batch (multiline.go), the message's tags on
 // its opening line; others get the lines alone, the msgid on the first.
 func (c *conn) messageLines(m *chat.Message, source, target string, caps capSet) []ircmsg.Message {
+	return c.messageLinesAt(m, source, target, caps, c.srv.cfg.Now())
+}
+
+// messageLinesAt is messageLines at the time now (a write round's view:
+// the time its shared variants were chosen at).
+func (c *conn) messageLinesAt(m *chat.Message, source, target string, caps capSet, now time.Time) []ircmsg.Message {
 	verb := "PRIVMSG"
 	if m.Kind == chat.KindNotice {
 		verb = "NOTICE"
 	}
 	body := m.Body
-	if !caps.has("server-time") && c.srv.cfg.Now().Sub(m.Time) > time.Minute {
+	if !caps.has("server-time") && now.Sub(m.Time) > time.Minute {
 		body = "[" + m.Time.Local().Format("2006-01-02 15:04") + "] " + body
 	}
 	// Room for the text: 512 - CRLF - ":source VERB target :" - CTCP framing.
@@ -285,7 +291,7 @@ func (c *conn) sharedKey(d *chat.Delivery, v *view) (string, bool) {
 func (c *conn) writeDelivery(w io.Writer, d *chat.Delivery, v *view) {
 	if d.Shared != nil && c.shows(d) {
 		if key, ok := c.sharedKey(d, v); ok {
-			b := d.Shared.Bytes(key, func() []byte { return c.serialise(nil, c.translate(d)) })
+			b := d.Shared.Bytes(key, func() []byte { return c.serialise(nil, c.translate(d, v)) })
 			if sw, ok := w.(*batch); ok {
 				sw.writeShared(b)
 			} else {
@@ -294,7 +300,7 @@ func (c *conn) writeDelivery(w io.Writer, d *chat.Delivery, v *view) {
 			return
 		}
 	}
-	for _, m := range c.translate(d) {
+	for _, m := range c.translate(d, v) {
 		if b, err := m.LineBytesStrict(false, maxLineBody); b != nil {
 			w.Write(b)
 		} else {
@@ -354,9 +360,11 @@ func (c *conn) kickedMe(d *chat.Delivery) bool {
 	return false
 }
 
-// translate turns one delivery into the lines this client should see.
-func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
-	caps := c.capsCopy()
+// translate turns one delivery into the lines this client should see,
+// as the round's view v has the client (the shared variant's key was
+// chosen from the same view).
+func (c *conn) translate(d *chat.Delivery, v *view) []ircmsg.Message {
+	caps := v.caps
 	c.mu.Lock()
 	me := c.nick
 	c.mu.Unlock()
@@ -382,13 +390,13 @@ func (c *conn) translate(d *chat.Delivery) []ircmsg.Message {
 			if m.Seq != 0 && m.Seq <= c.replayed[m.Room] {
 				return nil // already shown by the join's replay
 			}
-			return c.messageLines(m, src, channelOf(m.Room), caps)
+			return c.messageLinesAt(m, src, channelOf(m.Room), caps, v.now)
 		}
 		if d.Carbon || m.From == fold(me) && m.To != fold(me) {
 			// Sent by another session of this account: show it as ours.
-			return c.messageLines(m, src, ircName(m.To), caps)
+			return c.messageLinesAt(m, src, ircName(m.To), caps, v.now)
 		}
-		return c.messageLines(m, src, me, caps)
+		return c.messageLinesAt(m, src, me, caps, v.now)
 
 	case chat.DelSignal:
 		if !caps.has("message-tags") {
