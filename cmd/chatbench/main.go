@@ -205,6 +205,9 @@ func run(ctx context.Context, o options, progress func(string)) (*report, error)
 		if idle, err = settled(ctx, o.pid); err != nil {
 			return nil, fmt.Errorf("--pid %d: %w", o.pid, err)
 		}
+		if err := saveSmaps(o, "idle"); err != nil {
+			return nil, err
+		}
 	}
 
 	// Connect and log in, then join.
@@ -223,6 +226,9 @@ func run(ctx context.Context, o options, progress func(string)) (*report, error)
 			if loggedS, err = settled(ctx, o.pid); err != nil {
 				return fmt.Errorf("--pid %d: %w", o.pid, err)
 			}
+			if err := saveSmaps(o, "logged"); err != nil {
+				return err
+			}
 		}
 		toolJoinStart = selfCPU()
 		return nil
@@ -236,6 +242,9 @@ func run(ctx context.Context, o options, progress func(string)) (*report, error)
 	if o.pid > 0 {
 		if joinedS, err = settled(ctx, o.pid); err != nil {
 			return nil, fmt.Errorf("--pid %d: %w", o.pid, err)
+		}
+		if err := saveSmaps(o, "joined"); err != nil {
+			return nil, err
 		}
 	}
 

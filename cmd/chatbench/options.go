@@ -47,6 +47,7 @@ type options struct {
 	joinTimeout     time.Duration
 	connectParallel int
 	warmup          int
+	smaps           string      // with --pid: a folder for /proc/PID/smaps at each memory sample
 	tlsShared       *tls.Config // made once by run from --ca / --insecure (tlsConfig)
 
 	// The start-up measurement (startup.go).
@@ -126,6 +127,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.drain, "drain", 10*time.Second, "after the last send, give up waiting once no delivery came for this long")
 	fs.DurationVar(&o.joinTimeout, "join-timeout", 60*time.Second, "bound on one client's connect, login and join")
 	fs.IntVar(&o.connectParallel, "connect-parallel", 16, "clients connecting at once (1-256)")
+	fs.StringVar(&o.smaps, "smaps", "", "with --pid: copy the server's /proc/PID/smaps into this folder at each memory sample (idle.smaps, logged.smaps, joined.smaps), to see which mappings grew")
 	fs.IntVar(&o.warmup, "warmup", 10, "with --pid: clients that join and leave before the idle memory sample, so the baseline holds the code and caches a first client brings in (0-1000)")
 	fs.StringVar(&o.seed, "seed", "", "fill the new chatbox data `dir` with --seed-accounts, --seed-rooms and --seed-messages through the store, and exit")
 	fs.IntVar(&o.seedAccounts, "seed-accounts", 10000, "accounts --seed makes (PREFIX0000 …)")
@@ -217,6 +219,8 @@ func (o *options) check() error {
 		return fmt.Errorf("--connect-parallel %d: want 1 to 256", o.connectParallel)
 	case o.pid < 0:
 		return fmt.Errorf("--pid %d: want a process id", o.pid)
+	case o.smaps != "" && o.pid == 0:
+		return errors.New("--smaps needs --pid (the server whose mappings to copy)")
 	case nx < o.clients && o.irc == "":
 		return fmt.Errorf("%d IRC clients but no --irc address", o.clients-nx)
 	case nx > 0 && o.xmpp == "":
@@ -251,6 +255,11 @@ func (o *options) check() error {
 	if o.pid > 0 {
 		if _, err := os.Stat("/proc/" + strconv.Itoa(o.pid) + "/stat"); err != nil {
 			return fmt.Errorf("--pid %d: %v", o.pid, err)
+		}
+	}
+	if o.smaps != "" {
+		if fi, err := os.Stat(o.smaps); err != nil || !fi.IsDir() {
+			return fmt.Errorf("--smaps %s: want an existing folder", o.smaps)
 		}
 	}
 	var err error

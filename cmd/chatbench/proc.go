@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -207,4 +208,21 @@ func settled(ctx context.Context, pid int) (procSample, error) {
 		}
 	}
 	return s, err
+}
+
+// saveSmaps copies the server's /proc/PID/smaps to NAME.smaps in the
+// --smaps folder, if one was given: the memory samples' mappings, to
+// tell the Go heap from the runtime's own memory, SQLite's and the code.
+func saveSmaps(o options, name string) error {
+	if o.smaps == "" || o.pid <= 0 {
+		return nil
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(o.pid) + "/smaps")
+	if err != nil {
+		return fmt.Errorf("--smaps: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(o.smaps, name+".smaps"), b, 0o644); err != nil {
+		return fmt.Errorf("--smaps: %w", err)
+	}
+	return nil
 }
