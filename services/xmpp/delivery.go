@@ -23,9 +23,9 @@ const maxInbox = 10000
 //     is one conversion per member, and a goroutine started for each
 //     (one per member per message under load) cost more than the
 //     conversion;
-//   - another occupant's arrival in a room waits for the next lazy round
-//     (lazyCoalesce), under a storm of joins one conversion per member a
-//     round;
+//   - another occupant's arrival in a room, or departure, waits for the
+//     next lazy round (lazyCoalesce): under a storm of joins, or of
+//     leaves (a dropped Wi-Fi), one conversion per member a round;
 //   - anything else (it may read the store) starts a drain goroutine of
 //     the session's own.
 //
@@ -47,7 +47,7 @@ type deliveryClass int
 const (
 	classDrain deliveryClass = iota // a drain goroutine (may read the store)
 	classRound                      // a drain round: a room message
-	classLazy                       // the lazy round: another occupant's arrival
+	classLazy                       // the lazy round: another occupant's arrival or departure
 )
 
 // classify says who converts d for a session (remote: a federated room
@@ -56,7 +56,7 @@ func classify(d *chat.Delivery, remote bool) deliveryClass {
 	switch {
 	case remote:
 		return classDrain
-	case d.Kind == chat.DelJoin && !d.Echo && d.Room != "":
+	case (d.Kind == chat.DelJoin || d.Kind == chat.DelLeave) && !d.Echo && d.Room != "":
 		return classLazy
 	case d.Kind == chat.DelMessage && d.Message != nil && d.Message.Room != "":
 		return classRound
@@ -240,7 +240,7 @@ func (ss *session) deliverBatch(batch *chunkq.Queue[*chat.Delivery], lazy bool) 
 	t := ss.srv.core.Tally() // the latency histogram (chat/latency.go)
 	for d := range batch.All() {
 		if !lazy && classify(d, false) == classLazy {
-			ss.mucOccupantJoined(d, false)
+			ss.mucOccupantMoved(d, false)
 			continue
 		}
 		ss.deliverNow(d)
@@ -273,8 +273,8 @@ func (s *Server) shared(d *chat.Delivery) *chat.Delivery {
 
 // deliveryIntern keeps one copy of a fan-out's delivery (a chat.Delivery
 // is over 500 bytes) for all its receivers: the core makes a room
-// message's or a join's deliveries one after the other, alike but for
-// Echo (the sender's own).
+// message's, a join's or a leave's deliveries one after the other,
+// alike but for Echo (the sender's own).
 type deliveryIntern struct {
 	mu          sync.Mutex
 	plain, echo *chat.Delivery
@@ -283,7 +283,7 @@ type deliveryIntern struct {
 // of returns d, or the kept copy of an identical delivery of the same
 // fan-out.
 func (in *deliveryIntern) of(d *chat.Delivery) *chat.Delivery {
-	if d.Shared == nil || (d.Kind != chat.DelMessage && d.Kind != chat.DelJoin) {
+	if d.Shared == nil || (d.Kind != chat.DelMessage && d.Kind != chat.DelJoin && d.Kind != chat.DelLeave) {
 		c := new(chat.Delivery)
 		*c = *d
 		return c
@@ -328,7 +328,7 @@ func (ss *session) deliverNow(d *chat.Delivery) {
 		ss.kick(&streamError{Condition: disconnectCondition(d.Reason), Text: d.Reason})
 	default:
 		for _, h := range ss.srv.features.deliveries[d.Kind] {
-			h(ss, *d)
+			h(ss, d)
 		}
 	}
 }

@@ -174,7 +174,9 @@ func TestInboxLazyDeliveries(t *testing.T) {
 		}{
 			{chat.Delivery{Kind: chat.DelJoin, Room: "r"}, false, classLazy},
 			{chat.Delivery{Kind: chat.DelJoin, Room: "r", Echo: true}, false, classDrain},
-			{chat.Delivery{Kind: chat.DelLeave, Room: "r"}, false, classDrain},
+			{chat.Delivery{Kind: chat.DelLeave, Room: "r"}, false, classLazy},
+			{chat.Delivery{Kind: chat.DelLeave, Room: "r", Echo: true}, false, classDrain},
+			{chat.Delivery{Kind: chat.DelLeave, Room: "r"}, true, classDrain},
 			{chat.Delivery{Kind: chat.DelMessage, Room: "r", Message: &chat.Message{Room: "r"}}, false, classRound},
 			{chat.Delivery{Kind: chat.DelMessage, Room: "r", Message: &chat.Message{Room: "r"}, Echo: true}, false, classRound},
 			{chat.Delivery{Kind: chat.DelMessage, Room: "r", Message: &chat.Message{Room: "r"}}, true, classDrain},

@@ -66,7 +66,7 @@ type features struct {
 	// other servers (s2s_route.go).
 	rosters *rosters
 	// deliveries handle the core's other delivery kinds (rooms).
-	deliveries map[chat.DeliveryKind][]func(ss *session, d chat.Delivery)
+	deliveries map[chat.DeliveryKind][]func(ss *session, d *chat.Delivery) // d is shared: read only
 	// roomIQ answers IQs to a room's bare JID by payload namespace
 	// (XEP-0313 on a room's history).
 	roomIQ map[string]func(ss *session, iq *Element, room string)
@@ -104,7 +104,7 @@ func buildFeatures(s *Server) *features {
 		nonzas:     map[string]func(*conn, *Element){},
 		domains:    map[string]func(*session, *Element){},
 		roomIQ:     map[string]func(*session, *Element, string){},
-		deliveries: map[chat.DeliveryKind][]func(*session, chat.Delivery){},
+		deliveries: map[chat.DeliveryKind][]func(*session, *chat.Delivery){},
 	}
 	for _, register := range []func(*features, *Server){
 		registerPing,

@@ -44,9 +44,10 @@ type mucBench struct {
 	clients []*mucBenchClient
 	mem0    int64 // liveBytes before the clients connected
 	// bodies counts body markers received by all clients; subjects the
-	// subjects (one per join); kick wakes waiters.
-	bodies, subjects atomic.Int64
-	kick             chan struct{}
+	// subjects (one per join); leaves the unavailable presences; kick
+	// wakes waiters.
+	bodies, subjects, leaves atomic.Int64
+	kick                     chan struct{}
 }
 
 type mucBenchClient struct {
@@ -184,7 +185,7 @@ func (m *mucBench) login(tb testing.TB, addr, name string, useTLS bool) *mucBenc
 
 // read counts the markers in what c receives until the connection ends.
 func (m *mucBench) read(c *mucBenchClient) {
-	body, subject := []byte("bm!"), []byte("<subject")
+	body, subject, leave := []byte("bm!"), []byte("<subject"), []byte("unavailable")
 	buf := make([]byte, 4<<10)
 	keep := 0
 	for {
@@ -194,18 +195,22 @@ func (m *mucBench) read(c *mucBenchClient) {
 			// Matches wholly inside the kept tail were counted before.
 			b := bytes.Count(data, body) - bytes.Count(data[:keep], body)
 			s := bytes.Count(data, subject) - bytes.Count(data[:keep], subject)
+			l := bytes.Count(data, leave) - bytes.Count(data[:keep], leave)
+			if l > 0 {
+				m.leaves.Add(int64(l))
+			}
 			if b > 0 {
 				m.bodies.Add(int64(b))
 			}
 			if s > 0 {
 				m.subjects.Add(int64(s))
 			}
-			if b+s > 0 {
+			if b+s+l > 0 {
 				m.wake()
 			}
 			// Keep a tail shorter than the longest marker, for one split
 			// across reads.
-			keep = min(len(data), len(subject)-1)
+			keep = min(len(data), len(leave)-1)
 			copy(buf, data[len(data)-keep:])
 		}
 		if err != nil {
@@ -255,6 +260,45 @@ func BenchmarkMUCJoin(b *testing.B) {
 	}
 	b.ReportMetric(float64(time.Since(start).Milliseconds())/float64(b.N), "ms/join-all")
 	b.ReportMetric(float64(cpuTime()-cpu0)/1e6/float64(b.N), "cpu-ms/join-all")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkMUCLeave measures N clients leaving one room at once (as
+// when a box's Wi-Fi drops): each leave goes to everyone still there, N
+// (N+1)/2 presences in all; ms/leave-all is the wall time until the last
+// is read. The joins before each iteration are not timed.
+func BenchmarkMUCLeave(b *testing.B) {
+	n := mucBenchN()
+	m := newMUCBench(b, n)
+	b.ReportAllocs()
+	var wall, cpu time.Duration
+	for i := range b.N {
+		b.StopTimer()
+		room := "leave" + strconv.Itoa(i)
+		m.joinAll(b, room)
+		want := m.leaves.Load() + int64(n)*int64(n+1)/2
+		b.StartTimer()
+		start, cpu0 := time.Now(), cpuTime()
+		work := make(chan *mucBenchClient)
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				for c := range work {
+					c.send(`<presence type="unavailable" to="` + room + `@rooms.` + boxDomain + `/` + c.name + `"/>`)
+				}
+			})
+		}
+		for _, c := range m.clients {
+			work <- c
+		}
+		close(work)
+		wg.Wait()
+		m.wait(b, "leaves", 10*time.Minute, func() bool { return m.leaves.Load() >= want })
+		wall += time.Since(start)
+		cpu += time.Duration(cpuTime() - cpu0)
+	}
+	b.ReportMetric(float64(wall.Milliseconds())/float64(b.N), "ms/leave-all")
+	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/leave-all")
 	b.ReportMetric(0, "ns/op")
 }
 

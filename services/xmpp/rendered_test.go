@@ -115,6 +115,22 @@ func TestDeliveryIntern(t *testing.T) {
 	if x, y := in.of(&solo), in.of(&solo); x == y {
 		t.Fatal("deliveries without a fan-out shared")
 	}
+	// A leave goes to everyone still in the room: a thousand clients
+	// dropping at once are a million deliveries, one copy per leave.
+	leave := chat.Delivery{Kind: chat.DelLeave, Room: "general", Occupant: chat.Occupant{Nick: "bob", Account: "bob"},
+		Reason: "gone", Shared: &chat.Rendered{}}
+	if x, y := in.of(&leave), in.of(&leave); x != y || x.Reason != "gone" || x.Kind != chat.DelLeave {
+		t.Fatal("one leave's deliveries not shared")
+	}
+	next := leave
+	next.Occupant.Nick, next.Shared = "carol", &chat.Rendered{}
+	if x := in.of(&next); x.Occupant.Nick != "carol" {
+		t.Fatal("the next leave got the last one's delivery")
+	}
+	pres := chat.Delivery{Kind: chat.DelPresence, Shared: &chat.Rendered{}}
+	if x, y := in.of(&pres), in.of(&pres); x == y {
+		t.Fatal("a presence change was shared (it is not a room's fan-out)")
+	}
 }
 
 // TestRoomPresenceRebuilds: an occupant's cached presence keeps only its

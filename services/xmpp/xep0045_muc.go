@@ -318,16 +318,21 @@ func orRole(r chat.Role) chat.Role {
 	return r
 }
 
-// mucOccupantJoined sends ss another occupant's arrival in a room ss is
-// in (lazy: as sendPrepared).
-func (ss *session) mucOccupantJoined(d *chat.Delivery, lazy bool) {
+// mucOccupantMoved sends ss another occupant's arrival in a room ss is
+// in, or departure (lazy: as sendPrepared).
+func (ss *session) mucOccupantMoved(d *chat.Delivery, lazy bool) {
 	st := ss.muc()
 	st.mu.Lock()
 	r := st.room(d.Room)
 	st.mu.Unlock()
-	if r != nil {
-		ss.sendOccupantJoined(d, lazy)
+	if r == nil {
+		return
 	}
+	if d.Kind == chat.DelLeave {
+		ss.sendOccupantLeft(d, lazy)
+		return
+	}
+	ss.sendOccupantJoined(d, lazy)
 }
 
 func (ss *session) sendOccupantJoined(d *chat.Delivery, lazy bool) {
@@ -336,8 +341,26 @@ func (ss *session) sendOccupantJoined(d *chat.Delivery, lazy bool) {
 	ss.sendPrepared(lazy, p)
 }
 
+// leavePresence is the unavailable presence of d's occupant, who left.
+func (ss *session) leavePresence(d *chat.Delivery) *Element {
+	p := ss.srv.occupantPresence(d.Room, d.Occupant, ss.full)
+	p.Set("type", "unavailable")
+	if d.Reason != "" {
+		p.Add(El(nsClient, "status").Add(d.Reason))
+	}
+	return p
+}
+
+func (ss *session) sendOccupantLeft(d *chat.Delivery, lazy bool) {
+	// The same presence for every other member: rendered once per leave
+	// (when a thousand clients drop at once, a thousand renders, not a
+	// million).
+	p := rendered(d.Shared, "xmpp-leave", func() *Element { return ss.leavePresence(d) })
+	ss.sendPrepared(lazy, p)
+}
+
 // mucDelivery turns the core's room events into MUC stanzas.
-func (ss *session) mucDelivery(d chat.Delivery) {
+func (ss *session) mucDelivery(d *chat.Delivery) {
 	s := ss.srv
 	st := ss.muc()
 	st.mu.Lock()
@@ -350,28 +373,17 @@ func (ss *session) mucDelivery(d chat.Delivery) {
 			return
 		}
 		if r != nil {
-			ss.sendOccupantJoined(&d, true)
+			ss.sendOccupantJoined(d, true)
 		}
 	case chat.DelLeave:
 		if r == nil {
 			return
 		}
-		leave := func() *Element {
-			p := s.occupantPresence(d.Room, d.Occupant, ss.full)
-			p.Set("type", "unavailable")
-			if d.Reason != "" {
-				p.Add(El(nsClient, "status").Add(d.Reason))
-			}
-			return p
-		}
 		if !d.Echo {
-			// The same presence for every other member: rendered once
-			// per leave (when a thousand clients drop at once, a
-			// thousand renders, not a million).
-			ss.sendPrepared(false, rendered(d.Shared, "xmpp-leave", leave))
+			ss.sendOccupantLeft(d, true) // a lazy round's (classify)
 			return
 		}
-		p := leave()
+		p := ss.leavePresence(d)
 		st.mu.Lock()
 		st.dropRoom(d.Room)
 		st.mu.Unlock()
@@ -498,7 +510,7 @@ func (ss *session) mucDelivery(d chat.Delivery) {
 			El(nsMUCUser, "status", "code", "110")))
 		ss.send(p)
 	case chat.DelInvite:
-		ss.send(s.inviteMessage(d, ss.full))
+		ss.send(s.inviteMessage(*d, ss.full))
 	}
 }
 
@@ -508,7 +520,7 @@ func mucStatus(p *Element, code string) {
 
 // mucJoined sends the joiner the room (XEP-0045 §7.2.3): the others'
 // presence, its own with status codes, the history, then the subject.
-func (ss *session) mucJoined(d chat.Delivery) {
+func (ss *session) mucJoined(d *chat.Delivery) {
 	s := ss.srv
 	st := ss.muc()
 	st.mu.Lock()

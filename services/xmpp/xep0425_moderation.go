@@ -30,7 +30,7 @@ func registerModeration(f *features, s *Server) {
 }
 
 // mucRetraction tells an occupant that a room message was wiped.
-func (ss *session) mucRetraction(d chat.Delivery) {
+func (ss *session) mucRetraction(d *chat.Delivery) {
 	if d.Message == nil || d.Room == "" {
 		return
 	}
