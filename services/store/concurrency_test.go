@@ -2,12 +2,15 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"chatbox/services/chat"
 )
@@ -386,5 +389,54 @@ func TestSnapshotDuringAppends(t *testing.T) {
 	}
 	if card, err := c.VCard(ctx, "bob"); err != nil || string(card) != "card" {
 		t.Errorf("snapshot vCard: %q, %v", card, err)
+	}
+}
+
+// TestIdleConnectionsClose: the readers' connections a burst opened are
+// closed once idle (idleConnTime, shortened here); the group-commit
+// writer keeps its own, and the store still answers afterwards.
+func TestIdleConnectionsClose(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "chat.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// A burst: three readers at once, each on a connection of its own.
+	var txs []*sql.Tx
+	for range 3 {
+		tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		txs = append(txs, tx)
+	}
+	for _, tx := range txs {
+		tx.Rollback()
+	}
+	if open := s.db.Stats().OpenConnections; open < 4 {
+		t.Fatalf("after the burst: %d connections open, want the writer's and 3 readers'", open)
+	}
+	// Open set the idle time (database/sql keeps it unexported).
+	if f := reflect.ValueOf(s.db).Elem().FieldByName("maxIdleTime"); !f.IsValid() || time.Duration(f.Int()) != idleConnTime {
+		t.Fatalf("the pool's idle time is not idleConnTime (%v)", idleConnTime)
+	}
+	s.db.SetConnMaxIdleTime(20 * time.Millisecond)
+	deadline := time.Now().Add(10 * time.Second) // the pool's cleaner runs once a second
+	for s.db.Stats().OpenConnections > 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("idle readers' connections not closed: %+v", s.db.Stats())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st := s.db.Stats(); st.MaxIdleTimeClosed < 3 {
+		t.Fatalf("closed for idleness: %d, want 3", st.MaxIdleTimeClosed)
+	}
+	if err := s.AppendMessage(ctx, &chat.Message{ID: "after-idle", Room: "r", From: "alice", Body: "still here", Time: time.Now()}, nil); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -54,6 +54,14 @@ const (
 	maxConns = 5
 	// pageSize is the page size of a new database.
 	pageSize = 1024
+	// idleConnTime is how long a reader's connection may wait unused
+	// before the pool closes it. A burst of logins (everyone reconnecting
+	// after a restart) opens every connection the pool allows, and each
+	// is a SQLite instance of its own (0.3 MB at first, up to its 2 MB
+	// page cache): a minute after the burst the box gives them back. The
+	// pool hands out the most recently used connection first, so a
+	// steady trickle keeps one warm.
+	idleConnTime = time.Minute
 )
 
 // Store is a chat.Store kept in one SQLite database file. It is safe for
@@ -106,6 +114,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	}
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
+	db.SetConnMaxIdleTime(idleConnTime)
 
 	s := &Store{
 		path:       abs,
