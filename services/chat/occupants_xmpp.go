@@ -102,14 +102,14 @@ func (c *Core) AffiliationIn(room, account string) (Affiliation, Role) {
 	return r.affiliation(account), r.defaultRole(account, false)
 }
 
-// AccountPresences returns the aggregated presence of each account, in
-// order, under one lock (a join shows every occupant's).
-func (c *Core) AccountPresences(accounts []string) []Presence {
-	out := make([]Presence, len(accounts))
+// AccountPresences appends to dst the aggregated presence of each
+// occupant's account, in order, under one lock (a join shows every
+// occupant's), and returns it.
+func (c *Core) AccountPresences(dst []Presence, occupants []Occupant) []Presence {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i, a := range accounts {
-		out[i] = c.accountPresence(Fold(a))
+	for i := range occupants {
+		dst = append(dst, c.accountPresence(Fold(occupants[i].Account)))
 	}
-	return out
+	return dst
 }

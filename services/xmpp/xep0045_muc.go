@@ -518,6 +518,15 @@ func mucStatus(p *Element, code string) {
 	p.Child(nsMUCUser, "x").Add(El(nsMUCUser, "status", "code", code))
 }
 
+// joinScratch is what mucJoined needs for a moment per joiner: a
+// thousand joins into one room made half a million entries of each.
+type joinScratch struct {
+	pres  []chat.Presence
+	burst []*prepared
+}
+
+var joinScratchPool = sync.Pool{New: func() any { return new(joinScratch) }}
+
 // mucJoined sends the joiner the room (XEP-0045 §7.2.3): the others'
 // presence, its own with status codes, the history, then the subject.
 func (ss *session) mucJoined(d *chat.Delivery) {
@@ -532,20 +541,25 @@ func (ss *session) mucJoined(d *chat.Delivery) {
 	st.setRoom(r)
 	st.mu.Unlock()
 	// The others' presence: one look-up of their accounts' presence, and
-	// each stanza rendered once for every joiner (roomPresence).
-	accounts := make([]string, len(d.Occupants))
-	for i, o := range d.Occupants {
-		accounts[i] = o.Account
+	// each stanza rendered once for every joiner (roomPresence). The
+	// slices are lent: nothing keeps them once the burst is queued.
+	sc := joinScratchPool.Get().(*joinScratch)
+	if n := len(d.Occupants); cap(sc.pres) < n {
+		sc.pres, sc.burst = make([]chat.Presence, 0, roomy(n)), make([]*prepared, 0, roomy(n))
 	}
-	pres := s.core.AccountPresences(accounts)
-	burst := make([]*prepared, 0, len(d.Occupants))
+	sc.pres = s.core.AccountPresences(sc.pres[:0], d.Occupants)
+	burst := sc.burst[:0]
 	for i, o := range d.Occupants {
 		if o.Nick == d.Occupant.Nick { // the joiner: the core's nick, as it is in the list
 			continue
 		}
-		burst = append(burst, s.roomPresence(d.Room, o, pres[i]))
+		burst = append(burst, s.roomPresence(d.Room, o, sc.pres[i]))
 	}
 	ss.sendBurst(burst...)
+	clear(sc.pres)
+	clear(burst)
+	sc.burst = burst[:0]
+	joinScratchPool.Put(sc)
 	codes := []string{"100", "110", "170"}
 	if j.created {
 		codes = append(codes, "201")
