@@ -415,46 +415,25 @@ func (s *Session) Close(reason string) {
 	}
 	s.closed = true
 	var gone, emptied []string
-	notify := map[uint64]*Session{}
+	var goneStates []*roomState // gone's rooms, while they have occupants
 	for _, rn := range s.rooms {
 		room := rn.room
 		r := c.rooms[room]
 		if r == nil {
 			continue
 		}
-		occ, left := r.removeSession(s)
-		if !left {
+		if _, left := r.removeSession(s); !left {
 			continue
 		}
 		gone = append(gone, room)
 		if c.forgetIfEmptyLocked(r) {
 			emptied = append(emptied, room)
+		} else {
+			goneStates = append(goneStates, r)
 		}
-		for _, o := range r.occupants {
-			for _, os := range o.sessions {
-				notify[os.id] = os
-			}
-		}
-		_ = occ
 	}
-	quitOcc := Occupant{Nick: s.info.Resource, Account: s.info.Account}
-	shared := &Rendered{}
-	for _, os := range notify {
-		var rooms, accountGone []string
-		for _, room := range gone {
-			if _, in := os.rooms.nick(room); in {
-				rooms = append(rooms, room)
-				if r := c.rooms[room]; r == nil || !r.hasAccount(s.info.Account) {
-					accountGone = append(accountGone, room)
-				}
-			}
-		}
-		if len(rooms) > 0 {
-			occ := quitOcc
-			occ.Nick, _ = s.rooms.nick(rooms[0])
-			os.sink.Deliver(Delivery{Kind: DelQuit, Rooms: rooms, Occupant: occ, Reason: reason, From: s.ref(),
-				GoneRooms: accountGone, SharesRoom: c.sharesRoomLocked(os, s.info.Account), Shared: shared})
-		}
+	if len(gone) > 0 {
+		c.deliverQuitLocked(s, reason, gone, goneStates)
 	}
 	if s.presence.Show != ShowOffline {
 		s.presence = Presence{Show: ShowOffline, Status: reason}
@@ -481,6 +460,62 @@ func (s *Session) Close(reason string) {
 		cancel()
 	}
 	c.publish(Event{Type: EventSessionClosed, Account: s.info.Account, Door: s.info.Door, Addr: s.info.Addr})
+}
+
+// deliverQuitLocked tells everyone still in the rooms s left by closing
+// (gone; goneStates those not emptied) that it quit: one DelQuit per
+// receiver, naming the rooms it shares with s; c.mu held. A room's
+// members are walked from its session list, and a receiver in all of
+// gone (always, when s was in one room) gets slices shared by all: a
+// thousand IRC clients dropping out of a room are a million deliveries,
+// which had each made a map entry and two slices.
+func (c *Core) deliverQuitLocked(s *Session, reason string, gone []string, goneStates []*roomState) {
+	account := s.info.Account
+	var accountGone []string // of gone, the rooms no session of the account is left in
+	for _, room := range gone {
+		if r := c.rooms[room]; r == nil || !r.hasAccount(account) {
+			accountGone = append(accountGone, room)
+		}
+	}
+	occ := Occupant{Nick: s.info.Resource, Account: account}
+	occ.Nick, _ = s.rooms.nick(gone[0])
+	if occ.Nick == "" {
+		occ.Nick = s.info.Resource
+	}
+	shared := &Rendered{}
+	quit := func(os *Session, rooms, accountGone []string) {
+		d := Delivery{Kind: DelQuit, Rooms: rooms, Occupant: occ, Reason: reason, From: s.ref(),
+			GoneRooms: accountGone, SharesRoom: c.sharesRoomLocked(os, account), Shared: shared}
+		if len(rooms) > 0 && rooms[0] != gone[0] {
+			d.Occupant.Nick, _ = s.rooms.nick(rooms[0])
+		}
+		os.sink.Deliver(d)
+	}
+	if len(goneStates) == 1 && len(gone) == 1 {
+		goneStates[0].each(func(os *Session) { quit(os, gone, accountGone) })
+		return
+	}
+	seen := map[uint64]bool{}
+	for _, r := range goneStates {
+		r.each(func(os *Session) {
+			if seen[os.id] {
+				return
+			}
+			seen[os.id] = true
+			var rooms, goneHere []string
+			for _, room := range gone {
+				if _, in := os.rooms.nick(room); in {
+					rooms = append(rooms, room)
+					if slices.Contains(accountGone, room) {
+						goneHere = append(goneHere, room)
+					}
+				}
+			}
+			if len(rooms) > 0 {
+				quit(os, rooms, goneHere)
+			}
+		})
+	}
 }
 
 // Sessions returns references to every open session of account.

@@ -116,3 +116,68 @@ func TestAccountLevelOccupancy(t *testing.T) {
 		t.Fatalf("role of alice: %+v, want Before participant, now moderator", roles)
 	}
 }
+
+// TestQuitNamesSharedRooms: a session that closes in several rooms sends
+// each member one quit naming the rooms it shares with the quitter, in
+// the quitter's order, and those the quitter's account is gone from; in
+// one room, every member gets the same rooms.
+func TestQuitNamesSharedRooms(t *testing.T) {
+	f := newFixture(t, nil)
+	f.account("alice", "bob", "carol", "dave")
+	alice, _ := f.open("alice", "irc")
+	alice2, _ := f.open("alice", "xmpp")
+	bob, brec := f.open("bob", "irc")     // in a and b
+	carol, crec := f.open("carol", "irc") // in c
+	dave, drec := f.open("dave", "xmpp")  // in a, b and c
+	join := func(s *chat.Session, room, nick string) {
+		t.Helper()
+		if _, err := f.core.Join(f.ctx, s, room, nick, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, room := range []string{"a", "b", "c"} {
+		join(alice, room, "alice")
+		join(dave, room, "dave")
+	}
+	join(alice2, "b", "alice2") // alice's account stays in b
+	join(bob, "a", "bob")
+	join(bob, "b", "bob")
+	join(carol, "c", "carol")
+	brec.take()
+	crec.take()
+	drec.take()
+
+	alice.Close("bye")
+	for _, c := range []struct {
+		who       string
+		got       []chat.Delivery
+		rooms     []string
+		goneRooms []string
+		shares    bool // a room with alice's account (alice2's b)
+	}{
+		{"bob", brec.take(), []string{"a", "b"}, []string{"a"}, true},
+		{"carol", crec.take(), []string{"c"}, []string{"c"}, false},
+		{"dave", drec.take(), []string{"a", "b", "c"}, []string{"a", "c"}, true},
+	} {
+		q := only(c.got, chat.DelQuit)
+		if len(q) != 1 || !slices.Equal(q[0].Rooms, c.rooms) || !slices.Equal(q[0].GoneRooms, c.goneRooms) ||
+			q[0].Occupant.Nick != "alice" || q[0].Reason != "bye" || q[0].SharesRoom != c.shares {
+			t.Fatalf("%s: quits %+v, want one for rooms %v, gone from %v", c.who, q, c.rooms, c.goneRooms)
+		}
+	}
+
+	// One room: every member gets the same.
+	join(bob, "c", "bob")
+	brec.take()
+	crec.take()
+	drec.take()
+	alice2.Close("later")
+	if q := only(crec.take(), chat.DelQuit); len(q) != 0 {
+		t.Fatalf("carol shares no room with alice2: %+v", q)
+	}
+	qb, qd := only(brec.take(), chat.DelQuit), only(drec.take(), chat.DelQuit)
+	if len(qb) != 1 || len(qd) != 1 || !slices.Equal(qb[0].Rooms, []string{"b"}) || !slices.Equal(qd[0].Rooms, []string{"b"}) ||
+		!slices.Equal(qb[0].GoneRooms, []string{"b"}) || qb[0].Occupant.Nick != "alice2" || qb[0].Shared != qd[0].Shared || qb[0].SharesRoom {
+		t.Fatalf("alice2's quit: bob %+v, dave %+v", qb, qd)
+	}
+}

@@ -23,7 +23,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -293,4 +295,90 @@ func BenchmarkRoomFanout(b *testing.B) {
 	b.ReportMetric(float64(want)/elapsed.Seconds(), "deliveries/s")
 	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(want), "ns/delivery")
 	b.ReportMetric(float64(msgs)/elapsed.Seconds(), "msgs/s")
+}
+
+// BenchmarkRoomQuit measures N IRC members of a room (N: BENCH_IRC_N,
+// default 200) seeing N others quit at once (as when a box's Wi-Fi
+// drops): the quitters are the core's sessions, with a sink that drops
+// what it gets, whose closing makes the core's DelQuit to every member
+// left, N² QUIT lines in all; ms/quit-all is the wall time until the
+// last is read. The quitters' joins are not timed.
+func BenchmarkRoomQuit(b *testing.B) {
+	n := 200
+	if v, err := strconv.Atoi(os.Getenv("BENCH_IRC_N")); err == nil && v > 0 {
+		n = v
+	}
+	d, addr := benchDoor(b, 2*n)
+	ctx := context.Background()
+	var got atomic.Int64
+	kick := make(chan struct{}, 1)
+	var readers sync.WaitGroup
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, nc := range conns {
+			nc.Close()
+		}
+		readers.Wait()
+		benchWaitConns(b, d)
+	}()
+	marker := []byte(" QUIT ")
+	for i := range n {
+		nc, br, err := benchJoin(addr, benchAccount(i), "")
+		if err != nil {
+			b.Fatalf("member %d: %v", i, err)
+		}
+		conns = append(conns, nc)
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				line, err := br.ReadSlice('\n')
+				if err != nil && err != bufio.ErrBufferFull {
+					return
+				}
+				if bytes.Contains(line, marker) {
+					got.Add(1)
+					select {
+					case kick <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	b.ReportAllocs()
+	var wall time.Duration
+	quitters := make([]*chat.Session, n)
+	for i := range b.N {
+		b.StopTimer()
+		want := got.Load() + int64(n)*int64(n)
+		for k := range quitters {
+			account := benchAccount(n + k)
+			s, err := d.core.Open(ctx, chat.SessionInfo{Account: account, Door: "irc", Resource: fmt.Sprintf("q%d_%d", i, k)},
+				chat.SinkFunc(func(chat.Delivery) {}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := d.core.Join(ctx, s, fuzzRoom, fmt.Sprintf("q%d_%d", i, k), ""); err != nil {
+				b.Fatal(err)
+			}
+			quitters[k] = s
+		}
+		b.StartTimer()
+		start := time.Now()
+		for _, s := range quitters {
+			s.Close("bye")
+		}
+		deadline := time.After(benchDeadline)
+		for got.Load() < want {
+			select {
+			case <-kick:
+			case <-deadline:
+				b.Fatalf("only %d of %d quits within %s", got.Load()-want+int64(n)*int64(n), int64(n)*int64(n), benchDeadline)
+			}
+		}
+		wall += time.Since(start)
+	}
+	b.ReportMetric(float64(wall.Milliseconds())/float64(b.N), "ms/quit-all")
+	b.ReportMetric(0, "ns/op")
 }

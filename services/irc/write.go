@@ -16,6 +16,7 @@ package irc
 import (
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -196,6 +197,16 @@ func (c *conn) Deliver(d chat.Delivery) {
 			shared := d.Shared.Value("irc-delivery", func() any { return heapCopy(&d) }).(*chat.Delivery)
 			c.enqueue(outItem{d: shared}, size, lazy)
 			return
+		case chat.DelQuit:
+			// The same but for the rooms each receiver shares with the
+			// quitter: the first receiver's copy serves those it names
+			// the same rooms to (all of them, when the quitter was in
+			// one room).
+			shared := d.Shared.Value("irc-delivery", func() any { return heapCopy(&d) }).(*chat.Delivery)
+			if shared.SharesRoom == d.SharesRoom && slices.Equal(shared.Rooms, d.Rooms) && slices.Equal(shared.GoneRooms, d.GoneRooms) {
+				c.enqueue(outItem{d: shared}, size, lazy)
+				return
+			}
 		}
 	}
 	c.enqueue(outItem{d: heapCopy(&d)}, size, lazy)

@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"slices"
 	"sync"
 
 	"chatbox/internal/chunkq"
@@ -23,9 +24,10 @@ const maxInbox = 10000
 //     is one conversion per member, and a goroutine started for each
 //     (one per member per message under load) cost more than the
 //     conversion;
-//   - another occupant's arrival in a room, or departure, waits for the
-//     next lazy round (lazyCoalesce): under a storm of joins, or of
-//     leaves (a dropped Wi-Fi), one conversion per member a round;
+//   - another occupant's arrival in a room, or departure (a leave, an
+//     IRC member's quit), waits for the next lazy round (lazyCoalesce):
+//     under a storm of joins, or of leaves (a dropped Wi-Fi), one
+//     conversion per member a round;
 //   - anything else (it may read the store) starts a drain goroutine of
 //     the session's own.
 //
@@ -57,6 +59,8 @@ func classify(d *chat.Delivery, remote bool) deliveryClass {
 	case remote:
 		return classDrain
 	case (d.Kind == chat.DelJoin || d.Kind == chat.DelLeave) && !d.Echo && d.Room != "":
+		return classLazy
+	case d.Kind == chat.DelQuit && len(d.Rooms) > 0:
 		return classLazy
 	case d.Kind == chat.DelMessage && d.Message != nil && d.Message.Room != "":
 		return classRound
@@ -273,8 +277,9 @@ func (s *Server) shared(d *chat.Delivery) *chat.Delivery {
 
 // deliveryIntern keeps one copy of a fan-out's delivery (a chat.Delivery
 // is over 500 bytes) for all its receivers: the core makes a room
-// message's, a join's or a leave's deliveries one after the other,
-// alike but for Echo (the sender's own).
+// message's, a join's, a leave's or a quit's deliveries one after the
+// other, alike but for Echo (the sender's own) and, for a quit, the
+// rooms each receiver shares with the quitter.
 type deliveryIntern struct {
 	mu          sync.Mutex
 	plain, echo *chat.Delivery
@@ -283,7 +288,7 @@ type deliveryIntern struct {
 // of returns d, or the kept copy of an identical delivery of the same
 // fan-out.
 func (in *deliveryIntern) of(d *chat.Delivery) *chat.Delivery {
-	if d.Shared == nil || (d.Kind != chat.DelMessage && d.Kind != chat.DelJoin && d.Kind != chat.DelLeave) {
+	if d.Shared == nil || (d.Kind != chat.DelMessage && d.Kind != chat.DelJoin && d.Kind != chat.DelLeave && d.Kind != chat.DelQuit) {
 		c := new(chat.Delivery)
 		*c = *d
 		return c
@@ -295,7 +300,9 @@ func (in *deliveryIntern) of(d *chat.Delivery) *chat.Delivery {
 		slot = &in.echo
 	}
 	if k := *slot; k != nil && k.Shared == d.Shared && k.Kind == d.Kind && k.Message == d.Message &&
-		k.Room == d.Room && k.From == d.From && k.Occupant.Nick == d.Occupant.Nick && k.Occupant.Account == d.Occupant.Account {
+		k.Room == d.Room && k.From == d.From && k.Occupant.Nick == d.Occupant.Nick && k.Occupant.Account == d.Occupant.Account &&
+		// A quit names the rooms each receiver shares with the quitter.
+		k.SharesRoom == d.SharesRoom && slices.Equal(k.Rooms, d.Rooms) && slices.Equal(k.GoneRooms, d.GoneRooms) {
 		return k
 	}
 	c := new(chat.Delivery)

@@ -302,6 +302,54 @@ func BenchmarkMUCLeave(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
+// BenchmarkMUCQuit measures N IRC members quitting a mixed room at once
+// (their sessions close: the core's DelQuit) while N XMPP members stay:
+// N² unavailable presences to the XMPP clients; ms/quit-all is the wall
+// time until the last is read. The IRC sessions are the core's, with a
+// sink that drops what it gets; their joins are not timed.
+func BenchmarkMUCQuit(b *testing.B) {
+	n := mucBenchN()
+	m := newMUCBench(b, n)
+	ctx := context.Background()
+	m.joinAll(b, "mixed")
+	ircs := make([]*chat.Session, n)
+	for i := range ircs {
+		name := fmt.Sprintf("i%04d", i)
+		if err := m.core.CreateAccount(ctx, name, password(name), false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	var wall, cpu time.Duration
+	for i := range b.N {
+		b.StopTimer()
+		want := m.leaves.Load() + int64(n)*int64(n)
+		for k := range ircs {
+			name := fmt.Sprintf("i%04d", k)
+			s, err := m.core.Open(ctx, chat.SessionInfo{Account: name, Door: "irc", Resource: name + "x" + strconv.Itoa(i)},
+				chat.SinkFunc(func(chat.Delivery) {}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := m.core.Join(ctx, s, "mixed", name, ""); err != nil {
+				b.Fatal(err)
+			}
+			ircs[k] = s
+		}
+		b.StartTimer()
+		start, cpu0 := time.Now(), cpuTime()
+		for _, s := range ircs {
+			s.Close("Quit: bye")
+		}
+		m.wait(b, "quits", 10*time.Minute, func() bool { return m.leaves.Load() >= want })
+		wall += time.Since(start)
+		cpu += time.Duration(cpuTime() - cpu0)
+	}
+	b.ReportMetric(float64(wall.Milliseconds())/float64(b.N), "ms/quit-all")
+	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/quit-all")
+	b.ReportMetric(0, "ns/op")
+}
+
 // BenchmarkMUCFanout measures room messages to N members: 10 senders
 // write back to back; an iteration is one message delivered to all N.
 func BenchmarkMUCFanout(b *testing.B) {

@@ -127,6 +127,18 @@ func TestDeliveryIntern(t *testing.T) {
 	if x := in.of(&next); x.Occupant.Nick != "carol" {
 		t.Fatal("the next leave got the last one's delivery")
 	}
+	// A quit: shared by the receivers it names the same rooms to.
+	quit := chat.Delivery{Kind: chat.DelQuit, Rooms: []string{"general"}, GoneRooms: []string{"general"},
+		Occupant: chat.Occupant{Nick: "dave", Account: "dave"}, Shared: &chat.Rendered{}}
+	q1 := in.of(&quit)
+	if q2 := in.of(&quit); q2 != q1 {
+		t.Fatal("one quit's deliveries naming the same rooms not shared")
+	}
+	other := quit
+	other.Rooms = []string{"general", "lobby"}
+	if q3 := in.of(&other); q3 == q1 || len(q3.Rooms) != 2 {
+		t.Fatal("a quit naming other rooms got another receiver's delivery")
+	}
 	pres := chat.Delivery{Kind: chat.DelPresence, Shared: &chat.Rendered{}}
 	if x, y := in.of(&pres), in.of(&pres); x == y {
 		t.Fatal("a presence change was shared (it is not a room's fan-out)")

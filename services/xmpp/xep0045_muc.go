@@ -319,8 +319,12 @@ func orRole(r chat.Role) chat.Role {
 }
 
 // mucOccupantMoved sends ss another occupant's arrival in a room ss is
-// in, or departure (lazy: as sendPrepared).
+// in, or departure, or an IRC member's quit (lazy: as sendPrepared).
 func (ss *session) mucOccupantMoved(d *chat.Delivery, lazy bool) {
+	if d.Kind == chat.DelQuit {
+		ss.sendOccupantQuit(d, lazy)
+		return
+	}
 	st := ss.muc()
 	st.mu.Lock()
 	r := st.room(d.Room)
@@ -333,6 +337,36 @@ func (ss *session) mucOccupantMoved(d *chat.Delivery, lazy bool) {
 		return
 	}
 	ss.sendOccupantJoined(d, lazy)
+}
+
+// sendOccupantQuit sends ss an IRC member's quit in each of d's rooms
+// ss is in. The core names the quitter's nick (an XMPP session leaves
+// each room before it closes, so a quitter here is an IRC one, whose
+// nick is one in every room); its entry in the rooms is gone: the
+// affiliation is the room's. The presence is the same for every
+// receiver: rendered once per room.
+func (ss *session) sendOccupantQuit(d *chat.Delivery, lazy bool) {
+	s := ss.srv
+	st := ss.muc()
+	for _, room := range d.Rooms {
+		st.mu.Lock()
+		in := st.room(room) != nil
+		st.mu.Unlock()
+		if !in {
+			continue
+		}
+		p := rendered(d.Shared, "xmpp-quit:"+room, func() *Element {
+			o := chat.Occupant{Nick: d.Occupant.Nick, Account: d.Occupant.Account}
+			o.Affiliation, o.Role = s.core.AffiliationIn(room, o.Account)
+			p := s.occupantPresence(room, o, ss.full)
+			p.Set("type", "unavailable")
+			if d.Reason != "" {
+				p.Add(El(nsClient, "status").Add(d.Reason))
+			}
+			return p
+		})
+		ss.sendPrepared(lazy, p)
+	}
 }
 
 func (ss *session) sendOccupantJoined(d *chat.Delivery, lazy bool) {
@@ -472,26 +506,7 @@ func (ss *session) mucDelivery(d *chat.Delivery) {
 		ss.send(El(nsClient, "message", "from", s.roomJID(d.Room), "to", ss.full, "type", "groupchat", "id", randomID()).Add(
 			El(nsMUCUser, "x").Add(El(nsMUCUser, "status", "code", "104"))))
 	case chat.DelQuit:
-		// The core names the quitter's nick (an XMPP session leaves
-		// each room before it closes, so a quitter here is an IRC one,
-		// whose nick is one in every room); its entry in the rooms is
-		// gone: the affiliation is the room's.
-		for _, room := range d.Rooms {
-			st.mu.Lock()
-			in := st.room(room) != nil
-			st.mu.Unlock()
-			if !in {
-				continue
-			}
-			o := chat.Occupant{Nick: d.Occupant.Nick, Account: d.Occupant.Account}
-			o.Affiliation, o.Role = s.core.AffiliationIn(room, o.Account)
-			p := s.occupantPresence(room, o, ss.full)
-			p.Set("type", "unavailable")
-			if d.Reason != "" {
-				p.Add(El(nsClient, "status").Add(d.Reason))
-			}
-			ss.send(p)
-		}
+		ss.sendOccupantQuit(d, true) // a lazy round's (classify)
 	case chat.DelRoomDestroy:
 		if r == nil {
 			return
