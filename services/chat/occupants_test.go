@@ -181,3 +181,47 @@ func TestQuitNamesSharedRooms(t *testing.T) {
 		t.Fatalf("alice2's quit: bob %+v, dave %+v", qb, qd)
 	}
 }
+
+// TestQuitSendsNoPresenceToRoomMates: a closing session's room mates
+// learn it from the quit; its presence going offline reaches those who
+// watch the account and the rooms the account stays in through another
+// session, not again every member of the rooms it left.
+func TestQuitSendsNoPresenceToRoomMates(t *testing.T) {
+	f := newFixture(t, nil)
+	f.account("alice", "bob", "carol")
+	alice, _ := f.open("alice", "irc")
+	alice.SetPresence(chat.Presence{Show: chat.ShowAvailable})
+	bob, brec := f.open("bob", "irc")
+	carol, crec := f.open("carol", "xmpp")
+	carol.Watch("alice")
+	for _, s := range []*chat.Session{alice, bob} {
+		if _, err := f.core.Join(f.ctx, s, "lobby", s.Info().Account, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	brec.take()
+	crec.take()
+	alice.Close("bye")
+	got := brec.take()
+	if q, p := only(got, chat.DelQuit), only(got, chat.DelPresence); len(q) != 1 || len(p) != 0 {
+		t.Fatalf("bob, in the room alice left: %d quits, %d presences, want 1 and 0", len(q), len(p))
+	}
+	if p := only(crec.take(), chat.DelPresence); len(p) != 1 || p[0].Account.Show != chat.ShowOffline {
+		t.Fatalf("carol, watching alice: %+v, want alice offline", p)
+	}
+
+	// alice2 stays in the room: its members see the account's presence
+	// (they got no quit: the account is still there).
+	alice1, _ := f.open("alice", "irc")
+	alice1.SetPresence(chat.Presence{Show: chat.ShowAway})
+	alice2, _ := f.open("alice", "xmpp")
+	alice2.SetPresence(chat.Presence{Show: chat.ShowAvailable})
+	if _, err := f.core.Join(f.ctx, alice2, "lobby", "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	brec.take()
+	alice1.Close("one of two")
+	if p := only(brec.take(), chat.DelPresence); len(p) != 1 || !p[0].SharesRoom || p[0].Account.Show != chat.ShowAvailable {
+		t.Fatalf("bob, with alice2 in the room: %+v, want alice's presence (available)", p)
+	}
+}

@@ -148,16 +148,23 @@ func (c *Core) broadcastPresence(s *Session) {
 		send(o)
 	}
 	// Room mates of any of the account's sessions: the account's
-	// aggregate presence is what they see.
+	// aggregate presence is what they see. A closed session has left its
+	// rooms, and their members were told so (DelQuit); where the account
+	// stays, through another session, that session's rooms are below.
+	// (A thousand IRC clients dropping out of a room made a million
+	// presence deliveries after the million quits.)
 	rooms := map[string]bool{}
-	for _, rn := range s.rooms {
-		room := rn.room
-		rooms[room] = true
+	if !s.closed {
+		for _, rn := range s.rooms {
+			rooms[rn.room] = true
+		}
 	}
 	for _, o := range c.byAcct[s.info.Account] {
+		if o.closed {
+			continue
+		}
 		for _, rn := range o.rooms {
-			room := rn.room
-			rooms[room] = true
+			rooms[rn.room] = true
 		}
 	}
 	for room := range rooms {

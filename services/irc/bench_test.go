@@ -359,6 +359,7 @@ func BenchmarkRoomQuit(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			s.SetPresence(chat.Presence{Show: chat.ShowAvailable}) // as the IRC door's sessions
 			if _, err := d.core.Join(ctx, s, fuzzRoom, fmt.Sprintf("q%d_%d", i, k), ""); err != nil {
 				b.Fatal(err)
 			}

@@ -331,6 +331,7 @@ func BenchmarkMUCQuit(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			s.SetPresence(chat.Presence{Show: chat.ShowAvailable}) // as the IRC door's sessions
 			if _, err := m.core.Join(ctx, s, "mixed", name, ""); err != nil {
 				b.Fatal(err)
 			}
