@@ -109,3 +109,23 @@ func latencyCore(b *testing.B) *chat.Core {
 	}
 	return core
 }
+
+// TestDeliveryTallyAcrossSeconds: a tally measures to the nanosecond
+// across a second's boundary, a far-past time counts as the longest.
+func TestDeliveryTallyAcrossSeconds(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 100, time.UTC)
+	f := newFixture(t, func(o *chat.Options) { o.Now = func() time.Time { return now } })
+	tally := f.core.Tally()
+	tally.Add(&chat.Message{Time: time.Date(2026, 12, 1, 11, 59, 59, 999_999_900, time.UTC)}) // 200 ns
+	tally.Add(&chat.Message{Time: time.Date(2026, 12, 1, 11, 59, 58, 500_000_000, time.UTC)}) // 1.5000001 s
+	f.core.Record(&tally)
+	if h := f.core.DeliveryLatency(); h.Count != 2 || h.Sum != 1500000300*time.Nanosecond || h.Cumulative[0] != 1 {
+		t.Fatalf("count %d sum %s buckets %v, want 2, 1.5000003s, one under 0.5 ms", h.Count, h.Sum, h.Cumulative)
+	}
+	far := f.core.Tally()
+	far.Add(&chat.Message{Time: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)})
+	f.core.Record(&far)
+	if h := f.core.DeliveryLatency(); h.Count != 3 || h.Cumulative[len(h.Cumulative)-1] != 2 {
+		t.Fatalf("a year-1 message: count %d buckets %v, want 3 with it beyond the last bound", h.Count, h.Cumulative)
+	}
+}

@@ -164,6 +164,16 @@ func (c *conn) messageLines(m *chat.Message, source, target string, caps capSet)
 	return c.messageLinesAt(m, source, target, caps, c.srv.cfg.Now())
 }
 
+// pastMinute says whether t is more than a minute before now: a message
+// shown that late to a client without server-time is dated in its text.
+// It is now.Sub(t) > time.Minute without Sub's slow path (a stored
+// message's time carries no monotonic reading), which was 1 % of a busy
+// room's CPU.
+func pastMinute(now, t time.Time) bool {
+	s := now.Unix() - t.Unix()
+	return s > 60 || s == 60 && now.Nanosecond() > t.Nanosecond()
+}
+
 // messageLinesAt is messageLines at the time now (a write round's view:
 // the time its shared variants were chosen at).
 func (c *conn) messageLinesAt(m *chat.Message, source, target string, caps capSet, now time.Time) []ircmsg.Message {
@@ -172,7 +182,7 @@ func (c *conn) messageLinesAt(m *chat.Message, source, target string, caps capSe
 		verb = "NOTICE"
 	}
 	body := m.Body
-	if !caps.has("server-time") && now.Sub(m.Time) > time.Minute {
+	if !caps.has("server-time") && pastMinute(now, m.Time) {
 		body = "[" + m.Time.Local().Format("2006-01-02 15:04") + "] " + body
 	}
 	// Room for the text: 512 - CRLF - ":source VERB target :" - CTCP framing.
@@ -264,7 +274,7 @@ func (c *conn) sharedKey(d *chat.Delivery, v *view) (string, bool) {
 			return "", false
 		}
 		bits := v.msgBits
-		if bits&capServerTime == 0 && v.now.Sub(m.Time) > time.Minute {
+		if bits&capServerTime == 0 && pastMinute(v.now, m.Time) {
 			bits |= oldMessage
 		}
 		return msgKeys[bits], true
