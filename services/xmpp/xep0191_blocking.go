@@ -60,14 +60,29 @@ const (
 type blocklists struct {
 	srv *Server
 	wmu sync.Mutex // orders changes and loads (store, then cache)
-	mu  sync.Mutex
-	// lists caches blocklists by account (each set is replaced, never
-	// changed, so that readers may keep it).
-	lists map[string]map[string]bool
+	// lists caches blocklists by account (map[string]bool; each set is
+	// replaced, never changed, so that readers may keep it). Every
+	// delivery to a room member asks whether its account blocks anyone
+	// (passRoom): a sync.Map reads without a lock, where one mutex for
+	// all sessions was taken by every converting goroutine in turn.
+	lists sync.Map
+	mu    sync.Mutex // guards n, and orders installs
+	n     int        // accounts in lists
+}
+
+// cached returns account's cached blocklist (nil: blocks nobody) and
+// whether there is one.
+func (b *blocklists) cached(account string) (map[string]bool, bool) {
+	v, ok := b.lists.Load(account)
+	if !ok {
+		return nil, false
+	}
+	set, _ := v.(map[string]bool)
+	return set, true
 }
 
 func registerBlocking(f *features, s *Server) {
-	b := &blocklists{srv: s, lists: map[string]map[string]bool{}}
+	b := &blocklists{srv: s}
 	f.accountIQ[nsBlocking] = b.handleIQ
 	f.serverFeatures = append(f.serverFeatures, nsBlocking)
 	f.blocks = b.blocks
@@ -77,9 +92,7 @@ func registerBlocking(f *features, s *Server) {
 	f.reachFilters = append(f.reachFilters, b.reach)
 	f.outFilters = append(f.outFilters, b.out)
 	f.passRoom = append(f.passRoom, func(ss *session) bool {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		set, ok := b.lists[ss.account]
+		set, ok := b.cached(ss.account)
 		return ok && len(set) == 0
 	})
 }
@@ -119,17 +132,19 @@ func (b *blocklists) loadLocked(account string) (map[string]bool, error) {
 func (b *blocklists) install(account string, set map[string]bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if _, ok := b.lists[account]; !ok && len(b.lists) >= maxBlockCache {
-		b.lists = map[string]map[string]bool{}
+	if _, ok := b.lists.Load(account); !ok {
+		if b.n >= maxBlockCache {
+			b.lists.Clear()
+			b.n = 0
+		}
+		b.n++
 	}
-	b.lists[account] = set
+	b.lists.Store(account, set)
 }
 
 // list returns account's blocklist (do not change it).
 func (b *blocklists) list(account string) (map[string]bool, error) {
-	b.mu.Lock()
-	set, ok := b.lists[account]
-	b.mu.Unlock()
+	set, ok := b.cached(account)
 	if ok {
 		return set, nil
 	}
@@ -355,9 +370,7 @@ func (b *blocklists) unblock(ss *session, iq, p *Element) {
 // currentLocked returns account's list from the cache or the store;
 // b.wmu is held.
 func (b *blocklists) currentLocked(account string) (map[string]bool, error) {
-	b.mu.Lock()
-	set, ok := b.lists[account]
-	b.mu.Unlock()
+	set, ok := b.cached(account)
 	if ok {
 		return set, nil
 	}
@@ -505,9 +518,7 @@ func (b *blocklists) out(ss *session, el *Element) bool {
 		return true
 	}
 	// Most accounts block nobody: then nothing is parsed.
-	b.mu.Lock()
-	set, ok := b.lists[ss.account]
-	b.mu.Unlock()
+	set, ok := b.cached(ss.account)
 	if ok && len(set) == 0 {
 		return true
 	}
