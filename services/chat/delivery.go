@@ -136,6 +136,17 @@ type Sink interface {
 	Deliver(Delivery)
 }
 
+// BatchSink is a Sink that also takes several deliveries at once: the
+// core gives each member of a room a run of messages committed one after
+// the other to that room in one call (one lock of the member's queue, not
+// one per message). DeliverBatch is Deliver for each of ds in order; it
+// must not keep ds (the core reuses it), and it is called with the core's
+// lock held, as Deliver.
+type BatchSink interface {
+	Sink
+	DeliverBatch(ds []Delivery)
+}
+
 // SinkFunc adapts a function to a Sink.
 type SinkFunc func(Delivery)
 

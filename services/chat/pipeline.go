@@ -42,7 +42,12 @@ type fanoutQueue struct {
 	jobs    []fanoutJob
 	spare   []fanoutJob
 	running bool
+	buf     []Delivery // the running goroutine's scratch (fanRoomRun)
 }
+
+// maxFanRun bounds a run of messages routed at once: how long the core's
+// lock is held for one.
+const maxFanRun = 32
 
 // SendRoomAsync is SendRoom without waiting for the disk. It checks that
 // s may speak in room and queues the message; an error returned is
@@ -90,19 +95,28 @@ func (q *fanoutQueue) run(c *Core) {
 		jobs := q.jobs
 		if len(jobs) == 0 {
 			q.running = false
-			q.spare = nil
+			q.spare, q.buf = nil, nil
 			q.mu.Unlock()
 			return
 		}
 		q.jobs = q.spare
 		q.mu.Unlock()
-		for i := range jobs {
+		// A run of messages to one room (a group commit's, usually) is
+		// routed at once: each member takes it in one call.
+		for i := 0; i < len(jobs); {
 			j := &jobs[i]
 			if j.err != nil {
 				j.done(Message{}, fmt.Errorf("store message: %w", j.err))
-			} else {
-				c.fanRoom(j.r, j.s, j.m)
-				j.done(*j.m, nil)
+				i++
+				continue
+			}
+			k := i + 1
+			for k < len(jobs) && k-i < maxFanRun && jobs[k].err == nil && jobs[k].r == j.r {
+				k++
+			}
+			q.buf = c.fanRoomRun(j.r, jobs[i:k], q.buf)
+			for ; i < k; i++ {
+				jobs[i].done(*jobs[i].m, nil)
 			}
 		}
 		clear(jobs)

@@ -439,3 +439,72 @@ func TestInFlight(t *testing.T) {
 	}
 	f.Wait()
 }
+
+// batchRecorder is a recorder that also takes runs (chat.BatchSink).
+type batchRecorder struct {
+	recorder
+	runs []int
+}
+
+func (r *batchRecorder) DeliverBatch(ds []chat.Delivery) {
+	r.mu.Lock()
+	r.runs = append(r.runs, len(ds))
+	r.d = append(r.d, ds...)
+	r.mu.Unlock()
+}
+
+// TestFanRoomRun: a run of messages to one room reaches a BatchSink in
+// one call and a plain Sink one by one, in the same order, each sender's
+// own as its echo, each message with its own fan-out.
+func TestFanRoomRun(t *testing.T) {
+	f := newFixture(t, nil)
+	f.account("alice", "bob", "carol")
+	alice, ra := f.open("alice", "irc")
+	bob, rb := f.open("bob", "xmpp")
+	rc := &batchRecorder{}
+	carol, err := f.core.Open(f.ctx, chat.SessionInfo{Account: "carol", Door: "xmpp", Resource: "c", Addr: "127.0.0.1"}, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*chat.Session{alice, bob, carol} {
+		if _, err := f.core.Join(f.ctx, s, "general", s.Info().Account, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ra.take()
+	rb.take()
+	rc.take()
+	senders := []*chat.Session{alice, bob, alice}
+	var msgs []*chat.Message
+	for i, s := range senders {
+		msgs = append(msgs, &chat.Message{ID: fmt.Sprint("m", i), Seq: int64(100 + i), Room: "general", From: s.Info().Account, Body: fmt.Sprint("line ", i)})
+	}
+	f.core.FanRoomRun("general", senders, msgs)
+	if len(rc.runs) != 1 || rc.runs[0] != 3 {
+		t.Fatalf("carol's calls: runs %v, want one of 3", rc.runs)
+	}
+	got := map[string]struct {
+		got  []chat.Delivery
+		echo []bool
+	}{
+		"alice": {ra.take(), []bool{true, false, true}},
+		"bob":   {rb.take(), []bool{false, true, false}},
+		"carol": {rc.take(), []bool{false, false, false}},
+	}
+	for who, c := range got {
+		if len(c.got) != 3 {
+			t.Fatalf("%s got %d deliveries, want 3", who, len(c.got))
+		}
+		for i, d := range c.got {
+			if d.Kind != chat.DelMessage || d.Message != msgs[i] || d.Echo != c.echo[i] || d.From.Account != senders[i].Info().Account || d.Shared == nil {
+				t.Fatalf("%s's delivery %d: %+v, want message %d (echo %v)", who, i, d, i, c.echo[i])
+			}
+		}
+		if c.got[0].Shared == c.got[1].Shared {
+			t.Fatalf("%s: two messages of the run share a fan-out", who)
+		}
+		if c.got[1].Shared != got["carol"].got[1].Shared {
+			t.Fatalf("%s and carol: one message, two fan-outs", who)
+		}
+	}
+}

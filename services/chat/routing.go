@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -60,15 +61,39 @@ func (c *Core) prepareRoomMessage(ctx context.Context, s *Session, room string, 
 // fanRoom routes a stored room message to every session in the room, the
 // sender's with Echo set.
 func (c *Core) fanRoom(r *roomState, s *Session, m *Message) {
+	c.fanRoomRun(r, []fanoutJob{{r: r, s: s, m: m}}, nil)
+}
+
+// fanRoomRun routes stored messages to one room, in order, to every
+// session in it: each member gets the run at once (a BatchSink in one
+// call), the order the same for all. buf is scratch for a member's
+// deliveries; the run's messages are published after.
+func (c *Core) fanRoomRun(r *roomState, run []fanoutJob, buf []Delivery) []Delivery {
+	buf = slices.Grow(buf[:0], len(run))[:len(run)]
+	shared := make([]Rendered, len(run))
 	n := 0
-	shared := &Rendered{}
 	c.mu.Lock()
 	r.each(func(os *Session) {
-		os.sink.Deliver(Delivery{Kind: DelMessage, Room: r.room.Name, Message: m, From: s.ref(), Echo: os == s, Shared: shared})
+		for i := range run {
+			j := &run[i]
+			buf[i] = Delivery{Kind: DelMessage, Room: r.room.Name, Message: j.m, From: j.s.ref(), Echo: os == j.s, Shared: &shared[i]}
+		}
+		if bs, ok := os.sink.(BatchSink); ok && len(buf) > 1 {
+			bs.DeliverBatch(buf)
+		} else {
+			for i := range buf {
+				os.sink.Deliver(buf[i])
+			}
+		}
 		n++
 	})
 	c.mu.Unlock()
-	c.publish(Event{Type: EventMessage, Account: m.From, Room: m.Room, Door: s.info.Door, Recipients: n})
+	clear(buf)
+	for i := range run {
+		j := &run[i]
+		c.publish(Event{Type: EventMessage, Account: j.m.From, Room: j.m.Room, Door: j.s.info.Door, Recipients: n})
+	}
+	return buf
 }
 
 func kindOrNormal(k MessageKind) MessageKind {

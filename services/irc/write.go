@@ -39,14 +39,38 @@ func (c *conn) isDead() bool {
 // something else is queued first, which takes it along in order.
 func (c *conn) enqueue(it outItem, size int, lazy bool) {
 	c.qmu.Lock()
-	if c.dead {
-		c.qmu.Unlock()
+	over := c.enqueueLocked(it, size, lazy)
+	c.qmu.Unlock()
+	if over {
+		c.kill("SendQ exceeded")
+	}
+}
+
+// enqueueAll is enqueue for each of q, in order, under one lock.
+func (c *conn) enqueueAll(q []pending) {
+	if len(q) == 0 {
 		return
 	}
-	if c.qBytes+size > c.srv.cfg.SendQ {
-		c.qmu.Unlock()
+	over := false
+	c.qmu.Lock()
+	for i := 0; i < len(q) && !over; i++ {
+		over = c.enqueueLocked(q[i].it, q[i].size, q[i].lazy)
+	}
+	c.qmu.Unlock()
+	if over {
 		c.kill("SendQ exceeded")
-		return
+	}
+}
+
+// enqueueLocked queues it, c.qmu held; over: the queue would pass SendQ
+// (the caller kills the connection once the lock is let go), and it is
+// not queued.
+func (c *conn) enqueueLocked(it outItem, size int, lazy bool) (over bool) {
+	if c.dead {
+		return false
+	}
+	if c.qBytes+size > c.srv.cfg.SendQ {
+		return true
 	}
 	c.queue.Push(&queues, it)
 	c.qBytes += size
@@ -57,7 +81,7 @@ func (c *conn) enqueue(it outItem, size int, lazy bool) {
 		c.lazyQueued = true
 		c.srv.lazyRounds.Add(c.shard, (*lazyTask)(c))
 	}
-	c.qmu.Unlock()
+	return false
 }
 
 // lazyTask is a connection's turn in a lazy round: what waited is
@@ -174,42 +198,69 @@ func (c *conn) delivered(items *chunkq.Queue[outItem], dead bool) {
 
 // Deliver is the core's Sink: it queues and never blocks.
 func (c *conn) Deliver(d chat.Delivery) {
+	if it, size, lazy, ok := c.item(&d); ok {
+		c.enqueue(it, size, lazy)
+	}
+}
+
+// DeliverBatch is the core's BatchSink: a run of room messages, queued
+// under one lock.
+func (c *conn) DeliverBatch(ds []chat.Delivery) {
+	var items [32]pending // a run is at most the core's maxFanRun
+	q := items[:0]
+	for i := range ds {
+		if it, size, lazy, ok := c.item(&ds[i]); ok {
+			q = append(q, pending{it, size, lazy})
+		}
+	}
+	c.enqueueAll(q)
+}
+
+// pending is an item for enqueueAll.
+type pending struct {
+	it   outItem
+	size int
+	lazy bool
+}
+
+// item is what d queues, if anything: d itself is the core's (Deliver's
+// argument, or a BatchSink's slice), so what is kept is a copy — the
+// fan-out's shared one where every receiver sees the same.
+func (c *conn) item(d *chat.Delivery) (it outItem, size int, lazy, ok bool) {
 	if m := d.Message; d.Kind == chat.DelMessage && m != nil && m.Room == "" && m.Seq != 0 && !d.Echo && !d.Carbon && !c.firstDirect(m.Seq) {
-		return // shown already (live and from the offline queue)
+		return it, 0, false, false // shown already (live and from the offline queue)
 	}
-	if d.Kind == chat.DelPresence && !c.presenceShown(&d) {
-		return // nothing to show: not queued (a mass disconnect is N² of them)
+	if d.Kind == chat.DelPresence && !c.presenceShown(d) {
+		return it, 0, false, false // nothing to show: not queued (a mass disconnect is N² of them)
 	}
-	size := 256
+	size = 256
 	if d.Message != nil {
 		size += len(d.Message.Body) + len(d.Message.Extra)
 	}
 	size += 64 * len(d.Occupants)
 	if d.Kind == chat.DelJoin && !d.Echo && !d.AccountFirst {
-		return // the account was in the room already: nothing to show
+		return it, 0, false, false // the account was in the room already: nothing to show
 	}
 	// Another's arrival or departure: nobody waits for it (lazy).
-	lazy := (d.Kind == chat.DelJoin || d.Kind == chat.DelLeave || d.Kind == chat.DelQuit) && !d.Echo && !d.Carbon
+	lazy = (d.Kind == chat.DelJoin || d.Kind == chat.DelLeave || d.Kind == chat.DelQuit) && !d.Echo && !d.Carbon
 	if d.Shared != nil && !d.Echo && !d.Carbon {
 		switch d.Kind {
 		case chat.DelMessage, chat.DelJoin, chat.DelLeave, chat.DelKick, chat.DelTopic:
 			// The same for every receiver of the fan-out: one copy.
-			shared := d.Shared.Value("irc-delivery", func() any { return heapCopy(&d) }).(*chat.Delivery)
-			c.enqueue(outItem{d: shared}, size, lazy)
-			return
+			shared := d.Shared.Value("irc-delivery", func() any { return heapCopy(d) }).(*chat.Delivery)
+			return outItem{d: shared}, size, lazy, true
 		case chat.DelQuit:
 			// The same but for the rooms each receiver shares with the
 			// quitter: the first receiver's copy serves those it names
 			// the same rooms to (all of them, when the quitter was in
 			// one room).
-			shared := d.Shared.Value("irc-delivery", func() any { return heapCopy(&d) }).(*chat.Delivery)
+			shared := d.Shared.Value("irc-delivery", func() any { return heapCopy(d) }).(*chat.Delivery)
 			if shared.SharesRoom == d.SharesRoom && slices.Equal(shared.Rooms, d.Rooms) && slices.Equal(shared.GoneRooms, d.GoneRooms) {
-				c.enqueue(outItem{d: shared}, size, lazy)
-				return
+				return outItem{d: shared}, size, lazy, true
 			}
 		}
 	}
-	c.enqueue(outItem{d: heapCopy(&d)}, size, lazy)
+	return outItem{d: heapCopy(d)}, size, lazy, true
 }
 
 // presenceShown says whether a presence delivery can show the client

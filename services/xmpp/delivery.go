@@ -168,11 +168,39 @@ func (ss *session) Deliver(d chat.Delivery) {
 		go ss.kick(&streamError{Condition: "policy-violation", Text: "too far behind: reconnect"})
 		return
 	}
-	class := classify(&d, ss.remote)
+	ss.start(ss.putLocked(&d))
+}
+
+// DeliverBatch is the core's BatchSink: a run of room messages, queued
+// under one lock.
+func (ss *session) DeliverBatch(ds []chat.Delivery) {
+	in := &ss.inbox
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	start := startNothing
+	for i := range ds {
+		if in.overflow {
+			break
+		}
+		if in.queue.Len() >= maxInbox {
+			in.overflow = true
+			go ss.kick(&streamError{Condition: "policy-violation", Text: "too far behind: reconnect"})
+			break
+		}
+		if s := ss.putLocked(&ds[i]); s != startNothing {
+			start = s // the first put's: a converter has the inbox after it
+		}
+	}
+	ss.start(start)
+}
+
+// putLocked queues (a copy of) d and says what to start; in.mu held.
+func (ss *session) putLocked(d *chat.Delivery) inboxStart {
+	class := classify(d, ss.remote)
 	if (class == classRound && ss.srv.drainRounds == nil) || (class == classLazy && ss.srv.lazyRounds == nil) {
 		class = classDrain // a Server made without rounds (tests)
 	}
-	ss.start(in.put(ss.srv.shared(&d), class))
+	return ss.inbox.put(ss.srv.shared(d), class)
 }
 
 // drainShard picks a new session's drain rounds shard.
