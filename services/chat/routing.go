@@ -66,17 +66,23 @@ func (c *Core) fanRoom(r *roomState, s *Session, m *Message) {
 
 // fanRoomRun routes stored messages to one room, in order, to every
 // session in it: each member gets the run at once (a BatchSink in one
-// call), the order the same for all. buf is scratch for a member's
-// deliveries; the run's messages are published after.
+// call), the order the same for all. buf is scratch for the run's
+// deliveries, which sinks must not keep or change; the run's messages
+// are published after.
 func (c *Core) fanRoomRun(r *roomState, run []fanoutJob, buf []Delivery) []Delivery {
 	buf = slices.Grow(buf[:0], len(run))[:len(run)]
 	shared := make([]Rendered, len(run))
 	n := 0
 	c.mu.Lock()
+	for i := range run {
+		j := &run[i]
+		buf[i] = Delivery{Kind: DelMessage, Room: r.room.Name, Message: j.m, From: j.s.ref(), Shared: &shared[i]}
+	}
 	r.each(func(os *Session) {
+		// The same deliveries for every member but the echo: a
+		// delivery is over 600 bytes, made once per run.
 		for i := range run {
-			j := &run[i]
-			buf[i] = Delivery{Kind: DelMessage, Room: r.room.Name, Message: j.m, From: j.s.ref(), Echo: os == j.s, Shared: &shared[i]}
+			buf[i].Echo = os == run[i].s
 		}
 		if bs, ok := os.sink.(BatchSink); ok && len(buf) > 1 {
 			bs.DeliverBatch(buf)
