@@ -270,7 +270,29 @@ func (t *lazyInbox) Flush() {
 // of the output queue.
 func (ss *session) deliverBatch(batch *chunkq.Queue[*chat.Delivery], lazy bool) {
 	t := ss.srv.core.Tally() // the latency histogram (chat/latency.go)
+	// Room messages in a row go out as one burst: the output filters
+	// asked, the session's and the queue's locks taken, once for all.
+	var room [16]*prepared
+	burst := room[:0]
+	flush := func() {
+		if len(burst) > 0 {
+			ss.sendBurst(burst...)
+			clear(burst)
+			burst = burst[:0]
+		}
+	}
 	for d := range batch.All() {
+		if d.Kind == chat.DelMessage && d.Message != nil && d.Message.Room != "" {
+			if p := ss.roomMessagePrepared(d); p != nil {
+				if len(burst) == cap(burst) {
+					flush()
+				}
+				burst = append(burst, p)
+			}
+			t.Add(d.Message)
+			continue
+		}
+		flush()
 		if !lazy && classify(d, false) == classLazy {
 			ss.mucOccupantMoved(d, false)
 			continue
@@ -280,6 +302,7 @@ func (ss *session) deliverBatch(batch *chunkq.Queue[*chat.Delivery], lazy bool) 
 			t.Add(d.Message)
 		}
 	}
+	flush()
 	ss.srv.core.Record(&t)
 	batch.Release(&inboxPool)
 }

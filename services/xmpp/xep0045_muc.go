@@ -644,20 +644,27 @@ func (ss *session) roomMessage(m *chat.Message) *Element {
 // mucRoomMessage delivers a room message the core routed (Echo too: MUC
 // reflects a message to its sender).
 func (ss *session) mucRoomMessage(d *chat.Delivery) {
+	if p := ss.roomMessagePrepared(d); p != nil {
+		ss.sendBurst(p)
+	}
+}
+
+// roomMessagePrepared is the stanza of the room message d for ss, nil
+// when ss is not in the room or has had the message (its join's history).
+func (ss *session) roomMessagePrepared(d *chat.Delivery) *prepared {
 	st := ss.muc()
 	st.mu.Lock()
 	r := st.room(d.Message.Room)
 	dup := r != nil && d.Message.Seq <= r.lastSeq
 	st.mu.Unlock()
 	if r == nil || dup {
-		return
+		return nil
 	}
 	// One rendering for every member (the echo to the sender is the
 	// same stanza).
-	p := rendered(d.Shared, "xmpp-message", func() *Element {
+	return rendered(d.Shared, "xmpp-message", func() *Element {
 		return ss.roomMessage(d.Message)
 	})
-	ss.sendBurst(p)
 }
 
 // mucPresenceChange shows an occupant's new presence in the rooms this
