@@ -160,15 +160,24 @@ func (ss *session) Deliver(d chat.Delivery) {
 	in := &ss.inbox
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if ss.admitLocked() {
+		ss.start(ss.putLocked(&d))
+	}
+}
+
+// admitLocked says whether the inbox takes one more delivery: past
+// maxInbox the session is ended (once) and takes no more; in.mu held.
+func (ss *session) admitLocked() bool {
+	in := &ss.inbox
 	if in.overflow {
-		return
+		return false
 	}
 	if in.queue.Len() >= maxInbox {
 		in.overflow = true
 		go ss.kick(&streamError{Condition: "policy-violation", Text: "too far behind: reconnect"})
-		return
+		return false
 	}
-	ss.start(ss.putLocked(&d))
+	return true
 }
 
 // DeliverBatch is the core's BatchSink: a run of room messages, queued
@@ -178,15 +187,7 @@ func (ss *session) DeliverBatch(ds []chat.Delivery) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	start := startNothing
-	for i := range ds {
-		if in.overflow {
-			break
-		}
-		if in.queue.Len() >= maxInbox {
-			in.overflow = true
-			go ss.kick(&streamError{Condition: "policy-violation", Text: "too far behind: reconnect"})
-			break
-		}
+	for i := 0; i < len(ds) && ss.admitLocked(); i++ {
 		if s := ss.putLocked(&ds[i]); s != startNothing {
 			start = s // the first put's: a converter has the inbox after it
 		}

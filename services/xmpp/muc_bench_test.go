@@ -230,12 +230,20 @@ func (c *mucBenchClient) send(s string) {
 func (m *mucBench) joinAll(tb testing.TB, room string) {
 	tb.Helper()
 	want := m.subjects.Load() + int64(len(m.clients))
+	m.sendAll(func(c *mucBenchClient) string {
+		return `<presence to="` + room + `@rooms.` + boxDomain + `/` + c.name + `"><x xmlns="` + nsMUC + `"><history maxstanzas="0"/></x></presence>`
+	})
+	m.wait(tb, "joins", 10*time.Minute, func() bool { return m.subjects.Load() >= want })
+}
+
+// sendAll has every client send its stanza, 16 at a time.
+func (m *mucBench) sendAll(stanza func(c *mucBenchClient) string) {
 	work := make(chan *mucBenchClient)
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
 			for c := range work {
-				c.send(`<presence to="` + room + `@rooms.` + boxDomain + `/` + c.name + `"><x xmlns="` + nsMUC + `"><history maxstanzas="0"/></x></presence>`)
+				c.send(stanza(c))
 			}
 		})
 	}
@@ -244,7 +252,6 @@ func (m *mucBench) joinAll(tb testing.TB, room string) {
 	}
 	close(work)
 	wg.Wait()
-	m.wait(tb, "joins", 10*time.Minute, func() bool { return m.subjects.Load() >= want })
 }
 
 // BenchmarkMUCJoin measures N clients joining one room (a fresh room per
@@ -279,20 +286,9 @@ func BenchmarkMUCLeave(b *testing.B) {
 		want := m.leaves.Load() + int64(n)*int64(n+1)/2
 		b.StartTimer()
 		start, cpu0 := time.Now(), cpuTime()
-		work := make(chan *mucBenchClient)
-		var wg sync.WaitGroup
-		for range 16 {
-			wg.Go(func() {
-				for c := range work {
-					c.send(`<presence type="unavailable" to="` + room + `@rooms.` + boxDomain + `/` + c.name + `"/>`)
-				}
-			})
-		}
-		for _, c := range m.clients {
-			work <- c
-		}
-		close(work)
-		wg.Wait()
+		m.sendAll(func(c *mucBenchClient) string {
+			return `<presence type="unavailable" to="` + room + `@rooms.` + boxDomain + `/` + c.name + `"/>`
+		})
 		m.wait(b, "leaves", 10*time.Minute, func() bool { return m.leaves.Load() >= want })
 		wall += time.Since(start)
 		cpu += time.Duration(cpuTime() - cpu0)
