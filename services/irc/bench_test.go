@@ -231,38 +231,13 @@ func BenchmarkRoomFanout(b *testing.B) {
 	want := msgs * benchRoomMembers
 	var got atomic.Int64
 	all := make(chan struct{})
-	var readers sync.WaitGroup
-	conns := make([]net.Conn, 0, benchRoomMembers)
-	defer func() {
-		for _, nc := range conns {
-			nc.Close()
+	// echo-message: the senders count their own lines too, so every
+	// message makes exactly benchRoomMembers lines.
+	conns := benchMembers(b, d, addr, benchRoomMembers, "echo-message", " PRIVMSG #"+fuzzRoom+" :", func() {
+		if got.Add(1) == want {
+			close(all)
 		}
-		readers.Wait()
-		benchWaitConns(b, d)
-	}()
-	marker := []byte(" PRIVMSG #" + fuzzRoom + " :")
-	for i := range benchRoomMembers {
-		// echo-message: the senders count their own lines too, so every
-		// message makes exactly benchRoomMembers lines.
-		nc, br, err := benchJoin(addr, benchAccount(i), "echo-message")
-		if err != nil {
-			b.Fatalf("member %d: %v", i, err)
-		}
-		conns = append(conns, nc)
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			for {
-				line, err := br.ReadSlice('\n')
-				if err != nil && err != bufio.ErrBufferFull {
-					return
-				}
-				if bytes.Contains(line, marker) && got.Add(1) == want {
-					close(all)
-				}
-			}
-		}()
-	}
+	})
 	lines := make([][]byte, benchSenders)
 	for k := range lines {
 		var sb strings.Builder
@@ -297,6 +272,45 @@ func BenchmarkRoomFanout(b *testing.B) {
 	b.ReportMetric(float64(msgs)/elapsed.Seconds(), "msgs/s")
 }
 
+// benchMembers joins n members (accounts 0 … n-1, with caps) to #general
+// and has each read all the time, calling seen for every line holding
+// marker; they are closed, and the server's connections waited for, when
+// the benchmark ends. It returns the members' connections.
+func benchMembers(b *testing.B, d *fuzzDoor, addr string, n int, caps, marker string, seen func()) []net.Conn {
+	b.Helper()
+	var readers sync.WaitGroup
+	conns := make([]net.Conn, 0, n)
+	b.Cleanup(func() {
+		for _, nc := range conns {
+			nc.Close()
+		}
+		readers.Wait()
+		benchWaitConns(b, d)
+	})
+	m := []byte(marker)
+	for i := range n {
+		nc, br, err := benchJoin(addr, benchAccount(i), caps)
+		if err != nil {
+			b.Fatalf("member %d: %v", i, err)
+		}
+		conns = append(conns, nc)
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				line, err := br.ReadSlice('\n')
+				if err != nil && err != bufio.ErrBufferFull {
+					return
+				}
+				if bytes.Contains(line, m) {
+					seen()
+				}
+			}
+		}()
+	}
+	return conns
+}
+
 // BenchmarkRoomQuit measures N IRC members of a room (N: BENCH_IRC_N,
 // default 200) seeing N others quit at once (as when a box's Wi-Fi
 // drops): the quitters are the core's sessions, with a sink that drops
@@ -312,40 +326,13 @@ func BenchmarkRoomQuit(b *testing.B) {
 	ctx := context.Background()
 	var got atomic.Int64
 	kick := make(chan struct{}, 1)
-	var readers sync.WaitGroup
-	conns := make([]net.Conn, 0, n)
-	defer func() {
-		for _, nc := range conns {
-			nc.Close()
+	benchMembers(b, d, addr, n, "", " QUIT ", func() {
+		got.Add(1)
+		select {
+		case kick <- struct{}{}:
+		default:
 		}
-		readers.Wait()
-		benchWaitConns(b, d)
-	}()
-	marker := []byte(" QUIT ")
-	for i := range n {
-		nc, br, err := benchJoin(addr, benchAccount(i), "")
-		if err != nil {
-			b.Fatalf("member %d: %v", i, err)
-		}
-		conns = append(conns, nc)
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			for {
-				line, err := br.ReadSlice('\n')
-				if err != nil && err != bufio.ErrBufferFull {
-					return
-				}
-				if bytes.Contains(line, marker) {
-					got.Add(1)
-					select {
-					case kick <- struct{}{}:
-					default:
-					}
-				}
-			}
-		}()
-	}
+	})
 	b.ReportAllocs()
 	var wall time.Duration
 	quitters := make([]*chat.Session, n)
