@@ -57,11 +57,18 @@ func TestLazyLinesInOrder(t *testing.T) {
 		next(":u001!", " PRIVMSG ", "after the join")
 		c.Write([]byte("QUIT :bye\r\n"))
 		c.Close()
+		// The message is sent once the core has the quit: sent earlier,
+		// it could be routed first, and the lazy QUIT after it would
+		// rightly wait for the next lazy round (a minute here).
+		for deadline := time.Now().Add(slowWait); len(d.core.Sessions("u002")) > 0; {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: u002's session still open %s after its QUIT", i, slowWait)
+			}
+			time.Sleep(time.Millisecond)
+		}
 		if _, err := b.Write([]byte("PRIVMSG #" + fuzzRoom + " :after the quit\r\n")); err != nil {
 			t.Fatal(err)
 		}
-		// The two race in the server (the quit reaches the core when the
-		// server reads it): both come, in either order.
 		quit, msg := false, false
 		for !quit || !msg {
 			line, err := ar.ReadString('\n')
