@@ -57,10 +57,15 @@ bench-smoke:
 # "context deadline exceeded"; `make fuzz FUZZMINIMIZE=60s` turns it on.
 # A run that ends with only that message (no failing input) is tried once
 # more (scripts/fuzz-all).
+# FUZZ_INTAKE are the targets fed what a client or a peer sends (IRC
+# lines, XMPP client and server streams, both doors' WebSocket frames):
+# FUZZTIME_INTAKE each (CI: 30 s, the rest 8 s).
 FUZZTIME ?= 30s
+FUZZTIME_INTAKE ?= $(FUZZTIME)
+FUZZ_INTAKE := FuzzClientLines FuzzMessageLines FuzzWebSocketLines FuzzStanzaIntake FuzzStreamRest FuzzS2SIntake FuzzWebSocketFrames
 FUZZMINIMIZE ?= 0
 fuzz:
-	GO=$(GO) scripts/fuzz-all $(FUZZTIME) $(FUZZMINIMIZE)
+	GO=$(GO) FUZZ_INTAKE="$(FUZZ_INTAKE)" FUZZTIME_INTAKE=$(FUZZTIME_INTAKE) scripts/fuzz-all $(FUZZTIME) $(FUZZMINIMIZE)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
