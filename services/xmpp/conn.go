@@ -139,15 +139,11 @@ func (c *conn) tooSlow() {
 	c.nc.Close()
 }
 
-// sendParts sends one stanza given in parts (kept by reference: they
-// must not change).
-func (c *conn) sendParts(parts ...[]byte) { c.sendStanza(false, parts) }
-
-// sendPartsLazy is sendParts for a stanza nobody waits for (outqueue.go).
-func (c *conn) sendPartsLazy(parts ...[]byte) { c.sendStanza(true, parts) }
-
-func (c *conn) sendStanza(lazy bool, parts [][]byte) {
-	if !c.out.pushStanza(lazy, parts) {
+// sendPrepared sends the stanzas ps addressed to to (escaped), their
+// shared bytes kept by reference until written; lazy: stanzas nobody
+// waits for (outqueue.go).
+func (c *conn) sendPrepared(lazy bool, to []byte, ps ...*prepared) {
+	if !c.out.pushPrepared(lazy, to, ps...) {
 		c.tooSlow()
 	}
 }

@@ -23,7 +23,7 @@ const writeCoalesce = 2 * time.Millisecond
 // lazyCoalesce is the same for stanzas nobody waits for: other
 // occupants' presence in a room (a join is every member's presence to
 // the joiner and the joiner's to every member: a room's N² stanzas). Put
-// with pushPartsLazy, they wait, unless something else is written first,
+// with pushPrepared (lazy), they wait, unless something else is written first,
 // for the next lazy round: under a storm of joins a member gets the
 // newcomers' presence a few dozen to a write, not one write (one TLS
 // record, one system call) each. The first after a quiet spell goes at
@@ -32,8 +32,34 @@ const lazyCoalesce = 250 * time.Millisecond
 
 var writePool = sync.Pool{New: func() any { b := make([]byte, 0, coalesceBytes); return &b }}
 
+// outItem is one queued write: bytes, or a fan-out's prepared stanza
+// around this receiver's escaped JID (rendered.go). A room message is
+// then one item, its shared halves kept by reference until written: as
+// three items (the halves and the JID) its queueing was a sixth of the
+// XMPP door's CPU in a busy room.
+type outItem struct {
+	b []byte    // the bytes; with p, the receiver's escaped to
+	p *prepared // if set, the stanza is p.prefix, b, p.suffix
+}
+
+func (it outItem) size() int {
+	if it.p == nil {
+		return len(it.b)
+	}
+	return len(it.p.prefix) + len(it.b) + len(it.p.suffix)
+}
+
+func (it outItem) appendTo(buf []byte) []byte {
+	if it.p == nil {
+		return append(buf, it.b...)
+	}
+	buf = append(buf, it.p.prefix...)
+	buf = append(buf, it.b...)
+	return append(buf, it.p.suffix...)
+}
+
 // writeBatch writes the queued items in order, joining small ones.
-func writeBatch(w io.Writer, batch *chunkq.Queue[[]byte], deadline func(time.Time) error) error {
+func writeBatch(w io.Writer, batch *chunkq.Queue[outItem], deadline func(time.Time) error) error {
 	write := func(b []byte) error {
 		if deadline != nil {
 			deadline(time.Now().Add(30 * time.Second))
@@ -41,26 +67,31 @@ func writeBatch(w io.Writer, batch *chunkq.Queue[[]byte], deadline func(time.Tim
 		_, err := w.Write(b)
 		return err
 	}
-	if batch.Len() == 1 {
-		return write(batch.First())
+	if batch.Len() == 1 && batch.First().p == nil {
+		return write(batch.First().b)
 	}
 	bp := writePool.Get().(*[]byte)
 	buf := (*bp)[:0]
 	defer func() { *bp = buf[:0]; writePool.Put(bp) }()
-	for b := range batch.All() {
-		if len(buf) > 0 && len(buf)+len(b) > coalesceBytes {
+	for it := range batch.All() {
+		n := it.size()
+		if len(buf) > 0 && len(buf)+n > coalesceBytes {
 			if err := write(buf); err != nil {
 				return err
 			}
 			buf = buf[:0]
 		}
-		if len(b) >= coalesceBytes {
+		if n >= coalesceBytes {
+			b := it.b
+			if it.p != nil {
+				b = it.appendTo(make([]byte, 0, n))
+			}
 			if err := write(b); err != nil {
 				return err
 			}
 			continue
 		}
-		buf = append(buf, b...)
+		buf = it.appendTo(buf)
 	}
 	if len(buf) > 0 {
 		return write(buf)
@@ -77,7 +108,7 @@ func writeBatch(w io.Writer, batch *chunkq.Queue[[]byte], deadline func(time.Tim
 type outQueue struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
-	items    chunkq.Queue[[]byte] // in chunks lent by itemPool
+	items    chunkq.Queue[outItem] // in chunks lent by itemPool
 	bytes    int
 	max      int
 	w        io.Writer
@@ -94,7 +125,7 @@ type outQueue struct {
 	// a goroutine of the queue's own: w never waits (rounds.Conn below).
 	rounds *rounds.Rounds
 	shard  int
-	// lazy, when set, holds back pushPartsLazy's stanzas for its next
+	// lazy, when set, holds back the lazy pushes for its next
 	// round (lazyCoalesce); lazyQueued says the queue is in it.
 	lazy       *rounds.Rounds
 	lazyQueued bool
@@ -142,36 +173,32 @@ func (q *outQueue) push(b []byte) bool {
 	if q.bytes+len(b) > q.max {
 		return false
 	}
-	q.items.Push(&itemPool, b)
+	q.items.Push(&itemPool, outItem{b: b})
 	q.bytes += len(b)
 	q.pushed++
 	q.wakeLocked()
 	return true
 }
 
-// pushParts queues one stanza given in parts, as push does.
-func (q *outQueue) pushParts(parts ...[]byte) bool { return q.pushStanza(false, parts) }
-
-// pushPartsLazy queues one stanza given in parts, as pushParts does,
-// but lets it wait for the next lazy round unless a writer runs already
-// or something else is written first.
-func (q *outQueue) pushPartsLazy(parts ...[]byte) bool { return q.pushStanza(true, parts) }
-
-func (q *outQueue) pushStanza(lazy bool, parts [][]byte) bool {
+// pushPrepared queues the stanzas ps addressed to to (escaped), as push
+// does, all or none; lazy: they are stanzas nobody waits for, which wait
+// for the next lazy round unless a writer runs already or something
+// else is written first.
+func (q *outQueue) pushPrepared(lazy bool, to []byte, ps ...*prepared) bool {
 	n := 0
-	for _, p := range parts {
-		n += len(p)
+	for _, p := range ps {
+		n += len(p.prefix) + len(to) + len(p.suffix)
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closing || q.dead || q.bytes+n > q.max {
 		return false
 	}
-	for _, p := range parts {
-		q.items.Push(&itemPool, p)
+	for _, p := range ps {
+		q.items.Push(&itemPool, outItem{b: to, p: p})
 	}
 	q.bytes += n
-	q.pushed += uint64(len(parts))
+	q.pushed += uint64(len(ps))
 	switch {
 	case !lazy || q.lazy == nil || q.running || !q.started:
 		q.wakeLocked()
@@ -202,7 +229,7 @@ func (q *outQueue) close(last []byte) {
 		return
 	}
 	if len(last) > 0 && !q.dead {
-		q.items.Push(&itemPool, last)
+		q.items.Push(&itemPool, outItem{b: last})
 		q.pushed++
 	}
 	q.closing = true
@@ -279,7 +306,7 @@ func (q *outQueue) writeOnce() bool {
 // something is queued: a busy connection takes them back each round
 // instead of growing a list anew (most of a busy room's garbage), an
 // idle one holds none.
-var itemPool chunkq.Pool[[]byte]
+var itemPool chunkq.Pool[outItem]
 
 // writeFailed ends the queue after a failed write.
 func (q *outQueue) writeFailed(err error) {

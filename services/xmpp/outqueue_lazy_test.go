@@ -84,8 +84,8 @@ func TestLazyStanzasWaitAndGoTogether(t *testing.T) {
 	want := ""
 	for i := range 10 {
 		s := "<presence n='" + string(rune('0'+i)) + "'/>"
-		if !q.pushPartsLazy([]byte(s[:5]), []byte(s[5:])) {
-			t.Fatal("pushPartsLazy refused")
+		if !q.pushPrepared(true, []byte(s[5:9]), &prepared{prefix: []byte(s[:5]), suffix: []byte(s[9:])}) {
+			t.Fatal("pushPrepared refused")
 		}
 		want += s
 	}
@@ -108,8 +108,8 @@ func TestLazyThenUrgent(t *testing.T) {
 	<-b.in
 	defer close(b.out)
 	q, w := lazyQueue(lazy)
-	q.pushPartsLazy([]byte("<presence/>"))
-	q.pushParts([]byte("<message/>"))
+	q.pushPrepared(true, nil, whole("<presence/>"))
+	q.pushPrepared(false, nil, whole("<message/>"))
 	w.waitFor(t, "<presence/><message/>")
 }
 
@@ -118,12 +118,15 @@ func TestLazyThenUrgent(t *testing.T) {
 // goes with that writer.
 func TestLazyAloneIsWritten(t *testing.T) {
 	q, w := lazyQueue(rounds.New(1, lazyCoalesce))
-	q.pushPartsLazy([]byte("<presence a='1'/>"))
+	q.pushPrepared(true, nil, whole("<presence a='1'/>"))
 	w.waitFor(t, "<presence a='1'/>")
-	q.pushPartsLazy([]byte("<presence a='2'/>"))
-	q.pushPartsLazy([]byte("<presence a='3'/>"))
+	q.pushPrepared(true, nil, whole("<presence a='2'/>"))
+	q.pushPrepared(true, nil, whole("<presence a='3'/>"))
 	w.waitFor(t, "<presence a='1'/><presence a='2'/><presence a='3'/>")
 	if !q.flush() {
 		t.Fatal("flush: not written")
 	}
 }
+
+// whole is a stanza s as a prepared one with an empty to.
+func whole(s string) *prepared { return &prepared{prefix: []byte(s), suffix: []byte{}} }

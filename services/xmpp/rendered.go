@@ -3,7 +3,6 @@ package xmpp
 import (
 	"encoding/xml"
 	"strings"
-	"sync"
 
 	"chatbox/services/chat"
 )
@@ -137,32 +136,7 @@ func (ss *session) sendPrepared(lazy bool, ps ...*prepared) {
 	if ss.toEscaped == nil {
 		ss.toEscaped = appendEscaped(nil, ss.full)
 	}
-	var one [3][]byte // a room message: no slice made for it
-	parts := one[:0]
-	var bp *[][]byte
-	if len(ps) > 1 {
-		// A join's burst: everyone's presence, 3 parts each. The queue
-		// keeps the parts, not the slice, which goes back to the pool
-		// (it was a third of what 1,000 joins allocated).
-		bp = partsPool.Get().(*[][]byte)
-		if cap(*bp) < 3*len(ps) {
-			// Room to spare: a room grows by one joiner at a time.
-			*bp = make([][]byte, 0, roomy(3*len(ps)))
-		}
-		parts = (*bp)[:0]
-	}
-	for _, p := range ps {
-		parts = append(parts, p.prefix, ss.toEscaped, p.suffix)
-	}
-	if lazy {
-		c.sendPartsLazy(parts...)
-	} else {
-		c.sendParts(parts...)
-	}
-	if bp != nil {
-		clear(parts) // the pool holds no stanza's bytes
-		partsPool.Put(bp)
-	}
+	c.sendPrepared(lazy, ss.toEscaped, ps...)
 }
 
 // roomy is n rounded up to a power of two: the capacity of a lent slice
@@ -174,9 +148,6 @@ func roomy(n int) int {
 	}
 	return c
 }
-
-// partsPool lends sendPrepared the slice of a burst's parts.
-var partsPool = sync.Pool{New: func() any { return new([][]byte) }}
 
 // passesRoom says whether every output filter lets stanzas from room
 // occupants through to ss now, unchanged and uncounted (features.passRoom).
