@@ -313,11 +313,14 @@ func (ss *session) deliverBatch(batch *chunkq.Queue[*chat.Delivery], lazy bool) 
 // every fan-out was most of a room's garbage; an idle session holds none.
 var inboxPool chunkq.Pool[*chat.Delivery]
 
-// shared returns d's copy for the inbox: a room message's receivers
-// (but its sender, whose copy is an Echo) share one, kept in the
-// fan-out's chat.Rendered; other deliveries go through interned.
+// shared returns d's copy for the inbox: a room message's or a join's
+// receivers (but the sender or joiner, whose copy is an Echo) share one,
+// kept in the fan-out's chat.Rendered (the core gives them all the same
+// delivery); other deliveries go through interned, which compares.
 func (s *Server) shared(d *chat.Delivery) *chat.Delivery {
-	if m := d.Message; d.Kind == chat.DelMessage && d.Shared != nil && m != nil && m.Room != "" && !d.Echo && !d.Carbon {
+	m := d.Message
+	roomMessage := d.Kind == chat.DelMessage && m != nil && m.Room != ""
+	if (roomMessage || d.Kind == chat.DelJoin) && d.Shared != nil && !d.Echo && !d.Carbon {
 		return d.Shared.Value("xmpp-delivery", func() any {
 			c := new(chat.Delivery)
 			*c = *d

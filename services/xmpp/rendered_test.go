@@ -145,6 +145,32 @@ func TestDeliveryIntern(t *testing.T) {
 	}
 }
 
+// TestSharedJoin: a join's receivers share the fan-out's one copy, kept
+// in its Rendered (no comparing); the joiner's echo is its own, and so
+// is the next join's.
+func TestSharedJoin(t *testing.T) {
+	s := New(Config{Domain: boxDomain}, nil, nil)
+	join := chat.Delivery{Kind: chat.DelJoin, Room: "general", Occupant: chat.Occupant{Nick: "bob", Account: "bob"},
+		AccountFirst: true, Shared: &chat.Rendered{}}
+	a, b := s.shared(&join), s.shared(&join)
+	if a != b || a == &join || a.Occupant.Nick != "bob" || !a.AccountFirst {
+		t.Fatal("one join's deliveries not shared")
+	}
+	if kept := join.Shared.Value("xmpp-delivery", func() any { return nil }); kept != a {
+		t.Fatal("the join's copy is not the fan-out's (kept in its Rendered)")
+	}
+	echo := join
+	echo.Echo, echo.Shared = true, nil
+	if x := s.shared(&echo); x == a || !x.Echo {
+		t.Fatal("the joiner's echo shared the others' delivery")
+	}
+	next := join
+	next.Occupant.Nick, next.Shared = "carol", &chat.Rendered{}
+	if x := s.shared(&next); x == a || x.Occupant.Nick != "carol" {
+		t.Fatal("the next join got the last one's delivery")
+	}
+}
+
 // TestRoomPresenceRebuilds: an occupant's cached presence keeps only its
 // bytes; a receiver that needs it as an Element (p.to: an output filter
 // that does not let the room through, a WebSocket) gets the same stanza
