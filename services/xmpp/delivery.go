@@ -331,10 +331,11 @@ func (s *Server) shared(d *chat.Delivery) *chat.Delivery {
 }
 
 // deliveryIntern keeps one copy of a fan-out's delivery (a chat.Delivery
-// is over 500 bytes) for all its receivers: the core makes a room
-// message's, a join's, a leave's or a quit's deliveries one after the
-// other, alike but for Echo (the sender's own) and, for a quit, the
-// rooms each receiver shares with the quitter.
+// is over 500 bytes) for all its receivers, where shared does not find
+// it in the fan-out's Rendered: the core makes a leave's or a quit's
+// deliveries (and a room message's echoes) one after the other, alike
+// but for Echo (the sender's own) and, for a quit, the rooms each
+// receiver shares with the quitter.
 type deliveryIntern struct {
 	mu          sync.Mutex
 	plain, echo *chat.Delivery
@@ -343,7 +344,7 @@ type deliveryIntern struct {
 // of returns d, or the kept copy of an identical delivery of the same
 // fan-out.
 func (in *deliveryIntern) of(d *chat.Delivery) *chat.Delivery {
-	if d.Shared == nil || (d.Kind != chat.DelMessage && d.Kind != chat.DelJoin && d.Kind != chat.DelLeave && d.Kind != chat.DelQuit) {
+	if d.Shared == nil || (d.Kind != chat.DelMessage && d.Kind != chat.DelLeave && d.Kind != chat.DelQuit) {
 		c := new(chat.Delivery)
 		*c = *d
 		return c
