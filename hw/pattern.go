@@ -158,10 +158,13 @@ func (p *Player) play(pat Pattern, done func(), restart bool) {
 	}
 	p.gen++
 	p.pat, p.step, p.done = pat, 0, done
+	p.apply()
+	// Told once its first step shows: a watcher of the simulated panel
+	// that sees the new pattern sees its level too (told before, the
+	// activity flash was once read dark under CI's load).
 	if s, ok := p.pin.(patternSink); ok {
 		s.showing(pat)
 	}
-	p.apply()
 }
 
 // apply shows the current step and times the next one. p.mu is held.
