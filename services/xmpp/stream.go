@@ -499,6 +499,9 @@ func (s *streamReader) element(start xml.StartElement, depth int) (*Element, err
 	if depth > s.maxDepth {
 		return nil, streamErr("policy-violation", "elements nested deeper than %d", s.maxDepth)
 	}
+	if !ncName(start.Name.Local) {
+		return nil, streamErr("not-well-formed", "element name %q is not a name XML namespaces allow (a letter or _ first, no colon after the prefix)", start.Name.Local)
+	}
 	e := &Element{Space: start.Name.Space, Local: start.Name.Local}
 	for i, a := range start.Attr {
 		for _, b := range start.Attr[:i] {
@@ -508,6 +511,9 @@ func (s *streamReader) element(start xml.StartElement, depth int) (*Element, err
 		}
 		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
 			continue
+		}
+		if !ncName(a.Name.Local) {
+			return nil, streamErr("not-well-formed", "attribute name %q is not a name XML namespaces allow (a letter or _ first, no colon after the prefix)", a.Name.Local)
 		}
 		e.Attr = append(e.Attr, a)
 	}
@@ -535,6 +541,28 @@ func (s *streamReader) element(start xml.StartElement, depth int) (*Element, err
 			return e, nil
 		}
 	}
+}
+
+// ncName reports whether local, the local part of a name the decoder
+// read, is an NCName (Namespaces in XML 1.0 §3): encoding/xml checks the
+// whole qualified name, so "a:0x" or "a:-x" pass it with a local part no
+// name may start with, which the door could not write back out. A
+// non-ASCII first character is rare enough to be checked by the decoder
+// itself (its tables are XML's).
+func ncName(local string) bool {
+	if local == "" || strings.IndexByte(local, ':') >= 0 {
+		return false
+	}
+	c := local[0]
+	if c < utf8.RuneSelf {
+		return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_'
+	}
+	t, err := xml.NewDecoder(strings.NewReader("<" + local + "/>")).Token()
+	if err != nil {
+		return false
+	}
+	st, ok := t.(xml.StartElement)
+	return ok && st.Name.Space == "" && st.Name.Local == local
 }
 
 // streamHeader is the opening tag the door sends (RFC 6120 §4.7).

@@ -51,6 +51,10 @@ func TestStreamReaderBounds(t *testing.T) {
 		{"entity", head + `<message><body>&lol;</body></message>`, "restricted-xml"},
 		{"pi", head + `<?foo bar?><message/>`, "restricted-xml"},
 		{"not well-formed", head + `<message><body></message>`, "not-well-formed"},
+		{"local name starts with a digit", head + `<message><a:0x xmlns:a="urn:x"/></message>`, "not-well-formed"},
+		{"local name starts with a hyphen", head + `<a:-x xmlns:a="urn:x"/>`, "not-well-formed"},
+		{"attribute local name starts with a dot", head + `<message xmlns:a="urn:x" a:.x="1"/>`, "not-well-formed"},
+		{"local name starts with a combining mark", head + "<a:\u0301x xmlns:a=\"urn:x\"/>", "not-well-formed"},
 		{"text between stanzas", head + `hello<message/>`, "bad-format"},
 		{"wrong root", `<html>`, "invalid-namespace"},
 		{"duplicate attribute", head + `<message to="a" to="b"/>`, "not-well-formed"},
@@ -360,5 +364,17 @@ func TestCanonicalHead(t *testing.T) {
 	raw := `<a:stream xmlns:a='http://etherx.jabber.org/streams' xmlns:b='http://etherx.jabber.org/streams'>`
 	if got := head(raw); string(got) != raw {
 		t.Errorf("two prefixes for the stream namespace: %q, want the client's bytes", got)
+	}
+}
+
+func TestNCName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"message": true, "_x": true, "x-1.y": true, "é": true, "名前": true,
+		"": false, "0x": false, "-x": false, ".x": false, "a:b": false, ":x": false,
+		"\u0301x": false, "\u00b7x": false,
+	} {
+		if got := ncName(name); got != want {
+			t.Errorf("ncName(%q) = %v, want %v", name, got, want)
+		}
 	}
 }
