@@ -260,7 +260,7 @@ var hostileSeeds = []struct {
 	{name: "namespaced-attributes", expect: "answered", peerGets: "ns"},
 	{name: "huge-text", expect: "policy-violation"},
 	{name: "large-body", expect: "answered"},
-	{name: "undeclared-prefix", expect: "unsupported-stanza-type"},
+	{name: "undeclared-prefix", expect: "not-well-formed"}, // RFC 6120 §4.9.3.12: XML-NAMES too
 	{name: "text-between-stanzas", expect: "bad-format"},
 	{name: "close-stream", expect: "closed"},
 	{name: "unknown-element", expect: "unsupported-stanza-type"},

@@ -234,8 +234,9 @@ type streamReader struct {
 	dec      *xml.Decoder // nil while rested
 	maxDepth int
 	header   bool
-	base     int64  // br.n when dec started, less the replayed header
-	head     []byte // the header's bytes (Header), nil if longer than maxHeaderCopy
+	base     int64    // br.n when dec started, less the replayed header
+	head     []byte   // the header's bytes (Header), nil if longer than maxHeaderCopy
+	headNS   []string // the namespaces the header declares (Header), in scope for every element
 }
 
 // newStreamReader reads a stream from r; no element may be larger than
@@ -372,6 +373,10 @@ func (s *streamReader) Header() (xml.StartElement, error) {
 			return xml.StartElement{}, streamErr("not-well-formed", "text before the stream header")
 		case xml.StartElement:
 			s.header = true
+			var err error
+			if s.headNS, err = declare(nil, t.Attr); err != nil {
+				return t, err
+			}
 			if t.Name.Local != "stream" {
 				return t, streamErr("invalid-namespace", "expected <stream:stream>, got <%s>", t.Name.Local)
 			}
@@ -490,17 +495,26 @@ func (s *streamReader) Next() (*Element, error) {
 			if t.Name.Space == nsStream && t.Name.Local == "stream" {
 				return nil, streamErr("invalid-xml", "a stream cannot be opened inside a stream")
 			}
-			return s.element(t, 1)
+			return s.element(t, 1, s.headNS)
 		}
 	}
 }
 
-func (s *streamReader) element(start xml.StartElement, depth int) (*Element, error) {
+// element reads the rest of the element start opens; scope holds the
+// namespaces declared around it (the header's, its ancestors').
+func (s *streamReader) element(start xml.StartElement, depth int, scope []string) (*Element, error) {
 	if depth > s.maxDepth {
 		return nil, streamErr("policy-violation", "elements nested deeper than %d", s.maxDepth)
 	}
 	if !ncName(start.Name.Local) {
 		return nil, streamErr("not-well-formed", "element name %q is not a name XML namespaces allow (a letter or _ first, no colon after the prefix)", start.Name.Local)
+	}
+	scope, err := declare(scope, start.Attr)
+	if err != nil {
+		return nil, err
+	}
+	if !bound(start.Name.Space, scope) {
+		return nil, streamErr("not-well-formed", "the prefix %s: of <%s:%s> is not declared (xmlns:%s=\"...\")", start.Name.Space, start.Name.Space, start.Name.Local, start.Name.Space)
 	}
 	e := &Element{Space: start.Name.Space, Local: start.Name.Local}
 	for i, a := range start.Attr {
@@ -515,6 +529,9 @@ func (s *streamReader) element(start xml.StartElement, depth int) (*Element, err
 		if !ncName(a.Name.Local) {
 			return nil, streamErr("not-well-formed", "attribute name %q is not a name XML namespaces allow (a letter or _ first, no colon after the prefix)", a.Name.Local)
 		}
+		if !bound(a.Name.Space, scope) {
+			return nil, streamErr("not-well-formed", "the prefix %s: of attribute %s:%s is not declared (xmlns:%s=\"...\")", a.Name.Space, a.Name.Space, a.Name.Local, a.Name.Space)
+		}
 		e.Attr = append(e.Attr, a)
 	}
 	for {
@@ -524,7 +541,7 @@ func (s *streamReader) element(start xml.StartElement, depth int) (*Element, err
 		}
 		switch t := t.(type) {
 		case xml.StartElement:
-			k, err := s.element(t, depth+1)
+			k, err := s.element(t, depth+1, scope)
 			if err != nil {
 				return nil, err
 			}
@@ -541,6 +558,57 @@ func (s *streamReader) element(start xml.StartElement, depth int) (*Element, err
 			return e, nil
 		}
 	}
+}
+
+// declare returns scope with the namespaces attrs declare (xmlns="u",
+// xmlns:p="u") added. A prefix declared empty (xmlns:p="") is an error of
+// Namespaces in XML 1.0 (§3; only 1.1 allows it). The namespaces the
+// stream's own headers use are kept as the constants, not the decoder's
+// copies, so that a connection's header scope holds no strings of its
+// own.
+func declare(scope []string, attrs []xml.Attr) ([]string, error) {
+	for _, a := range attrs {
+		switch {
+		case a.Name.Space == "xmlns":
+			if a.Value == "" {
+				return nil, streamErr("not-well-formed", "xmlns:%s=\"\": a prefix cannot be declared empty", a.Name.Local)
+			}
+		case a.Name.Space == "" && a.Name.Local == "xmlns":
+		default:
+			continue
+		}
+		if slices.Contains(scope, a.Value) {
+			continue
+		}
+		v := a.Value
+		for _, c := range [...]string{nsClient, nsServer, nsComponent, nsStream, nsDialback, nsFraming} {
+			if v == c {
+				v = c
+				break
+			}
+		}
+		scope = append(scope[:len(scope):len(scope)], v)
+	}
+	return scope, nil
+}
+
+// bound reports whether space, the namespace encoding/xml gave a name,
+// is one declared in scope. encoding/xml leaves a prefix that no
+// declaration binds as the name's namespace (<a:b/> is in "a"), which
+// Namespaces in XML (§5, "Namespace constraint: Prefix Declared") and
+// so RFC 6120 (§4.9.3.12, not-well-formed) refuse; an unprefixed name is
+// in the default namespace, declared or none (""), and the xml: prefix
+// is bound by definition.
+func bound(space string, scope []string) bool {
+	if space == "" || space == nsXML {
+		return true
+	}
+	for i := len(scope) - 1; i >= 0; i-- {
+		if scope[i] == space {
+			return true
+		}
+	}
+	return false
 }
 
 // ncName reports whether local, the local part of a name the decoder

@@ -54,6 +54,11 @@ func TestStreamReaderBounds(t *testing.T) {
 		{"local name starts with a digit", head + `<message><a:0x xmlns:a="urn:x"/></message>`, "not-well-formed"},
 		{"local name starts with a hyphen", head + `<a:-x xmlns:a="urn:x"/>`, "not-well-formed"},
 		{"attribute local name starts with a dot", head + `<message xmlns:a="urn:x" a:.x="1"/>`, "not-well-formed"},
+		{"undeclared element prefix", head + `<message><a:b/></message>`, "not-well-formed"},
+		{"undeclared attribute prefix", head + `<message a:x="1"/>`, "not-well-formed"},
+		{"prefix declared on a sibling only", head + `<message><a:b xmlns:a="urn:x"/><a:c/></message>`, "not-well-formed"},
+		{"prefix declared empty", head + `<message xmlns:a=""/>`, "not-well-formed"},
+		{"xmlns prefix on an element", head + `<xmlns:b/>`, "not-well-formed"},
 		{"local name starts with a combining mark", head + "<a:\u0301x xmlns:a=\"urn:x\"/>", "not-well-formed"},
 		{"text between stanzas", head + `hello<message/>`, "bad-format"},
 		{"wrong root", `<html>`, "invalid-namespace"},
@@ -376,5 +381,31 @@ func TestNCName(t *testing.T) {
 		if got := ncName(name); got != want {
 			t.Errorf("ncName(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// TestDeclaredPrefixes: a prefix is in scope where XML namespaces say it
+// is: declared by the stream header (dialback's db: on a server stream),
+// on an ancestor, or on the element itself; the element written back out
+// declares what it uses.
+func TestDeclaredPrefixes(t *testing.T) {
+	head := `<stream:stream xmlns="jabber:server" xmlns:stream="http://etherx.jabber.org/streams" xmlns:db="jabber:server:dialback">`
+	r := newStreamReader(strings.NewReader(head+
+		`<db:result from="a.test" to="b.test">key</db:result>`+
+		`<message><x xmlns:p="urn:p" p:a="1"><p:y><p:z p:b="2"/></p:y></x><q:w xmlns:q="urn:q"/></message>`), 1<<16, 32, nil)
+	if _, err := r.Header(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Next()
+	if err != nil || res.Space != nsDialback || res.Local != "result" {
+		t.Fatalf("db:result declared by the header: %v, %v", res, err)
+	}
+	msg, err := r.Next()
+	if err != nil {
+		t.Fatalf("prefixes declared on the element and its ancestor: %v", err)
+	}
+	want := `<message><x xmlns:a1="urn:p" a1:a="1"><y xmlns="urn:p"><z xmlns:a1="urn:p" a1:b="2"/></y></x><w xmlns="urn:q"/></message>`
+	if got := string(msg.Bytes(nsServer)); got != want {
+		t.Fatalf("got %s\nwant %s", got, want)
 	}
 }
