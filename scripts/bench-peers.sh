@@ -19,8 +19,11 @@
 # for this long after the last send, default 60s: a busy XMPP server may
 # still be sending the joins' presence), SERVERS (default: ngircd inspircd
 # chatbox-irc prosody ejabberd chatbox-xmpp chatbox-xmpp-classic
-# chatbox-xmpp-plain chatbox-half; chatbox-xmpp-plain is chatbox-xmpp without
-# TLS, xmpp.allow_plaintext: the difference is TLS's share;
+# chatbox-xmpp-plain chatbox-half chatbox-half-plain; chatbox-xmpp-plain is
+# chatbox-xmpp without TLS, xmpp.allow_plaintext: the difference is TLS's
+# share; chatbox-half-plain is chatbox-half with its XMPP half without TLS,
+# like the IRC half (chatbench's IRC clients are plain), so that its ratio
+# to chatbox-irc is the mixed room's own cost, TLS apart;
 # chatbox-xmpp-classic is chatbox-xmpp with clients that offer no
 # post-quantum key share, chatbench --tls-groups x25519: their ~300-byte
 # ClientHello, not ~1.5 KB, sizes the buffers Go's TLS keeps), PORT_BASE
@@ -45,7 +48,7 @@ RUNS=${RUNS:-1}
 PARALLEL=${PARALLEL:-16}
 TIMEOUT=${TIMEOUT:-10m}
 DRAIN=${DRAIN:-60s}
-SERVERS=${SERVERS:-ngircd inspircd chatbox-irc prosody ejabberd chatbox-xmpp chatbox-xmpp-classic chatbox-xmpp-plain chatbox-half}
+SERVERS=${SERVERS:-ngircd inspircd chatbox-irc prosody ejabberd chatbox-xmpp chatbox-xmpp-classic chatbox-xmpp-plain chatbox-half chatbox-half-plain}
 PORT_BASE=${PORT_BASE:-26700}
 DOMAIN=bench.local
 ROOM=general
@@ -93,9 +96,9 @@ prepare() {
 		ngircd | inspircd | prosody | ejabberd)
 			command -v "${pkg_of[$s]}" >/dev/null || want_pkgs+=("$s")
 			;;
-		chatbox-irc | chatbox-xmpp | chatbox-xmpp-classic | chatbox-xmpp-plain | chatbox-half) ;;
+		chatbox-irc | chatbox-xmpp | chatbox-xmpp-classic | chatbox-xmpp-plain | chatbox-half | chatbox-half-plain) ;;
 		*)
-			say "unknown server $s in SERVERS (want ngircd inspircd prosody ejabberd chatbox-irc chatbox-xmpp chatbox-xmpp-classic chatbox-xmpp-plain chatbox-half)"
+			say "unknown server $s in SERVERS (want ngircd inspircd prosody ejabberd chatbox-irc chatbox-xmpp chatbox-xmpp-classic chatbox-xmpp-plain chatbox-half chatbox-half-plain)"
 			exit 2
 			;;
 		esac
@@ -390,6 +393,7 @@ runs() {
 			chatbox-xmpp-classic) start_chatbox 1 classic ;;
 			chatbox-xmpp-plain) start_chatbox 1 plain ;;
 			chatbox-half) start_chatbox 0.5 ;;
+			chatbox-half-plain) start_chatbox 0.5 plain ;;
 			*) "start_$s" ;;
 			esac
 			say "run $run/$RUNS: $s (pid $pid): $N clients, $K senders x $M messages"
@@ -455,10 +459,10 @@ echo "medians of the complete runs (every delivery, no error) of $RUNS, a fresh 
 echo "$(nproc) CPUs, $(uname -m), load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "KB/conn: RSS once joined and quiet, minus RSS once warmed up and quiet; peak: the logins' and joins' peak RSS (VmHWM), minus the same"
 echo "login_ms: every client connected and logged in; then joins_ms: every client joined to the room, and the server's CPU for it"
-printf '%-28s %9s %8s %8s %13s %12s %9s %9s %11s %9s %10s\n' \
+printf '%-32s %9s %8s %8s %13s %12s %9s %9s %11s %9s %10s\n' \
 	server complete KB/conn peak deliveries/s CPU_us/deliv login_ms joins_ms joinCPU_ms p99_ms disk_B/msg
 for s in $SERVERS; do
-	printf '%-28s %9s %8s %8s %13s %12s %9s %9s %11s %9s %10s\n' "$(version_of "$s")" \
+	printf '%-32s %9s %8s %8s %13s %12s %9s %9s %11s %9s %10s\n' "$(version_of "$s")" \
 		"${ok[$s]}" "${kb[$s]}" "${peak[$s]}" "${dps[$s]}" "${cpu[$s]}" "${login[$s]}" "${join[$s]}" "${jcpu[$s]}" "${p99[$s]}" "${disk[$s]}"
 done
 
@@ -477,6 +481,7 @@ pair chatbox-irc inspircd
 pair chatbox-xmpp prosody
 pair chatbox-xmpp ejabberd
 pair chatbox-half chatbox-irc
+pair chatbox-half-plain chatbox-irc
 pair chatbox-xmpp chatbox-xmpp-classic
 pair chatbox-xmpp chatbox-xmpp-plain
 exit $status
