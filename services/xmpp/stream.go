@@ -573,9 +573,9 @@ func declare(scope []string, attrs []xml.Attr) ([]string, error) {
 			if a.Value == "" {
 				return nil, streamErr("not-well-formed", "xmlns:%s=\"\": a prefix cannot be declared empty", a.Name.Local)
 			}
-		case a.Name.Space == "" && a.Name.Local == "xmlns":
+		case a.Name.Space == "" && a.Name.Local == "xmlns" && a.Value != "":
 		default:
-			continue
+			continue // not a declaration, or xmlns="" (no default namespace: "" is always bound)
 		}
 		if slices.Contains(scope, a.Value) {
 			continue
