@@ -373,10 +373,11 @@ func (s *streamReader) Header() (xml.StartElement, error) {
 			return xml.StartElement{}, streamErr("not-well-formed", "text before the stream header")
 		case xml.StartElement:
 			s.header = true
-			var err error
-			if s.headNS, err = declare(nil, t.Attr); err != nil {
+			ns, err := declare(nil, t.Attr)
+			if err != nil {
 				return t, err
 			}
+			s.headNS = internNS(ns)
 			if t.Name.Local != "stream" {
 				return t, streamErr("invalid-namespace", "expected <stream:stream>, got <%s>", t.Name.Local)
 			}
@@ -562,10 +563,7 @@ func (s *streamReader) element(start xml.StartElement, depth int, scope []string
 
 // declare returns scope with the namespaces attrs declare (xmlns="u",
 // xmlns:p="u") added. A prefix declared empty (xmlns:p="") is an error of
-// Namespaces in XML 1.0 (§3; only 1.1 allows it). The namespaces the
-// stream's own headers use are kept as the constants, not the decoder's
-// copies, so that a connection's header scope holds no strings of its
-// own.
+// Namespaces in XML 1.0 (§3; only 1.1 allows it).
 func declare(scope []string, attrs []xml.Attr) ([]string, error) {
 	for _, a := range attrs {
 		switch {
@@ -577,19 +575,26 @@ func declare(scope []string, attrs []xml.Attr) ([]string, error) {
 		default:
 			continue // not a declaration, or xmlns="" (no default namespace: "" is always bound)
 		}
-		if slices.Contains(scope, a.Value) {
-			continue
+		if !slices.Contains(scope, a.Value) {
+			scope = append(scope[:len(scope):len(scope)], a.Value)
 		}
-		v := a.Value
+	}
+	return scope, nil
+}
+
+// internNS replaces the namespaces of a header's scope that the stream
+// protocols use by their constants, so that a connection keeps no
+// strings of its own for them (the scope lives as long as the stream).
+func internNS(scope []string) []string {
+	for i, v := range scope {
 		for _, c := range [...]string{nsClient, nsServer, nsComponent, nsStream, nsDialback, nsFraming} {
 			if v == c {
-				v = c
+				scope[i] = c
 				break
 			}
 		}
-		scope = append(scope[:len(scope):len(scope)], v)
 	}
-	return scope, nil
+	return scope
 }
 
 // bound reports whether space, the namespace encoding/xml gave a name,
